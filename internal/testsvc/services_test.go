@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 	"github.com/opensearch-project/opensearch-go/v4"
 	"github.com/opensearch-project/opensearch-go/v4/opensearchapi"
@@ -143,5 +145,48 @@ func TestS3WriteRead(t *testing.T) {
 	_ = r.Close()
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("read back %q (%v), want %q", got, err, want)
+	}
+}
+
+func TestNATSClusterReplicatedStream(t *testing.T) {
+	if _, ok := testsvc.Lookup(testsvc.EnvNATSClusterURLs); !ok {
+		t.Skip("optional NATS cluster not started (task services:up NATS=1)")
+	}
+	urls := testsvc.NATSCluster(t)
+	ctx := ctxFor(t)
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "SERVICETEST_" + strings.ToUpper(uuid.NewString()[:8])
+	subject := "servicetest." + strings.ToLower(name)
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{subject}, Replicas: 3, Storage: jetstream.MemoryStorage,
+	})
+	if err != nil {
+		t.Fatalf("create R3 stream on %v: %v", urls, err)
+	}
+	t.Cleanup(func() { _ = js.DeleteStream(context.Background(), name) })
+	if _, err := js.Publish(ctx, subject, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatalf("GetMsg: %v", err)
+	}
+	if string(msg.Data) != "hello" {
+		t.Fatalf("GetMsg data %q, want hello", msg.Data)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream not replicated to 3 nodes: %+v", info.Cluster)
 	}
 }
