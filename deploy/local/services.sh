@@ -122,6 +122,19 @@ ensure_secrets() {
 	source "$SECRETS"
 }
 
+# ensure_tools: unzip (Maven zips) and curl (NATS health) on a bare Debian machine.
+ensure_tools() {
+	local missing=() t
+	for t in unzip curl; do command -v "$t" >/dev/null || missing+=("$t"); done
+	((${#missing[@]})) || return 0
+	if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+		log "installing ${missing[*]} with apt-get"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null ||
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null; }
+	fi
+	for t in "${missing[@]}"; do command -v "$t" >/dev/null || die "$t is needed"; done
+}
+
 svcctl() {
 	# go build is cached: a no-op rebuild takes about a second.
 	(cd "$ROOT" && go build -o "$BIN/svcctl" ./deploy/local/svcctl) || die "building deploy/local/svcctl failed"
@@ -475,6 +488,7 @@ cmd_up() {
 	((${#names[@]})) || read -r -a names <<<"$(default_services)"
 	mkdir -p "$CACHE" "$SVC" "$BIN"
 	ensure_secrets
+	ensure_tools
 	ensure_java17
 	# downloads and builds run in parallel; each is a no-op when cached
 	local pids=() fails=0
