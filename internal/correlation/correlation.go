@@ -1,0 +1,113 @@
+// Package correlation finds, carries and mints correlation IDs: the one ID
+// that follows a request through every service, message and sink.
+package correlation
+
+import (
+	"context"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// Header is the header every Sightline output message carries.
+const Header = "Correlation-Id"
+
+// headerNames are the request headers a correlation ID is taken from, in
+// order of preference.
+var headerNames = []string{"Correlation-Id", "X-Correlation-Id", "X-Request-Id"}
+
+// MaxLen bounds an accepted correlation ID; longer values are ignored.
+const MaxLen = 256
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying id.
+func NewContext(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the correlation ID carried by ctx, or "".
+func FromContext(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	id, _ := ctx.Value(ctxKey{}).(string)
+	return id
+}
+
+// Getter reads a header value; http.Header, nats.Header (via a func) and
+// stage.Header all fit.
+type Getter interface{ Get(string) string }
+
+// FromHeaders returns the correlation ID named by the headers: Correlation-Id,
+// X-Correlation-Id, X-Request-Id, or else the trace id of a W3C traceparent.
+func FromHeaders(h Getter) string {
+	for _, name := range headerNames {
+		if v := clean(h.Get(name)); v != "" {
+			return v
+		}
+	}
+	return TraceID(h.Get("traceparent"))
+}
+
+// TraceID returns the trace id of a W3C traceparent value
+// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when the value is not valid.
+func TraceID(traceparent string) string {
+	tp := strings.TrimSpace(traceparent)
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	zero := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return ""
+		}
+		if c != '0' {
+			zero = false
+		}
+	}
+	if zero {
+		return ""
+	}
+	return id
+}
+
+// FromFields returns a correlation ID from a decoded JSON object's
+// "correlationid" or "correlation_id" field (also "correlationId").
+func FromFields(m map[string]any) string {
+	for _, k := range []string{"correlationid", "correlation_id", "correlationId"} {
+		if s, ok := m[k].(string); ok {
+			if v := clean(s); v != "" {
+				return v
+			}
+		}
+	}
+	return ""
+}
+
+// Mint returns a fresh random correlation ID (UUID v4).
+func Mint() string { return uuid.NewString() }
+
+// namespace is the UUID namespace of IDs Sightline derives.
+var namespace = uuid.MustParse("8f0c3f8e-6d1a-4c55-9a53-2f6f3b1c5e10")
+
+// Derive returns a deterministic UUID (v5) from parts: the same input always
+// gives the same ID, so a redelivered message gets the ID it had before.
+func Derive(parts ...string) string {
+	return uuid.NewSHA1(namespace, []byte(strings.Join(parts, "\x00"))).String()
+}
+
+func clean(s string) string {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > MaxLen {
+		return ""
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] == 0x7f {
+			return ""
+		}
+	}
+	return s
+}

@@ -1,0 +1,220 @@
+package processors
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/schemas"
+)
+
+// Conform builds the CloudEvents envelope: id, correlation ID, time, source,
+// type and data in the shape of the kind's schema.
+type Conform struct {
+	Schemas *schemas.Validator
+}
+
+// Name implements Stage.
+func (c *Conform) Name() string { return "conform" }
+
+// Apply implements Stage.
+func (c *Conform) Apply(_ context.Context, w *Work) error {
+	ev := &w.Event
+	ev.SpecVersion = schemas.SpecVersion
+	ev.DataContentType = "application/json"
+	ev.Type = w.Kind + "." + w.Name
+	ev.ID = eventID(w.In)
+	obj, _ := w.Body.(map[string]any)
+
+	ev.CorrelationID = correlation.FromHeaders(w.In.Header)
+	if ev.CorrelationID == "" && obj != nil {
+		ev.CorrelationID = correlation.FromFields(obj)
+	}
+	if ev.CorrelationID == "" {
+		// Minted deterministically from the event id, so a redelivered
+		// input gets the same correlation ID it got the first time.
+		ev.CorrelationID = correlation.Derive("correlation", ev.ID)
+	}
+	if tp := w.In.Header.Get(stage.HeaderTraceParent); correlation.TraceID(tp) != "" {
+		ev.TraceParent = strings.TrimSpace(tp)
+	}
+
+	ev.Time = w.In.Meta.Timestamp
+	if ev.Time.IsZero() {
+		ev.Time = w.Now
+	}
+	if obj != nil {
+		if t, ok := bodyTime(obj); ok {
+			ev.Time = t
+		}
+	}
+	ev.Time = ev.Time.UTC()
+
+	if p := producer(w.In.Header); p != "" {
+		ev.Source = "urn:sightline:producer:" + p
+	} else {
+		ev.Source = "urn:sightline:subject:" + w.In.Subject
+	}
+
+	var err error
+	switch w.Kind {
+	case schemas.KindMetric:
+		ev.Data, err = compact(w.In.Data)
+	case schemas.KindLog:
+		ev.Data, err = c.conformLog(w, obj)
+	case schemas.KindSnapshot:
+		ev.SyncScope, _ = obj["scope"].(string)
+		if n, ok := obj["tag"].(json.Number); ok {
+			ev.SyncTag = n.String()
+		}
+		ev.Subject = ev.SyncScope
+		ev.Data, err = json.Marshal(obj)
+	}
+	return err
+}
+
+// eventID is the producer's Nats-Msg-Id when given, else derived from the
+// input's stream position so a redelivery produces the same id (and the
+// events stream drops the duplicate).
+func eventID(in *stage.Message) string {
+	if id := strings.TrimSpace(in.Header.Get(stage.HeaderMsgID)); id != "" && len(id) <= 256 {
+		return id
+	}
+	if in.Meta.Sequence > 0 {
+		return correlation.Derive(in.Meta.Stream, strconv.FormatUint(in.Meta.Sequence, 10),
+			strconv.FormatInt(in.Meta.Timestamp.UnixNano(), 10))
+	}
+	return uuid.NewString()
+}
+
+func compact(b []byte) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(b))
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, stage.Reject("not_json", "body is not valid JSON", err)
+	}
+	return buf.Bytes(), nil
+}
+
+var timeFields = []string{"time", "timestamp", "@timestamp", "ts"}
+
+// bodyTime reads the event time a producer put in the body: RFC 3339, or
+// Unix seconds / milliseconds as a number or a numeric string (the Skywatch
+// log example sends "time": "1509385330").
+func bodyTime(m map[string]any) (time.Time, bool) {
+	for _, k := range timeFields {
+		v, ok := m[k]
+		if !ok {
+			continue
+		}
+		switch x := v.(type) {
+		case string:
+			if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+				return t, true
+			}
+			if t, ok := epoch(x); ok {
+				return t, true
+			}
+		case json.Number:
+			if t, ok := epoch(x.String()); ok {
+				return t, true
+			}
+		}
+	}
+	return time.Time{}, false
+}
+
+func epoch(s string) (time.Time, bool) {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f <= 0 || math.IsInf(f, 0) || math.IsNaN(f) {
+		return time.Time{}, false
+	}
+	switch {
+	case f < 1e11: // seconds (until year 5138)
+		sec, frac := math.Modf(f)
+		return time.Unix(int64(sec), int64(frac*1e9)), true
+	case f < 1e14: // milliseconds
+		return time.UnixMilli(int64(f)), true
+	case f < 1e17: // microseconds
+		return time.UnixMicro(int64(f)), true
+	default:
+		return time.Unix(0, int64(f)), true
+	}
+}
+
+var (
+	messageFields = []string{"message", "msg", "log", "text", "@message"}
+	levelFields   = []string{"level", "severity", "lvl", "loglevel", "log.level"}
+	levels        = map[string]string{
+		"trace": "trace", "debug": "debug", "dbg": "debug", "info": "info", "information": "info",
+		"informational": "info", "notice": "notice", "warn": "warn", "warning": "warn",
+		"error": "error", "err": "error", "crit": "critical", "critical": "critical",
+		"alert": "fatal", "emerg": "fatal", "emergency": "fatal", "fatal": "fatal", "panic": "fatal",
+	}
+	// plainLevel finds "[info]", "level=warn", " ERROR " style levels near
+	// the start of a plain-text line.
+	plainLevel = regexp.MustCompile(`(?i)(?:\[|level=|\s|^)(trace|debug|info|notice|warn|warning|error|err|crit|critical|alert|emerg|fatal)(?:\]|\s|:|$)`)
+)
+
+func (c *Conform) conformLog(w *Work, obj map[string]any) (json.RawMessage, error) {
+	if obj == nil {
+		line := strings.TrimRight(string(w.In.Data), "\r\n")
+		d := map[string]any{"message": line, "service": w.Name}
+		head := line
+		if len(head) > 120 {
+			head = head[:120]
+		}
+		if m := plainLevel.FindStringSubmatch(head); m != nil {
+			d["level"] = levels[strings.ToLower(m[1])]
+		}
+		return json.Marshal(d)
+	}
+	if _, ok := obj["message"].(string); !ok {
+		for _, k := range messageFields[1:] {
+			if s, ok := obj[k].(string); ok {
+				obj["message"] = s
+				delete(obj, k)
+				break
+			}
+		}
+	}
+	if _, ok := obj["message"]; !ok {
+		obj["message"] = ""
+	}
+	for _, k := range levelFields {
+		v, ok := obj[k]
+		if !ok {
+			continue
+		}
+		s, _ := v.(string)
+		norm, known := levels[strings.ToLower(strings.TrimSpace(s))]
+		if k != "level" {
+			delete(obj, k)
+		}
+		if known {
+			obj["level"] = norm
+		} else {
+			delete(obj, "level")
+			obj["level_raw"] = v
+		}
+		break
+	}
+	if _, ok := obj["service"]; !ok {
+		obj["service"] = w.Name
+	}
+	if err := c.Schemas.ValidatePayload(schemas.KindLog, obj); err != nil {
+		return nil, stage.Reject("schema", "log body violates log.schema.json", err)
+	}
+	return json.Marshal(obj)
+}
+
+func jsonNumber(s string) any { return json.Number(strings.TrimSpace(s)) }

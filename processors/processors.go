@@ -1,0 +1,225 @@
+// Package processors turns raw input (sightline.raw.>) into conformed
+// CloudEvents (sightline.events.>) through composable stages:
+// validate → conform → enrich. Bad input comes out as a stage.PermanentError
+// with a reason a person can read; the bus sends it to the DLQ.
+package processors
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/schemas"
+)
+
+// Subject prefixes of the streams (DESIGN.md contracts).
+const (
+	RawPrefix    = "sightline.raw."
+	EventsPrefix = "sightline.events."
+	DLQPrefix    = "sightline.dlq."
+)
+
+// Work is what flows through the stages for one input message.
+type Work struct {
+	In   *stage.Message
+	Kind string // metric, log, snapshot
+	Name string // the subject token after the kind
+	Rest string // any further subject tokens, with their leading dot
+	// Body is the decoded JSON body (map[string]any for objects), nil for a
+	// plain-text log line.
+	Body  any
+	Event schemas.Event
+	Now   time.Time
+}
+
+// Stage is one step of the pipeline.
+type Stage interface {
+	Name() string
+	Apply(ctx context.Context, w *Work) error
+}
+
+// Pipeline runs stages in order and emits the conformed event.
+type Pipeline struct {
+	stages []Stage
+	tracer trace.Tracer
+	now    func() time.Time
+}
+
+// Option configures a Pipeline.
+type Option func(*Pipeline)
+
+// WithTracer sets the tracer used for a span per message per stage.
+func WithTracer(t trace.Tracer) Option { return func(p *Pipeline) { p.tracer = t } }
+
+// WithClock sets the clock (tests).
+func WithClock(now func() time.Time) Option { return func(p *Pipeline) { p.now = now } }
+
+// NewPipeline composes stages into a stage.Processor.
+func NewPipeline(stages []Stage, opts ...Option) *Pipeline {
+	p := &Pipeline{stages: stages, tracer: noop.NewTracerProvider().Tracer(""), now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Config is what the standard pipeline needs.
+type Config struct {
+	MaxBodyBytes int               // bodies larger than this are rejected
+	Attributes   map[string]string // static enrichment attributes
+}
+
+// Standard builds validate → conform → enrich. The returned Enricher lets
+// the caller swap attributes at run time (SIGHUP).
+func Standard(cfg Config, v *schemas.Validator, opts ...Option) (*Pipeline, *Enricher) {
+	en := NewEnricher(cfg.Attributes)
+	return NewPipeline([]Stage{
+		&Validate{MaxBodyBytes: cfg.MaxBodyBytes, Schemas: v},
+		&Conform{Schemas: v},
+		en,
+	}, opts...), en
+}
+
+// Process implements stage.Processor.
+func (p *Pipeline) Process(ctx context.Context, in *stage.Message) ([]*stage.Message, error) {
+	w := &Work{In: in, Now: p.now()}
+	for _, s := range p.stages {
+		sctx, span := p.tracer.Start(ctx, s.Name())
+		err := s.Apply(sctx, w)
+		if w.Event.CorrelationID != "" {
+			span.SetAttributes(attribute.String("sightline.correlation_id", w.Event.CorrelationID))
+		}
+		if err != nil {
+			span.RecordError(err)
+			span.End()
+			return nil, fmt.Errorf("%s: %w", s.Name(), err)
+		}
+		span.End()
+	}
+	return []*stage.Message{Output(&w.Event, w.Kind, w.Name, w.Rest)}, nil
+}
+
+// Output builds the output message of a conformed event.
+func Output(ev *schemas.Event, kind, name, rest string) *stage.Message {
+	h := stage.Header{
+		stage.HeaderCorrelationID: {ev.CorrelationID},
+		stage.HeaderEventType:     {ev.Type},
+		stage.HeaderContentType:   {"application/cloudevents+json"},
+	}
+	if ev.TraceParent != "" {
+		h[stage.HeaderTraceParent] = []string{ev.TraceParent}
+	}
+	if ev.SyncScope != "" {
+		h[stage.HeaderSyncScope] = []string{ev.SyncScope}
+		h[stage.HeaderSyncTag] = []string{ev.SyncTag}
+	}
+	return &stage.Message{
+		Subject: EventsPrefix + kind + "." + name + rest,
+		Header:  h,
+		Data:    ev.AppendJSON(make([]byte, 0, 320+len(ev.Data))),
+		ID:      ev.ID,
+	}
+}
+
+// ParseSubject splits sightline.<stream>.<kind>.<name>[.<more>] after the
+// given prefix.
+func ParseSubject(prefix, subject string) (kind, name, rest string, ok bool) {
+	s, found := strings.CutPrefix(subject, prefix)
+	if !found {
+		return "", "", "", false
+	}
+	kind, s, found = strings.Cut(s, ".")
+	if !found || kind == "" {
+		return "", "", "", false
+	}
+	name, rest, _ = strings.Cut(s, ".")
+	if name == "" {
+		return "", "", "", false
+	}
+	if rest != "" {
+		rest = "." + rest
+	}
+	return kind, name, rest, true
+}
+
+// DLQSubject is where a rejected raw message goes: the raw subject with the
+// raw prefix swapped for the DLQ prefix (any other subject is kept whole
+// under sightline.dlq.other.).
+func DLQSubject(subject string) string {
+	if s, ok := strings.CutPrefix(subject, RawPrefix); ok && s != "" {
+		return DLQPrefix + s
+	}
+	if s, ok := strings.CutPrefix(subject, EventsPrefix); ok && s != "" {
+		return DLQPrefix + s
+	}
+	return DLQPrefix + "other." + strings.ReplaceAll(subject, ".", "_")
+}
+
+// Enricher adds the configured static attributes (site, env, stage,
+// cluster...), ingest time, lag and the producer's identity. Its attributes
+// can be replaced while messages flow.
+type Enricher struct {
+	attrs atomic.Pointer[map[string]string]
+}
+
+// NewEnricher returns an Enricher with attrs.
+func NewEnricher(attrs map[string]string) *Enricher {
+	e := &Enricher{}
+	e.SetAttributes(attrs)
+	return e
+}
+
+// SetAttributes replaces the static attributes.
+func (e *Enricher) SetAttributes(attrs map[string]string) {
+	cp := make(map[string]string, len(attrs))
+	for k, v := range attrs {
+		cp[k] = v
+	}
+	e.attrs.Store(&cp)
+}
+
+// Attributes returns the current static attributes.
+func (e *Enricher) Attributes() map[string]string { return *e.attrs.Load() }
+
+// Name implements Stage.
+func (e *Enricher) Name() string { return "enrich" }
+
+// Apply implements Stage.
+func (e *Enricher) Apply(_ context.Context, w *Work) error {
+	if attrs := *e.attrs.Load(); len(attrs) > 0 {
+		w.Event.Attributes = attrs // read-only from here on
+	}
+	ingest := w.In.Meta.Timestamp
+	if ingest.IsZero() {
+		ingest = w.Now
+	}
+	w.Event.IngestTime = ingest.UTC()
+	w.Event.LagMs = ingest.Sub(w.Event.Time).Milliseconds()
+	if p := producer(w.In.Header); p != "" {
+		w.Event.Producer = p
+	}
+	return nil
+}
+
+// producer names who sent the message, from its headers.
+func producer(h stage.Header) string {
+	for _, k := range []string{stage.HeaderProducer, "User-Agent"} {
+		if v := strings.TrimSpace(h.Get(k)); v != "" {
+			if len(v) > 256 {
+				v = v[:256]
+			}
+			return v
+		}
+	}
+	return ""
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

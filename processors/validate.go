@@ -1,0 +1,147 @@
+package processors
+
+import (
+	"bytes"
+	"context"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/schemas"
+)
+
+// DefaultMaxBodyBytes is the default body size limit (512 KiB).
+const DefaultMaxBodyBytes = 512 << 10
+
+// Validate checks the raw input: a known kind and a valid name in the
+// subject, the size limit, UTF-8, JSON where JSON is required, and the
+// payload schema of metric and snapshot bodies. It decodes the body into
+// Work.Body.
+type Validate struct {
+	MaxBodyBytes int
+	Schemas      *schemas.Validator
+}
+
+// Name implements Stage.
+func (v *Validate) Name() string { return "validate" }
+
+// Apply implements Stage.
+func (v *Validate) Apply(_ context.Context, w *Work) error {
+	kind, name, rest, ok := ParseSubject(RawPrefix, w.In.Subject)
+	if !ok {
+		return stage.Rejectf("bad_subject", "subject %q is not sightline.raw.<kind>.<name>[.<more>]", w.In.Subject)
+	}
+	if !schemas.KnownKind(kind) {
+		return stage.Rejectf("unknown_kind", "unknown kind %q in subject %q: expected one of %s", kind, w.In.Subject, strings.Join(schemas.Kinds(), ", "))
+	}
+	if !validName(name) {
+		return stage.Rejectf("bad_subject", "name %q in subject %q must be 1-128 letters, digits, '_' or '-'", name, w.In.Subject)
+	}
+	w.Kind, w.Name, w.Rest = kind, name, rest
+	max := v.MaxBodyBytes
+	if max <= 0 {
+		max = DefaultMaxBodyBytes
+	}
+	body := w.In.Data
+	if len(body) > max {
+		return stage.Rejectf("too_large", "body is %d bytes, over the limit of %d bytes", len(body), max)
+	}
+	if !utf8.Valid(body) {
+		return stage.Rejectf("invalid_utf8", "body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(body))
+	}
+	trimmed := bytes.TrimSpace(body)
+	if kind == schemas.KindLog && (len(trimmed) == 0 || trimmed[0] != '{') {
+		w.Body = nil // a plain-text line; conform makes it {message}
+		return nil
+	}
+	if len(trimmed) == 0 {
+		return stage.Rejectf("not_json", "%s body is empty: a JSON object is required", kind)
+	}
+	doc, err := schemas.Decode(trimmed)
+	if err != nil {
+		return stage.Reject("not_json", kind+" body is not valid JSON", err)
+	}
+	obj, isObj := doc.(map[string]any)
+	if !isObj {
+		return stage.Rejectf("not_json", "%s body must be a JSON object, got %s", kind, jsonType(doc))
+	}
+	if kind == schemas.KindSnapshot {
+		syncFromHeaders(obj, w.In.Header)
+	}
+	if kind != schemas.KindLog {
+		if err := v.Schemas.ValidatePayload(kind, obj); err != nil {
+			return stage.Reject("schema", kind+" body violates "+kind+".schema.json", err)
+		}
+	}
+	w.Body = obj
+	return nil
+}
+
+// syncFromHeaders lets a plain graph document sent with `nats pub` name its
+// sync in headers instead of the body.
+func syncFromHeaders(obj map[string]any, h stage.Header) {
+	if _, ok := obj["scope"]; !ok {
+		if s := h.Get(stage.HeaderSyncScope); s != "" {
+			obj["scope"] = s
+		}
+	}
+	if _, ok := obj["tag"]; !ok {
+		if s := h.Get(stage.HeaderSyncTag); s != "" {
+			obj["tag"] = jsonNumber(s)
+		}
+	}
+	if _, ok := obj["final"]; !ok {
+		if s := h.Get(stage.HeaderSyncFinal); s != "" {
+			if b, err := strconv.ParseBool(s); err == nil {
+				obj["final"] = b
+			}
+		}
+	}
+	if _, ok := obj["count"]; !ok {
+		if s := h.Get(stage.HeaderSyncCount); s != "" {
+			obj["count"] = jsonNumber(s)
+		}
+	}
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	case map[string]any:
+		return "an object"
+	default:
+		return "a number"
+	}
+}

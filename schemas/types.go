@@ -1,0 +1,268 @@
+package schemas
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// SpecVersion is the CloudEvents version of every event.
+const SpecVersion = "1.0"
+
+// Event is a conformed event: CloudEvents 1.0, structured JSON mode, with
+// the Sightline extensions. Attributes holds the configured static
+// enrichment attributes (site, env, stage, cluster, ...), written as
+// top-level CloudEvents extension attributes.
+type Event struct {
+	SpecVersion     string            `json:"specversion"`
+	ID              string            `json:"id"`
+	Source          string            `json:"source"`
+	Type            string            `json:"type"`
+	Subject         string            `json:"subject,omitempty"`
+	Time            time.Time         `json:"time"`
+	DataContentType string            `json:"datacontenttype"`
+	CorrelationID   string            `json:"correlationid"`
+	SyncScope       string            `json:"syncscope,omitempty"`
+	SyncTag         string            `json:"synctag,omitempty"`
+	IngestTime      time.Time         `json:"ingesttime,omitzero"`
+	LagMs           int64             `json:"lagms"`
+	Producer        string            `json:"producer,omitempty"`
+	TraceParent     string            `json:"traceparent,omitempty"`
+	Attributes      map[string]string `json:"-"`
+	Data            json.RawMessage   `json:"data"`
+}
+
+// Kind returns the kind part of Type ("metric" of "metric.search_made").
+func (e *Event) Kind() string {
+	for i := 0; i < len(e.Type); i++ {
+		if e.Type[i] == '.' {
+			return e.Type[:i]
+		}
+	}
+	return e.Type
+}
+
+// Name returns the name part of Type ("search_made" of "metric.search_made").
+func (e *Event) Name() string {
+	for i := 0; i < len(e.Type); i++ {
+		if e.Type[i] == '.' {
+			return e.Type[i+1:]
+		}
+	}
+	return ""
+}
+
+// reserved are the attribute names an enrichment attribute may not take.
+var reserved = map[string]bool{
+	"specversion": true, "id": true, "source": true, "type": true, "subject": true,
+	"time": true, "datacontenttype": true, "dataschema": true, "correlationid": true,
+	"syncscope": true, "synctag": true, "ingesttime": true, "lagms": true,
+	"producer": true, "traceparent": true, "tracestate": true, "data": true, "data_base64": true,
+}
+
+// ReservedAttribute reports whether name is a CloudEvents or Sightline
+// attribute that enrichment must not overwrite.
+func ReservedAttribute(name string) bool { return reserved[name] }
+
+// MarshalJSON writes the event with its attributes inline. It appends by
+// hand: this is the hot path of every processor.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	return e.AppendJSON(make([]byte, 0, 256+len(e.Data))), nil
+}
+
+// AppendJSON appends the JSON encoding of e to b.
+func (e *Event) AppendJSON(b []byte) []byte {
+	b = append(b, `{"specversion":`...)
+	b = strconv.AppendQuote(b, orDefault(e.SpecVersion, SpecVersion))
+	b = appendField(b, "id", e.ID)
+	b = appendField(b, "source", e.Source)
+	b = appendField(b, "type", e.Type)
+	if e.Subject != "" {
+		b = appendField(b, "subject", e.Subject)
+	}
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	b = appendField(b, "datacontenttype", orDefault(e.DataContentType, "application/json"))
+	b = appendField(b, "correlationid", e.CorrelationID)
+	if e.SyncScope != "" {
+		b = appendField(b, "syncscope", e.SyncScope)
+	}
+	if e.SyncTag != "" {
+		b = appendField(b, "synctag", e.SyncTag)
+	}
+	if !e.IngestTime.IsZero() {
+		b = append(b, `,"ingesttime":"`...)
+		b = e.IngestTime.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
+	b = append(b, `,"lagms":`...)
+	b = strconv.AppendInt(b, e.LagMs, 10)
+	if e.Producer != "" {
+		b = appendField(b, "producer", e.Producer)
+	}
+	if e.TraceParent != "" {
+		b = appendField(b, "traceparent", e.TraceParent)
+	}
+	if len(e.Attributes) > 0 {
+		keys := make([]string, 0, len(e.Attributes))
+		for k := range e.Attributes {
+			if !reserved[k] {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			b = appendField(b, k, e.Attributes[k])
+		}
+	}
+	b = append(b, `,"data":`...)
+	if len(e.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, e.Data...)
+	}
+	return append(b, '}')
+}
+
+func appendField(b []byte, name, value string) []byte {
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, value)
+}
+
+// appendString appends a JSON string. strconv.AppendQuote is not JSON-safe
+// for every input, so strings with unusual bytes go through encoding/json.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// UnmarshalJSON reads an event, collecting unknown primitive extension
+// attributes into Attributes.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	type plain Event
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return err
+	}
+	for k, raw := range all {
+		if reserved[k] {
+			continue
+		}
+		raw = bytes.TrimSpace(raw)
+		if p.Attributes == nil {
+			p.Attributes = map[string]string{}
+		}
+		var s string
+		if len(raw) > 0 && raw[0] == '"' {
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("attribute %s: %w", k, err)
+			}
+		} else {
+			s = string(raw)
+		}
+		p.Attributes[k] = s
+	}
+	*e = Event(p)
+	return nil
+}
+
+// LogData is the payload of a log event. Fields holds any other structured
+// fields of the line.
+type LogData struct {
+	Message string         `json:"message"`
+	Level   string         `json:"level,omitempty"`
+	Service string         `json:"service,omitempty"`
+	Host    string         `json:"host,omitempty"`
+	Fields  map[string]any `json:"-"`
+}
+
+// SnapshotData is the payload of a snapshot event: one part of the sync of
+// Scope at update tag Tag.
+type SnapshotData struct {
+	Scope         string         `json:"scope"`
+	Tag           int64          `json:"tag"`
+	Part          int            `json:"part,omitempty"`
+	Final         bool           `json:"final,omitempty"`
+	Count         int            `json:"count,omitempty"`
+	Source        string         `json:"source,omitempty"`
+	Force         bool           `json:"force,omitempty"`
+	Nodes         []Node         `json:"nodes,omitempty"`
+	Relationships []Relationship `json:"relationships,omitempty"`
+	Objects       []HostObject   `json:"objects,omitempty"`
+}
+
+// Items is the number of items this part carries.
+func (s *SnapshotData) Items() int {
+	return len(s.Nodes) + len(s.Relationships) + len(s.Objects)
+}
+
+// Node is a graph node: Label and Key identify it within a scope's graph.
+type Node struct {
+	Label      string         `json:"label"`
+	Labels     []string       `json:"labels,omitempty"`
+	Key        string         `json:"key"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// NodeRef names a node by label and key.
+type NodeRef struct {
+	Label string `json:"label"`
+	Key   string `json:"key"`
+}
+
+// Relationship is a directed, typed edge between two nodes.
+type Relationship struct {
+	Type       string         `json:"type"`
+	From       NodeRef        `json:"from"`
+	To         NodeRef        `json:"to"`
+	Properties map[string]any `json:"properties,omitempty"`
+}
+
+// HostObject is one file, command output or facts document of a host
+// snapshot (sysops-api style). Only Host and Name are required by the
+// schema; the rest is described by the host collector.
+type HostObject struct {
+	Host      string            `json:"host"`
+	Name      string            `json:"name"`
+	Type      string            `json:"type,omitempty"` // file, command, facts
+	Content   string            `json:"content,omitempty"`
+	Unchanged bool              `json:"unchanged,omitempty"`
+	MD5       string            `json:"md5,omitempty"`
+	Mode      string            `json:"mode,omitempty"`
+	Owner     string            `json:"owner,omitempty"`
+	Group     string            `json:"group,omitempty"`
+	Size      int64             `json:"size,omitempty"`
+	MTime     *time.Time        `json:"mtime,omitempty"`
+	Lines     int               `json:"lines,omitempty"`
+	Words     int               `json:"words,omitempty"`
+	Bytes     int               `json:"bytes,omitempty"`
+	Collected time.Time         `json:"collected,omitzero"`
+	ExitCode  *int              `json:"exit_code,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
