@@ -1,0 +1,415 @@
+// Package archive is the archive sink: it writes conformed events as
+// compressed NDJSON objects, Hive-partitioned by kind, type and event hour,
+// to any S3-compatible store or a local directory (gocloud.dev/blob), with a
+// manifest per object so trace search and replay can find objects without
+// opening them. See README.md.
+package archive
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"gocloud.dev/blob"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("archive sink: closed")
+
+// Sink is the archive sink. Write uploads one object per partition of the
+// batch and returns only after every upload (and its manifest) is stored, so
+// the router acks only archived messages.
+type Sink struct {
+	bucket    *blob.Bucket
+	ownBucket bool
+	cfg       Config
+	log       *slog.Logger
+	now       func() time.Time
+	codec     codec
+
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Option configures a Sink.
+type Option func(*Sink)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
+
+// WithClock sets the clock used for manifests' written_at.
+func WithClock(now func() time.Time) Option { return func(s *Sink) { s.now = now } }
+
+// New opens the bucket cfg.URL names and returns a sink that owns it.
+func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := OpenBucket(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewWithBucket(b, cfg, opts...)
+	if err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	s.ownBucket = true
+	return s, nil
+}
+
+// NewWithBucket returns a sink writing to b (the archive root). The caller
+// keeps ownership of b.
+func NewWithBucket(b *blob.Bucket, cfg Config, opts ...Option) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c, err := newCodec(cfg.compression())
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{bucket: b, cfg: cfg, log: slog.Default(), now: time.Now, codec: c}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// head is the part of a conformed event the sink needs.
+type head struct {
+	ID            string    `json:"id"`
+	Type          string    `json:"type"`
+	Time          time.Time `json:"time"`
+	CorrelationID string    `json:"correlationid"`
+}
+
+// partition is the messages of a batch that share one object.
+type partition struct {
+	dir   string // kind=…/type=…/date=…/hour=…/
+	kind  string
+	name  string
+	idx   []int // indexes into the batch, in batch order
+	heads []head
+}
+
+// Write archives batch: one object per (kind, type, date, hour) partition of
+// its messages' event times. Undecodable messages are rejected permanently
+// (DLQ); a failed upload fails only the messages of that partition
+// (transient, retried by the router). Write returns nil only when every
+// message is stored.
+func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	s.wg.Add(1)
+	s.mu.RUnlock()
+	defer s.wg.Done()
+
+	failed := map[int]error{}
+	parts := map[string]*partition{}
+	for i, m := range batch {
+		h, kind, name, err := decodeHead(m)
+		if err != nil {
+			failed[i] = err
+			s.log.WarnContext(ctx, "archive sink: rejecting message", "subject", m.Subject,
+				"sequence", m.Meta.Sequence, "correlation_id", m.Header.Get(stage.HeaderCorrelationID), "error", err)
+			continue
+		}
+		t := h.Time.UTC()
+		dir := fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", kind, name, t.Format("2006-01-02"), t.Hour())
+		p := parts[dir]
+		if p == nil {
+			p = &partition{dir: dir, kind: kind, name: name}
+			parts[dir] = p
+		}
+		p.idx = append(p.idx, i)
+		p.heads = append(p.heads, h)
+	}
+	dirs := make([]string, 0, len(parts))
+	for d := range parts {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.PutTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	g := new(errgroup.Group)
+	g.SetLimit(s.cfg.Concurrency)
+	for _, d := range dirs {
+		p := parts[d]
+		g.Go(func() error {
+			if err := s.writePartition(wctx, p, batch); err != nil {
+				err = fmt.Errorf("archive sink: put %s: %w", p.dir, err)
+				s.log.ErrorContext(ctx, "archive sink: upload failed", "partition", p.dir, "messages", len(p.idx), "error", err)
+				mu.Lock()
+				for _, i := range p.idx {
+					failed[i] = err
+				}
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if len(failed) == 0 {
+		return nil
+	}
+	if len(failed) == len(batch) && !anyPermanent(failed) {
+		for _, err := range failed {
+			return err // the whole batch failed for a transient reason
+		}
+	}
+	return &stage.BatchError{Failed: failed}
+}
+
+func anyPermanent(m map[int]error) bool {
+	for _, err := range m {
+		if stage.IsPermanent(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// decodeHead reads id, type, time and correlation id of a conformed event
+// and checks that kind and name are safe as key segments.
+func decodeHead(m *stage.Message) (head, string, string, error) {
+	var h head
+	if len(m.Data) == 0 {
+		return h, "", "", stage.Rejectf("archive_decode", "empty message body")
+	}
+	if err := json.Unmarshal(m.Data, &h); err != nil {
+		return h, "", "", stage.Reject("archive_decode", "body is not a conformed JSON event", err)
+	}
+	if h.ID == "" {
+		return h, "", "", stage.Rejectf("archive_decode", "event has no id")
+	}
+	if h.Time.IsZero() {
+		return h, "", "", stage.Rejectf("archive_decode", "event %s has no time", h.ID)
+	}
+	kind, name, ok := strings.Cut(h.Type, ".")
+	if !ok || !keySafe(kind) || !keySafe(name) {
+		return h, "", "", stage.Rejectf("archive_key", "event %s: type %q is not <kind>.<name> with [A-Za-z0-9_-] names", h.ID, h.Type)
+	}
+	if h.CorrelationID == "" {
+		h.CorrelationID = m.Header.Get(stage.HeaderCorrelationID)
+	}
+	return h, kind, name, nil
+}
+
+// keySafe accepts 1-128 characters of [A-Za-z0-9_-]: nothing that could
+// climb out of a partition or need escaping in a key.
+func keySafe(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// objectName derives the object's name from what it holds, so writing the
+// same messages again overwrites the same object: the stream and the first
+// and last stream sequence when the messages come from a stream, otherwise a
+// hash of their event ids.
+func (s *Sink) objectName(p *partition, batch []*stage.Message) string {
+	first, last := batch[p.idx[0]].Meta, batch[p.idx[len(p.idx)-1]].Meta
+	ext := s.extension()
+	if first.Sequence > 0 && last.Sequence > 0 && first.Stream != "" {
+		return fmt.Sprintf("%s-%012d-%012d%s", streamSlug(first.Stream), first.Sequence, last.Sequence, ext)
+	}
+	h := sha256.New()
+	for _, hd := range p.heads {
+		io.WriteString(h, hd.ID)
+		h.Write([]byte{0})
+	}
+	return "ids-" + hex.EncodeToString(h.Sum(nil)[:12]) + ext
+}
+
+func (s *Sink) extension() string {
+	if s.cfg.format() == FormatParquet {
+		return ".parquet"
+	}
+	return ".ndjson" + s.codec.ext
+}
+
+// streamSlug lowercases a stream name and drops its SIGHTLINE_ prefix:
+// SIGHTLINE_EVENTS → events.
+func streamSlug(stream string) string {
+	s := strings.ToLower(strings.TrimPrefix(stream, "SIGHTLINE_"))
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writePartition streams one object: the compressor writes straight into the
+// blob writer, which uploads in parts, so a batch is never held twice. On
+// any error the upload is aborted (context cancelled before Close), leaving
+// no partial object.
+func (s *Sink) writePartition(ctx context.Context, p *partition, batch []*stage.Message) (err error) {
+	key := p.dir + s.objectName(p, batch)
+	m := &Manifest{
+		Version: ManifestVersion, Key: key, Kind: p.kind, Type: p.kind + "." + p.name,
+		Format: s.cfg.format(), Compression: s.codec.name, Count: len(p.idx),
+	}
+	if s.cfg.format() == FormatParquet {
+		m.Compression = "snappy"
+	}
+	ids := make(map[string]struct{}, 16)
+	for j, i := range p.idx {
+		h := p.heads[j]
+		if m.FirstTime.IsZero() || h.Time.Before(m.FirstTime) {
+			m.FirstTime = h.Time.UTC()
+		}
+		if h.Time.After(m.LastTime) {
+			m.LastTime = h.Time.UTC()
+		}
+		if seq := batch[i].Meta.Sequence; seq > 0 {
+			if m.FirstSequence == 0 || seq < m.FirstSequence {
+				m.FirstSequence = seq
+			}
+			if seq > m.LastSequence {
+				m.LastSequence = seq
+			}
+			m.Stream = batch[i].Meta.Stream
+		}
+		if h.CorrelationID != "" {
+			ids[h.CorrelationID] = struct{}{}
+		}
+	}
+	m.setCorrelationIDs(ids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
+
+	octx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	contentType := "application/x-ndjson"
+	if s.cfg.format() == FormatParquet {
+		contentType = "application/vnd.apache.parquet"
+	}
+	w, err := s.bucket.NewWriter(octx, key, &blob.WriterOptions{
+		ContentType: contentType, BufferSize: s.cfg.PartSize, MaxConcurrency: 1,
+	})
+	if err != nil {
+		return fmt.Errorf("open %s: %w", key, err)
+	}
+	cw := &countWriter{w: w}
+	if s.cfg.format() == FormatParquet {
+		m.RawBytes, err = writeParquet(cw, p, batch)
+	} else {
+		m.RawBytes, err = s.writeNDJSON(cw, p, batch)
+	}
+	if err != nil {
+		cancel() // abort: Close after cancel discards the upload
+		_ = w.Close()
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", key, err)
+	}
+	m.Bytes = cw.n
+	m.WrittenAt = s.now().UTC()
+	mb, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("manifest of %s: %w", key, err)
+	}
+	if err := s.bucket.WriteAll(ctx, key+ManifestSuffix, mb, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("manifest of %s: %w", key, err)
+	}
+	return nil
+}
+
+var newline = []byte{'\n'}
+
+func (s *Sink) writeNDJSON(w io.Writer, p *partition, batch []*stage.Message) (int64, error) {
+	enc, err := s.codec.writer(w)
+	if err != nil {
+		return 0, err
+	}
+	var raw int64
+	var buf bytes.Buffer
+	for _, i := range p.idx {
+		data := batch[i].Data
+		if bytes.IndexByte(data, '\n') >= 0 {
+			// A pretty-printed body would break NDJSON: store it compacted.
+			buf.Reset()
+			if err := json.Compact(&buf, data); err != nil {
+				_ = enc.Close()
+				return 0, err
+			}
+			data = buf.Bytes()
+		}
+		if _, err := enc.Write(data); err != nil {
+			_ = enc.Close()
+			return 0, err
+		}
+		if _, err := enc.Write(newline); err != nil {
+			_ = enc.Close()
+			return 0, err
+		}
+		raw += int64(len(data)) + 1
+	}
+	if err := enc.Close(); err != nil {
+		return 0, err
+	}
+	return raw, nil
+}
+
+// Close waits for writes in flight, then refuses new ones and closes the
+// bucket when the sink opened it.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("archive sink: close: %w", ctx.Err())
+	}
+	if s.ownBucket {
+		if err := s.bucket.Close(); err != nil {
+			return fmt.Errorf("archive sink: close bucket: %w", err)
+		}
+	}
+	return nil
+}

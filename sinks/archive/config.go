@@ -1,0 +1,174 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Compression names accepted in Config.Compression.
+const (
+	CompressionGzip = "gzip"
+	CompressionZstd = "zstd"
+	CompressionNone = "none"
+)
+
+// Format names accepted in Config.Format.
+const (
+	FormatNDJSON  = "ndjson"
+	FormatParquet = "parquet"
+)
+
+// DefaultDir is the local archive directory of the embedded default.
+const DefaultDir = ".sightline/archive"
+
+// Config is the `archive` section of the Sightline configuration.
+type Config struct {
+	// URL is where objects go: "s3://bucket/prefix", "file:///abs/dir" or a plain
+	// directory path. Empty means DefaultDir.
+	URL string `yaml:"url"`
+	// Endpoint of an S3-compatible server (http://127.0.0.1:9000); empty for AWS.
+	Endpoint string `yaml:"endpoint"`
+	// Region of the bucket; S3-compatible servers usually accept us-east-1.
+	Region string `yaml:"region"`
+	// AccessKey and SecretKey; empty means the AWS default chain (env, profile, IMDS).
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key"`
+	// PathStyle addresses buckets as endpoint/bucket/key (needed by MinIO, versitygw).
+	PathStyle bool `yaml:"path_style"`
+
+	// Compression of NDJSON objects: gzip (default), zstd or none.
+	Compression string `yaml:"compression"`
+	// Format of data objects: ndjson (default) or parquet.
+	Format string `yaml:"format"`
+	// ManifestMaxIDs is how many distinct correlation IDs a manifest lists
+	// verbatim; above it the manifest holds a bloom filter instead.
+	ManifestMaxIDs int `yaml:"manifest_max_ids"`
+	// BloomFalsePositive is the target false-positive rate of those bloom filters.
+	BloomFalsePositive float64 `yaml:"bloom_false_positive"`
+	// Concurrency is how many partition objects of one batch are uploaded at once.
+	Concurrency int `yaml:"concurrency"`
+	// PutTimeout bounds one Write (all its PUTs); the batch is retried after it.
+	PutTimeout time.Duration `yaml:"put_timeout"`
+	// PartSize is the multipart upload part size (the upload buffer per object).
+	PartSize int `yaml:"part_size"`
+
+	// Subject is the filter subject of the archive consumer.
+	Subject string `yaml:"subject"`
+	// Batch* are the router batch settings recommended for the archive consumer:
+	// one Write becomes one object per partition, so large batches make large
+	// objects. The sink does not buffer across Write calls (Write returning nil
+	// means ack, and it must only ack what is stored).
+	BatchMaxMessages int           `yaml:"batch_max_messages"`
+	BatchMaxBytes    int           `yaml:"batch_max_bytes"`
+	BatchMaxAge      time.Duration `yaml:"batch_max_age"`
+}
+
+// DefaultConfig is the production default: a local directory, gzip NDJSON,
+// batches of up to 50,000 messages / 32 MiB / 2 minutes.
+func DefaultConfig() Config {
+	return Config{
+		URL:                DefaultDir,
+		Region:             "us-east-1",
+		Compression:        CompressionGzip,
+		Format:             FormatNDJSON,
+		ManifestMaxIDs:     10000,
+		BloomFalsePositive: 0.01,
+		Concurrency:        4,
+		PutTimeout:         5 * time.Minute,
+		PartSize:           8 << 20,
+		Subject:            "sightline.events.>",
+		BatchMaxMessages:   50000,
+		BatchMaxBytes:      32 << 20,
+		BatchMaxAge:        2 * time.Minute,
+	}
+}
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid archive configuration")
+
+// Validate checks the configuration; errors name the key as archive.<key>.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: archive.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...)))
+	}
+	if strings.HasPrefix(c.URL, "s3://") {
+		if bucket, _ := splitS3URL(c.URL); bucket == "" {
+			bad("url", "%q has no bucket (want s3://bucket/prefix)", c.URL)
+		}
+	} else if strings.Contains(c.URL, "://") && !strings.HasPrefix(c.URL, "file://") {
+		bad("url", "%q: scheme must be s3:// or file:// (or a plain directory path)", c.URL)
+	}
+	if (c.AccessKey == "") != (c.SecretKey == "") {
+		bad("access_key", "access_key and secret_key must be set together")
+	}
+	switch c.Compression {
+	case CompressionGzip, CompressionZstd, CompressionNone, "":
+	default:
+		bad("compression", "must be gzip, zstd or none, not %q", c.Compression)
+	}
+	switch c.Format {
+	case FormatNDJSON, "":
+	case FormatParquet:
+		if !parquetAvailable {
+			bad("format", "parquet is not available in this build; use ndjson")
+		}
+	default:
+		bad("format", "must be ndjson or parquet, not %q", c.Format)
+	}
+	if c.ManifestMaxIDs < 0 {
+		bad("manifest_max_ids", "must be >= 0")
+	}
+	if c.BloomFalsePositive <= 0 || c.BloomFalsePositive >= 0.5 {
+		bad("bloom_false_positive", "must be between 0 and 0.5 (exclusive)")
+	}
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		bad("concurrency", "must be between 1 and 64")
+	}
+	if c.PutTimeout <= 0 {
+		bad("put_timeout", "must be positive")
+	}
+	if c.PartSize < 5<<20 {
+		bad("part_size", "must be at least 5 MiB (the S3 multipart minimum)")
+	}
+	if c.Subject == "" {
+		bad("subject", "must not be empty")
+	}
+	if c.BatchMaxMessages < 1 {
+		bad("batch_max_messages", "must be at least 1")
+	}
+	if c.BatchMaxBytes < 1 {
+		bad("batch_max_bytes", "must be at least 1")
+	}
+	if c.BatchMaxAge <= 0 {
+		bad("batch_max_age", "must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+func (c Config) compression() string {
+	if c.Compression == "" {
+		return CompressionGzip
+	}
+	return c.Compression
+}
+
+func (c Config) format() string {
+	if c.Format == "" {
+		return FormatNDJSON
+	}
+	return c.Format
+}
+
+// splitS3URL splits s3://bucket/prefix.
+func splitS3URL(u string) (bucket, prefix string) {
+	rest := strings.TrimPrefix(u, "s3://")
+	bucket, prefix, _ = strings.Cut(rest, "/")
+	prefix = strings.Trim(prefix, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	return bucket, prefix
+}
