@@ -11,22 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/replay"
-	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
+	"github.com/sightline/sightline/sinks/archive/archivetest"
 )
 
-func ctxFor(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+var ctxFor = archivetest.Context
 
 // newBus starts an embedded JetStream server with file storage and the
 // three streams.
@@ -44,12 +37,7 @@ func newBus(t testing.TB) *bus.Bus {
 }
 
 func event(kind, name string, at time.Time, cid string, i int) *stage.Message {
-	ev := &schemas.Event{
-		SpecVersion: schemas.SpecVersion, ID: uuid.NewString(), Source: "replay-test",
-		Type: kind + "." + name, Time: at.UTC(), DataContentType: "application/json",
-		CorrelationID: cid, Data: []byte(fmt.Sprintf(`{"query":"cats","i":%d,"pad":"%s"}`, i, strings.Repeat("x", 120))),
-	}
-	return processors.Output(ev, kind, name, "")
+	return archivetest.Event(kind, name, at, cid, fmt.Sprintf(`{"query":"cats","i":%d,"pad":"%s"}`, i, strings.Repeat("x", 120)))
 }
 
 func events(n int, start time.Time, step time.Duration) []*stage.Message {
@@ -202,37 +190,11 @@ func (failing) Close(context.Context) error                   { return nil }
 
 // archiveConfigs are the local directory and (when running) the shared S3 server.
 func archiveConfigs(t *testing.T) map[string]archive.Config {
-	out := map[string]archive.Config{}
-	local := archive.DefaultConfig()
-	local.URL = t.TempDir()
-	out["file"] = local
+	out := map[string]archive.Config{"file": archivetest.FileConfig(t)}
 	if _, ok := testsvc.Lookup(testsvc.EnvS3Endpoint); ok || testsvc.CI() {
-		info := testsvc.S3(t)
-		c := archive.DefaultConfig()
-		c.URL = fmt.Sprintf("s3://%s/replay-test/%s/", info.Bucket, uuid.NewString())
-		c.Endpoint, c.Region, c.AccessKey, c.SecretKey, c.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
-		t.Cleanup(func() { deleteAll(t, c) })
-		out["s3"] = c
+		out["s3"] = archivetest.S3Config(t)
 	}
 	return out
-}
-
-func deleteAll(t testing.TB, cfg archive.Config) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := archive.OpenBucket(ctx, cfg)
-	if err != nil {
-		return
-	}
-	defer b.Close()
-	it := b.List(nil)
-	for {
-		o, err := it.Next(ctx)
-		if err != nil {
-			return
-		}
-		_ = b.Delete(ctx, o.Key)
-	}
 }
 
 // Stream → archive sink (by replay) → a fresh stream (by replay from the

@@ -1,8 +1,6 @@
 package archive_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,30 +9,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"gocloud.dev/blob"
 
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/internal/testsvc"
-	"github.com/sightline/sightline/processors"
-	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
+	"github.com/sightline/sightline/sinks/archive/archivetest"
 )
 
-func ctxFor(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
-}
+var ctxFor = archivetest.Context
 
-// event builds the conformed message the processors would publish.
+// event builds the conformed message the processors would publish, as read
+// from stream sequence seq.
 func event(kind, name string, at time.Time, cid string, seq uint64) *stage.Message {
-	ev := &schemas.Event{
-		SpecVersion: schemas.SpecVersion, ID: uuid.NewString(), Source: "archive-test",
-		Type: kind + "." + name, Time: at.UTC(), DataContentType: "application/json",
-		CorrelationID: cid, Data: []byte(fmt.Sprintf(`{"query":"cats","n":%d}`, seq)),
-	}
-	m := processors.Output(ev, kind, name, "")
+	m := archivetest.Event(kind, name, at, cid, fmt.Sprintf(`{"query":"cats","n":%d}`, seq))
 	m.Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: seq, Timestamp: at}
 	return m
 }
@@ -52,45 +39,12 @@ func events(n int, start time.Time, step time.Duration, first uint64) []*stage.M
 	return out
 }
 
-// s3Config returns a config for the shared S3 server with a fresh prefix,
-// deleted after the test.
-func s3Config(t testing.TB) archive.Config {
-	t.Helper()
-	info := testsvc.S3(t)
-	cfg := archive.DefaultConfig()
-	cfg.URL = fmt.Sprintf("s3://%s/archive-test/%s/", info.Bucket, uuid.NewString())
-	cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
-	t.Cleanup(func() { deleteAll(t, cfg) })
-	return cfg
-}
+var (
+	s3Config = archivetest.S3Config
+	readBack = archivetest.ReadBack
+)
 
-func fileConfig(t testing.TB) archive.Config {
-	cfg := archive.DefaultConfig()
-	cfg.URL = t.TempDir()
-	return cfg
-}
-
-func deleteAll(t testing.TB, cfg archive.Config) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := archive.OpenBucket(ctx, cfg)
-	if err != nil {
-		t.Logf("cleanup: %v", err)
-		return
-	}
-	defer b.Close()
-	it := b.List(nil)
-	for {
-		o, err := it.Next(ctx)
-		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				t.Logf("cleanup list: %v", err)
-			}
-			return
-		}
-		_ = b.Delete(ctx, o.Key)
-	}
-}
+func fileConfig(t testing.TB) archive.Config { return archivetest.FileConfig(t) }
 
 func openBucket(t testing.TB, cfg archive.Config) *blob.Bucket {
 	t.Helper()
@@ -100,34 +54,6 @@ func openBucket(t testing.TB, cfg archive.Config) *blob.Bucket {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
-}
-
-// readBack returns every archived line by event id, and the number of lines.
-func readBack(t testing.TB, b *blob.Bucket) (map[string]string, int) {
-	t.Helper()
-	ctx := ctxFor(t)
-	r := archive.NewReader(b)
-	objs, err := r.Objects(ctx, archive.Filter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	lines := 0
-	for _, o := range objs {
-		err := r.ReadLines(ctx, o.Key, func(line []byte) error {
-			m, err := archive.EventMessage(line)
-			if err != nil {
-				return err
-			}
-			got[m.ID] = string(line)
-			lines++
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return got, lines
 }
 
 // proxy is a TCP proxy that can be cut (new and open connections are
