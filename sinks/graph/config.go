@@ -1,0 +1,83 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is the `graph` section of the Sightline configuration.
+type Config struct {
+	// URI of the Neo4j server, e.g. bolt://127.0.0.1:7687 or neo4j://host:7687.
+	URI string `yaml:"uri"`
+	// User and Password authenticate with Basic auth. PasswordFile, when set,
+	// is read instead of Password (so the secret stays out of the config file).
+	User         string `yaml:"user"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+	// Database is the Neo4j database name; empty means the server default.
+	Database string `yaml:"database"`
+
+	// Consumer is the durable consumer name on SIGHTLINE_EVENTS; Subject its filter.
+	Consumer string `yaml:"consumer"`
+	Subject  string `yaml:"subject"`
+
+	// SweepMaxShare refuses a sweep that would delete more than this share
+	// (0..1] of the scope's nodes and relationships, unless forced.
+	SweepMaxShare float64 `yaml:"sweep_max_share"`
+	// SweepBatch bounds each delete transaction of a sweep (rows).
+	SweepBatch int `yaml:"sweep_batch"`
+	// WriteChunk bounds the rows of one UNWIND statement.
+	WriteChunk int `yaml:"write_chunk"`
+	// RetryTime bounds the driver's retries of transient errors inside one
+	// Write; past it the error goes back to the router, which naks.
+	RetryTime time.Duration `yaml:"retry_time"`
+}
+
+// DefaultConfig returns the defaults: local Neo4j, 50% share guard,
+// 10,000-row sweep batches.
+func DefaultConfig() Config {
+	return Config{
+		URI:           "bolt://127.0.0.1:7687",
+		User:          "neo4j",
+		Consumer:      "graph",
+		Subject:       "sightline.events.snapshot.>",
+		SweepMaxShare: 0.5,
+		SweepBatch:    10000,
+		WriteChunk:    5000,
+		RetryTime:     10 * time.Second,
+	}
+}
+
+// Validate reports every invalid key as graph.<key>.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URI == "" {
+		errs = append(errs, errors.New("graph.uri: must not be empty"))
+	} else if !strings.Contains(c.URI, "://") {
+		errs = append(errs, fmt.Errorf("graph.uri: %q is not a URI (bolt://host:7687 or neo4j://host:7687)", c.URI))
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("graph.password_file: set either password or password_file, not both"))
+	}
+	if c.Consumer == "" {
+		errs = append(errs, errors.New("graph.consumer: must not be empty"))
+	}
+	if !strings.HasPrefix(c.Subject, "sightline.events.") {
+		errs = append(errs, fmt.Errorf("graph.subject: %q must be under sightline.events.", c.Subject))
+	}
+	if c.SweepMaxShare <= 0 || c.SweepMaxShare > 1 {
+		errs = append(errs, fmt.Errorf("graph.sweep_max_share: must be between 0 (exclusive) and 1, got %v", c.SweepMaxShare))
+	}
+	if c.SweepBatch < 1 || c.SweepBatch > 1_000_000 {
+		errs = append(errs, fmt.Errorf("graph.sweep_batch: must be between 1 and 1000000, got %d", c.SweepBatch))
+	}
+	if c.WriteChunk < 1 || c.WriteChunk > 100_000 {
+		errs = append(errs, fmt.Errorf("graph.write_chunk: must be between 1 and 100000, got %d", c.WriteChunk))
+	}
+	if c.RetryTime < 0 {
+		errs = append(errs, fmt.Errorf("graph.retry_time: must not be negative, got %s", c.RetryTime))
+	}
+	return errors.Join(errs...)
+}

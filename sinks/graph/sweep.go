@@ -1,0 +1,310 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+)
+
+// SweepOptions change a sweep.
+type SweepOptions struct {
+	Force  bool  // ignore the share guard
+	DryRun bool  // count what would go, change nothing
+	Tag    int64 // the sync to sweep for; 0 = the newest complete one (Sweep only)
+}
+
+// SweepReport says what a sweep decided and did.
+type SweepReport struct {
+	Scope        string  `json:"scope"`
+	Tag          int64   `json:"tag"`
+	Result       string  `json:"result"` // swept, nothing, refused, superseded, incomplete, dry-run, already-swept
+	Reason       string  `json:"reason,omitempty"`
+	TotalNodes   int64   `json:"total_nodes"`
+	TotalRels    int64   `json:"total_relationships"`
+	StaleNodes   int64   `json:"stale_nodes"`
+	StaleRels    int64   `json:"stale_relationships"`
+	Share        float64 `json:"share"`
+	MaxShare     float64 `json:"max_share"`
+	DeletedNodes int64   `json:"deleted_nodes"`
+	DeletedRels  int64   `json:"deleted_relationships"`
+	Seconds      float64 `json:"seconds"`
+	Forced       bool    `json:"forced,omitempty"`
+	Correlation  string  `json:"correlationid,omitempty"`
+}
+
+// Sweep sweeps scope for its newest complete sync not yet swept (or
+// opts.Tag): the `sightline graph sweep` command. With DryRun it only
+// counts; with Force it ignores the share guard.
+func (s *Sink) Sweep(ctx context.Context, scope string, opts SweepOptions) (SweepReport, error) {
+	if !ValidScope(scope) {
+		return SweepReport{}, fmt.Errorf("graph sink: sweep: scope %q is not valid", scope)
+	}
+	tag := opts.Tag
+	if tag == 0 {
+		rec, err := neo4j.ExecuteQuery(ctx, s.driver, `
+MATCH (s:`+labelScope+` {scope: $scope})
+OPTIONAL MATCH (y:`+labelSync+` {scope: $scope})
+WHERE y.final AND y.applied = y.expected
+  AND ((y.tag > s.completed AND y.status IN ['open', 'refused']) OR y.status = 'sweeping')
+RETURN s.completed AS completed, max(y.tag) AS tag`, map[string]any{"scope": scope},
+			neo4j.EagerResultTransformer, neo4j.ExecuteQueryWithDatabase(s.cfg.Database))
+		if err != nil {
+			return SweepReport{}, fmt.Errorf("graph sink: sweep %s: %w", scope, err)
+		}
+		if len(rec.Records) == 0 {
+			return SweepReport{}, fmt.Errorf("%w %q", ErrUnknownScope, scope)
+		}
+		tag = asInt(rec.Records[0], "tag")
+		if tag == 0 {
+			return SweepReport{Scope: scope, Result: "nothing", Reason: ErrNothingToSwep.Error()},
+				fmt.Errorf("graph sink: sweep %s: %w", scope, ErrNothingToSwep)
+		}
+	}
+	return s.sweep(ctx, scope, tag, opts, "")
+}
+
+// sweep decides (under the scope lock) whether the sync (scope, tag) may
+// sweep, then deletes stale relationships and nodes in bounded transactions,
+// each taking the scope lock so writes of the scope wait for it.
+func (s *Sink) sweep(ctx context.Context, scope string, tag int64, opts SweepOptions, cid string) (SweepReport, error) {
+	start := time.Now()
+	rep := SweepReport{Scope: scope, Tag: tag, MaxShare: s.cfg.SweepMaxShare, Forced: opts.Force, Correlation: cid}
+	sess := s.session(ctx, neo4j.AccessModeWrite)
+	defer sess.Close(ctx)
+
+	var types []string
+	_, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+		rep.Result, rep.Reason = "", ""
+		return nil, s.decide(ctx, tx, &rep, opts, &types)
+	})
+	if err != nil {
+		s.m.errors.Inc()
+		return rep, fmt.Errorf("graph sink: sweep %s@%d: %w", scope, tag, err)
+	}
+	if rep.Result != statusSweeping {
+		rep.Seconds = time.Since(start).Seconds()
+		s.announce(ctx, rep)
+		return rep, nil
+	}
+
+	params := map[string]any{"scope": scope, "tag": tag, "limit": int64(s.cfg.SweepBatch)}
+	lock := "MATCH (s:" + labelScope + " {scope: $scope}) SET s.lockseq = s.lockseq + 1 WITH s "
+	deleteLoop := func(q string, counter *int64) error {
+		for {
+			n, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+				rec, err := single(ctx, tx, lock+q, params)
+				if err != nil {
+					return int64(0), err
+				}
+				return asInt(rec, "n"), nil
+			})
+			if err != nil {
+				return err
+			}
+			*counter += n.(int64)
+			if n.(int64) == 0 {
+				return nil
+			}
+		}
+	}
+	for _, t := range types {
+		q := "MATCH ()-[r:" + quote(t) + "]->() WHERE r.syncscope = $scope AND r.lastupdated < $tag " +
+			"WITH r LIMIT $limit DELETE r RETURN count(*) AS n"
+		if err := deleteLoop(q, &rep.DeletedRels); err != nil {
+			s.m.errors.Inc()
+			return rep, fmt.Errorf("graph sink: sweep %s@%d: relationships %s: %w", scope, tag, t, err)
+		}
+	}
+	// Nodes go in smaller batches: DETACH DELETE also removes their
+	// remaining relationships, which count against the transaction's memory.
+	params["limit"] = int64(max(1, s.cfg.SweepBatch/2))
+	q := "MATCH (n:" + labelNode + ") WHERE n.syncscope = $scope AND n.lastupdated < $tag " +
+		"WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n"
+	if err := deleteLoop(q, &rep.DeletedNodes); err != nil {
+		s.m.errors.Inc()
+		return rep, fmt.Errorf("graph sink: sweep %s@%d: nodes: %w", scope, tag, err)
+	}
+	rep.Result = statusSwept
+	rep.Seconds = time.Since(start).Seconds()
+	_, err = sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+		_, err := tx.Run(ctx, `
+MATCH (s:`+labelScope+` {scope: $scope}) MATCH (y:`+labelSync+` {id: $syncid})
+SET y.status = 'swept', y.deleted_nodes = coalesce(y.deleted_nodes, 0) + $dn,
+    y.deleted_relationships = coalesce(y.deleted_relationships, 0) + $dr, y.swept_at = $now,
+    y.sweep_seconds = $secs,
+    s.last_swept = CASE WHEN coalesce(s.last_swept, 0) < $tag THEN $tag ELSE s.last_swept END`,
+			map[string]any{"scope": scope, "syncid": syncID(scope, tag), "tag": tag, "dn": rep.DeletedNodes,
+				"dr": rep.DeletedRels, "now": time.Now().UnixMilli(), "secs": rep.Seconds})
+		return nil, err
+	})
+	if err != nil {
+		return rep, fmt.Errorf("graph sink: sweep %s@%d: record: %w", scope, tag, err)
+	}
+	s.m.deleted.WithLabelValues("node").Add(float64(rep.DeletedNodes))
+	s.m.deleted.WithLabelValues("relationship").Add(float64(rep.DeletedRels))
+	s.announce(ctx, rep)
+	return rep, nil
+}
+
+// decide runs under the scope lock. It sets rep.Result to "sweeping" when
+// the caller must delete, or to the reason it must not.
+func (s *Sink) decide(ctx context.Context, tx neo4j.ManagedTransaction, rep *SweepReport, opts SweepOptions, types *[]string) error {
+	p := map[string]any{"scope": rep.Scope, "tag": rep.Tag, "syncid": syncID(rep.Scope, rep.Tag), "now": time.Now().UnixMilli()}
+	q := `MATCH (s:` + labelScope + ` {scope: $scope})`
+	if !opts.DryRun {
+		q += ` SET s.lockseq = s.lockseq + 1`
+	}
+	q += ` WITH s OPTIONAL MATCH (y:` + labelSync + ` {id: $syncid})
+RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL AS exists,
+       coalesce(y.final, false) AS final, coalesce(y.applied, 0) AS applied,
+       coalesce(y.expected, -1) AS expected, coalesce(y.status, '') AS status`
+	rec, err := single(ctx, tx, q, p)
+	if err != nil {
+		if isNoRecord(err) {
+			return fmt.Errorf("%w %q", ErrUnknownScope, rep.Scope)
+		}
+		return err
+	}
+	*types = nil
+	if v, _ := rec.Get("types"); v != nil {
+		for _, e := range v.([]any) {
+			if t, ok := e.(string); ok && ValidIdentifier(t) {
+				*types = append(*types, t)
+			}
+		}
+	}
+	completed := asInt(rec, "completed")
+	st, _ := rec.Get("status")
+	status, _ := st.(string)
+	fin, _ := rec.Get("final")
+	final, _ := fin.(bool)
+	applied, expected := asInt(rec, "applied"), asInt(rec, "expected")
+	ex, _ := rec.Get("exists")
+	if e, _ := ex.(bool); !e {
+		rep.Result, rep.Reason = "incomplete", "no such sync"
+		return nil
+	}
+	setStatus := func(status string, extra string) error {
+		if opts.DryRun {
+			return nil
+		}
+		_, err := tx.Run(ctx, `MATCH (y:`+labelSync+` {id: $syncid}) SET y.status = $status, y.decided_at = $now,
+  y.reason = $reason, y.stale_nodes = $sn, y.stale_relationships = $sr, y.total_nodes = $tn,
+  y.total_relationships = $tr, y.share = $share`+extra,
+			merge(p, map[string]any{"status": status, "reason": rep.Reason, "sn": rep.StaleNodes, "sr": rep.StaleRels,
+				"tn": rep.TotalNodes, "tr": rep.TotalRels, "share": rep.Share}))
+		return err
+	}
+	switch {
+	case status == statusSwept || status == statusEmpty:
+		rep.Result, rep.Reason = "already-swept", "this sync was already swept"
+		return nil
+	case status == statusSweeping && !opts.DryRun:
+		rep.Result = statusSweeping // resume an interrupted sweep
+		return nil
+	case !final:
+		rep.Result, rep.Reason = "incomplete", "final marker not received"
+		return nil
+	case applied != expected:
+		rep.Result, rep.Reason = "incomplete", fmt.Sprintf("%d of %d items applied", applied, expected)
+		return nil
+	case rep.Tag <= completed && status != statusSweeping:
+		rep.Result = statusSuperseded
+		rep.Reason = fmt.Sprintf("tag %d is not newer than the last completed sync %d", rep.Tag, completed)
+		return setStatus(statusSuperseded, "")
+	}
+	if err := s.count(ctx, tx, rep, *types); err != nil {
+		return err
+	}
+	if opts.DryRun {
+		rep.Result = "dry-run"
+		if rep.Share > s.cfg.SweepMaxShare && !opts.Force {
+			rep.Reason = fmt.Sprintf("would be refused: %.1f%% of the scope is stale, over the %.1f%% limit (use --force)",
+				100*rep.Share, 100*s.cfg.SweepMaxShare)
+		}
+		return nil
+	}
+	if rep.Share > s.cfg.SweepMaxShare && !opts.Force {
+		rep.Result = statusRefused
+		rep.Reason = fmt.Sprintf("would delete %d nodes and %d relationships, %.1f%% of the scope, over graph.sweep_max_share %.1f%%",
+			rep.StaleNodes, rep.StaleRels, 100*rep.Share, 100*s.cfg.SweepMaxShare)
+		return setStatus(statusRefused, "")
+	}
+	// This sync is now the scope's last completed one: from here on,
+	// writes of older tags are skipped, so nothing swept can come back.
+	extra := `, y.forced = $forced WITH y MATCH (s:` + labelScope + ` {scope: $scope})
+  SET s.completed = $tag, s.completed_at = $now`
+	p["forced"] = opts.Force
+	if rep.StaleNodes == 0 && rep.StaleRels == 0 {
+		rep.Result = statusEmpty
+		return setStatus(statusEmpty, extra)
+	}
+	rep.Result = statusSweeping
+	return setStatus(statusSweeping, extra)
+}
+
+// count fills the scope's total and stale node and relationship counts.
+func (s *Sink) count(ctx context.Context, tx neo4j.ManagedTransaction, rep *SweepReport, types []string) error {
+	p := map[string]any{"scope": rep.Scope, "tag": rep.Tag}
+	rec, err := single(ctx, tx, `MATCH (n:`+labelNode+`) WHERE n.syncscope = $scope AND n.lastupdated > 0
+RETURN count(n) AS total, count(CASE WHEN n.lastupdated < $tag THEN 1 END) AS stale`, p)
+	if err != nil {
+		return err
+	}
+	rep.TotalNodes, rep.StaleNodes = asInt(rec, "total"), asInt(rec, "stale")
+	rep.TotalRels, rep.StaleRels = 0, 0
+	for _, t := range types {
+		rec, err := single(ctx, tx, `MATCH ()-[r:`+quote(t)+`]->() WHERE r.syncscope = $scope AND r.lastupdated > 0
+RETURN count(r) AS total, count(CASE WHEN r.lastupdated < $tag THEN 1 END) AS stale`, p)
+		if err != nil {
+			return err
+		}
+		rep.TotalRels += asInt(rec, "total")
+		rep.StaleRels += asInt(rec, "stale")
+	}
+	if total := rep.TotalNodes + rep.TotalRels; total > 0 {
+		rep.Share = float64(rep.StaleNodes+rep.StaleRels) / float64(total)
+	}
+	return nil
+}
+
+func (s *Sink) announce(ctx context.Context, rep SweepReport) {
+	s.m.sweeps.WithLabelValues(rep.Result).Inc()
+	log := s.log.With("scope", rep.Scope, "tag", rep.Tag, "result", rep.Result, "correlation_id", rep.Correlation,
+		"stale_nodes", rep.StaleNodes, "stale_relationships", rep.StaleRels, "share", rep.Share)
+	switch rep.Result {
+	case statusRefused, "incomplete":
+		log.Warn("graph sink: sync sweeps nothing: "+rep.Reason, "max_share", rep.MaxShare)
+	case statusSuperseded:
+		log.Info("graph sink: sync sweeps nothing: " + rep.Reason)
+	case statusSwept:
+		log.Info("graph sink: sync swept", "deleted_nodes", rep.DeletedNodes,
+			"deleted_relationships", rep.DeletedRels, "seconds", rep.Seconds, "forced", rep.Forced)
+	default:
+		log.Info("graph sink: sweep", "reason", rep.Reason)
+	}
+	if s.report != nil {
+		s.report(ctx, rep)
+	}
+}
+
+func syncID(scope string, tag int64) string { return (&part{scope: scope, tag: tag}).syncID() }
+
+func merge(a, b map[string]any) map[string]any {
+	out := make(map[string]any, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
+	}
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
+}
+
+func isNoRecord(err error) bool {
+	var u *neo4j.UsageError
+	return errors.As(err, &u)
+}
