@@ -1,0 +1,179 @@
+package inventory
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/schemas"
+)
+
+func rels(s *Sync) []string {
+	var out []string
+	for _, r := range s.Relationships {
+		out = append(out, r.From.Key+" -"+r.Type+"-> "+r.To.Key)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestServiceMap(t *testing.T) {
+	s, err := LoadServiceMap("testdata/servicemap.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Scope != "file:shop" || len(s.Nodes) != 7 {
+		t.Fatalf("scope %q, %d nodes: %+v", s.Scope, len(s.Nodes), s.Nodes)
+	}
+	want := []string{
+		"shop/api -DEPENDS_ON-> shop/cache", "shop/api -DEPENDS_ON-> shop/db",
+		"shop/api/api-1 -REGISTERED-> shop/api", "shop/web -DEPENDS_ON-> shop/api",
+		"shop/web/web-1 -REGISTERED-> shop/web", "shop/web/web-2 -REGISTERED-> shop/web",
+	}
+	if got := rels(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("relationships\n got %v\nwant %v", got, want)
+	}
+	if s.Nodes[0].Properties["port"] != 443 || s.Nodes[0].Properties["team"] != "storefront" {
+		t.Fatalf("properties: %v", s.Nodes[0].Properties)
+	}
+}
+
+func TestServiceMapErrors(t *testing.T) {
+	for name, m := range map[string]ServiceMap{
+		"unknown dependency":  {Services: []Service{{Name: "a", DependsOn: []string{"b"}}}},
+		"duplicate":           {Services: []Service{{Name: "a"}, {Name: "a"}}},
+		"reserved property":   {Services: []Service{{Name: "a", Properties: map[string]any{"lastupdated": 1}}}},
+		"bad property name":   {Services: []Service{{Name: "a", Properties: map[string]any{"x`y": 1}}}},
+		"instance without id": {Services: []Service{{Name: "a", Instances: []Instance{{}}}}},
+	} {
+		if _, err := FromServiceMap(&m); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestCloudMap(t *testing.T) {
+	s, err := LoadCloudMap("testdata/cloudmap", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Scope != "cloudmap:ns-shop00000000001" || s.Source != SourceCloudMap {
+		t.Fatalf("scope %q source %q", s.Scope, s.Source)
+	}
+	ns := "ns-shop00000000001/"
+	want := []string{
+		ns + "backend -DEPENDS_ON-> " + ns + "pipeline",
+		ns + "backend/arn:aws:lambda:eu-west-1:123456789012:function:backend -REGISTERED-> " + ns + "backend",
+		ns + "frontend -DEPENDS_ON-> " + ns + "backend", // comma list
+		ns + "frontend -DEPENDS_ON-> " + ns + "pipeline",
+		ns + "frontend/i-0a1 -REGISTERED-> " + ns + "frontend",
+		ns + "frontend/i-0a2 -REGISTERED-> " + ns + "frontend",
+	}
+	if got := rels(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("relationships\n got %v\nwant %v", got, want)
+	}
+	for _, n := range s.Nodes {
+		if n.Key == ns+"frontend/i-0a1" && n.Properties["aws_instance_ipv4"] != "10.1.0.1" {
+			t.Fatalf("instance attributes: %v", n.Properties)
+		}
+		for k := range n.Properties {
+			if !identRe.MatchString(k) {
+				t.Fatalf("property name %q is not an identifier", k)
+			}
+		}
+	}
+	s2, err := LoadCloudMap("testdata/cloudmap", "prod")
+	if err != nil || s2.Scope != "cloudmap:prod" {
+		t.Fatalf("namespace override: %v %v", s2.Scope, err)
+	}
+}
+
+func TestGraphDocument(t *testing.T) {
+	s, err := LoadGraph("testdata/graph.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Scope != "graph:lab" || len(s.Nodes) != 2 || len(s.Relationships) != 1 || s.Nodes[1].Labels[0] != "Database" {
+		t.Fatalf("%+v", s)
+	}
+}
+
+// Split keeps every part under the limit, numbers parts, and marks only
+// the last one final with the total count; Publish uses deterministic ids.
+func TestSplitAndPublish(t *testing.T) {
+	s := &Sync{Scope: "file:big", Tag: 42, Source: "file"}
+	for i := range 2000 {
+		s.Nodes = append(s.Nodes, schemas.Node{Label: "Service", Key: "svc-" + strconv.Itoa(i),
+			Properties: map[string]any{"description": "a service with a fairly long description to fill parts"}})
+		s.Relationships = append(s.Relationships, schemas.Relationship{Type: "DEPENDS_ON",
+			From: schemas.NodeRef{Label: "Service", Key: "svc-" + strconv.Itoa(i)},
+			To:   schemas.NodeRef{Label: "Service", Key: "svc-" + strconv.Itoa((i+1)%2000)}})
+	}
+	var got []*stage.Message
+	res, err := Publish(context.Background(), s, PublisherFunc(func(_ context.Context, m *stage.Message) error {
+		got = append(got, m)
+		return nil
+	}), WithMaxPartBytes(32<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parts < 5 || res.Parts != len(got) || res.Items != 4000 {
+		t.Fatalf("result %+v, %d messages", res, len(got))
+	}
+	items := 0
+	for i, m := range got {
+		if len(m.Data) > 32<<10 {
+			t.Fatalf("part %d is %d bytes, over the limit", i, len(m.Data))
+		}
+		var d schemas.SnapshotData
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			t.Fatal(err)
+		}
+		items += d.Items()
+		last := i == len(got)-1
+		if d.Part != i || d.Final != last || (last && d.Count != 4000) || d.Scope != "file:big" || d.Tag != 42 {
+			t.Fatalf("part %d: part=%d final=%v count=%d", i, d.Part, d.Final, d.Count)
+		}
+		if id := m.Header.Get(stage.HeaderMsgID); id != "file:big:42:"+strconv.Itoa(i) || m.Subject != "sightline.raw.snapshot.inventory" {
+			t.Fatalf("part %d: id %q subject %q", i, id, m.Subject)
+		}
+		if m.Header.Get(stage.HeaderCorrelationID) != res.CorrelationID {
+			t.Fatalf("part %d: correlation id differs", i)
+		}
+	}
+	if items != 4000 {
+		t.Fatalf("%d items over all parts", items)
+	}
+	// An empty sync is still one final part with count 0.
+	parts, err := Split(&Sync{Scope: "file:empty", Tag: 1}, 0)
+	if err != nil || len(parts) != 1 || !parts[0].Final || parts[0].Count != 0 {
+		t.Fatalf("empty sync: %+v %v", parts, err)
+	}
+	if _, err := Split(&Sync{Scope: "bad scope!", Tag: 1}, 0); !errors.Is(err, ErrBadScope) {
+		t.Fatalf("bad scope: %v", err)
+	}
+	huge := &Sync{Scope: "file:x", Tag: 1, Nodes: []schemas.Node{{Label: "A", Key: string(make([]byte, 5000))}}}
+	if _, err := Split(huge, 1024); !errors.Is(err, ErrItemLarge) {
+		t.Fatalf("huge item: %v", err)
+	}
+}
+
+func TestTagStoreStrictlyIncreasing(t *testing.T) {
+	fixed := time.UnixMilli(1_000_000)
+	st := TagStore{Path: filepath.Join(t.TempDir(), "state", "tags.json"), Now: func() time.Time { return fixed }}
+	a, _ := st.Next("s")
+	b, _ := st.Next("s")
+	fixed = fixed.Add(-time.Hour) // clock steps back
+	c, err := st.Next("s")
+	d, _ := st.Next("other")
+	if err != nil || a != 1_000_000 || b != a+1 || c != b+1 || d != 1 {
+		t.Fatalf("tags %d %d %d %d (%v)", a, b, c, d, err)
+	}
+}

@@ -1,0 +1,344 @@
+package inventory
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sightline/sightline/schemas"
+)
+
+// Labels and relationship types of the service-map sources.
+const (
+	LabelService     = "Service"
+	LabelInstance    = "Instance"
+	RelDependsOn     = "DEPENDS_ON"
+	RelRegistered    = "REGISTERED"
+	TagRelationship  = "NEO4J_RELATIONSHIP_TO_SERVICE"
+	SourceFile       = "file"
+	SourceCloudMap   = "cloudmap"
+	SourceGraph      = "graph"
+	defaultNamespace = "default"
+)
+
+var (
+	scopeRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,254}$`)
+	identRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+)
+
+func validScope(s string) bool { return scopeRe.MatchString(s) }
+
+// ServiceMap is the declarative file format (YAML or JSON).
+type ServiceMap struct {
+	Namespace string    `json:"namespace" yaml:"namespace"`
+	Services  []Service `json:"services" yaml:"services"`
+}
+
+// Service is one service of a ServiceMap.
+type Service struct {
+	Name       string         `json:"name" yaml:"name"`
+	Properties map[string]any `json:"properties,omitempty" yaml:"properties,omitempty"`
+	DependsOn  []string       `json:"depends_on,omitempty" yaml:"depends_on,omitempty"`
+	Instances  []Instance     `json:"instances,omitempty" yaml:"instances,omitempty"`
+}
+
+// Instance is one instance of a Service.
+type Instance struct {
+	ID         string         `json:"id" yaml:"id"`
+	Properties map[string]any `json:"properties,omitempty" yaml:"properties,omitempty"`
+}
+
+// FromServiceMap turns a service map into a sync's nodes and relationships:
+// (:Service {key: ns/name}), (:Instance {key: ns/service/id})-[:REGISTERED]->
+// (:Service), (:Service)-[:DEPENDS_ON]->(:Service). The scope is
+// "file:<namespace>".
+func FromServiceMap(m *ServiceMap) (*Sync, error) {
+	ns := m.Namespace
+	if ns == "" {
+		ns = defaultNamespace
+	}
+	s := &Sync{Scope: SourceFile + ":" + ns, Source: SourceFile}
+	known := map[string]bool{}
+	for _, svc := range m.Services {
+		if svc.Name == "" {
+			return nil, errors.New("inventory: service map: a service has no name")
+		}
+		if known[svc.Name] {
+			return nil, fmt.Errorf("inventory: service map: service %q listed twice", svc.Name)
+		}
+		known[svc.Name] = true
+	}
+	for _, svc := range m.Services {
+		props, err := cleanProps(svc.Properties)
+		if err != nil {
+			return nil, fmt.Errorf("inventory: service %q: %w", svc.Name, err)
+		}
+		props["name"], props["namespace"] = svc.Name, ns
+		s.Nodes = append(s.Nodes, schemas.Node{Label: LabelService, Key: ns + "/" + svc.Name, Properties: props})
+		for _, dep := range svc.DependsOn {
+			if !known[dep] {
+				return nil, fmt.Errorf("inventory: service %q depends on unknown service %q", svc.Name, dep)
+			}
+			s.Relationships = append(s.Relationships, depends(ns, svc.Name, dep))
+		}
+		for _, in := range svc.Instances {
+			if in.ID == "" {
+				return nil, fmt.Errorf("inventory: service %q: an instance has no id", svc.Name)
+			}
+			ip, err := cleanProps(in.Properties)
+			if err != nil {
+				return nil, fmt.Errorf("inventory: service %q instance %q: %w", svc.Name, in.ID, err)
+			}
+			ip["instance_id"], ip["service"] = in.ID, svc.Name
+			s.Nodes = append(s.Nodes, schemas.Node{Label: LabelInstance, Key: ns + "/" + svc.Name + "/" + in.ID, Properties: ip})
+			s.Relationships = append(s.Relationships, schemas.Relationship{Type: RelRegistered,
+				From: schemas.NodeRef{Label: LabelInstance, Key: ns + "/" + svc.Name + "/" + in.ID},
+				To:   schemas.NodeRef{Label: LabelService, Key: ns + "/" + svc.Name}})
+		}
+	}
+	return s, nil
+}
+
+func depends(ns, from, to string) schemas.Relationship {
+	return schemas.Relationship{Type: RelDependsOn,
+		From: schemas.NodeRef{Label: LabelService, Key: ns + "/" + from},
+		To:   schemas.NodeRef{Label: LabelService, Key: ns + "/" + to}}
+}
+
+// LoadServiceMap reads a YAML or JSON service map file.
+func LoadServiceMap(path string) (*Sync, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: %w", err)
+	}
+	var m ServiceMap
+	if isJSON(b) {
+		err = strictJSON(b, &m)
+	} else {
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		err = dec.Decode(&m)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("inventory: service map %s: %w", path, err)
+	}
+	return FromServiceMap(&m)
+}
+
+// Cloud Map CLI output shapes (only the fields used).
+type cmServices struct {
+	Services []struct {
+		ID          string `json:"Id"`
+		Arn         string `json:"Arn"`
+		Name        string `json:"Name"`
+		NamespaceID string `json:"NamespaceId"`
+		Description string `json:"Description"`
+	} `json:"Services"`
+}
+
+type cmInstances struct {
+	Instances []struct {
+		ID         string            `json:"Id"`
+		Attributes map[string]string `json:"Attributes"`
+	} `json:"Instances"`
+}
+
+type cmTags struct {
+	Tags []struct {
+		Key   string `json:"Key"`
+		Value string `json:"Value"`
+	} `json:"Tags"`
+}
+
+// LoadCloudMap reads AWS Cloud Map CLI output from a directory:
+//
+//	services.json                  aws servicediscovery list-services
+//	instances/<service>.json       aws servicediscovery list-instances --service-id <id>
+//	tags/<service>.json            aws servicediscovery list-tags-for-resource --resource-arn <arn>
+//
+// where <service> is the service Id or Name. The tag
+// NEO4J_RELATIONSHIP_TO_SERVICE (one name or a comma list) makes DEPENDS_ON
+// edges. namespace overrides the NamespaceId of the services (scope
+// "cloudmap:<namespace>").
+func LoadCloudMap(dir, namespace string) (*Sync, error) {
+	var svcs cmServices
+	if err := readJSON(filepath.Join(dir, "services.json"), &svcs, true); err != nil {
+		return nil, err
+	}
+	if namespace == "" {
+		for _, s := range svcs.Services {
+			if s.NamespaceID != "" {
+				namespace = s.NamespaceID
+				break
+			}
+		}
+	}
+	m := &ServiceMap{Namespace: namespace}
+	byName := map[string]bool{}
+	for _, s := range svcs.Services {
+		byName[s.Name] = true
+	}
+	for _, cs := range svcs.Services {
+		svc := Service{Name: cs.Name, Properties: map[string]any{"service_id": cs.ID, "arn": cs.Arn}}
+		if cs.Description != "" {
+			svc.Properties["description"] = cs.Description
+		}
+		var ins cmInstances
+		if err := readEither(dir, "instances", cs.ID, cs.Name, &ins); err != nil {
+			return nil, err
+		}
+		for _, in := range ins.Instances {
+			props := map[string]any{}
+			for k, v := range in.Attributes {
+				props[attrName(k)] = v
+			}
+			svc.Instances = append(svc.Instances, Instance{ID: in.ID, Properties: props})
+		}
+		var tags cmTags
+		if err := readEither(dir, "tags", cs.ID, cs.Name, &tags); err != nil {
+			return nil, err
+		}
+		for _, t := range tags.Tags {
+			if t.Key != TagRelationship {
+				continue
+			}
+			for _, dep := range strings.Split(t.Value, ",") {
+				dep = strings.TrimSpace(dep)
+				if dep == "" {
+					continue
+				}
+				if !byName[dep] {
+					return nil, fmt.Errorf("inventory: cloud map service %q: %s names unknown service %q", cs.Name, TagRelationship, dep)
+				}
+				svc.DependsOn = append(svc.DependsOn, dep)
+			}
+		}
+		sort.Strings(svc.DependsOn)
+		m.Services = append(m.Services, svc)
+	}
+	s, err := FromServiceMap(m)
+	if err != nil {
+		return nil, err
+	}
+	s.Source = SourceCloudMap
+	s.Scope = SourceCloudMap + ":" + strings.TrimPrefix(s.Scope, SourceFile+":")
+	return s, nil
+}
+
+// attrName turns a Cloud Map attribute (AWS_INSTANCE_IPV4, custom keys
+// with dashes) into a property name.
+func attrName(k string) string {
+	var b strings.Builder
+	for i, r := range strings.ToLower(k) {
+		switch {
+		case r >= 'a' && r <= 'z', r == '_', r >= '0' && r <= '9' && i > 0:
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := b.String()
+	if len(out) > 64 {
+		out = out[:64]
+	}
+	if out == "id" || out == "" {
+		out = "attr_" + out
+	}
+	return out
+}
+
+// LoadGraph reads a generic graph document: {"scope"?, "tag"?, "nodes":
+// [{label, labels?, key, properties?}], "relationships": [{type, from:
+// {label,key}, to: {label,key}, properties?}]}.
+func LoadGraph(path string) (*Sync, error) {
+	var d struct {
+		Scope         string                 `json:"scope"`
+		Tag           int64                  `json:"tag"`
+		Source        string                 `json:"source"`
+		Force         bool                   `json:"force"`
+		Nodes         []schemas.Node         `json:"nodes"`
+		Relationships []schemas.Relationship `json:"relationships"`
+	}
+	if err := readJSON(path, &d, true); err != nil {
+		return nil, err
+	}
+	s := &Sync{Scope: d.Scope, Tag: d.Tag, Source: SourceGraph, Force: d.Force, Nodes: d.Nodes, Relationships: d.Relationships}
+	if d.Source != "" {
+		s.Source = d.Source
+	}
+	for i, n := range s.Nodes {
+		if !identRe.MatchString(n.Label) || n.Key == "" {
+			return nil, fmt.Errorf("inventory: graph %s: node %d: label %q must be an identifier and key non-empty", path, i, n.Label)
+		}
+	}
+	for i, r := range s.Relationships {
+		if !identRe.MatchString(r.Type) || !identRe.MatchString(r.From.Label) || !identRe.MatchString(r.To.Label) {
+			return nil, fmt.Errorf("inventory: graph %s: relationship %d: type and endpoint labels must be identifiers", path, i)
+		}
+	}
+	return s, nil
+}
+
+func cleanProps(in map[string]any) (map[string]any, error) {
+	out := make(map[string]any, len(in)+2)
+	for k, v := range in {
+		if !identRe.MatchString(k) {
+			return nil, fmt.Errorf("property name %q is not an identifier", k)
+		}
+		switch k {
+		case "id", "lastupdated", "firstseen", "syncscope", "correlationid":
+			return nil, fmt.Errorf("property %q is reserved", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func readEither(dir, sub, id, name string, v any) error {
+	for _, base := range []string{id, name} {
+		if base == "" || strings.ContainsAny(base, `/\`) {
+			continue
+		}
+		p := filepath.Join(dir, sub, base+".json")
+		if _, err := os.Stat(p); err == nil {
+			return readJSON(p, v, false)
+		}
+	}
+	return nil // a service without instances or tags
+}
+
+func readJSON(path string, v any, required bool) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if !required && errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("inventory: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("inventory: %s: %w", path, err)
+	}
+	return nil
+}
+
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+func isJSON(b []byte) bool {
+	b = bytes.TrimSpace(b)
+	return len(b) > 0 && (b[0] == '{' || b[0] == '[')
+}
