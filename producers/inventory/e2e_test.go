@@ -30,7 +30,7 @@ func TestCloudMapIntoNeo4j(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sink.Close(context.Background())
+	t.Cleanup(func() { _ = sink.Close(context.Background()) }) // after the scope cleanup below
 	v, err := schemas.NewValidator()
 	if err != nil {
 		t.Fatal(err)

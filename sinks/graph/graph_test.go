@@ -284,7 +284,7 @@ func TestShareGuard(t *testing.T) {
 		t.Fatalf("report: %+v", last)
 	}
 	dry, err := f.s.Sweep(context.Background(), f.scope, SweepOptions{DryRun: true})
-	if err != nil || dry.Result != "dry-run" || dry.StaleNodes != 4 || !strings.Contains(dry.Reason, "refused") {
+	if err != nil || dry.Result != "dry-run" || dry.StaleNodes != 4 || !strings.Contains(dry.Reason, "refused") || dry.StaleByLabel[tSvc] != 4 || len(dry.Sample) != 4 {
 		t.Fatalf("dry run: %+v %v", dry, err)
 	}
 	rep, err := f.s.Sweep(context.Background(), f.scope, SweepOptions{Force: true})

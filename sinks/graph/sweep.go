@@ -33,6 +33,9 @@ type SweepReport struct {
 	Seconds      float64 `json:"seconds"`
 	Forced       bool    `json:"forced,omitempty"`
 	Correlation  string  `json:"correlationid,omitempty"`
+	// Dry runs only: stale nodes per label and a sample of them.
+	StaleByLabel map[string]int64 `json:"stale_by_label,omitempty"`
+	Sample       []string         `json:"sample,omitempty"`
 }
 
 // Sweep sweeps scope for its newest complete sync not yet swept (or
@@ -220,6 +223,9 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 		return err
 	}
 	if opts.DryRun {
+		if err := s.sample(ctx, tx, rep); err != nil {
+			return err
+		}
 		rep.Result = "dry-run"
 		if rep.Share > s.cfg.SweepMaxShare && !opts.Force {
 			rep.Reason = fmt.Sprintf("would be refused: %.1f%% of the scope is stale, over the %.1f%% limit (use --force)",
@@ -267,6 +273,39 @@ RETURN count(r) AS total, count(CASE WHEN r.lastupdated < $tag THEN 1 END) AS st
 	}
 	if total := rep.TotalNodes + rep.TotalRels; total > 0 {
 		rep.Share = float64(rep.StaleNodes+rep.StaleRels) / float64(total)
+	}
+	return nil
+}
+
+// sample fills the dry-run details: stale nodes per label, and up to 20 of them.
+func (s *Sink) sample(ctx context.Context, tx neo4j.ManagedTransaction, rep *SweepReport) error {
+	p := map[string]any{"scope": rep.Scope, "tag": rep.Tag}
+	res, err := tx.Run(ctx, `MATCH (n:`+labelNode+`) WHERE n.syncscope = $scope AND n.lastupdated < $tag
+UNWIND labels(n) AS l WITH l WHERE l <> '`+labelNode+`' RETURN l, count(*) AS n ORDER BY l`, p)
+	if err != nil {
+		return err
+	}
+	recs, err := res.Collect(ctx)
+	if err != nil {
+		return err
+	}
+	rep.StaleByLabel = map[string]int64{}
+	for _, r := range recs {
+		l, _ := r.Get("l")
+		rep.StaleByLabel[fmt.Sprint(l)] = asInt(r, "n")
+	}
+	res, err = tx.Run(ctx, `MATCH (n:`+labelNode+`) WHERE n.syncscope = $scope AND n.lastupdated < $tag
+WITH n LIMIT 20 RETURN [l IN labels(n) WHERE l <> '`+labelNode+`'][0] + ':' + n.id AS k`, p)
+	if err != nil {
+		return err
+	}
+	recs, err = res.Collect(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range recs {
+		k, _ := r.Get("k")
+		rep.Sample = append(rep.Sample, fmt.Sprint(k))
 	}
 	return nil
 }

@@ -1,0 +1,149 @@
+//go:build sightline_graph_cmd
+
+// The build tag above is removed once cmd/sightline/main.go (globals) exists.
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/producers/inventory"
+)
+
+// newInventoryCmd is `sightline inventory publish`.
+func newInventoryCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "inventory",
+		Short: "Publish a service map as one sync of the graph",
+	}
+	var (
+		source, file, dir, namespace, scope, state, subject string
+		tag                                                 int64
+		force, dryRun, asJSON                               bool
+		maxBytes                                            int
+	)
+	publish := &cobra.Command{
+		Use:   "publish --source file|cloudmap|graph ...",
+		Short: "Read a service map and publish it as one sync (parts under the size limit, final part counted)",
+		Long: `Sources:
+  file      --file services.yaml|json   services, instances, depends_on        scope file:<namespace>
+  cloudmap  --dir DIR                   DIR/services.json (aws servicediscovery list-services),
+                                        DIR/instances/<service id|name>.json (list-instances),
+                                        DIR/tags/<service id|name>.json (list-tags-for-resource);
+                                        NEO4J_RELATIONSHIP_TO_SERVICE=a,b makes DEPENDS_ON edges
+                                                                               scope cloudmap:<namespace>
+  graph     --file graph.json           {"nodes":[...],"relationships":[...]}  scope from the file or --scope
+The update tag is --tag, or the start time in ms, kept strictly increasing per scope in --state.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			var s *inventory.Sync
+			var err error
+			switch source {
+			case inventory.SourceFile:
+				s, err = inventory.LoadServiceMap(file)
+			case inventory.SourceCloudMap:
+				s, err = inventory.LoadCloudMap(dir, namespace)
+			case inventory.SourceGraph:
+				s, err = inventory.LoadGraph(file)
+			default:
+				return fmt.Errorf("--source must be file, cloudmap or graph, got %q", source)
+			}
+			if err != nil {
+				return err
+			}
+			if scope != "" {
+				s.Scope = scope
+			} else if namespace != "" && source == inventory.SourceFile {
+				s.Scope = inventory.SourceFile + ":" + namespace
+			}
+			if s.Scope == "" {
+				return errors.New("the graph document has no scope: pass --scope")
+			}
+			s.Force = s.Force || force
+			if tag > 0 {
+				s.Tag = tag
+			} else if s.Tag == 0 {
+				if s.Tag, err = (inventory.TagStore{Path: state}).Next(s.Scope); err != nil {
+					return err
+				}
+			}
+			if subject == "" {
+				subject = "sightline.raw.snapshot.inventory"
+				if source == inventory.SourceGraph {
+					subject = "sightline.raw.snapshot.graph"
+				}
+			}
+			var pub inventory.Publisher
+			if dryRun {
+				pub = inventory.PublisherFunc(func(context.Context, *stage.Message) error { return nil })
+			} else {
+				b, err := g.bus(ctx)
+				if err != nil {
+					return err
+				}
+				defer b.Close()
+				pub = inventory.PublisherFunc(func(ctx context.Context, m *stage.Message) error {
+					_, err := b.Publish(ctx, m)
+					return err
+				})
+			}
+			res, err := inventory.Publish(ctx, s, pub, inventory.WithSubject(subject), inventory.WithMaxPartBytes(maxBytes),
+				inventory.WithProgress(func(part, parts int) {
+					if parts > 1 {
+						fmt.Fprintf(os.Stderr, "\rpublished part %d/%d", part, parts)
+						if part == parts {
+							fmt.Fprintln(os.Stderr)
+						}
+					}
+				}))
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+			}
+			verb := "published"
+			if dryRun {
+				verb = "would publish"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s sync %s@%d: %d items in %d parts (%d bytes) on %s, correlation id %s\n",
+				verb, res.Scope, res.Tag, res.Items, res.Parts, res.Bytes, subject, res.CorrelationID)
+			return nil
+		},
+	}
+	f := publish.Flags()
+	f.StringVar(&source, "source", "", "file, cloudmap or graph (required)")
+	f.StringVar(&file, "file", "", "service map (YAML/JSON) or graph document")
+	f.StringVar(&dir, "dir", "", "directory of Cloud Map CLI output (cloudmap)")
+	f.StringVar(&namespace, "namespace", "", "namespace (default: from the file / the services' NamespaceId)")
+	f.StringVar(&scope, "scope", "", "sync scope (default: <source>:<namespace>)")
+	f.Int64Var(&tag, "tag", 0, "update tag (default: now in ms, strictly increasing per scope)")
+	f.StringVar(&state, "state", defaultTagState(), "file keeping the last tag per scope")
+	f.BoolVar(&force, "force", false, "mark the sync force: its sweep ignores graph.sweep_max_share")
+	f.IntVar(&maxBytes, "max-part-bytes", inventory.DefaultMaxPartBytes, "size limit of one part")
+	f.StringVar(&subject, "subject", "", "raw subject (default sightline.raw.snapshot.inventory, .graph for --source graph)")
+	f.BoolVar(&dryRun, "dry-run", false, "split and count, publish nothing")
+	f.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	_ = publish.MarkFlagRequired("source")
+	cmd.AddCommand(publish)
+	return cmd
+}
+
+func defaultTagState() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "sightline", "inventory-tags.json")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "sightline", "inventory-tags.json")
+	}
+	return ""
+}

@@ -1,0 +1,66 @@
+package graph
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// PrintStatus writes `sightline graph status` as a table: one line per
+// scope, then its syncs (newest first) indented below it.
+func PrintStatus(w io.Writer, list []ScopeStatus) error {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCOPE\tLAST COMPLETE TAG\tCOMPLETED AT\tNODES\tRELATIONSHIPS\tLABELS / TYPES")
+	for _, s := range list {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s / %s\n", s.Scope, s.LastCompleted, msTime(s.CompletedAt),
+			s.Nodes, s.Relationships, strings.Join(s.Labels, ","), strings.Join(s.Types, ","))
+		for _, y := range s.Syncs {
+			exp := "?"
+			if y.Expected >= 0 {
+				exp = fmt.Sprint(y.Expected)
+			}
+			line := fmt.Sprintf("  sync %d\t%s\tparts %d, items %d/%s", y.Tag, y.Status, y.Parts, y.Applied, exp)
+			if !y.Final {
+				line += ", final marker missing"
+			}
+			if y.Deleted > 0 {
+				line += fmt.Sprintf(", swept %d", y.Deleted)
+			}
+			if y.Reason != "" {
+				line += ": " + y.Reason
+			}
+			fmt.Fprintf(tw, "%s\t\t\t\t\n", line)
+		}
+	}
+	return tw.Flush()
+}
+
+// PrintReport writes a sweep report in one human-readable paragraph.
+func PrintReport(w io.Writer, r SweepReport) {
+	fmt.Fprintf(w, "scope %s, sync %d: %s\n", r.Scope, r.Tag, r.Result)
+	if r.Reason != "" {
+		fmt.Fprintf(w, "  %s\n", r.Reason)
+	}
+	if r.TotalNodes+r.TotalRels > 0 {
+		fmt.Fprintf(w, "  stale: %d of %d nodes, %d of %d relationships (%.1f%% of the scope; limit %.1f%%)\n",
+			r.StaleNodes, r.TotalNodes, r.StaleRels, r.TotalRels, 100*r.Share, 100*r.MaxShare)
+	}
+	for l, n := range r.StaleByLabel {
+		fmt.Fprintf(w, "  would delete %d %s nodes\n", n, l)
+	}
+	for _, k := range r.Sample {
+		fmt.Fprintf(w, "    %s\n", k)
+	}
+	if r.DeletedNodes+r.DeletedRels > 0 {
+		fmt.Fprintf(w, "  deleted: %d nodes, %d relationships in %.2fs\n", r.DeletedNodes, r.DeletedRels, r.Seconds)
+	}
+}
+
+func msTime(ms int64) string {
+	if ms <= 0 {
+		return "-"
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339)
+}
