@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -123,8 +124,10 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 
 	failed := map[int]error{}
 	parts := map[string]*partition{}
+	decoded := decodeHeads(batch)
 	for i, m := range batch {
-		h, kind, name, err := decodeHead(m)
+		d := decoded[i]
+		h, kind, name, err := d.h, d.kind, d.name, d.err
 		if err != nil {
 			failed[i] = err
 			s.log.WarnContext(ctx, "archive sink: rejecting message", "subject", m.Subject,
@@ -186,6 +189,35 @@ func anyPermanent(m map[int]error) bool {
 		}
 	}
 	return false
+}
+
+type decodedHead struct {
+	h          head
+	kind, name string
+	err        error
+}
+
+// decodeHeads decodes the heads of a batch, in parallel for large batches
+// (JSON decoding is a third of the sink's CPU time).
+func decodeHeads(batch []*stage.Message) []decodedHead {
+	out := make([]decodedHead, len(batch))
+	workers := runtime.GOMAXPROCS(0)
+	if len(batch) < 2048 || workers < 2 {
+		workers = 1
+	}
+	chunk := (len(batch) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := 0; lo < len(batch); lo += chunk {
+		hi := min(lo+chunk, len(batch))
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				d := &out[i]
+				d.h, d.kind, d.name, d.err = decodeHead(batch[i])
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // decodeHead reads id, type, time and correlation id of a conformed event

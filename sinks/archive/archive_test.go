@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"errors"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
 )
 
@@ -309,13 +312,19 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestEventMessageRestoresHeaders(t *testing.T) {
-	orig := event("metric", "search_made", time.Now(), "cid-9", 1)
-	m, err := archive.EventMessage(orig.Data)
-	if err != nil {
-		t.Fatal(err)
+	plain := event("metric", "search_made", time.Now(), "cid-9", 1)
+	ev := &schemas.Event{
+		SpecVersion: schemas.SpecVersion, ID: "ev-1", Source: "t", Type: "snapshot.hosts", Time: time.Now().UTC(),
+		DataContentType: "application/json", CorrelationID: "cid-1", SyncScope: "aws:123", SyncTag: "1700000000000",
+		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Data: []byte(`{"count":1}`),
 	}
-	if m.Subject != orig.Subject || m.ID != orig.ID || string(m.Data) != string(orig.Data) ||
-		m.Header.Get(stage.HeaderCorrelationID) != "cid-9" {
-		t.Fatalf("got %+v, want %+v", m, orig)
+	for _, orig := range []*stage.Message{plain, processors.Output(ev, "snapshot", "hosts", "")} {
+		m, err := archive.EventMessage(orig.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Subject != orig.Subject || m.ID != orig.ID || string(m.Data) != string(orig.Data) || !maps.EqualFunc(m.Header, orig.Header, slices.Equal) {
+			t.Fatalf("got %+v, want %+v", m, orig)
+		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
-	"github.com/sightline/sightline/schemas"
 )
 
 // MaxLine is the longest NDJSON line (one event) a reader accepts.
@@ -309,13 +308,24 @@ func (r *Reader) Events(ctx context.Context, correlationID string, tr TimeRange)
 	return out, nil
 }
 
+// lineHead is what EventMessage needs of an archived event.
+type lineHead struct {
+	ID            string `json:"id"`
+	Type          string `json:"type"`
+	CorrelationID string `json:"correlationid"`
+	SyncScope     string `json:"syncscope"`
+	SyncTag       string `json:"synctag"`
+	TraceParent   string `json:"traceparent"`
+}
+
 // EventMessage rebuilds the stream message of an archived event line, as
-// the processors published it: subject sightline.events.<kind>.<name>, ID
-// (Nats-Msg-Id) = event id, headers Correlation-Id, Sightline-Type and the
-// sync headers, Data = the line itself (copied). Subject tokens after the
-// name are not archived and so not restored.
+// processors.Output published it: subject sightline.events.<kind>.<name>,
+// ID (Nats-Msg-Id) = event id, headers Correlation-Id, Sightline-Type,
+// Content-Type, traceparent and the sync headers, Data = the line itself
+// (copied, byte for byte). Subject tokens after the name are not archived
+// and so not restored.
 func EventMessage(line []byte) (*stage.Message, error) {
-	var ev schemas.Event
+	var ev lineHead
 	if err := json.Unmarshal(line, &ev); err != nil {
 		return nil, stage.Reject("archive_decode", "archived line is not a conformed event", err)
 	}
@@ -323,7 +333,22 @@ func EventMessage(line []byte) (*stage.Message, error) {
 	if ev.ID == "" || !ok || !keySafe(kind) || !keySafe(name) {
 		return nil, stage.Rejectf("archive_decode", "archived event %q has type %q", ev.ID, ev.Type)
 	}
-	m := processors.Output(&ev, kind, name, "")
-	m.Data = slices.Clone(line)
-	return m, nil
+	h := stage.Header{
+		stage.HeaderCorrelationID: {ev.CorrelationID},
+		stage.HeaderEventType:     {ev.Type},
+		stage.HeaderContentType:   {"application/cloudevents+json"},
+	}
+	if ev.TraceParent != "" {
+		h[stage.HeaderTraceParent] = []string{ev.TraceParent}
+	}
+	if ev.SyncScope != "" {
+		h[stage.HeaderSyncScope] = []string{ev.SyncScope}
+		h[stage.HeaderSyncTag] = []string{ev.SyncTag}
+	}
+	return &stage.Message{
+		Subject: processors.EventsPrefix + kind + "." + name,
+		Header:  h,
+		Data:    slices.Clone(line),
+		ID:      ev.ID,
+	}, nil
 }

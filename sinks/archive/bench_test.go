@@ -1,0 +1,122 @@
+package archive_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks/archive"
+	"github.com/sightline/sightline/sinks/archive/archivetest"
+)
+
+// benchEvents makes n realistic conformed metric events (~450 bytes each)
+// from stream sequence first, all in one partition hour.
+func benchEvents(n int, first uint64) []*stage.Message {
+	rng := rand.New(rand.NewPCG(1, first))
+	words := strings.Fields("cats dogs fleet kernel sysctl mounts packages lshw neo4j search trace replay archive graph index host service")
+	start := time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)
+	out := make([]*stage.Message, n)
+	for i := range out {
+		data := fmt.Sprintf(`{"query":"%s %s","n_results":%d,"user_id":"%s","latency_ms":%d,"host":"web-%03d.dc%d","path":"/api/v1/%s"}`,
+			words[rng.IntN(len(words))], words[rng.IntN(len(words))], rng.IntN(500), uuid.NewString(),
+			rng.IntN(3000), rng.IntN(400), rng.IntN(4), words[rng.IntN(len(words))])
+		m := archivetest.Event("metric", "search_made", start.Add(time.Duration(i)*time.Millisecond), uuid.NewString(), data)
+		m.Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: first + uint64(i)}
+		out[i] = m
+	}
+	return out
+}
+
+// BenchmarkArchiveS3 writes batches of 20,000 events through the sink to the
+// shared S3 server (sink), against a plain PUT of an already-gzipped object
+// of the same size (plain_put) in the same run.
+//
+//	go test -run '^$' -bench BenchmarkArchiveS3 -benchtime 10x ./sinks/archive/
+func BenchmarkArchiveS3(b *testing.B) {
+	const n = 20000
+	cfg := archivetest.S3Config(b)
+	for _, c := range []string{archive.CompressionGzip, archive.CompressionZstd} {
+		cfg.Compression = c
+		benchSink(b, "sink_"+c, cfg, n)
+	}
+	benchPlainPut(b, cfg, n)
+}
+
+// BenchmarkArchiveFile is the same against the local-directory default.
+//
+//	go test -run '^$' -bench BenchmarkArchiveFile -benchtime 10x ./sinks/archive/
+func BenchmarkArchiveFile(b *testing.B) {
+	const n = 20000
+	cfg := archivetest.FileConfig(b)
+	benchSink(b, "sink_gzip", cfg, n)
+	benchPlainPut(b, cfg, n)
+}
+
+func benchSink(b *testing.B, name string, cfg archive.Config, n int) {
+	b.Run(name, func(b *testing.B) {
+		s, err := archive.New(archivetest.Context(b), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close(archivetest.Context(b))
+		batches := [][]*stage.Message{benchEvents(n, 1), benchEvents(n, uint64(n+1))}
+		raw := 0
+		for _, m := range batches[0] {
+			raw += len(m.Data) + 1
+		}
+		ctx := archivetest.Context(b)
+		i := 0
+		b.ResetTimer()
+		for b.Loop() {
+			if err := s.Write(ctx, batches[i%2]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+		sec := b.Elapsed().Seconds()
+		bucket := openBucket(b, cfg)
+		objs, _ := archive.NewReader(bucket).Objects(ctx, archive.Filter{})
+		var stored int64
+		for _, o := range objs {
+			if strings.Contains(o.Key, "events-000000000001-") && strings.HasSuffix(o.Key, map[string]string{"gzip": ".gz", "zstd": ".zst", "none": ".ndjson"}[cfg.Compression]) {
+				stored = o.Size
+			}
+		}
+		b.ReportMetric(float64(n*b.N)/sec, "events/s")
+		b.ReportMetric(float64(stored)*float64(b.N)/sec/1e6, "MBcompressed/s")
+		b.ReportMetric(float64(raw)*float64(b.N)/sec/1e6, "MBraw/s")
+		b.ReportMetric(float64(raw)/float64(stored), "ratio")
+	})
+}
+
+// benchPlainPut PUTs a gzip object as large as the sink's, prepared in advance.
+func benchPlainPut(b *testing.B, cfg archive.Config, n int) {
+	b.Run("plain_put", func(b *testing.B) {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		for _, m := range benchEvents(n, 1) {
+			zw.Write(m.Data)
+			zw.Write([]byte{'\n'})
+		}
+		zw.Close()
+		body := buf.Bytes()
+		bucket := openBucket(b, cfg)
+		ctx := archivetest.Context(b)
+		b.ResetTimer()
+		for b.Loop() {
+			if err := bucket.WriteAll(ctx, "plain/put.ndjson.gz", body, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sec := b.Elapsed().Seconds()
+		b.ReportMetric(float64(n*b.N)/sec, "events/s")
+		b.ReportMetric(float64(len(body))*float64(b.N)/sec/1e6, "MBcompressed/s")
+	})
+}
