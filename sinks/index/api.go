@@ -1,0 +1,158 @@
+package index
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sightline/sightline/web"
+)
+
+// API serves the trace and search HTTP API and the web page.
+type API struct {
+	s        Searcher
+	log      *slog.Logger
+	locators []Locator
+	mux      *http.ServeMux
+}
+
+// NewAPI returns the handler of
+//
+//	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it)
+//	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest
+//	GET /ui/             the web page ("/" redirects there)
+//
+// Mount it with RegisterAPI, or route those patterns to it.
+func NewAPI(s Searcher, log *slog.Logger, locators ...Locator) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	a := &API{s: s, log: log, locators: locators, mux: http.NewServeMux()}
+	a.mux.HandleFunc("GET /v1/trace/{id}", a.trace)
+	a.mux.HandleFunc("GET /v1/search", a.search)
+	static, _ := fs.Sub(web.Static, "static")
+	a.mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
+	return a
+}
+
+// Patterns are the ServeMux patterns the API answers.
+var Patterns = []string{"GET /v1/trace/{id}", "GET /v1/search", "GET /ui/", "GET /{$}"}
+
+// RegisterAPI mounts the API on mux under Patterns.
+func RegisterAPI(mux *http.ServeMux, a *API) {
+	for _, p := range Patterns {
+		mux.Handle(p, a)
+	}
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) {
+	if code >= 500 {
+		a.log.Warn("index api request failed", "path", r.URL.Path, "error", err)
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func (a *API) trace(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	tl, err := Trace(r.Context(), a.s, id, a.locators...)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeJSON(w, http.StatusNotFound, tl)
+	case err != nil:
+		a.fail(w, r, http.StatusBadGateway, err)
+	default:
+		a.log.Debug("trace served", "correlation_id", id, "events", len(tl.Events))
+		writeJSON(w, http.StatusOK, tl)
+	}
+}
+
+// ParseQuery reads a Query from URL parameters (the API and `sightline logs`
+// share it). Times are RFC 3339 or a duration back from now ("15m").
+func ParseQuery(v map[string][]string, now time.Time) (Query, error) {
+	get := func(k string) string {
+		if x := v[k]; len(x) > 0 {
+			return strings.TrimSpace(x[0])
+		}
+		return ""
+	}
+	list := func(k string) []string {
+		var out []string
+		for _, x := range v[k] {
+			for _, p := range strings.Split(x, ",") {
+				if p = strings.TrimSpace(p); p != "" {
+					out = append(out, p)
+				}
+			}
+		}
+		return out
+	}
+	q := Query{
+		CorrelationID: get("correlation_id"),
+		Services:      list("service"),
+		Types:         list("type"),
+		Kinds:         list("kind"),
+		Levels:        list("level"),
+		Text:          get("q"),
+	}
+	var err error
+	if q.From, err = ParseTime(get("from"), now); err != nil {
+		return q, errors.New("from: " + err.Error())
+	}
+	if q.To, err = ParseTime(get("to"), now); err != nil {
+		return q, errors.New("to: " + err.Error())
+	}
+	if s := get("limit"); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
+			return q, errors.New("limit: not a positive number")
+		}
+	}
+	q.Newest = get("newest") == "true" || get("newest") == "1"
+	return q, nil
+}
+
+// ParseTime reads RFC 3339 or a duration back from now ("15m", "2h").
+func ParseTime(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, errors.New("want RFC 3339 (2026-01-02T15:04:05Z) or a duration (15m)")
+	}
+	return t, nil
+}
+
+func (a *API) search(w http.ResponseWriter, r *http.Request) {
+	q, err := ParseQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	res, err := a.s.Search(r.Context(), q)
+	if err != nil {
+		a.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}

@@ -1,0 +1,59 @@
+package index
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/internal/stage"
+)
+
+func TestFromMessage(t *testing.T) {
+	at := time.Date(2026, 11, 22, 8, 0, 0, 0, time.UTC)
+	d, err := FromMessage(event("c1", "log", "api", "checkout", at, "e1", 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID != "e1" || d.Kind != "log" || d.Service != "checkout" || d.Level != "info" || d.Site != "par1" ||
+		d.CorrelationID != "c1" || d.Sequence != 5 || !strings.HasPrefix(d.Message, "log line") {
+		t.Fatalf("%+v", d)
+	}
+	if got := d.IndexName("sightline"); got != "sightline-log-2026.11.22" {
+		t.Fatal(got)
+	}
+	dl, err := FromMessage(dlqMessage("c1", "sightline.raw.metric.search_made", "body is not JSON", at, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dl.Kind != KindDLQ || dl.Type != "dlq.metric.search_made" || dl.ID != "dlq:process:SIGHTLINE_RAW:9" || dl.DLQ.Sequence != 9 ||
+		dl.Raw == "" || !strings.Contains(dl.Message, "body is not JSON") {
+		t.Fatalf("%+v", dl)
+	}
+	big := event("c1", "metric", "m", "s", at, "e2", 1)
+	big.Data = []byte(strings.Replace(string(big.Data), `"query":"cats"`, `"query":"`+strings.Repeat("x", 100000)+`"`, 1))
+	d, err = FromMessage(big)
+	if err != nil || len(d.Data) > 10000 {
+		t.Fatalf("long strings are shortened: %d %v", len(d.Data), err)
+	}
+	for _, bad := range []string{"", "nope", `{"id":"x"}`} {
+		if _, err := FromMessage(&stage.Message{Subject: "sightline.events.log.a", Data: []byte(bad), Header: stage.Header{}}); !stage.IsPermanent(err) {
+			t.Fatalf("%q: %v", bad, err)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := DefaultConfig()
+	c.URLs = []string{"ftp://x"}
+	c.Prefix = "Bad Prefix"
+	c.MaxDocBytes = 1 << 30
+	err := c.Validate()
+	for _, key := range []string{"index.urls[0]", "index.prefix", "index.max_doc_bytes"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Fatalf("want %s in %v", key, err)
+		}
+	}
+}

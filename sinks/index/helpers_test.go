@@ -1,0 +1,215 @@
+package index
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/testsvc"
+	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/schemas"
+)
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// event builds a conformed event message as the processors emit it.
+func event(cid, kind, name, service string, at time.Time, id string, seq uint64) *stage.Message {
+	var data []byte
+	switch kind {
+	case schemas.KindLog:
+		data, _ = json.Marshal(map[string]any{"message": "log line of " + service + " " + id, "level": "info", "service": service})
+	case schemas.KindSnapshot:
+		data, _ = json.Marshal(map[string]any{"scope": "svc:" + service, "tag": at.UnixMilli(), "nodes": []any{map[string]any{"label": "Host", "key": "web-1"}}})
+	default:
+		data, _ = json.Marshal(map[string]any{"query": "cats", "n_results": 3, "user": map[string]any{"id": 7}})
+	}
+	ev := &schemas.Event{
+		SpecVersion: schemas.SpecVersion, ID: id, Source: "urn:sightline:producer:" + service,
+		Type: kind + "." + name, Time: at, DataContentType: "application/json", CorrelationID: cid,
+		Producer: service, Attributes: map[string]string{"site": "par1", "env": "test"}, Data: data,
+	}
+	if kind == schemas.KindSnapshot {
+		ev.SyncScope = "svc:" + service
+		ev.SyncTag = fmt.Sprint(at.UnixMilli())
+	}
+	m := processors.Output(ev, kind, name, "")
+	m.Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: seq, Delivered: 1, Timestamp: at}
+	return m
+}
+
+// events makes n metric events of one correlation id starting at t0.
+func events(cid string, n int, t0 time.Time) []*stage.Message {
+	out := make([]*stage.Message, n)
+	for i := range out {
+		out[i] = event(cid, "metric", "search_made", fmt.Sprintf("svc%d", i%3), t0.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("%s-%05d", cid, i), uint64(i+1))
+	}
+	return out
+}
+
+// dlqMessage builds a dead letter as internal/bus does.
+func dlqMessage(cid, subject, reason string, at time.Time, seq uint64) *stage.Message {
+	h := stage.Header{}
+	h.Set(stage.HeaderCorrelationID, cid)
+	h.Set(stage.HeaderDLQReason, reason)
+	h.Set(stage.HeaderDLQStage, "process")
+	h.Set(stage.HeaderDLQSubject, subject)
+	h.Set(stage.HeaderDLQStream, "SIGHTLINE_RAW")
+	h.Set(stage.HeaderDLQSequence, fmt.Sprint(seq))
+	h.Set(stage.HeaderDLQTime, at.UTC().Format(time.RFC3339Nano))
+	h.Set("Sightline-Dlq-Class", "schema")
+	h.Set(stage.HeaderMsgID, fmt.Sprintf("dlq:process:SIGHTLINE_RAW:%d", seq))
+	return &stage.Message{
+		Subject: "sightline.dlq." + strings.TrimPrefix(subject, "sightline.raw."),
+		Header:  h, Data: []byte(`{"level":42, not json`),
+		Meta: stage.Meta{Stream: "SIGHTLINE_DLQ", Sequence: seq, Timestamp: at},
+	}
+}
+
+// osPrefix returns a unique index prefix on the shared OpenSearch and
+// deletes its indices and template after the test.
+func testPrefix(t testing.TB, base string) string {
+	t.Helper()
+	p := "sltest-" + randHex(4)
+	t.Cleanup(func() { deletePrefix(base, p) })
+	return p
+}
+
+func deletePrefix(base, p string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, u := range []string{base + "/" + p + "-*?expand_wildcards=all", base + "/_index_template/" + p + "-events"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+		}
+	}
+}
+
+func remoteFor(t testing.TB, base string, mut func(*Config)) (*Remote, string) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.URLs = []string{base}
+	cfg.Prefix = testPrefix(t, base)
+	cfg.Timeout = 10 * time.Second
+	if mut != nil {
+		mut(&cfg)
+	}
+	r, err := NewRemote(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, cfg.Prefix
+}
+
+func openSearch(t testing.TB) string {
+	t.Helper()
+	return strings.TrimRight(testsvc.OpenSearch(t), "/")
+}
+
+// elasticsearch skips cleanly when no Elasticsearch is configured at all
+// (even with CI=true: `task services:up` starts it only with ES=1); a
+// configured but stopped one fails under CI=true.
+func elasticsearch(t testing.TB) string {
+	t.Helper()
+	if _, ok := testsvc.Lookup(testsvc.EnvElasticsearchURL); !ok {
+		t.Skip("Elasticsearch is optional and not configured (start it with `task services:up ES=1`)")
+	}
+	return strings.TrimRight(testsvc.Elasticsearch(t), "/")
+}
+
+// count counts documents of the prefix.
+func count(t testing.TB, r *Remote) int {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, body, _, err := r.do(ctx, http.MethodGet, "/"+r.cfg.Prefix+"-*/_count?ignore_unavailable=true&allow_no_indices=true", "", nil)
+	if err != nil || code != 200 {
+		t.Fatalf("count: %d %s %v", code, body, err)
+	}
+	var c struct {
+		Count int `json:"count"`
+	}
+	_ = json.Unmarshal(body, &c)
+	return c.Count
+}
+
+// proxy is a TCP proxy that can be cut (existing connections closed, new
+// ones refused) and restored, to play "the server is down".
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]struct{}
+}
+
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() { _ = ln.Close(); p.cut() })
+	go p.serve()
+	return p
+}
+
+func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		if p.down {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		u, err := net.Dial("tcp", p.target)
+		if err != nil {
+			p.mu.Unlock()
+			_ = c.Close()
+			continue
+		}
+		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
+		p.mu.Unlock()
+		go func() { _, _ = io.Copy(u, c); _ = u.Close(); _ = c.Close() }()
+		go func() { _, _ = io.Copy(c, u); _ = u.Close(); _ = c.Close() }()
+	}
+}
+
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	clear(p.conns)
+}
+
+func (p *proxy) restore() {
+	p.mu.Lock()
+	p.down = false
+	p.mu.Unlock()
+}

@@ -1,0 +1,34 @@
+// Package index is the index sink and the trace/log search side of
+// Sightline: it bulk-indexes every conformed event and dead letter into
+// OpenSearch or Elasticsearch (Remote), or into an embedded bleve index
+// (Embedded) when no server is configured, and answers "everything that
+// carried this correlation ID" (Trace), log searches (Search) and the HTTP
+// API and web page (NewAPI).
+package index
+
+import (
+	"context"
+
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// Index is a sink that can also be searched: Remote and Embedded.
+type Index interface {
+	stage.Sink
+	Searcher
+	// RunRetention deletes expired data now and periodically until ctx is done.
+	RunRetention(ctx context.Context)
+}
+
+var (
+	_ Index = (*Remote)(nil)
+	_ Index = (*Embedded)(nil)
+)
+
+// Open returns the remote index when cfg.URLs is set, else the embedded one.
+func Open(cfg Config, opts ...Option) (Index, error) {
+	if cfg.Remote() {
+		return NewRemote(cfg, opts...)
+	}
+	return OpenEmbedded(cfg, opts...)
+}

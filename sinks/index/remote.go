@@ -1,0 +1,618 @@
+package index
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("index: sink closed")
+
+// ErrUnavailable wraps failures to reach the index server (transient).
+var ErrUnavailable = errors.New("index: server unavailable")
+
+// Option configures a Remote or an Embedded index.
+type Option func(*options)
+
+type options struct {
+	log   *slog.Logger
+	now   func() time.Time
+	httpc *http.Client
+}
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithClock sets the clock used by retention (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithHTTPClient replaces the HTTP client (its TLS settings then come from it).
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpc = c } }
+
+func buildOptions(opts []Option) options {
+	o := options{log: slog.New(slog.DiscardHandler), now: time.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// Remote is the OpenSearch / Elasticsearch index: a stage.Sink writing
+// through _bulk and a Searcher. Safe for concurrent use.
+type Remote struct {
+	cfg    Config
+	o      options
+	httpc  *http.Client
+	base   []string
+	next   atomic.Uint64
+	closed atomic.Bool
+
+	mu      sync.Mutex
+	ready   bool   // template installed
+	flavor  string // detected
+	dataMap string // flat_object, flattened or disabled
+
+	inflight sync.WaitGroup
+}
+
+// NewRemote makes the remote index. It does not touch the network: the
+// index template is installed by the first Write (and retried by every
+// Write until it succeeds), so a server that is down at start-up only
+// delays indexing.
+func NewRemote(cfg Config, opts ...Option) (*Remote, error) {
+	cfg = cfg.withDefaults()
+	if !cfg.Remote() {
+		return nil, fmt.Errorf("%w: index.urls: required for the remote index", ErrConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Remote{cfg: cfg, o: buildOptions(opts)}
+	for _, u := range cfg.URLs {
+		r.base = append(r.base, strings.TrimRight(u, "/"))
+	}
+	r.httpc = r.o.httpc
+	if r.httpc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 16
+		if cfg.CAFile != "" || cfg.InsecureSkipVerify {
+			tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in
+			if cfg.CAFile != "" {
+				pem, err := os.ReadFile(cfg.CAFile)
+				if err != nil {
+					return nil, fmt.Errorf("%w: index.ca_file: %w", ErrConfig, err)
+				}
+				pool := x509.NewCertPool()
+				if !pool.AppendCertsFromPEM(pem) {
+					return nil, fmt.Errorf("%w: index.ca_file: no PEM certificate in %s", ErrConfig, cfg.CAFile)
+				}
+				tc.RootCAs = pool
+			}
+			tr.TLSClientConfig = tc
+		}
+		r.httpc = &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	}
+	return r, nil
+}
+
+// Config returns the effective configuration.
+func (r *Remote) Config() Config { return r.cfg }
+
+// do sends one request to the next node, with auth.
+func (r *Remote) do(ctx context.Context, method, path, ctype string, body []byte) (int, []byte, http.Header, error) {
+	base := r.base[int(r.next.Add(1))%len(r.base)]
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	req.Header.Set("Accept", "application/json")
+	switch {
+	case r.cfg.APIKey != "":
+		req.Header.Set("Authorization", "ApiKey "+r.cfg.APIKey)
+	case r.cfg.Username != "":
+		req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
+	}
+	resp, err := r.httpc.Do(req)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, resp.Header, fmt.Errorf("%w: %s %s: read: %w", ErrUnavailable, method, path, err)
+	}
+	return resp.StatusCode, b, resp.Header, nil
+}
+
+func statusError(method, path string, code int, body []byte) error {
+	msg := strings.TrimSpace(string(body))
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	err := fmt.Errorf("index: %s %s: HTTP %d: %s", method, path, code, msg)
+	if code == http.StatusTooManyRequests || code >= 500 || code == http.StatusUnauthorized || code == http.StatusForbidden {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
+// Flavor detects (once) whether the server is OpenSearch or Elasticsearch
+// and which payload mapping it supports.
+func (r *Remote) Flavor(ctx context.Context) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.detectLocked(ctx)
+}
+
+func (r *Remote) detectLocked(ctx context.Context) (string, error) {
+	if r.flavor != "" {
+		return r.flavor, nil
+	}
+	code, body, hdr, err := r.do(ctx, http.MethodGet, "/", "", nil)
+	if err != nil {
+		return "", err
+	}
+	var info struct {
+		Version struct {
+			Distribution string `json:"distribution"`
+			Number       string `json:"number"`
+		} `json:"version"`
+	}
+	_ = json.Unmarshal(body, &info)
+	flavor := r.cfg.Flavor
+	if flavor == FlavorAuto || flavor == "" {
+		switch {
+		case hdr.Get("X-Elastic-Product") == "Elasticsearch":
+			flavor = FlavorElasticsearch
+		case info.Version.Distribution == "opensearch":
+			flavor = FlavorOpenSearch
+		case code == http.StatusOK && info.Version.Number != "":
+			flavor = FlavorElasticsearch
+		default:
+			return "", statusError(http.MethodGet, "/", code, body)
+		}
+	}
+	switch flavor {
+	case FlavorElasticsearch:
+		r.dataMap = "flattened" // ES >= 7.3
+	default:
+		r.dataMap = "flat_object"
+		if v := info.Version.Number; v != "" && versionLess(v, 2, 7) {
+			r.dataMap = "disabled"
+		}
+	}
+	r.flavor = flavor
+	return flavor, nil
+}
+
+func versionLess(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	ma, _ := strconv.Atoi(parts[0])
+	mi := 0
+	if len(parts) > 1 {
+		mi, _ = strconv.Atoi(parts[1])
+	}
+	return ma < major || (ma == major && mi < minor)
+}
+
+// TemplateName is the name of the index template the sink installs.
+func (r *Remote) TemplateName() string { return r.cfg.Prefix + "-events" }
+
+// Template is the index template body for a payload mapping type
+// (flat_object, flattened, or disabled).
+func Template(cfg Config, dataMap string) map[string]any {
+	kw := map[string]any{"type": "keyword", "ignore_above": 1024}
+	data := map[string]any{"type": dataMap}
+	if dataMap == "disabled" {
+		data = map[string]any{"type": "object", "enabled": false}
+	}
+	attrs := map[string]any{"type": dataMap}
+	if dataMap == "disabled" {
+		attrs = map[string]any{"type": "object", "dynamic": true}
+	}
+	return map[string]any{
+		"index_patterns": []string{cfg.Prefix + "-*"},
+		"priority":       200,
+		"_meta":          map[string]any{"description": "Sightline events and dead letters, daily index per kind", "managed_by": "sightline index sink"},
+		"template": map[string]any{
+			"settings": map[string]any{
+				"number_of_shards":   max(1, cfg.Shards),
+				"number_of_replicas": cfg.Replicas,
+				"refresh_interval":   "1s",
+			},
+			"mappings": map[string]any{
+				"dynamic": false,
+				"properties": map[string]any{
+					"id":            kw,
+					"time":          map[string]any{"type": "date", "format": "strict_date_optional_time_nanos"},
+					"ingesttime":    map[string]any{"type": "date", "format": "strict_date_optional_time_nanos"},
+					"kind":          kw,
+					"type":          kw,
+					"name":          kw,
+					"correlationid": kw,
+					"source":        kw,
+					"service":       kw,
+					"host":          kw,
+					"site":          kw,
+					"env":           kw,
+					"level":         kw,
+					"producer":      kw,
+					"subject":       kw,
+					"syncscope":     kw,
+					"synctag":       kw,
+					"stream":        kw,
+					"seq":           map[string]any{"type": "long"},
+					"message":       map[string]any{"type": "text"},
+					"attrs":         attrs,
+					"data":          data,
+					"dlq": map[string]any{"properties": map[string]any{
+						"reason":   map[string]any{"type": "text"},
+						"class":    kw,
+						"stage":    kw,
+						"subject":  kw,
+						"stream":   kw,
+						"sequence": map[string]any{"type": "long"},
+					}},
+				},
+			},
+		},
+	}
+}
+
+// EnsureTemplate detects the server and installs the index template
+// (idempotent). Write calls it until it succeeds once.
+func (r *Remote) EnsureTemplate(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ready {
+		return nil
+	}
+	if _, err := r.detectLocked(ctx); err != nil {
+		return fmt.Errorf("index: detect server: %w", err)
+	}
+	body, _ := json.Marshal(Template(r.cfg, r.dataMap))
+	path := "/_index_template/" + r.TemplateName()
+	code, resp, _, err := r.do(ctx, http.MethodPut, path, "application/json", body)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return statusError(http.MethodPut, path, code, resp)
+	}
+	r.ready = true
+	r.o.log.Info("index template installed", "template", r.TemplateName(), "flavor", r.flavor, "payload_mapping", r.dataMap)
+	return nil
+}
+
+// Write indexes a batch through _bulk: one action per message, _id = event
+// id, so rewriting is idempotent. Requests are split at MaxBulkBytes.
+// Messages that cannot be documents, and items the server rejects with a
+// 4xx (mapping conflict, ...), fail permanently with the server's reason;
+// 429/5xx items fail transiently; the server unreachable fails the batch.
+func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
+	if r.closed.Load() {
+		return ErrClosed
+	}
+	r.inflight.Add(1)
+	defer r.inflight.Done()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := r.EnsureTemplate(ctx); err != nil {
+		return fmt.Errorf("index sink: %w", err)
+	}
+	failed := map[int]error{}
+	type chunk struct {
+		body []byte
+		idx  []int
+	}
+	var chunks []chunk
+	cur := chunk{body: make([]byte, 0, min(r.cfg.MaxBulkBytes, 256*len(batch)+4096))}
+	for i, m := range batch {
+		d, err := FromMessage(m)
+		if err != nil {
+			failed[i] = err
+			continue
+		}
+		start := len(cur.body)
+		line, err := appendAction(cur.body, d, r.cfg.Prefix)
+		if err != nil {
+			failed[i] = stage.Reject("index_invalid", "cannot encode the document", err)
+			continue
+		}
+		if n := len(line) - start; n > r.cfg.MaxDocBytes {
+			cur.body = line[:start]
+			failed[i] = stage.Rejectf("too_large", "document of %d bytes exceeds index.max_doc_bytes (%d)", n, r.cfg.MaxDocBytes)
+			continue
+		}
+		if len(line) > r.cfg.MaxBulkBytes && len(cur.idx) > 0 {
+			// Start a new request with this document.
+			rest := append([]byte(nil), line[start:]...)
+			chunks = append(chunks, chunk{body: line[:start], idx: cur.idx})
+			cur = chunk{body: append(make([]byte, 0, min(r.cfg.MaxBulkBytes, 256*(len(batch)-i)+4096)), rest...)}
+			cur.idx = []int{i}
+			continue
+		}
+		cur.body = line
+		cur.idx = append(cur.idx, i)
+	}
+	if len(cur.idx) > 0 {
+		chunks = append(chunks, cur)
+	}
+	var reqErr error
+	sent := 0
+	for _, c := range chunks {
+		errs, err := r.bulk(ctx, c.body, len(c.idx))
+		if err != nil {
+			reqErr = err
+			for _, i := range c.idx {
+				failed[i] = err
+			}
+			continue
+		}
+		sent++
+		for j, e := range errs {
+			if e != nil {
+				failed[c.idx[j]] = e
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	if reqErr != nil && sent == 0 && allTransient(failed) {
+		return fmt.Errorf("index sink: bulk: %w", reqErr)
+	}
+	for i, e := range failed {
+		if stage.IsPermanent(e) {
+			r.o.log.Warn("event rejected by the index", "correlation_id", batch[i].Header.Get(stage.HeaderCorrelationID), "subject", batch[i].Subject, "error", e)
+		}
+	}
+	return &stage.BatchError{Failed: failed}
+}
+
+func allTransient(failed map[int]error) bool {
+	for _, e := range failed {
+		if stage.IsPermanent(e) {
+			return false
+		}
+	}
+	return true
+}
+
+// appendAction appends the bulk action line and the document line.
+func appendAction(b []byte, d *Document, prefix string) ([]byte, error) {
+	b = append(b, `{"index":{"_index":`...)
+	b = strconv.AppendQuote(b, d.IndexName(prefix))
+	b = append(b, `,"_id":`...)
+	idq, err := json.Marshal(d.ID)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, idq...)
+	b = append(b, "}}\n"...)
+	doc, err := json.Marshal(d)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, doc...)
+	return append(b, '\n'), nil
+}
+
+type bulkItem struct {
+	Status int `json:"status"`
+	Error  *struct {
+		Type     string `json:"type"`
+		Reason   string `json:"reason"`
+		CausedBy *struct {
+			Type   string `json:"type"`
+			Reason string `json:"reason"`
+		} `json:"caused_by"`
+	} `json:"error"`
+}
+
+// bulk sends one _bulk request of n actions and returns the per-item errors
+// (nil for success), or an error for the whole request.
+func (r *Remote) bulk(ctx context.Context, body []byte, n int) ([]error, error) {
+	const path = "/_bulk?filter_path=errors,items.*.status,items.*.error"
+	code, resp, _, err := r.do(ctx, http.MethodPost, path, "application/x-ndjson", body)
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		if code == http.StatusRequestEntityTooLarge && n == 1 {
+			return []error{stage.Rejectf("too_large", "the index refused the document as too large (HTTP 413)")}, nil
+		}
+		return nil, statusError(http.MethodPost, "/_bulk", code, resp)
+	}
+	var br struct {
+		Errors bool                  `json:"errors"`
+		Items  []map[string]bulkItem `json:"items"`
+	}
+	if !bytes.Contains(resp, []byte(`"errors":true`)) {
+		return make([]error, n), nil
+	}
+	if err := json.Unmarshal(resp, &br); err != nil {
+		return nil, fmt.Errorf("%w: _bulk: decode response: %w", ErrUnavailable, err)
+	}
+	if len(br.Items) != n {
+		return nil, fmt.Errorf("%w: _bulk: %d items in the response for %d actions", ErrUnavailable, len(br.Items), n)
+	}
+	out := make([]error, n)
+	for i, it := range br.Items {
+		var item bulkItem
+		for _, v := range it {
+			item = v
+		}
+		if item.Status < 300 && item.Error == nil {
+			continue
+		}
+		reason := fmt.Sprintf("HTTP %d", item.Status)
+		if item.Error != nil {
+			reason = item.Error.Type + ": " + item.Error.Reason
+			if c := item.Error.CausedBy; c != nil && c.Reason != "" {
+				reason += " (caused by " + c.Type + ": " + c.Reason + ")"
+			}
+		}
+		if item.Status == http.StatusTooManyRequests || item.Status >= 500 || item.Status == 0 {
+			out[i] = fmt.Errorf("%w: bulk item: %s", ErrUnavailable, reason)
+			continue
+		}
+		out[i] = stage.Reject("index_rejected", reason, nil)
+	}
+	return out, nil
+}
+
+// Close waits for in-flight writes; Write after Close fails.
+func (r *Remote) Close(ctx context.Context) error {
+	r.closed.Store(true)
+	done := make(chan struct{})
+	go func() { r.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		r.httpc.CloseIdleConnections()
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("index sink: close: %w", ctx.Err())
+	}
+}
+
+// Refresh makes everything written so far searchable (tests, benchmarks).
+func (r *Remote) Refresh(ctx context.Context) error {
+	path := "/" + r.cfg.Prefix + "-*/_refresh?ignore_unavailable=true&allow_no_indices=true"
+	code, body, _, err := r.do(ctx, http.MethodPost, path, "", nil)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return statusError(http.MethodPost, path, code, body)
+	}
+	return nil
+}
+
+// Indices lists the sink's indices.
+func (r *Remote) Indices(ctx context.Context) ([]string, error) {
+	path := "/_cat/indices/" + r.cfg.Prefix + "-*?format=json&h=index&expand_wildcards=open,closed"
+	code, body, _, err := r.do(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	if code == http.StatusNotFound {
+		return nil, nil
+	}
+	if code != http.StatusOK {
+		return nil, statusError(http.MethodGet, path, code, body)
+	}
+	var rows []struct {
+		Index string `json:"index"`
+	}
+	if err := json.Unmarshal(body, &rows); err != nil {
+		return nil, fmt.Errorf("index: _cat/indices: %w", err)
+	}
+	out := make([]string, 0, len(rows))
+	for _, row := range rows {
+		out = append(out, row.Index)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// DeleteExpired deletes the daily indices whose day ended more than
+// Retention before now, and returns their names.
+func (r *Remote) DeleteExpired(ctx context.Context) ([]string, error) {
+	if r.cfg.Retention <= 0 {
+		return nil, nil
+	}
+	names, err := r.Indices(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("index: retention: %w", err)
+	}
+	cutoff := r.o.now().Add(-r.cfg.Retention)
+	var old []string
+	for _, n := range names {
+		day, ok := indexDay(r.cfg.Prefix, n)
+		if ok && day.Add(24*time.Hour).Before(cutoff) {
+			old = append(old, n)
+		}
+	}
+	deleted := append([]string(nil), old...)
+	for len(old) > 0 {
+		k := min(len(old), 50)
+		path := "/" + strings.Join(old[:k], ",") + "?ignore_unavailable=true"
+		code, body, _, err := r.do(ctx, http.MethodDelete, path, "", nil)
+		if err != nil {
+			return nil, fmt.Errorf("index: retention: %w", err)
+		}
+		if code != http.StatusOK {
+			return nil, fmt.Errorf("index: retention: %w", statusError(http.MethodDelete, path, code, body))
+		}
+		r.o.log.Info("deleted expired indices", "indices", old[:k], "retention", r.cfg.Retention.String())
+		old = old[k:]
+	}
+	return deleted, nil
+}
+
+// indexDay parses <prefix>-<kind>-YYYY.MM.DD.
+func indexDay(prefix, name string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(name, prefix+"-")
+	if !ok {
+		return time.Time{}, false
+	}
+	i := strings.LastIndexByte(rest, '-')
+	if i < 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("2006.01.02", rest[i+1:])
+	return t, err == nil
+}
+
+// RunRetention deletes expired indices now and every RetentionInterval
+// until ctx is done. Failures are logged and retried at the next tick.
+func (r *Remote) RunRetention(ctx context.Context) {
+	runRetention(ctx, r.cfg, r.o.log, func(ctx context.Context) error {
+		_, err := r.DeleteExpired(ctx)
+		return err
+	})
+}
+
+func runRetention(ctx context.Context, cfg Config, log *slog.Logger, f func(context.Context) error) {
+	if cfg.Retention <= 0 {
+		return
+	}
+	t := time.NewTicker(cfg.RetentionInterval)
+	defer t.Stop()
+	for {
+		if err := f(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("index retention failed; will retry", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package index
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+)
+
+// queryBody builds the OpenSearch / Elasticsearch query DSL of q.
+func queryBody(q Query) map[string]any {
+	var filter []any
+	terms := func(field string, vals []string) {
+		if len(vals) > 0 {
+			filter = append(filter, map[string]any{"terms": map[string]any{field: vals}})
+		}
+	}
+	if q.CorrelationID != "" {
+		filter = append(filter, map[string]any{"term": map[string]any{"correlationid": q.CorrelationID}})
+	}
+	terms("service", q.Services)
+	terms("type", q.Types)
+	terms("kind", q.Kinds)
+	terms("level", q.Levels)
+	if !q.From.IsZero() || !q.To.IsZero() {
+		rng := map[string]any{}
+		if !q.From.IsZero() {
+			rng["gte"] = q.From.UTC().Format(time.RFC3339Nano)
+		}
+		if !q.To.IsZero() {
+			rng["lt"] = q.To.UTC().Format(time.RFC3339Nano)
+		}
+		filter = append(filter, map[string]any{"range": map[string]any{"time": rng}})
+	}
+	boolq := map[string]any{"filter": filter}
+	if q.Text != "" {
+		boolq["must"] = []any{map[string]any{"simple_query_string": map[string]any{
+			"query":            q.Text,
+			"fields":           []string{"message^2", "dlq.reason", "type", "service", "host", "name", "correlationid", "id"},
+			"default_operator": "and",
+			"lenient":          true,
+		}}}
+	}
+	order := "asc"
+	if q.Newest {
+		order = "desc"
+	}
+	return map[string]any{
+		"size":             q.limit(),
+		"track_total_hits": true,
+		"query":            map[string]any{"bool": boolq},
+		"sort": []any{
+			map[string]any{"time": map[string]any{"order": order}},
+			map[string]any{"id": map[string]any{"order": order}},
+		},
+	}
+}
+
+// Search runs q over every index of the prefix.
+func (r *Remote) Search(ctx context.Context, q Query) (Result, error) {
+	body, _ := json.Marshal(queryBody(q))
+	path := "/" + r.cfg.Prefix + "-*/_search?ignore_unavailable=true&allow_no_indices=true&filter_path=hits.total,hits.hits._source"
+	code, resp, _, err := r.do(ctx, http.MethodPost, path, "application/json", body)
+	if err != nil {
+		return Result{}, err
+	}
+	if code != http.StatusOK {
+		return Result{}, statusError(http.MethodPost, "/_search", code, resp)
+	}
+	var sr struct {
+		Hits struct {
+			Total struct {
+				Value int `json:"value"`
+			} `json:"total"`
+			Hits []struct {
+				Source Document `json:"_source"`
+			} `json:"hits"`
+		} `json:"hits"`
+	}
+	if err := json.Unmarshal(resp, &sr); err != nil {
+		return Result{}, fmt.Errorf("index: search: decode: %w", err)
+	}
+	res := Result{Total: sr.Hits.Total.Value, Docs: make([]Document, 0, len(sr.Hits.Hits))}
+	for _, h := range sr.Hits.Hits {
+		res.Docs = append(res.Docs, h.Source)
+	}
+	if q.Newest {
+		slices.Reverse(res.Docs)
+	}
+	return res, nil
+}

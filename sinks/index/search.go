@@ -1,0 +1,168 @@
+package index
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is returned by Trace when no document carries the ID.
+var ErrNotFound = errors.New("index: no event carries this correlation id")
+
+// MaxResults caps how many documents one query returns.
+const MaxResults = 10000
+
+// Query selects documents. Empty fields do not filter.
+type Query struct {
+	CorrelationID string
+	Services      []string
+	Types         []string // exact types, e.g. metric.search_made
+	Kinds         []string // metric, log, snapshot, dlq
+	Levels        []string
+	From, To      time.Time // To is exclusive
+	Text          string    // free text over message, type, service, host, reason
+	Limit         int       // default 100, at most MaxResults
+	// Newest returns the newest Limit matches (still sorted oldest first);
+	// otherwise the oldest Limit.
+	Newest bool
+}
+
+func (q Query) limit() int {
+	switch {
+	case q.Limit <= 0:
+		return 100
+	case q.Limit > MaxResults:
+		return MaxResults
+	}
+	return q.Limit
+}
+
+// Result is the answer to a Query: matching documents oldest first.
+type Result struct {
+	Total int        `json:"total"` // matches, possibly more than returned
+	Docs  []Document `json:"events"`
+}
+
+// Searcher is the query side of an index: the remote one and the embedded
+// one implement it.
+type Searcher interface {
+	Search(ctx context.Context, q Query) (Result, error)
+}
+
+// Location says where else a correlation ID lives: a stream sequence, a
+// graph node, an archive object.
+type Location struct {
+	Where  string `json:"where"`  // "stream", "graph", "archive", ...
+	Ref    string `json:"ref"`    // SIGHTLINE_EVENTS:123, Host:web-1, s3://bucket/key
+	Detail string `json:"detail"` // what is there
+}
+
+// Locator finds where else a correlation ID lives. Sinks other than the
+// index (graph, archive) implement it and are passed to Trace / NewAPI.
+type Locator interface {
+	Locate(ctx context.Context, correlationID string, docs []Document) ([]Location, error)
+}
+
+// LocatorFunc adapts a function to Locator.
+type LocatorFunc func(ctx context.Context, correlationID string, docs []Document) ([]Location, error)
+
+// Locate calls f.
+func (f LocatorFunc) Locate(ctx context.Context, id string, docs []Document) ([]Location, error) {
+	return f(ctx, id, docs)
+}
+
+// StreamLocator lists the stream sequences the index saw each event at
+// (recorded by the sink from the JetStream metadata).
+var StreamLocator Locator = LocatorFunc(func(_ context.Context, _ string, docs []Document) ([]Location, error) {
+	var out []Location
+	for _, d := range docs {
+		if d.Stream != "" && d.Sequence > 0 {
+			out = append(out, Location{Where: "stream", Ref: d.Stream + ":" + strconv.FormatUint(d.Sequence, 10), Detail: d.Type + " " + d.ID})
+		}
+		if d.DLQ != nil && d.DLQ.Stream != "" && d.DLQ.Sequence > 0 {
+			out = append(out, Location{Where: "stream", Ref: d.DLQ.Stream + ":" + strconv.FormatUint(d.DLQ.Sequence, 10), Detail: "input rejected by " + d.DLQ.Stage})
+		}
+	}
+	return out, nil
+})
+
+// Entry is one event of a timeline.
+type Entry struct {
+	Offset   time.Duration `json:"-"`
+	OffsetMs float64       `json:"offset_ms"`
+	Document
+}
+
+// Timeline is every event carrying one correlation ID, oldest first.
+type Timeline struct {
+	CorrelationID string     `json:"correlation_id"`
+	Start         time.Time  `json:"start"`
+	DurationMs    float64    `json:"duration_ms"`
+	Services      []string   `json:"services"`
+	Kinds         []string   `json:"kinds"`
+	Events        []Entry    `json:"events"`
+	Truncated     bool       `json:"truncated,omitempty"`
+	Locations     []Location `json:"locations,omitempty"`
+	LocateErrors  []string   `json:"locate_errors,omitempty"`
+}
+
+// Trace builds the timeline of a correlation ID: every document carrying
+// it, ordered by time (then ingest time, then id), with offsets from the
+// first, and the locations the locators report. ErrNotFound when none.
+func Trace(ctx context.Context, s Searcher, id string, locators ...Locator) (*Timeline, error) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return nil, errors.New("index: trace: empty correlation id")
+	}
+	res, err := s.Search(ctx, Query{CorrelationID: id, Limit: MaxResults})
+	if err != nil {
+		return nil, fmt.Errorf("index: trace %s: %w", id, err)
+	}
+	tl := &Timeline{CorrelationID: id, Services: []string{}, Kinds: []string{}, Events: []Entry{}}
+	if len(res.Docs) == 0 {
+		return tl, ErrNotFound
+	}
+	SortDocs(res.Docs)
+	tl.Truncated = res.Total > len(res.Docs)
+	tl.Start = res.Docs[0].Time
+	for _, d := range res.Docs {
+		off := d.Time.Sub(tl.Start)
+		tl.Events = append(tl.Events, Entry{Offset: off, OffsetMs: float64(off.Microseconds()) / 1000, Document: d})
+		if !slices.Contains(tl.Services, d.Service) {
+			tl.Services = append(tl.Services, d.Service)
+		}
+		if !slices.Contains(tl.Kinds, d.Kind) {
+			tl.Kinds = append(tl.Kinds, d.Kind)
+		}
+	}
+	tl.DurationMs = tl.Events[len(tl.Events)-1].OffsetMs
+	for _, l := range locators {
+		locs, err := l.Locate(ctx, id, res.Docs)
+		if err != nil {
+			tl.LocateErrors = append(tl.LocateErrors, err.Error())
+			continue
+		}
+		tl.Locations = append(tl.Locations, locs...)
+	}
+	return tl, nil
+}
+
+// SortDocs orders documents by time, then ingest time, then id.
+func SortDocs(docs []Document) {
+	slices.SortStableFunc(docs, func(a, b Document) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		ai, bi := a.IngestTime, b.IngestTime
+		if ai != nil && bi != nil {
+			if c := ai.Compare(*bi); c != 0 {
+				return c
+			}
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+}
