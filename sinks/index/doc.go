@@ -75,8 +75,8 @@ func FromMessage(m *stage.Message) (*Document, error) {
 }
 
 func fromEvent(m *stage.Message) (*Document, error) {
-	var ev schemas.Event
-	if err := json.Unmarshal(m.Data, &ev); err != nil {
+	ev, err := decodeEvent(m.Data)
+	if err != nil {
 		return nil, stage.Reject("index_invalid", "conformed event is not valid JSON", err)
 	}
 	if ev.ID == "" {
@@ -224,6 +224,11 @@ func (d *Document) setPayload(data []byte) error {
 	}
 	if data[0] != '{' {
 		d.Raw = truncate(string(data), 64<<10)
+		return nil
+	}
+	if len(data) <= maxString {
+		// No string inside can be longer than the cap: keep as is.
+		d.Data = json.RawMessage(data)
 		return nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -388,4 +393,86 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// decodeEvent reads a conformed event in one pass (schemas.Event's own
+// UnmarshalJSON parses twice; this is the sink's hot path).
+func decodeEvent(b []byte) (*schemas.Event, error) {
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	ev := &schemas.Event{}
+	var err error
+	strField := func(k string, dst *string) {
+		raw, ok := all[k]
+		if !ok || err != nil {
+			return
+		}
+		delete(all, k)
+		if len(raw) > 0 && raw[0] == '"' {
+			if v, ok := fastUnquote(raw); ok {
+				*dst = v
+			} else if e := json.Unmarshal(raw, dst); e != nil {
+				err = fmt.Errorf("%s: %w", k, e)
+			}
+		}
+	}
+	strField("specversion", &ev.SpecVersion)
+	strField("id", &ev.ID)
+	strField("source", &ev.Source)
+	strField("type", &ev.Type)
+	strField("subject", &ev.Subject)
+	strField("datacontenttype", &ev.DataContentType)
+	strField("correlationid", &ev.CorrelationID)
+	strField("syncscope", &ev.SyncScope)
+	strField("synctag", &ev.SyncTag)
+	strField("producer", &ev.Producer)
+	strField("traceparent", &ev.TraceParent)
+	var ts, its string
+	strField("time", &ts)
+	strField("ingesttime", &its)
+	if err != nil {
+		return nil, err
+	}
+	if ts != "" {
+		if ev.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
+			return nil, fmt.Errorf("time: %w", err)
+		}
+	}
+	if its != "" {
+		ev.IngestTime, _ = time.Parse(time.RFC3339Nano, its)
+	}
+	ev.Data = all["data"]
+	for k, raw := range all {
+		if schemas.ReservedAttribute(k) || len(raw) == 0 {
+			continue
+		}
+		if ev.Attributes == nil {
+			ev.Attributes = map[string]string{}
+		}
+		var s string
+		if raw[0] == '"' {
+			var ok bool
+			if s, ok = fastUnquote(raw); !ok && json.Unmarshal(raw, &s) != nil {
+				continue
+			}
+		} else {
+			s = string(raw)
+		}
+		ev.Attributes[k] = s
+	}
+	return ev, nil
+}
+
+// fastUnquote returns the content of a JSON string without escapes.
+func fastUnquote(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	if bytes.IndexByte(in, '\\') >= 0 || !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }

@@ -199,12 +199,10 @@ func bleveQuery(q Query) query.Query {
 		}
 	}
 	if !q.From.IsZero() || !q.To.IsZero() {
+		// A zero end is open (bleve takes either bound, not both, as open).
 		from, to := q.From, q.To
 		if from.IsZero() {
 			from = time.Unix(0, 0)
-		}
-		if to.IsZero() {
-			to = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 		}
 		incl, excl := true, false
 		r := bleve.NewDateRangeInclusiveQuery(from, to, &incl, &excl)

@@ -1,0 +1,72 @@
+//go:build sightline_index_cmd
+
+// The build tag above is removed once cmd/sightline/main.go (globals) exists.
+
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sightline/sightline/sinks/index"
+)
+
+// newTraceCmd is `sightline trace CORRELATION_ID`.
+func newTraceCmd(g *globals) *cobra.Command {
+	var (
+		asJSON bool
+		api    string
+	)
+	cmd := &cobra.Command{
+		Use:   "trace CORRELATION_ID",
+		Short: "Show everything that carried one correlation ID, in time order",
+		Long: `Trace searches the index (OpenSearch/Elasticsearch when index.urls is set, else the embedded
+index) for every metric event, log line, snapshot and dead letter carrying the correlation ID,
+and prints them oldest first with the service, the type, the offset from the first event and
+the message, then where else the ID lives (stream sequences).
+
+While ` + "`sightline run`" + ` holds the embedded index, pass --api with its HTTP address.
+Exit status 1 when nothing carries the ID.`,
+		Example: `  sightline trace 4bf92f3577b34da6a3ce929d0e0e4736
+  sightline trace req-42 --json | jq '.events[] | {offset_ms, service, type}'
+  sightline trace req-42 --api http://127.0.0.1:8080`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			s, closeFn, err := index.OpenSearcher(cfg.Index, api, index.WithLogger(g.logger()))
+			if err != nil {
+				return err
+			}
+			defer closeFn()
+			tl, err := index.Trace(cmd.Context(), s, args[0], index.StreamLocator)
+			if err != nil && !errors.Is(err, index.ErrNotFound) {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if eerr := enc.Encode(tl); eerr != nil {
+					return eerr
+				}
+			} else if err == nil {
+				if perr := index.PrintTimeline(os.Stdout, tl); perr != nil {
+					return perr
+				}
+			}
+			if errors.Is(err, index.ErrNotFound) {
+				return fmt.Errorf("no event carries correlation id %q", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the timeline as JSON")
+	cmd.Flags().StringVar(&api, "api", os.Getenv("SIGHTLINE_API"), "query a running `sightline run` over HTTP (e.g. http://127.0.0.1:8080) instead of opening the index")
+	return cmd
+}
