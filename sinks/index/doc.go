@@ -3,6 +3,7 @@ package index
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -142,29 +143,38 @@ func (d *Document) fillFromPayload(data json.RawMessage) {
 	if len(data) == 0 || data[0] != '{' {
 		return
 	}
-	var p struct {
-		Message any    `json:"message"`
-		Msg     any    `json:"msg"`
-		Level   any    `json:"level"`
-		Service any    `json:"service"`
-		Host    any    `json:"host"`
-		Scope   string `json:"scope"`
+	// data was validated with the whole event.
+	members := splitObject(data)
+	get := func(k string) string {
+		raw := members[k]
+		if len(raw) == 0 {
+			return ""
+		}
+		if raw[0] == '"' {
+			if v, ok := fastUnquote(raw); ok {
+				return v
+			}
+			var v string
+			_ = json.Unmarshal(raw, &v)
+			return v
+		}
+		if raw[0] == '{' || raw[0] == '[' || string(raw) == "null" {
+			return ""
+		}
+		return string(raw)
 	}
-	if json.Unmarshal(data, &p) != nil {
-		return
-	}
-	if s := str(p.Message); s != "" {
+	if s := get("message"); s != "" {
 		d.Message = s
-	} else if s := str(p.Msg); s != "" {
+	} else if s := get("msg"); s != "" {
 		d.Message = s
 	}
-	if s := str(p.Level); s != "" {
+	if s := get("level"); s != "" {
 		d.Level = strings.ToLower(s)
 	}
-	if s := str(p.Service); s != "" {
+	if s := get("service"); s != "" {
 		d.Service = s
 	}
-	if s := str(p.Host); s != "" {
+	if s := get("host"); s != "" {
 		d.Host = s
 	}
 	d.Message = truncate(d.Message, 32<<10)
@@ -398,12 +408,11 @@ func orDefault(s, def string) string {
 // decodeEvent reads a conformed event in one pass (schemas.Event's own
 // UnmarshalJSON parses twice; this is the sink's hot path).
 func decodeEvent(b []byte) (*schemas.Event, error) {
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(b, &all); err != nil {
+	all, err := topLevel(b)
+	if err != nil {
 		return nil, err
 	}
 	ev := &schemas.Event{}
-	var err error
 	strField := func(k string, dst *string) {
 		raw, ok := all[k]
 		if !ok || err != nil {
@@ -475,4 +484,104 @@ func fastUnquote(raw []byte) (string, bool) {
 		return "", false
 	}
 	return string(in), true
+}
+
+// topLevel splits a JSON object into its members without decoding the
+// values. The input is validated first, so the scan can be simple.
+func topLevel(b []byte) (map[string]json.RawMessage, error) {
+	if !json.Valid(b) {
+		var v any
+		err := json.Unmarshal(b, &v) // for the position of the error
+		if err == nil {
+			err = errors.New("invalid JSON")
+		}
+		return nil, err
+	}
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil, errors.New("not a JSON object")
+	}
+	return splitObject(b[i:]), nil
+}
+
+// splitObject splits a valid JSON object into its members.
+func splitObject(b []byte) map[string]json.RawMessage {
+	i := skipWS(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return nil
+	}
+	out := make(map[string]json.RawMessage, 16)
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return out
+	}
+	for i < len(b) {
+		kEnd := stringEnd(b, i)
+		key, ok := fastUnquote(b[i:kEnd])
+		if !ok {
+			_ = json.Unmarshal(b[i:kEnd], &key)
+		}
+		i = skipWS(b, kEnd)
+		i = skipWS(b, i+1) // ':'
+		vEnd := valueEnd(b, i)
+		out[key] = json.RawMessage(b[i:vEnd])
+		i = skipWS(b, vEnd)
+		if i >= len(b) || b[i] == '}' {
+			break
+		}
+		i = skipWS(b, i+1) // ','
+	}
+	return out
+}
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd returns the index after the string starting at b[i] == '"'.
+func stringEnd(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index after the (valid) value starting at b[i].
+func valueEnd(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				j = stringEnd(b, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	j := i
+	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
+		j++
+	}
+	return j
 }

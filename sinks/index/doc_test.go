@@ -1,6 +1,7 @@
 package index
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,48 @@ func TestConfigValidate(t *testing.T) {
 	for _, key := range []string{"index.urls[0]", "index.prefix", "index.max_doc_bytes"} {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Fatalf("want %s in %v", key, err)
+		}
+	}
+}
+
+func TestAppendDocMatchesMarshal(t *testing.T) {
+	at := time.Date(2026, 11, 22, 8, 0, 0, 123456789, time.UTC)
+	msgs := []*stage.Message{
+		event("c\"1<>&", "log", "api", "chéckout\u2028", at, "e1\n", 5),
+		event("c", "snapshot", "s", "s", at, "e2", 0),
+		dlqMessage("c", "sightline.raw.log.x", "bad \x01 input é", at, 3),
+	}
+	for _, m := range msgs {
+		d, err := FromMessage(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := json.Marshal(d)
+		got, err := appendDoc(nil, d)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("appendDoc:\n got %s\nwant %s (%v)", got, want, err)
+		}
+	}
+}
+
+func TestTopLevel(t *testing.T) {
+	in := `{ "a" : "x\"y" , "b":{"c":[1,"}",{"d":null}]},"e\u0041":-1.5e3,"f":true,"g":[] }`
+	m, err := topLevel([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"a": `"x\"y"`, "b": `{"c":[1,"}",{"d":null}]}`, "eA": `-1.5e3`, "f": "true", "g": "[]"}
+	if len(m) != len(want) {
+		t.Fatalf("%v", m)
+	}
+	for k, v := range want {
+		if string(m[k]) != v {
+			t.Fatalf("%s: got %s want %s", k, m[k], v)
+		}
+	}
+	for _, bad := range []string{`[1]`, `{"a":}`, `{"a":1`, ``, `"s"`} {
+		if _, err := topLevel([]byte(bad)); err == nil {
+			t.Fatalf("%q accepted", bad)
 		}
 	}
 }

@@ -325,61 +325,96 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 	if err := r.EnsureTemplate(ctx); err != nil {
 		return fmt.Errorf("index sink: %w", err)
 	}
-	failed := map[int]error{}
+	// Documents are built and sent in a pipeline: while one _bulk request
+	// is in flight the next chunk is encoded (one request in flight at a
+	// time, so the server sees what a sequential loader would send).
+	// A chunk ends at MaxBulkBytes.
+	chunkDocs := max(1, len(batch))
 	type chunk struct {
 		body []byte
 		idx  []int
 	}
-	var chunks []chunk
-	cur := chunk{body: make([]byte, 0, min(r.cfg.MaxBulkBytes, 256*len(batch)+4096))}
-	for i, m := range batch {
-		d, err := FromMessage(m)
-		if err != nil {
-			failed[i] = err
-			continue
-		}
-		start := len(cur.body)
-		line, err := appendAction(cur.body, d, r.cfg.Prefix)
-		if err != nil {
-			failed[i] = stage.Reject("index_invalid", "cannot encode the document", err)
-			continue
-		}
-		if n := len(line) - start; n > r.cfg.MaxDocBytes {
-			cur.body = line[:start]
-			failed[i] = stage.Rejectf("too_large", "document of %d bytes exceeds index.max_doc_bytes (%d)", n, r.cfg.MaxDocBytes)
-			continue
-		}
-		if len(line) > r.cfg.MaxBulkBytes && len(cur.idx) > 0 {
-			// Start a new request with this document.
-			rest := append([]byte(nil), line[start:]...)
-			chunks = append(chunks, chunk{body: line[:start], idx: cur.idx})
-			cur = chunk{body: append(make([]byte, 0, min(r.cfg.MaxBulkBytes, 256*(len(batch)-i)+4096)), rest...)}
-			cur.idx = []int{i}
-			continue
-		}
-		cur.body = line
-		cur.idx = append(cur.idx, i)
+	var (
+		failMu sync.Mutex
+		failed = map[int]error{}
+	)
+	fail := func(i int, err error) {
+		failMu.Lock()
+		failed[i] = err
+		failMu.Unlock()
 	}
-	if len(cur.idx) > 0 {
-		chunks = append(chunks, cur)
-	}
+	chunks := make(chan chunk, 1)
+	go func() {
+		defer close(chunks)
+		cur := chunk{body: make([]byte, 0, min(r.cfg.MaxBulkBytes, 700*chunkDocs))}
+		for i, m := range batch {
+			if ctx.Err() != nil {
+				return
+			}
+			d, err := FromMessage(m)
+			if err != nil {
+				fail(i, err)
+				continue
+			}
+			start := len(cur.body)
+			line, err := appendAction(cur.body, d, r.cfg.Prefix)
+			if err != nil {
+				cur.body = line[:start]
+				fail(i, stage.Reject("index_invalid", "cannot encode the document", err))
+				continue
+			}
+			if n := len(line) - start; n > r.cfg.MaxDocBytes {
+				cur.body = line[:start]
+				fail(i, stage.Rejectf("too_large", "document of %d bytes exceeds index.max_doc_bytes (%d)", n, r.cfg.MaxDocBytes))
+				continue
+			}
+			if len(line) > r.cfg.MaxBulkBytes && len(cur.idx) > 0 {
+				// This document starts the next request.
+				rest := append(make([]byte, 0, min(r.cfg.MaxBulkBytes, 700*chunkDocs)), line[start:]...)
+				chunks <- chunk{body: line[:start], idx: cur.idx}
+				cur = chunk{body: rest, idx: []int{i}}
+				continue
+			}
+			cur.body = line
+			cur.idx = append(cur.idx, i)
+			if len(cur.idx) >= chunkDocs {
+				chunks <- cur
+				cur = chunk{body: make([]byte, 0, min(r.cfg.MaxBulkBytes, 700*chunkDocs))}
+			}
+		}
+		if len(cur.idx) > 0 {
+			chunks <- cur
+		}
+	}()
 	var reqErr error
 	sent := 0
-	for _, c := range chunks {
+	for c := range chunks {
+		if reqErr != nil {
+			// The server is unreachable: do not hammer it with the rest.
+			for _, i := range c.idx {
+				fail(i, reqErr)
+			}
+			continue
+		}
 		errs, err := r.bulk(ctx, c.body, len(c.idx))
 		if err != nil {
 			reqErr = err
 			for _, i := range c.idx {
-				failed[i] = err
+				fail(i, err)
 			}
 			continue
 		}
 		sent++
 		for j, e := range errs {
 			if e != nil {
-				failed[c.idx[j]] = e
+				fail(c.idx[j], e)
 			}
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled part way: some documents may not have been sent; the
+		// whole batch is retried (rewrites are idempotent).
+		return fmt.Errorf("index sink: %w", err)
 	}
 	if len(failed) == 0 {
 		return nil
@@ -415,11 +450,10 @@ func appendAction(b []byte, d *Document, prefix string) ([]byte, error) {
 	}
 	b = append(b, idq...)
 	b = append(b, "}}\n"...)
-	doc, err := json.Marshal(d)
+	b, err = appendDoc(b, d)
 	if err != nil {
 		return b, err
 	}
-	b = append(b, doc...)
 	return append(b, '\n'), nil
 }
 
