@@ -91,12 +91,31 @@ func testPrefix(t testing.TB, base string) string {
 func deletePrefix(base, p string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, u := range []string{base + "/" + p + "-*?expand_wildcards=all", base + "/_index_template/" + p + "-events"} {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodDelete, u, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			_ = resp.Body.Close()
+	call := func(method, u string) []byte {
+		req, _ := http.NewRequestWithContext(ctx, method, u, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil
 		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return b
 	}
+	// Elasticsearch 8 refuses wildcard deletes (action.destructive_requires_name): list, then delete by name.
+	var rows []struct {
+		Index string `json:"index"`
+	}
+	_ = json.Unmarshal(call(http.MethodGet, base+"/_cat/indices/"+p+"-*?format=json&h=index&expand_wildcards=all"), &rows)
+	var names []string
+	for _, r := range rows {
+		names = append(names, r.Index)
+	}
+	for len(names) > 0 {
+		k := min(len(names), 50)
+		call(http.MethodDelete, base+"/"+strings.Join(names[:k], ","))
+		names = names[k:]
+	}
+	call(http.MethodDelete, base+"/_index_template/"+p+"-events")
 }
 
 func remoteFor(t testing.TB, base string, mut func(*Config)) (*Remote, string) {
