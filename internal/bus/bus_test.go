@@ -1,0 +1,394 @@
+package bus_test
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/schemas"
+)
+
+// newBus starts an embedded JetStream server on a free port in a temp dir.
+func newBus(t testing.TB, dir string) *bus.Bus {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: dir, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testLogger sends bus logs to the test log at warning level and above.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func pipeline(t testing.TB) stage.Processor {
+	t.Helper()
+	v, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := processors.Standard(processors.Config{Attributes: map[string]string{"site": "lab1"}}, v)
+	return p
+}
+
+// runProcessor runs the standard pipeline until the returned stop is called.
+func runProcessor(t testing.TB, b *bus.Bus, p stage.Processor) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.RunProcessor(ctx, bus.ConsumerConfig{
+			Stage: "process", Stream: bus.StreamRaw, Durable: "processor",
+			Backoff: []time.Duration{100 * time.Millisecond},
+		}, p)
+	}()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// pub publishes the way `nats pub` does: plain payload, optional headers.
+func pub(t testing.TB, b *bus.Bus, subject, body string, headers ...string) {
+	t.Helper()
+	m := nats.NewMsg(subject)
+	m.Data = []byte(body)
+	for i := 0; i+1 < len(headers); i += 2 {
+		m.Header.Add(headers[i], headers[i+1])
+	}
+	if _, err := b.JetStream().PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// collect reads n messages from a stream subject (ephemeral ordered consumer).
+func collect(t testing.TB, b *bus.Bus, stream, filter string, n int) []jetstream.Msg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := b.JetStream().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for len(out) < n {
+		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
+		if err != nil {
+			t.Fatalf("got %d of %d messages on %s: %v", len(out), n, filter, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func streamMsgs(t testing.TB, b *bus.Bus, stream string) uint64 {
+	t.Helper()
+	s, err := b.JetStream().Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+func event(t testing.TB, m jetstream.Msg) schemas.Event {
+	t.Helper()
+	var ev schemas.Event
+	if err := json.Unmarshal(m.Data(), &ev); err != nil {
+		t.Fatalf("event %s: %v", m.Data(), err)
+	}
+	return ev
+}
+
+func TestNoHeadersMetricIsConformed(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	stop := runProcessor(t, b, pipeline(t))
+	defer stop()
+
+	pub(t, b, "sightline.raw.metric.search_made", `{"query":"cats","n_results":3,"user_id":"1234"}`)
+	msgs := collect(t, b, bus.StreamEvents, "sightline.events.metric.search_made", 1)
+	ev := event(t, msgs[0])
+	if ev.Type != "metric.search_made" || ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source == "" {
+		t.Fatalf("envelope: %+v", ev)
+	}
+	if ev.CorrelationID == "" || msgs[0].Headers().Get("Correlation-Id") != ev.CorrelationID {
+		t.Fatalf("correlation id: envelope %q header %q", ev.CorrelationID, msgs[0].Headers().Get("Correlation-Id"))
+	}
+	if msgs[0].Headers().Get(jetstream.MsgIDHeader) != ev.ID {
+		t.Fatalf("Nats-Msg-Id %q != id %q", msgs[0].Headers().Get(jetstream.MsgIDHeader), ev.ID)
+	}
+	if time.Since(ev.Time) > time.Minute || ev.Attributes["site"] != "lab1" {
+		t.Fatalf("time %v attrs %v", ev.Time, ev.Attributes)
+	}
+	var data map[string]any
+	if err := json.Unmarshal(ev.Data, &data); err != nil || data["query"] != "cats" {
+		t.Fatalf("data %s: %v", ev.Data, err)
+	}
+	v, _ := schemas.NewValidator()
+	doc, _ := schemas.Decode(msgs[0].Data())
+	if err := v.ValidateEvent(doc); err != nil {
+		t.Fatalf("output violates the envelope schema: %v", err)
+	}
+}
+
+func TestCorrelationFromHeaderAndTraceparent(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	stop := runProcessor(t, b, pipeline(t))
+	defer stop()
+
+	pub(t, b, "sightline.raw.metric.a", `{"x":1}`, "Correlation-Id", "abc")
+	pub(t, b, "sightline.raw.metric.b", `{"x":1}`, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	a := event(t, collect(t, b, bus.StreamEvents, "sightline.events.metric.a", 1)[0])
+	if a.CorrelationID != "abc" {
+		t.Fatalf("want abc, got %q", a.CorrelationID)
+	}
+	m := collect(t, b, bus.StreamEvents, "sightline.events.metric.b", 1)[0]
+	if ev := event(t, m); ev.CorrelationID != "4bf92f3577b34da6a3ce929d0e0e4736" {
+		t.Fatalf("want trace id, got %q", ev.CorrelationID)
+	}
+	// The output carries a traceparent in the same trace.
+	if tp := m.Headers().Get("traceparent"); !strings.Contains(tp, "4bf92f3577b34da6a3ce929d0e0e4736") {
+		t.Fatalf("output traceparent %q not in the producer's trace", tp)
+	}
+}
+
+func TestDuplicateMsgIDYieldsOneEvent(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	stop := runProcessor(t, b, pipeline(t))
+	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x")
+	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x")
+	pub(t, b, "sightline.raw.metric.search_made", `{"q":2}`, "Nats-Msg-Id", "y")
+	collect(t, b, bus.StreamEvents, "sightline.events.>", 2)
+	stop()
+	if n := streamMsgs(t, b, bus.StreamEvents); n != 2 {
+		t.Fatalf("want 2 events (x once, y once), got %d", n)
+	}
+	ids := map[string]bool{}
+	for _, m := range collect(t, b, bus.StreamEvents, "sightline.events.>", 2) {
+		ids[event(t, m).ID] = true
+	}
+	if !ids["x"] || !ids["y"] {
+		t.Fatalf("event ids should be the producer's Nats-Msg-Id values x and y, got %v", ids)
+	}
+}
+
+func TestLogLines(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	stop := runProcessor(t, b, pipeline(t))
+	defer stop()
+	pub(t, b, "sightline.raw.log.download-server", `[Wed Oct 11 14:32:12 2000] [info] [client 127.0.0.1] image 1d3x5 downloaded by userId 1234`)
+	pub(t, b, "sightline.raw.log.download-server", `{"message":"Downloaded img","userId":"1234","imgId":"1d3x5","service":"download-server","time":"1509385330"}`)
+	msgs := collect(t, b, bus.StreamEvents, "sightline.events.log.download-server", 2)
+	plain, structured := event(t, msgs[0]), event(t, msgs[1])
+	if strings.Contains(string(plain.Data), `"imgId"`) {
+		plain, structured = structured, plain // lanes may reorder
+	}
+	var pd, sd map[string]any
+	_ = json.Unmarshal(plain.Data, &pd)
+	_ = json.Unmarshal(structured.Data, &sd)
+	if plain.Type != "log.download-server" || !strings.Contains(pd["message"].(string), "image 1d3x5") || pd["level"] != "info" {
+		t.Fatalf("plain: %s", plain.Data)
+	}
+	if sd["message"] != "Downloaded img" || sd["userId"] != "1234" {
+		t.Fatalf("structured: %s", structured.Data)
+	}
+	if want := time.Unix(1509385330, 0).UTC(); !structured.Time.Equal(want) {
+		t.Fatalf("time from body: got %v want %v", structured.Time, want)
+	}
+}
+
+func TestBadInputGoesToDLQAndPipelineKeepsGoing(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	stop := runProcessor(t, b, pipeline(t))
+	defer stop()
+	cases := []struct {
+		subject, body, class, reason string
+	}{
+		{"sightline.raw.metric.notjson", `{"query":`, "not_json", "not valid JSON"},
+		{"sightline.raw.metric.utf8", "{\"q\":\"\xff\xfe\"}", "invalid_utf8", "not valid UTF-8"},
+		{"sightline.raw.metric.big", `{"q":"` + strings.Repeat("a", processors.DefaultMaxBodyBytes) + `"}`, "too_large", "over the limit"},
+		{"sightline.raw.metric.schema", `[1,2,3]`, "not_json", "must be a JSON object"},
+		{"sightline.raw.snapshot.inv", `{"scope":"s","tag":1,"nodes":[{"label":"Bad Label} DETACH DELETE n //","key":"k"}]}`, "schema", "/nodes/0/label"},
+		{"sightline.raw.trace.thing", `{}`, "unknown_kind", "unknown kind \"trace\""},
+	}
+	for _, c := range cases {
+		pub(t, b, c.subject, c.body, "Correlation-Id", "bad-"+c.class, "X-Custom", "kept")
+	}
+	pub(t, b, "sightline.raw.metric.good", `{"ok":true}`)
+	collect(t, b, bus.StreamEvents, "sightline.events.metric.good", 1)
+	dlq := collect(t, b, bus.StreamDLQ, "sightline.dlq.>", len(cases))
+	// Lanes process batches in parallel: match dead letters by subject.
+	bySubject := map[string]int{}
+	for i, c := range cases {
+		bySubject[strings.Replace(c.subject, "sightline.raw.", "sightline.dlq.", 1)] = i
+	}
+	for _, m := range dlq {
+		i, ok := bySubject[m.Subject()]
+		if !ok {
+			t.Errorf("unexpected dead letter on %s", m.Subject())
+			continue
+		}
+		delete(bySubject, m.Subject())
+		c := cases[i]
+		h := m.Headers()
+		if m.Subject() != strings.Replace(c.subject, "sightline.raw.", "sightline.dlq.", 1) {
+			t.Errorf("dlq subject %s for %s", m.Subject(), c.subject)
+		}
+		if string(m.Data()) != c.body {
+			t.Errorf("%s: original bytes not kept", c.subject)
+		}
+		if h.Get("X-Custom") != "kept" || h.Get("Correlation-Id") != "bad-"+c.class {
+			t.Errorf("%s: original headers not kept: %v", c.subject, h)
+		}
+		if !strings.Contains(h.Get(stage.HeaderDLQReason), c.reason) || h.Get("Sightline-Dlq-Class") != c.class {
+			t.Errorf("%s: reason %q class %q, want %q / %q", c.subject, h.Get(stage.HeaderDLQReason), h.Get("Sightline-Dlq-Class"), c.reason, c.class)
+		}
+	}
+	if in, out, rej := streamMsgs(t, b, bus.StreamRaw), streamMsgs(t, b, bus.StreamEvents), streamMsgs(t, b, bus.StreamDLQ); in != out+rej {
+		t.Fatalf("count in %d != out %d + rejected %d", in, out, rej)
+	}
+}
+
+// crashy fails every message once in the middle of a batch, as if the
+// process died before acking: the message must come back and be processed.
+type crashy struct {
+	p     stage.Processor
+	calls atomic.Int64
+}
+
+func (c *crashy) Process(ctx context.Context, in *stage.Message) ([]*stage.Message, error) {
+	if in.Meta.Delivered == 1 && c.calls.Add(1)%3 == 0 {
+		return nil, context.DeadlineExceeded // transient
+	}
+	return c.p.Process(ctx, in)
+}
+
+func TestTransientFailureRedeliversWithoutDuplicates(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	stop := runProcessor(t, b, &crashy{p: pipeline(t)})
+	const n = 300
+	for i := 0; i < n; i++ {
+		pub(t, b, "sightline.raw.metric.m", `{"i":`+itoa(i)+`}`)
+	}
+	collect(t, b, bus.StreamEvents, "sightline.events.>", n)
+	stop()
+	if got := streamMsgs(t, b, bus.StreamEvents); got != n {
+		t.Fatalf("want %d events, got %d", n, got)
+	}
+}
+
+func TestCrashMidBatchLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	// The crashed run's goroutines outlive the test: keep them out of t.Log.
+	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	const n = 2000
+	for i := 0; i < n; i++ {
+		pub(t, b, "sightline.raw.metric.m", `{"i":`+itoa(i)+`}`)
+	}
+	// First run: process some, then "crash" (the processor blocks after
+	// 500 messages and the whole bus goes away without draining).
+	var seen atomic.Int64
+	block := make(chan struct{})
+	p := pipeline(t)
+	slow := stage.ProcessorFunc(func(ctx context.Context, in *stage.Message) ([]*stage.Message, error) {
+		if seen.Add(1) > 500 {
+			<-block
+		}
+		return p.Process(ctx, in)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		_ = b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor", AckWait: time.Second}, slow)
+	}()
+	for seen.Load() <= 500 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.Conn().Close() // crash: no drain, unacked work is abandoned
+	cancel()
+	close(block)
+	b.Close()
+
+	// Second run on the same store: everything arrives exactly once.
+	b2 := newBus(t, dir)
+	defer b2.Close()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	done2 := make(chan error, 1)
+	go func() {
+		done2 <- b2.RunProcessor(ctx2, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor", AckWait: time.Second}, pipeline(t))
+	}()
+	defer func() { cancel2(); <-done2 }()
+	deadline := time.Now().Add(30 * time.Second)
+	for streamMsgs(t, b2, bus.StreamEvents) < n && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // let any redelivery duplicates land
+	if got := streamMsgs(t, b2, bus.StreamEvents); got != n {
+		t.Fatalf("after crash and restart: want %d events, got %d", n, got)
+	}
+}
+
+func TestGracefulShutdownLosesNothing(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	const n = 3000
+	stop := runProcessor(t, b, pipeline(t))
+	for i := 0; i < n; i++ {
+		pub(t, b, "sightline.raw.metric.m", `{"i":`+itoa(i)+`}`)
+		if i == n/2 {
+			stop() // SIGTERM mid-stream
+		}
+	}
+	stop2 := runProcessor(t, b, pipeline(t))
+	defer stop2()
+	collect(t, b, bus.StreamEvents, "sightline.events.>", n)
+	time.Sleep(500 * time.Millisecond)
+	if got := streamMsgs(t, b, bus.StreamEvents); got != n {
+		t.Fatalf("want %d, got %d", n, got)
+	}
+}
+
+func itoa(i int) string { return strings.TrimSpace(json.Number(strings.Repeat("", 0) + jsonInt(i)).String()) }
+
+func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }

@@ -1,0 +1,31 @@
+package bus
+
+import "time"
+
+// Observer is told what the routers do; internal/telemetry implements it
+// with Prometheus and statsd.
+type Observer interface {
+	// Received counts an input message of a kind at a stage.
+	Received(stage, kind string, redelivered bool)
+	// Emitted counts output messages published for an input.
+	Emitted(stage, kind string, n int)
+	// Rejected counts an input sent to the DLQ with a reason class.
+	Rejected(stage, kind, class string)
+	// Retried counts an input handed back for redelivery.
+	Retried(stage, kind string)
+	// Observed records the processing time of one input (or one batch for
+	// sinks, per message).
+	Observed(stage, kind string, d time.Duration)
+	// Pending records the consumer's backlog.
+	Pending(stream, consumer string, n uint64)
+}
+
+// NopObserver observes nothing.
+type NopObserver struct{}
+
+func (NopObserver) Received(string, string, bool)          {}
+func (NopObserver) Emitted(string, string, int)            {}
+func (NopObserver) Rejected(string, string, string)        {}
+func (NopObserver) Retried(string, string)                 {}
+func (NopObserver) Observed(string, string, time.Duration) {}
+func (NopObserver) Pending(string, string, uint64)         {}

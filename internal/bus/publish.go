@@ -1,0 +1,49 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// ErrPublish wraps failures to publish.
+var ErrPublish = errors.New("bus: publish")
+
+// PublishResult is the stream position a published message got.
+type PublishResult struct {
+	Stream    string
+	Sequence  uint64
+	Duplicate bool
+}
+
+// Publish sends msgs to JetStream (asynchronously, all at once) and waits for
+// every PubAck. Each message's ID becomes its Nats-Msg-Id.
+func (b *Bus) Publish(ctx context.Context, msgs ...*stage.Message) ([]PublishResult, error) {
+	futs := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := b.js.PublishMsgAsync(toNats(m))
+		if err != nil {
+			return nil, fmt.Errorf("%w %s: %w", ErrPublish, m.Subject, err)
+		}
+		futs[i] = f
+	}
+	res := make([]PublishResult, len(msgs))
+	var first error
+	for i, f := range futs {
+		select {
+		case ack := <-f.Ok():
+			res[i] = PublishResult{Stream: ack.Stream, Sequence: ack.Sequence, Duplicate: ack.Duplicate}
+		case err := <-f.Err():
+			if first == nil {
+				first = fmt.Errorf("%w %s: %w", ErrPublish, msgs[i].Subject, err)
+			}
+		case <-ctx.Done():
+			return res, fmt.Errorf("%w: %w", ErrPublish, ctx.Err())
+		}
+	}
+	return res, first
+}

@@ -1,0 +1,191 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// ReplayOptions selects a range of a stream to read in order.
+type ReplayOptions struct {
+	Stream    string   // default SIGHTLINE_EVENTS
+	Filters   []string // subject filters; empty = all
+	FromSeq   uint64   // start at this sequence (0: see FromTime / start)
+	FromTime  time.Time
+	ToSeq     uint64    // stop after this sequence (0: the last sequence when the replay started)
+	ToTime    time.Time // stop at the first message stored after this time
+	Follow    bool      // never stop: wait for new messages (logs --follow)
+	FromNew   bool      // with Follow: only messages published from now on
+	BatchSize int       // messages per Next (default 1000)
+}
+
+// ReplaySource reads a stream range in order with an ephemeral ordered
+// consumer. It is not safe for concurrent use.
+type ReplaySource struct {
+	it      jetstream.MessagesContext
+	opts    ReplayOptions
+	last    uint64 // last sequence to deliver (when not following)
+	total   uint64 // messages in range when the replay started (estimate)
+	done    bool
+	started bool
+}
+
+// ErrEmptyRange is returned when the range holds no message.
+var ErrEmptyRange = errors.New("bus: replay range is empty")
+
+// Replay opens a ReplaySource. Next returns io.EOF at the end of the range.
+func (b *Bus) Replay(ctx context.Context, o ReplayOptions) (*ReplaySource, error) {
+	if o.Stream == "" {
+		o.Stream = StreamEvents
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 1000
+	}
+	s, err := b.js.Stream(ctx, o.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("bus: replay %s: %w", o.Stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bus: replay %s: %w", o.Stream, err)
+	}
+	r := &ReplaySource{opts: o, last: info.State.LastSeq}
+	if o.ToSeq > 0 && o.ToSeq < r.last {
+		r.last = o.ToSeq
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: o.Filters, DeliverPolicy: jetstream.DeliverAllPolicy}
+	switch {
+	case o.Follow && o.FromNew:
+		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	case o.FromSeq > 0:
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = o.FromSeq
+	case !o.FromTime.IsZero():
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		t := o.FromTime
+		cfg.OptStartTime = &t
+	}
+	if !o.Follow {
+		first := info.State.FirstSeq
+		if o.FromSeq > first {
+			first = o.FromSeq
+		}
+		if r.last == 0 || first > r.last || info.State.Msgs == 0 {
+			return nil, ErrEmptyRange
+		}
+		r.total = r.last - first + 1
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bus: replay %s: ordered consumer: %w", o.Stream, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.BatchSize*2, 256)))
+	if err != nil {
+		return nil, fmt.Errorf("bus: replay %s: %w", o.Stream, err)
+	}
+	r.it = it
+	return r, nil
+}
+
+// Total is the number of stream sequences in the range when the replay
+// started (an upper bound with filters), 0 when following.
+func (r *ReplaySource) Total() uint64 { return r.total }
+
+// Next returns the next batch in stream order, io.EOF after the range.
+// When following it waits for messages until ctx is done.
+func (r *ReplaySource) Next(ctx context.Context) ([]*stage.Message, error) {
+	if r.done {
+		return nil, io.EOF
+	}
+	var out []*stage.Message
+	for len(out) < r.opts.BatchSize {
+		m, err := r.nextMsg(ctx, len(out) > 0)
+		if errors.Is(err, errIdle) {
+			break
+		}
+		if err != nil {
+			if len(out) > 0 && errors.Is(err, io.EOF) {
+				r.done = true
+				return out, nil
+			}
+			return out, err
+		}
+		sm := toStage(m)
+		if !r.opts.Follow {
+			if sm.Meta.Sequence > r.last || (!r.opts.ToTime.IsZero() && sm.Meta.Timestamp.After(r.opts.ToTime)) {
+				r.done = true
+				r.Stop()
+				if len(out) == 0 {
+					return nil, io.EOF
+				}
+				return out, nil
+			}
+		}
+		out = append(out, sm)
+		if !r.opts.Follow && sm.Meta.Sequence >= r.last {
+			r.done = true
+			r.Stop()
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+var errIdle = errors.New("idle")
+
+// nextMsg waits for one message. With haveSome it waits only briefly so a
+// partial batch is returned instead of stalling.
+func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (jetstream.Msg, error) {
+	type res struct {
+		m   jetstream.Msg
+		err error
+	}
+	wait := 5 * time.Second
+	if haveSome {
+		wait = 100 * time.Millisecond
+	}
+	for {
+		ch := make(chan res, 1)
+		go func() {
+			m, err := r.it.Next(jetstream.NextMaxWait(wait))
+			ch <- res{m, err}
+		}()
+		select {
+		case x := <-ch:
+			if errors.Is(x.err, nats.ErrTimeout) || errors.Is(x.err, context.DeadlineExceeded) {
+				if haveSome {
+					return nil, errIdle
+				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				if !r.opts.Follow && r.total == 0 {
+					return nil, io.EOF
+				}
+				continue
+			}
+			if errors.Is(x.err, jetstream.ErrMsgIteratorClosed) {
+				return nil, io.EOF
+			}
+			return x.m, x.err
+		case <-ctx.Done():
+			r.Stop()
+			<-ch
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Stop ends the replay.
+func (r *ReplaySource) Stop() {
+	if r.it != nil {
+		r.it.Stop()
+	}
+}

@@ -1,0 +1,234 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// RunProcessor consumes c.Stream with a durable consumer, runs p on every
+// message, publishes the outputs and acks the input only after every
+// output's PubAck. Permanent errors send the input to the DLQ (then Term);
+// other errors redeliver it with backoff. It returns when ctx is done and
+// the in-flight batches are finished.
+func (b *Bus) RunProcessor(ctx context.Context, c ConsumerConfig, p stage.Processor) error {
+	c.defaults()
+	return b.consume(ctx, c, func(ctx context.Context, batch []*input) {
+		b.processBatch(ctx, c, p, batch)
+	})
+}
+
+func (b *Bus) processBatch(ctx context.Context, c ConsumerConfig, p stage.Processor, batch []*input) {
+	start := time.Now()
+	// Process in parallel: the stages are CPU work.
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	workers := min(c.Workers, len(batch))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(batch) {
+					return
+				}
+				in := batch[i]
+				b.startSpan(ctx, c, in)
+				in.outs, in.err = safeProcess(in.ctx, p, in.in)
+				if in.err == nil {
+					for _, o := range in.outs {
+						if o.Header == nil {
+							o.Header = stage.Header{}
+						}
+						propagator.Inject(in.ctx, headerCarrier(o.Header))
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.settle(ctx, c, batch)
+	per := time.Since(start) / time.Duration(len(batch))
+	for _, in := range batch {
+		b.obs.Observed(c.Stage, in.kind, per)
+		b.endSpan(in)
+	}
+}
+
+// safeProcess turns a panic in a stage into a permanent error: bad input
+// never crashes the pipeline.
+func safeProcess(ctx context.Context, p stage.Processor, in *stage.Message) (outs []*stage.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = stage.Rejectf("panic", "processor panicked on this input: %v", r)
+		}
+	}()
+	return p.Process(ctx, in)
+}
+
+// settle publishes outputs and dead letters, waits for the PubAcks, then
+// acks, naks or terms every input.
+func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
+	type pending struct {
+		in   *input
+		futs []jetstream.PubAckFuture
+		dlq  bool
+		err  error
+	}
+	ps := make([]pending, len(batch))
+	for i, in := range batch {
+		ps[i].in = in
+		switch {
+		case in.err == nil:
+			for _, o := range in.outs {
+				f, err := b.js.PublishMsgAsync(toNats(o))
+				if err != nil {
+					ps[i].err = err
+					break
+				}
+				ps[i].futs = append(ps[i].futs, f)
+			}
+		case stage.IsPermanent(in.err):
+			ps[i].dlq = true
+			f, err := b.js.PublishMsgAsync(dlqMessage(in.in, c.Stage, in.err))
+			if err != nil {
+				ps[i].err = err
+				break
+			}
+			ps[i].futs = append(ps[i].futs, f)
+		}
+	}
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	for i := range ps {
+		p := &ps[i]
+		for _, f := range p.futs {
+			if p.err != nil {
+				break
+			}
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				p.err = err
+			case <-timeout.C:
+				p.err = errors.New("timed out waiting for PubAck")
+			case <-ctx.Done():
+				p.err = ctx.Err()
+			}
+		}
+	}
+	for i := range ps {
+		p := &ps[i]
+		in := p.in
+		log := b.log.With("stage", c.Stage, "subject", in.in.Subject, "stream_seq", in.in.Meta.Sequence,
+			"correlation_id", inputCorrelation(in))
+		switch {
+		case in.err != nil && !stage.IsPermanent(in.err):
+			b.obs.Retried(c.Stage, in.kind)
+			log.Warn("transient failure, will redeliver", "error", in.err, "delivered", in.in.Meta.Delivered)
+			_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+		case p.err != nil && !p.dlq && isPayloadTooBig(p.err):
+			// The output can never be published: treat as bad input.
+			perm := stage.Reject("too_large", "conformed event exceeds the server's max payload", p.err)
+			in.err = perm
+			if _, err := b.js.PublishMsg(ctx, dlqMessage(in.in, c.Stage, perm)); err != nil {
+				_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+				continue
+			}
+			b.obs.Rejected(c.Stage, in.kind, "too_large")
+			_ = in.msg.Term()
+		case p.err != nil:
+			b.obs.Retried(c.Stage, in.kind)
+			log.Warn("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
+			_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+		case p.dlq:
+			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
+			log.Info("rejected to DLQ", "reason", in.err.Error())
+			_ = in.msg.TermWithReason(stage.PermanentClass(in.err))
+		default:
+			b.obs.Emitted(c.Stage, in.kind, len(in.outs))
+			_ = in.msg.Ack()
+		}
+	}
+}
+
+func isPayloadTooBig(err error) bool {
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum)
+}
+
+func inputCorrelation(in *input) string {
+	for _, o := range in.outs {
+		if id := o.Header.Get(stage.HeaderCorrelationID); id != "" {
+			return id
+		}
+	}
+	return correlation.FromHeaders(in.in.Header)
+}
+
+// RunSink consumes c.Stream and writes batches to s. A nil error acks the
+// batch; a *stage.BatchError acks what succeeded, sends permanent failures
+// to the DLQ and redelivers the rest with backoff; any other error
+// redelivers the whole batch (or dead-letters it when permanent).
+func (b *Bus) RunSink(ctx context.Context, c ConsumerConfig, s stage.Sink) error {
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	c.defaults()
+	return b.consume(ctx, c, func(ctx context.Context, batch []*input) {
+		b.writeBatch(ctx, c, s, batch)
+	})
+}
+
+func (b *Bus) writeBatch(ctx context.Context, c ConsumerConfig, s stage.Sink, batch []*input) {
+	start := time.Now()
+	msgs := make([]*stage.Message, len(batch))
+	for i, in := range batch {
+		b.startSpan(ctx, c, in)
+		msgs[i] = in.in
+	}
+	err := safeWrite(ctx, s, msgs)
+	var be *stage.BatchError
+	switch {
+	case err == nil:
+	case errors.As(err, &be):
+		for i, e := range be.Failed {
+			if i >= 0 && i < len(batch) {
+				batch[i].err = e
+			}
+		}
+	default:
+		for _, in := range batch {
+			in.err = err
+		}
+	}
+	per := time.Since(start) / time.Duration(len(batch))
+	for _, in := range batch {
+		b.obs.Observed(c.Stage, in.kind, per)
+	}
+	b.settle(ctx, c, batch)
+	if err != nil && be == nil && !stage.IsPermanent(err) {
+		b.log.Warn("sink write failed, batch will be redelivered", "stage", c.Stage, "messages", len(batch), "error", err)
+	}
+	for _, in := range batch {
+		b.endSpan(in)
+	}
+}
+
+func safeWrite(ctx context.Context, s stage.Sink, msgs []*stage.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("sink panicked: %v", r)
+		}
+	}()
+	return s.Write(ctx, msgs)
+}
