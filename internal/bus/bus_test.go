@@ -389,6 +389,8 @@ func TestGracefulShutdownLosesNothing(t *testing.T) {
 	}
 }
 
-func itoa(i int) string { return strings.TrimSpace(json.Number(strings.Repeat("", 0) + jsonInt(i)).String()) }
+func itoa(i int) string {
+	return strings.TrimSpace(json.Number(strings.Repeat("", 0) + jsonInt(i)).String())
+}
 
 func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }
