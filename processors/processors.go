@@ -22,9 +22,9 @@ import (
 
 // Subject prefixes of the streams (DESIGN.md contracts).
 const (
-	RawPrefix    = "sightline.raw."
-	EventsPrefix = "sightline.events."
-	DLQPrefix    = "sightline.dlq."
+	RawPrefix    = stage.RawPrefix
+	EventsPrefix = stage.EventsPrefix
+	DLQPrefix    = stage.DLQPrefix
 )
 
 // Work is what flows through the stages for one input message.
@@ -148,19 +148,6 @@ func ParseSubject(prefix, subject string) (kind, name, rest string, ok bool) {
 		rest = "." + rest
 	}
 	return kind, name, rest, true
-}
-
-// DLQSubject is where a rejected raw message goes: the raw subject with the
-// raw prefix swapped for the DLQ prefix (any other subject is kept whole
-// under sightline.dlq.other.).
-func DLQSubject(subject string) string {
-	if s, ok := strings.CutPrefix(subject, RawPrefix); ok && s != "" {
-		return DLQPrefix + s
-	}
-	if s, ok := strings.CutPrefix(subject, EventsPrefix); ok && s != "" {
-		return DLQPrefix + s
-	}
-	return DLQPrefix + "other." + strings.ReplaceAll(subject, ".", "_")
 }
 
 // Enricher adds the configured static attributes (site, env, stage,

@@ -328,7 +328,7 @@ func toNats(m *stage.Message) *nats.Msg {
 // headers (NATS control headers renamed so they keep their value without
 // acting again), and the reason.
 func dlqMessage(in *stage.Message, stageName string, reason error) *nats.Msg {
-	nm := nats.NewMsg(dlqSubject(in.Subject))
+	nm := nats.NewMsg(stage.DLQSubject(in.Subject))
 	for k, v := range in.Header {
 		if strings.HasPrefix(strings.ToLower(k), "nats-") {
 			nm.Header[stage.HeaderOriginalPrefix+k] = v
@@ -361,15 +361,6 @@ func dlqMessage(in *stage.Message, stageName string, reason error) *nats.Msg {
 	}
 	nm.Header.Set(jetstream.MsgIDHeader, "dlq:"+stageName+":"+in.Meta.Stream+":"+strconv.FormatUint(in.Meta.Sequence, 10))
 	return nm
-}
-
-func dlqSubject(subject string) string {
-	for _, p := range []string{"sightline.raw.", "sightline.events."} {
-		if s, ok := strings.CutPrefix(subject, p); ok && s != "" {
-			return "sightline.dlq." + s
-		}
-	}
-	return "sightline.dlq.other." + strings.ReplaceAll(subject, ".", "_")
 }
 
 // watchPending reports the consumer backlog every few seconds.

@@ -180,3 +180,22 @@ const (
 	HeaderContentType     = "Content-Type"
 	HeaderProducerVersion = "Sightline-Producer-Version"
 )
+
+// Subject prefixes of the three streams (DESIGN.md contracts).
+const (
+	RawPrefix    = "sightline.raw."
+	EventsPrefix = "sightline.events."
+	DLQPrefix    = "sightline.dlq."
+)
+
+// DLQSubject is where a rejected message goes: its subject with the raw or
+// events prefix swapped for the DLQ prefix (any other subject is kept whole
+// under sightline.dlq.other.).
+func DLQSubject(subject string) string {
+	for _, p := range []string{RawPrefix, EventsPrefix} {
+		if s, ok := strings.CutPrefix(subject, p); ok && s != "" {
+			return DLQPrefix + s
+		}
+	}
+	return DLQPrefix + "other." + strings.ReplaceAll(subject, ".", "_")
+}
