@@ -1,0 +1,48 @@
+package telemetry
+
+import (
+	"time"
+
+	"github.com/sightline/sightline/internal/bus"
+)
+
+// Fanout sends every observation to each observer.
+type Fanout []bus.Observer
+
+var _ bus.Observer = Fanout(nil)
+
+func (f Fanout) Received(stage, kind string, redelivered bool) {
+	for _, o := range f {
+		o.Received(stage, kind, redelivered)
+	}
+}
+
+func (f Fanout) Emitted(stage, kind string, n int) {
+	for _, o := range f {
+		o.Emitted(stage, kind, n)
+	}
+}
+
+func (f Fanout) Rejected(stage, kind, class string) {
+	for _, o := range f {
+		o.Rejected(stage, kind, class)
+	}
+}
+
+func (f Fanout) Retried(stage, kind string) {
+	for _, o := range f {
+		o.Retried(stage, kind)
+	}
+}
+
+func (f Fanout) Observed(stage, kind string, d time.Duration) {
+	for _, o := range f {
+		o.Observed(stage, kind, d)
+	}
+}
+
+func (f Fanout) Pending(stream, consumer string, n uint64) {
+	for _, o := range f {
+		o.Pending(stream, consumer, n)
+	}
+}
