@@ -74,7 +74,10 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	case schemas.KindSnapshot:
 		ev.SyncScope, _ = obj["scope"].(string)
 		if n, ok := obj["tag"].(json.Number); ok {
-			ev.SyncTag = n.String()
+			// The schema takes 1.0 or 1.7e9 as integers: write the tag in
+			// the one form the envelope's synctag and the sinks read.
+			ev.SyncTag = canonicalInt(n)
+			obj["tag"] = json.Number(ev.SyncTag)
 		}
 		ev.Subject = ev.SyncScope
 		ev.Data, err = json.Marshal(obj)
@@ -94,6 +97,18 @@ func eventID(in *stage.Message) string {
 			strconv.FormatInt(in.Meta.Timestamp.UnixNano(), 10))
 	}
 	return uuid.NewString()
+}
+
+// canonicalInt writes a JSON number the schema accepted as an integer in
+// plain decimal digits.
+func canonicalInt(n json.Number) string {
+	if i, err := n.Int64(); err == nil {
+		return strconv.FormatInt(i, 10)
+	}
+	if f, err := n.Float64(); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+		return strconv.FormatInt(int64(f), 10)
+	}
+	return n.String()
 }
 
 func compact(b []byte) (json.RawMessage, error) {
@@ -116,18 +131,20 @@ func bodyTime(m map[string]any) (time.Time, bool) {
 		if !ok {
 			continue
 		}
+		var t time.Time
 		switch x := v.(type) {
 		case string:
-			if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
-				return t, true
-			}
-			if t, ok := epoch(x); ok {
-				return t, true
+			var err error
+			if t, err = time.Parse(time.RFC3339Nano, x); err != nil {
+				t, _ = epoch(x)
 			}
 		case json.Number:
-			if t, ok := epoch(x.String()); ok {
-				return t, true
-			}
+			t, _ = epoch(x.String())
+		}
+		// A time RFC 3339 cannot write in UTC (year 0 at +01:00 is year -1)
+		// is not a usable event time.
+		if y := t.UTC().Year(); y >= 1 && y <= 9999 {
+			return t, true
 		}
 	}
 	return time.Time{}, false
@@ -146,8 +163,10 @@ func epoch(s string) (time.Time, bool) {
 		return time.UnixMilli(int64(f)), true
 	case f < 1e17: // microseconds
 		return time.UnixMicro(int64(f)), true
-	default:
+	case f < math.MaxInt64: // nanoseconds
 		return time.Unix(0, int64(f)), true
+	default:
+		return time.Time{}, false
 	}
 }
 
@@ -216,5 +235,3 @@ func (c *Conform) conformLog(w *Work, obj map[string]any) (json.RawMessage, erro
 	}
 	return json.Marshal(obj)
 }
-
-func jsonNumber(s string) any { return json.Number(strings.TrimSpace(s)) }

@@ -3,6 +3,7 @@ package processors
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -88,7 +89,7 @@ func syncFromHeaders(obj map[string]any, h stage.Header) {
 	}
 	if _, ok := obj["tag"]; !ok {
 		if s := h.Get(stage.HeaderSyncTag); s != "" {
-			obj["tag"] = jsonNumber(s)
+			obj["tag"] = headerInt(s)
 		}
 	}
 	if _, ok := obj["final"]; !ok {
@@ -100,9 +101,20 @@ func syncFromHeaders(obj map[string]any, h stage.Header) {
 	}
 	if _, ok := obj["count"]; !ok {
 		if s := h.Get(stage.HeaderSyncCount); s != "" {
-			obj["count"] = jsonNumber(s)
+			obj["count"] = headerInt(s)
 		}
 	}
+}
+
+// headerInt is a header's integer as a JSON number, or the header text as a
+// string when it is not an integer, so the schema rejects it with a reason
+// naming the field (a bad json.Number would fail later, in json.Marshal).
+func headerInt(s string) any {
+	s = strings.TrimSpace(s)
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return json.Number(strconv.FormatInt(n, 10))
+	}
+	return s
 }
 
 func validName(s string) bool {

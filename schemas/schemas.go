@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
+	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"golang.org/x/text/language"
 	"golang.org/x/text/message"
 )
@@ -119,11 +120,12 @@ func Decode(b []byte) (any, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if dec.More() {
-		return nil, errors.New("unexpected data after the JSON value")
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, errors.New("unexpected data after the JSON value")
+	// Only JSON whitespace may follow. (dec.More and dec.Token miss a stray
+	// closing '}' or ']' after the value.)
+	for _, c := range b[dec.InputOffset():] {
+		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			return nil, errors.New("unexpected data after the JSON value")
+		}
 	}
 	return v, nil
 }
@@ -148,11 +150,25 @@ func readable(err error) error {
 	}
 	seen := map[string]bool{}
 	var out []string
-	var walk func(e *jsonschema.ValidationError)
-	walk = func(e *jsonschema.ValidationError) {
+	// prefix is set below a propertyNames failure: the causes there
+	// validate the name alone and carry an empty location, so the message
+	// names the object holding the property instead. That object is the
+	// parent's location: jsonschema v6.0.3 does not copy the location of a
+	// propertyNames error, so a later sibling can overwrite it.
+	var walk func(e *jsonschema.ValidationError, parent []string, prefix string)
+	walk = func(e *jsonschema.ValidationError, parent []string, prefix string) {
+		if pn, ok := e.ErrorKind.(*kind.PropertyNames); ok {
+			prefix = fmt.Sprintf("at /%s: property name %q: ", strings.Join(parent, "/"), pn.Property)
+		}
 		if len(e.Causes) == 0 {
-			loc := "/" + strings.Join(e.InstanceLocation, "/")
-			msg := fmt.Sprintf("at %s: %s", loc, e.ErrorKind.LocalizedString(printer))
+			text := e.ErrorKind.LocalizedString(printer)
+			if _, ok := e.ErrorKind.(*kind.FalseSchema); ok {
+				text = "not allowed"
+			}
+			msg := prefix + text
+			if prefix == "" {
+				msg = fmt.Sprintf("at /%s: %s", strings.Join(e.InstanceLocation, "/"), text)
+			}
 			if !seen[msg] {
 				seen[msg] = true
 				out = append(out, msg)
@@ -160,10 +176,10 @@ func readable(err error) error {
 			return
 		}
 		for _, c := range e.Causes {
-			walk(c)
+			walk(c, e.InstanceLocation, prefix)
 		}
 	}
-	walk(ve)
+	walk(ve, nil, "")
 	sort.Strings(out)
 	if len(out) > 5 {
 		out = append(out[:5], fmt.Sprintf("and %d more", len(out)-5))
