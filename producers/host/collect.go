@@ -246,12 +246,12 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 // facts builds the host facts document.
 func (c *Collector) facts() Object {
 	f := map[string]any{
-		"hostname":   c.host,
-		"os":         runtime.GOOS,
-		"arch":       runtime.GOARCH,
-		"num_cpu":    runtime.NumCPU(),
-		"labels":     c.cfg.Labels,
-		"collector":  "sightline collect host",
+		"hostname":          c.host,
+		"os":                runtime.GOOS,
+		"arch":              runtime.GOARCH,
+		"num_cpu":           runtime.NumCPU(),
+		"labels":            c.cfg.Labels,
+		"collector":         "sightline collect host",
 		"collector_version": 1,
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
