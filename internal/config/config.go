@@ -178,7 +178,7 @@ func Load(path string, env []string, sets []string) (*Config, error) {
 
 func decodeYAML(b []byte, c *Config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true) // a misspelt key is an error, not a silent default
+	dec.KnownFields(true)                                            // a misspelt key is an error, not a silent default
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
 		return nameKeys(b, err)
 	}

@@ -125,6 +125,9 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	failed := map[int]error{}
 	parts := map[string]*partition{}
 	decoded := decodeHeads(batch)
+	// A redelivery can share a batch with the first delivery: each event id
+	// is archived once per batch (the duplicate is acked with it).
+	seen := make(map[string]struct{}, len(batch))
 	for i, m := range batch {
 		d := decoded[i]
 		h, kind, name, err := d.h, d.kind, d.name, d.err
@@ -134,6 +137,10 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 				"sequence", m.Meta.Sequence, "correlation_id", m.Header.Get(stage.HeaderCorrelationID), "error", err)
 			continue
 		}
+		if _, dup := seen[h.ID]; dup {
+			continue
+		}
+		seen[h.ID] = struct{}{}
 		t := h.Time.UTC()
 		dir := fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", kind, name, t.Format("2006-01-02"), t.Hour())
 		p := parts[dir]
