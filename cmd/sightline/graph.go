@@ -1,7 +1,3 @@
-//go:build sightline_graph_cmd
-
-// The build tag above is removed once cmd/sightline/main.go (globals) exists.
-
 package main
 
 import (
@@ -29,7 +25,7 @@ run or preview a sweep by hand (for example one the share guard refused).`,
 		if err != nil {
 			return nil, err
 		}
-		return graph.New(cmd.Context(), cfg.Graph, graph.WithLogger(g.logger()))
+		return graph.New(cmd.Context(), cfg.Graph.Config, graph.WithLogger(g.logger()))
 	}
 
 	var asJSON bool

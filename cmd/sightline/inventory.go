@@ -1,7 +1,3 @@
-//go:build sightline_graph_cmd
-
-// The build tag above is removed once cmd/sightline/main.go (globals) exists.
-
 package main
 
 import (

@@ -1,7 +1,3 @@
-//go:build sightline_index_cmd
-
-// The build tag above is removed once cmd/sightline/main.go (globals) exists.
-
 package main
 
 import (
@@ -53,7 +49,7 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 			if q.To, err = index.ParseTime(until, now); err != nil {
 				return fmt.Errorf("--until: %w", err)
 			}
-			s, closeFn, err := index.OpenSearcher(cfg.Index, api, index.WithLogger(g.logger()))
+			s, closeFn, err := index.OpenSearcher(cfg.Index.Config, api, index.WithLogger(g.logger()))
 			if err != nil {
 				return err
 			}

@@ -1,7 +1,3 @@
-//go:build sightline_replay_cmd
-
-// The build tag above is removed once cmd/sightline/main.go (globals) exists.
-
 package main
 
 import (
@@ -82,7 +78,7 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 			// The source.
 			var src replay.Source
 			if fromArchive != "" {
-				acfg := cfg.Archive
+				acfg := cfg.Archive.Config
 				acfg.URL = fromArchive
 				bucket, err := archive.OpenBucket(ctx, acfg)
 				if err != nil {
@@ -138,11 +134,11 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 					sink = &replay.Discard{}
 				}
 			case "archive":
-				sink, err = archive.New(ctx, cfg.Archive, archive.WithLogger(log))
+				sink, err = archive.New(ctx, cfg.Archive.Config, archive.WithLogger(log))
 			case "graph":
-				sink, err = graph.New(ctx, cfg.Graph, graph.WithLogger(log))
+				sink, err = graph.New(ctx, cfg.Graph.Config, graph.WithLogger(log))
 			case "index":
-				sink, err = index.Open(cfg.Index, index.WithLogger(log))
+				sink, err = index.Open(cfg.Index.Config, index.WithLogger(log))
 			default:
 				return fmt.Errorf("--to-sink %q: want graph, index, archive, stream or discard", toSink)
 			}

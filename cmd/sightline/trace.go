@@ -1,7 +1,3 @@
-//go:build sightline_index_cmd
-
-// The build tag above is removed once cmd/sightline/main.go (globals) exists.
-
 package main
 
 import (
@@ -40,7 +36,7 @@ Exit status 1 when nothing carries the ID.`,
 			if err != nil {
 				return err
 			}
-			s, closeFn, err := index.OpenSearcher(cfg.Index, api, index.WithLogger(g.logger()))
+			s, closeFn, err := index.OpenSearcher(cfg.Index.Config, api, index.WithLogger(g.logger()))
 			if err != nil {
 				return err
 			}

@@ -94,6 +94,7 @@ type input struct {
 	err  error
 	span trace.Span
 	ctx  context.Context
+	sink bool // written by a sink (counts as one stored output)
 }
 
 // consume runs the durable consumer until ctx is done, calling handle with

@@ -156,7 +156,11 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			log.Info("rejected to DLQ", "reason", in.err.Error())
 			_ = in.msg.TermWithReason(stage.PermanentClass(in.err))
 		default:
-			b.obs.Emitted(c.Stage, in.kind, len(in.outs))
+			n := len(in.outs)
+			if in.sink {
+				n = 1 // stored
+			}
+			b.obs.Emitted(c.Stage, in.kind, n)
 			_ = in.msg.Ack()
 		}
 	}
@@ -194,6 +198,7 @@ func (b *Bus) writeBatch(ctx context.Context, c ConsumerConfig, s stage.Sink, ba
 	msgs := make([]*stage.Message, len(batch))
 	for i, in := range batch {
 		b.startSpan(ctx, c, in)
+		in.sink = true
 		msgs[i] = in.in
 	}
 	err := safeWrite(ctx, s, msgs)
