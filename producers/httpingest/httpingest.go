@@ -1,0 +1,264 @@
+// Package httpingest is the HTTP ingest endpoint for services that don't
+// speak NATS: POST /v1/events with one event (JSON), a JSON array, or an
+// NDJSON batch, answered with the event ids and the correlation ID. See
+// README.md for the body shapes, limits and status codes.
+package httpingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/stage"
+)
+
+// Publisher publishes messages to JetStream and waits for every PubAck;
+// *bus.Bus satisfies it.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...*stage.Message) ([]bus.PublishResult, error)
+}
+
+// Defaults of the limits.
+const (
+	DefaultMaxBodyBytes = 8 << 20   // whole request body
+	DefaultMaxItems     = 1000      // events per request
+	DefaultMaxItemBytes = 512 << 10 // one event's data (the processor's own limit)
+)
+
+const rawPrefix = stage.RawPrefix
+
+// HeaderIdempotencyKey makes a retried request yield the same event ids.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// Handler serves POST /v1/events.
+type Handler struct {
+	pub        Publisher
+	log        *slog.Logger
+	maxBody    int64
+	lim        limits
+	timeout    time.Duration
+	retryAfter time.Duration
+	producer   string
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithLogger sets the logger; every line carries correlation_id.
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
+
+// WithMaxBodyBytes bounds the request body (default 8 MiB); larger → 413.
+func WithMaxBodyBytes(n int64) Option { return func(h *Handler) { h.maxBody = n } }
+
+// WithMaxItems bounds the events of one request (default 1000); more → 413.
+func WithMaxItems(n int) Option { return func(h *Handler) { h.lim.maxItems = n } }
+
+// WithMaxItemBytes bounds one event's data (default 512 KiB); larger → 413.
+func WithMaxItemBytes(n int) Option { return func(h *Handler) { h.lim.maxItemBytes = n } }
+
+// WithPublishTimeout bounds the wait for the PubAcks (default 10s); a
+// timeout answers 503.
+func WithPublishTimeout(d time.Duration) Option { return func(h *Handler) { h.timeout = d } }
+
+// WithRetryAfter is the Retry-After of a 503 (default 5s).
+func WithRetryAfter(d time.Duration) Option { return func(h *Handler) { h.retryAfter = d } }
+
+// WithProducer is the Sightline-Producer sent when the request names none
+// (neither a Sightline-Producer nor a User-Agent header); default "httpingest".
+func WithProducer(name string) Option { return func(h *Handler) { h.producer = name } }
+
+// New returns the handler. Mount it on POST /v1/events.
+func New(pub Publisher, opts ...Option) http.Handler {
+	h := &Handler{
+		pub: pub, maxBody: DefaultMaxBodyBytes,
+		lim:     limits{maxItems: DefaultMaxItems, maxItemBytes: DefaultMaxItemBytes},
+		timeout: 10 * time.Second, retryAfter: 5 * time.Second, producer: "httpingest",
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	return h
+}
+
+// Response is the body of every answer.
+type Response struct {
+	IDs           []string    `json:"ids,omitempty"`
+	CorrelationID string      `json:"correlationid"`
+	Accepted      int         `json:"accepted"`
+	Duplicates    int         `json:"duplicates,omitempty"`
+	Error         string      `json:"error,omitempty"`
+	Errors        []LineError `json:"errors,omitempty"`
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cid := correlation.FromHeaders(r.Header)
+	if cid == "" {
+		cid = correlation.Mint()
+	}
+	w.Header().Set(stage.HeaderCorrelationID, cid)
+	log := h.log.With("correlation_id", cid, "remote", r.RemoteAddr)
+	fail := func(status int, msg string, lines []LineError) {
+		log.Info("ingest request rejected", "status", status, "error", msg)
+		h.reply(w, status, Response{CorrelationID: cid, Error: msg, Errors: lines})
+	}
+
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		fail(http.StatusMethodNotAllowed, "use POST", nil)
+		return
+	}
+	if enc := r.Header.Get("Content-Encoding"); enc != "" && !strings.EqualFold(enc, "identity") {
+		fail(http.StatusUnsupportedMediaType, "Content-Encoding "+enc+" is not supported", nil)
+		return
+	}
+	typ := r.URL.Query().Get("type")
+	ndjson, ok := mediaType(r.Header.Get("Content-Type"), typ != "")
+	if !ok {
+		fail(http.StatusUnsupportedMediaType, "Content-Type must be application/json or application/x-ndjson (or anything with ?type=)", nil)
+		return
+	}
+	if r.ContentLength > h.maxBody {
+		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, over the limit of %d", r.ContentLength, h.maxBody), nil)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", h.maxBody), nil)
+			return
+		}
+		fail(http.StatusBadRequest, "reading body: "+err.Error(), nil)
+		return
+	}
+	items, err := decode(body, ndjson, typ, h.lim)
+	if err != nil {
+		var de *decodeError
+		errors.As(err, &de)
+		status := http.StatusBadRequest
+		if errors.Is(err, errTooMany) || errors.Is(err, errItemLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		var lines []LineError
+		if de != nil {
+			lines = de.lines
+		}
+		fail(status, err.Error(), lines)
+		return
+	}
+
+	msgs := h.messages(r, cid, items)
+	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
+	defer cancel()
+	res, err := h.pub.Publish(ctx, msgs...)
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	if err != nil {
+		secs := max(1, int(h.retryAfter.Round(time.Second)/time.Second))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		log.Warn("ingest publish failed", "events", len(msgs), "error", err)
+		msg := "the event bus is unavailable, retry later"
+		if r.Header.Get(HeaderIdempotencyKey) != "" {
+			msg += " with the same Idempotency-Key"
+		} else {
+			msg += " (send an Idempotency-Key header so a retry cannot duplicate events)"
+		}
+		h.reply(w, http.StatusServiceUnavailable, Response{CorrelationID: cid, Error: msg + ": " + err.Error()})
+		return
+	}
+	dups := 0
+	for _, pr := range res {
+		if pr.Duplicate {
+			dups++
+		}
+	}
+	log.Info("events ingested", "accepted", len(msgs), "duplicates", dups, "subject", msgs[0].Subject)
+	h.reply(w, http.StatusAccepted, Response{IDs: ids, CorrelationID: cid, Accepted: len(msgs), Duplicates: dups})
+}
+
+// messages builds the raw messages: subject, data, Nats-Msg-Id, correlation,
+// traceparent and producer headers.
+func (h *Handler) messages(r *http.Request, cid string, items []parsed) []*stage.Message {
+	producer := strings.TrimSpace(r.Header.Get(stage.HeaderProducer))
+	if producer == "" {
+		producer = strings.TrimSpace(r.Header.Get("User-Agent"))
+	}
+	if producer == "" {
+		producer = h.producer
+	}
+	if len(producer) > 256 {
+		producer = producer[:256]
+	}
+	tp := strings.TrimSpace(r.Header.Get("Traceparent"))
+	if correlation.TraceID(tp) == "" {
+		tp = ""
+	}
+	key := strings.TrimSpace(r.Header.Get(HeaderIdempotencyKey))
+	msgs := make([]*stage.Message, len(items))
+	for i, it := range items {
+		id := it.id
+		switch {
+		case id != "":
+		case key != "":
+			id = correlation.Derive("httpingest", key, strconv.Itoa(i))
+		default:
+			id = uuid.NewString()
+		}
+		c := cid
+		if it.cid != "" {
+			c = it.cid
+		}
+		hd := stage.Header{stage.HeaderCorrelationID: {c}, stage.HeaderProducer: {producer}}
+		if tp != "" {
+			hd[stage.HeaderTraceParent] = []string{tp}
+		}
+		msgs[i] = &stage.Message{Subject: it.subject, Header: hd, Data: it.data, ID: id}
+	}
+	return msgs
+}
+
+// mediaType reports whether the body is NDJSON, and whether the content
+// type is acceptable at all.
+func mediaType(ct string, raw bool) (ndjson, ok bool) {
+	if ct == "" {
+		return false, true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false, raw
+	}
+	switch mt {
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines":
+		return true, true
+	case "application/json", "application/cloudevents+json":
+		return false, true
+	}
+	return false, raw
+}
+
+func (h *Handler) reply(w http.ResponseWriter, status int, resp Response) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, err := json.Marshal(resp)
+	if err != nil {
+		return
+	}
+	_, _ = w.Write(append(b, '\n'))
+}
