@@ -44,9 +44,7 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 		// input gets the same correlation ID it got the first time.
 		ev.CorrelationID = correlation.Derive("correlation", ev.ID)
 	}
-	if tp := w.In.Header.Get(stage.HeaderTraceParent); correlation.TraceID(tp) != "" {
-		ev.TraceParent = strings.TrimSpace(tp)
-	}
+	ev.TraceParent = correlation.TraceParent(w.In.Header.Get(stage.HeaderTraceParent))
 
 	ev.Time = w.In.Meta.Timestamp
 	if ev.Time.IsZero() {
@@ -143,7 +141,7 @@ func bodyTime(m map[string]any) (time.Time, bool) {
 		}
 		// A time RFC 3339 cannot write in UTC (year 0 at +01:00 is year -1)
 		// is not a usable event time.
-		if y := t.UTC().Year(); y >= 1 && y <= 9999 {
+		if y := t.UTC().Year(); !t.IsZero() && y >= 1 && y <= 9999 {
 			return t, true
 		}
 	}

@@ -5,6 +5,7 @@ package correlation
 import (
 	"context"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -50,28 +51,44 @@ func FromHeaders(h Getter) string {
 	return TraceID(h.Get("traceparent"))
 }
 
-// TraceID returns the trace id of a W3C traceparent value
-// ("00-<32 hex>-<16 hex>-<2 hex>"), or "" when the value is not valid.
-func TraceID(traceparent string) string {
+// TraceParent returns a W3C traceparent value in the form the envelope
+// carries ("<2 hex version>-<32 hex trace id>-<16 hex parent id>-<2 hex
+// flags>", fields of a later version dropped), or "" when it is not valid.
+func TraceParent(traceparent string) string {
 	tp := strings.TrimSpace(traceparent)
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
 		return ""
 	}
-	id := tp[3:35]
-	zero := true
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return ""
-		}
-		if c != '0' {
-			zero = false
-		}
-	}
-	if zero {
+	// Version 00 has exactly four fields; a later version may add more
+	// after a '-', and version ff is invalid.
+	if (tp[:2] == "00" && len(tp) != 55) || (len(tp) > 55 && tp[55] != '-') || tp[:2] == "ff" {
 		return ""
 	}
-	return id
+	if !lowerHex(tp[:2]) || !lowerHex(tp[53:55]) || !nonZeroHex(tp[3:35]) || !nonZeroHex(tp[36:52]) {
+		return ""
+	}
+	return tp[:55]
+}
+
+// TraceID returns the trace id of a valid W3C traceparent, or "".
+func TraceID(traceparent string) string {
+	if tp := TraceParent(traceparent); tp != "" {
+		return tp[3:35]
+	}
+	return ""
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func nonZeroHex(s string) bool {
+	return lowerHex(s) && strings.Trim(s, "0") != ""
 }
 
 // FromFields returns a correlation ID from a decoded JSON object's
@@ -101,7 +118,9 @@ func Derive(parts ...string) string {
 
 func clean(s string) string {
 	s = strings.TrimSpace(s)
-	if s == "" || len(s) > MaxLen {
+	// Invalid UTF-8 would come out of a JSON envelope changed, and no
+	// longer match the Correlation-Id header.
+	if s == "" || len(s) > MaxLen || !utf8.ValidString(s) {
 		return ""
 	}
 	for i := 0; i < len(s); i++ {
