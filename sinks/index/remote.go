@@ -69,6 +69,7 @@ type Remote struct {
 	flavor  string // detected
 	dataMap string // flat_object, flattened or disabled
 
+	life     sync.RWMutex // orders Write's closed check + inflight.Add against Close
 	inflight sync.WaitGroup
 }
 
@@ -314,10 +315,16 @@ func (r *Remote) EnsureTemplate(ctx context.Context) error {
 // 4xx (mapping conflict, ...), fail permanently with the server's reason;
 // 429/5xx items fail transiently; the server unreachable fails the batch.
 func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
+	// closed is checked and the write counted under one lock, so Close
+	// never waits while a Write it did not see is starting (WaitGroup.Add
+	// racing Wait), and a Write that passed the check is drained by Close.
+	r.life.RLock()
 	if r.closed.Load() {
+		r.life.RUnlock()
 		return ErrClosed
 	}
 	r.inflight.Add(1)
+	r.life.RUnlock()
 	defer r.inflight.Done()
 	if len(batch) == 0 {
 		return nil
@@ -523,7 +530,9 @@ func (r *Remote) bulk(ctx context.Context, body []byte, n int) ([]error, error) 
 
 // Close waits for in-flight writes; Write after Close fails.
 func (r *Remote) Close(ctx context.Context) error {
+	r.life.Lock()
 	r.closed.Store(true)
+	r.life.Unlock()
 	done := make(chan struct{})
 	go func() { r.inflight.Wait(); close(done) }()
 	select {

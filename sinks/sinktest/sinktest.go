@@ -406,11 +406,11 @@ func caseConcurrent(t *testing.T, h Harness, ctx context.Context) {
 	errs := make(chan error, 2*writers)
 	for i := range writers {
 		wg.Go(func() {
-			if err := s.Write(ctx, own[i]); err != nil {
+			if err := writeRetrying(ctx, s, own[i]); err != nil {
 				errs <- fmt.Errorf("writer %d: %w", i, err)
 			}
 			// Everyone also writes the same batch at once (redelivery racing the first delivery).
-			if err := s.Write(ctx, shared); err != nil {
+			if err := writeRetrying(ctx, s, shared); err != nil {
 				errs <- fmt.Errorf("writer %d, shared batch: %w", i, err)
 			}
 		})
@@ -425,4 +425,39 @@ func caseConcurrent(t *testing.T, h Harness, ctx context.Context) {
 	}
 	all := slices.Concat(append(own, shared)...)
 	expectOnce(t, ctx, tg, all, "after concurrent writers")
+}
+
+// writeRetrying writes like the router: a transient failure (a plain error,
+// or a BatchError without permanent items) is retried with backoff until
+// ctx ends; a permanent one is returned at once.
+func writeRetrying(ctx context.Context, s stage.Sink, batch []*stage.Message) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.Write(ctx, batch)
+		if err == nil {
+			return nil
+		}
+		var be *stage.BatchError
+		if errors.As(err, &be) {
+			for i, e := range be.Failed {
+				if stage.IsPermanent(e) {
+					return fmt.Errorf("item %d failed permanently: %w", i, e)
+				}
+			}
+			// Redeliver only the failed items, as the router does.
+			var rest []*stage.Message
+			for _, i := range slices.Sorted(maps.Keys(be.Failed)) {
+				rest = append(rest, batch[i])
+			}
+			batch = rest
+		} else if stage.IsPermanent(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("still failing when the case timed out: %w", err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
