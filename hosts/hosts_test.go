@@ -1,0 +1,455 @@
+package hosts_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sightline/sightline/hosts"
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/producers/host"
+	"github.com/sightline/sightline/schemas"
+)
+
+const fleet = 300
+
+const weird = "/etc/sysctl.d/99 custom.conf"
+
+func hostName(i int) string { return fmt.Sprintf("host-%03d.example.com", i) }
+
+// sysctl builds a realistic sysctl -a: the budget is 300 on hosts 0-249
+// and 600 on 250-299; kernel.hostname differs on every host.
+func sysctl(i int) string {
+	var b strings.Builder
+	budget := 300
+	if i >= 250 {
+		budget = 600
+	}
+	fmt.Fprintf(&b, "kernel.hostname = %s\n", hostName(i))
+	for k := range 40 {
+		fmt.Fprintf(&b, "net.ipv4.conf.eth%d.rp_filter = 1\n", k)
+	}
+	fmt.Fprintf(&b, "net.core.netdev_budget = %d\n", budget)
+	fmt.Fprintf(&b, "net.core.somaxconn = 4096\nvm.swappiness = 60\n")
+	return b.String()
+}
+
+const passwd = "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologin\n"
+
+type env struct {
+	b     *bus.Bus
+	kv    *bus.State
+	s     *hosts.Searcher
+	ctx   context.Context
+	tag   int64
+	clock time.Time
+}
+
+func labels(i int) map[string]string {
+	site := "lva1"
+	if i%2 == 1 {
+		site = "ela4"
+	}
+	role := "db"
+	if i < 100 {
+		role = "web"
+	}
+	return map[string]string{"site": site, "role": role, "env": "prod"}
+}
+
+func obj(h, name, typ, content string, at time.Time) host.Object {
+	o := host.Object{Host: h, Name: name, Type: typ, Collected: at, Updated: &at}
+	o.SetContent([]byte(content), 0)
+	return o
+}
+
+// publishHost sends one sync of host i through the raw stream.
+func (e *env) publishHost(t *testing.T, i int, objs []host.Object, at time.Time) {
+	t.Helper()
+	h := hostName(i)
+	e.tag++
+	parts, err := host.Split(host.Scope(h), e.tag, host.HostNode(h, labels(i), nil), objs, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := host.Messages(host.Subject, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.b.Publish(e.ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := bus.Connect(ctx, bus.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureStreams(ctx, bus.DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	v, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := processors.Standard(processors.Config{}, v)
+	cfg := hosts.DefaultConfig()
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	errs := make(chan error, 2)
+	go func() {
+		errs <- b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
+	}()
+	go func() { errs <- hosts.Run(ctx, b, cfg, log) }()
+	t.Cleanup(func() {
+		cancel()
+		for range 2 {
+			if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+				t.Error(err)
+			}
+		}
+		b.Close()
+	})
+	kv, err := hosts.Open(ctx, b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{b: b, kv: kv, s: hosts.NewSearcher(kv, cfg), ctx: ctx, clock: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)}
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// waitTag waits until every host's record carries at least tag minTag of
+// its own sync (the store applied it).
+func (e *env) wait(t *testing.T, cond func([]*hosts.HostRecord) bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		recs, _, err := e.s.Hosts(e.ctx, hosts.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(recs) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("the store did not catch up")
+}
+
+// seed publishes the fleet's first sync: sysctl-a, /etc/passwd (different
+// on host 7), facts, an odd name on hosts 0-9, a failing lshw on host 3,
+// and no passwd at all on host 299.
+func seed(t *testing.T, e *env) {
+	for i := range fleet {
+		h := hostName(i)
+		at := e.clock
+		objs := []host.Object{obj(h, "sysctl-a", host.TypeCommand, sysctl(i), at)}
+		pw := passwd
+		if i == 7 {
+			pw += "evil:x:0:0::/root:/bin/sh\n"
+		}
+		if i != 299 {
+			objs = append(objs, obj(h, "/etc/passwd", host.TypeFile, pw, at))
+		}
+		if i < 10 {
+			objs = append(objs, obj(h, weird, host.TypeFile, "vm.max_map_count = 262144\n", at))
+		}
+		if i == 3 {
+			code := 127
+			objs = append(objs, host.Object{Host: h, Name: "lshw-json", Type: host.TypeCommand, Collected: at, ExitCode: &code, Error: "exec: lshw: not found"})
+		}
+		e.publishHost(t, i, objs, at)
+	}
+	e.wait(t, func(r []*hosts.HostRecord) bool { return len(r) == fleet })
+}
+
+func search(t *testing.T, e *env, q hosts.Query, mode hosts.Mode, prefix bool) (string, *hosts.Summary) {
+	t.Helper()
+	var out bytes.Buffer
+	pr := hosts.NewPrinter(&out, mode, prefix, false)
+	pr.Grep = q.Grep != nil
+	q.Mode = mode
+	sum, err := e.s.Search(e.ctx, q, pr.Print)
+	if err != nil {
+		t.Fatalf("search %+v: %v", q, err)
+	}
+	if err := pr.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), sum
+}
+
+func sh(t *testing.T, input, script string) string {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Stdin = strings.NewReader(input)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	return string(out)
+}
+
+func TestFleetSearch(t *testing.T) {
+	e := newEnv(t)
+	seed(t, e)
+
+	// The seed's example: --search sysctl-a --contents | grep netdev_budget | uniq -c
+	out, sum := search(t, e, hosts.Query{Search: "sysctl-a", Sorted: true}, hosts.ModeContents, false)
+	got := sh(t, out, "grep net.core.netdev_budget | uniq -c")
+	want := "    250 net.core.netdev_budget = 300\n     50 net.core.netdev_budget = 600\n"
+	if got != want {
+		t.Errorf("grep | uniq -c:\n%s\nwant\n%s", got, want)
+	}
+	if o := sum.Objects[0]; o.Hosts != fleet || o.Missing != 0 || o.Matched != fleet {
+		t.Errorf("sysctl-a summary %+v", o)
+	}
+	// Scoped to a site: only even hosts; 125 of the 250 first have 300.
+	out, _ = search(t, e, hosts.Query{Search: "sysctl-a", Labels: map[string]string{"site": "lva1"}}, hosts.ModeContents, false)
+	if got := sh(t, out, "grep net.core.netdev_budget | sort | uniq -c"); got != "    125 net.core.netdev_budget = 300\n     25 net.core.netdev_budget = 600\n" {
+		t.Errorf("site lva1: %q", got)
+	}
+	// Server-side grep returns only the matching lines, same counts.
+	out, sum = search(t, e, hosts.Query{Search: "sysctl-a", Grep: regexp.MustCompile(`^net\.core\.netdev_budget`), Sorted: true}, hosts.ModeContents, false)
+	if got := sh(t, out, "uniq -c"); got != want {
+		t.Errorf("--grep | uniq -c: %q", got)
+	}
+	if sum.Results != fleet {
+		t.Errorf("--grep results %d", sum.Results)
+	}
+	// --prefix-hostnames makes lines attributable.
+	out, _ = search(t, e, hosts.Query{Search: "sysctl-a", Grep: regexp.MustCompile(`netdev_budget = 600$`), Labels: map[string]string{"role": "db"}, Sorted: true}, hosts.ModeContents, true)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 50 || !strings.HasPrefix(lines[0], hostName(250)+"#sysctl-a ") || len(lines[0]) != 100+len("net.core.netdev_budget = 600") {
+		t.Errorf("prefix: %d lines, first %q", len(lines), lines[0])
+	}
+
+	// --md5sum over /etc/passwd: 298 identical, host 7 differs, host 299 missing.
+	out, sum = search(t, e, hosts.Query{Search: "/etc/passwd"}, hosts.ModeMD5, true)
+	if got := sh(t, out, "awk '{print $2}' | sort | uniq -c | sort -rn | awk '{print $1}'"); got != "298\n1\n" {
+		t.Errorf("md5 groups: %q", got)
+	}
+	if o := sum.Objects[0]; o.Missing != 1 || o.Sample[0] != hostName(299) {
+		t.Errorf("missing: %+v", o)
+	}
+	// --stat, --wordcount, --time, --list-files, --hosts-file.
+	out, _ = search(t, e, hosts.Query{Search: "passwd", Hosts: []string{hostName(7), hostName(8), "nosuch"}}, hosts.ModeWordCount, true)
+	if !strings.Contains(out, hostName(7)+"#/etc/passwd") || !strings.HasSuffix(out, "2 2 65\n") || strings.Count(out, "\n") != 2 {
+		t.Errorf("wordcount: %q", out)
+	}
+	_, sum = search(t, e, hosts.Query{Search: "passwd", Hosts: []string{hostName(7), "nosuch"}}, hosts.ModeMD5, false)
+	if len(sum.UnknownHosts) != 1 || sum.UnknownHosts[0] != "nosuch" || sum.HostsInScope != 1 {
+		t.Errorf("hosts file: %+v", sum)
+	}
+	out, _ = search(t, e, hosts.Query{Search: "lshw", Hosts: []string{hostName(3)}}, hosts.ModeList, false)
+	if out != hostName(3)+"#lshw-json\n" {
+		t.Errorf("list-files: %q", out)
+	}
+	_, sum = search(t, e, hosts.Query{Search: "lshw"}, hosts.ModeContents, false)
+	if o := sum.Objects[0]; o.Errors != 1 || o.Hosts != 1 || o.Missing != fleet-1 {
+		t.Errorf("error object: %+v", o)
+	}
+	var res []*hosts.Result
+	if _, err := e.s.Search(e.ctx, hosts.Query{Search: "lshw", Mode: hosts.ModeContents}, func(r *hosts.Result) error { res = append(res, r); return nil }); err != nil || len(res) != 1 || !strings.Contains(res[0].Problem, "not found") {
+		t.Errorf("error result: %+v %v", res, err)
+	}
+
+	// Odd object names round-trip, and globs match them.
+	objs, err := e.s.Objects(e.ctx, "/etc/sysctl.d/*.conf")
+	if err != nil || len(objs) != 1 || objs[0] != weird {
+		t.Fatalf("glob: %q %v", objs, err)
+	}
+	out, _ = search(t, e, hosts.Query{Search: "99 custom"}, hosts.ModeContents, true)
+	if strings.Count(out, weird) != 10 {
+		t.Errorf("weird name: %q", out)
+	}
+	if _, err := e.s.Search(e.ctx, hosts.Query{Search: "nothing-like-this"}, func(*hosts.Result) error { return nil }); !errors.Is(err, hosts.ErrNoObject) {
+		t.Errorf("no object: %v", err)
+	}
+
+	// --compare-all: most common passwd vs host 7's.
+	cmp, err := e.s.Compare(e.ctx, hosts.Query{}, "/etc/passwd", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cmp.Groups) != 2 || len(cmp.Groups[0].Hosts) != 298 || !cmp.Groups[0].Reference || cmp.Groups[1].Hosts[0] != hostName(7) ||
+		!strings.Contains(cmp.Groups[1].Diff, "+evil:x:0:0::/root:/bin/sh") || cmp.Missing != 1 {
+		t.Errorf("compare-all: %+v", cmp)
+	}
+	var buf bytes.Buffer
+	hosts.PrintComparison(&buf, cmp, true)
+	if !strings.Contains(buf.String(), "2 versions of /etc/passwd") || !strings.Contains(buf.String(), "\n"+hostName(7)+"\n") {
+		t.Errorf("print compare-all:\n%s", buf.String())
+	}
+	// --compare HOST:OBJECT: host 7 is the reference; everyone else differs by one line.
+	cmp, err = e.s.Compare(e.ctx, hosts.Query{Labels: map[string]string{"role": "web"}}, "/etc/passwd", hostName(7), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.Reference != hostName(7)+"#/etc/passwd" || len(cmp.Groups) != 2 || !cmp.Groups[0].Reference ||
+		len(cmp.Groups[1].Hosts) != 99 || !strings.Contains(cmp.Groups[1].Diff, "-evil:x:0:0::/root:/bin/sh") {
+		t.Errorf("compare: %+v", cmp)
+	}
+
+	// Second round: host 10 changes passwd, host 1 stops reporting the odd
+	// file, host 20-299 do not report at all (stale), the rest send
+	// "still the same" records.
+	later := e.clock.Add(30 * time.Minute)
+	for i := range 20 {
+		h := hostName(i)
+		same := func(name, content string) host.Object {
+			o := obj(h, name, host.TypeFile, content, later)
+			first := e.clock
+			o.Updated, o.Unchanged, o.Content = &first, true, ""
+			return o
+		}
+		objs := []host.Object{same("sysctl-a", sysctl(i))}
+		if i == 10 {
+			objs = append(objs, obj(h, "/etc/passwd", host.TypeFile, passwd+"deploy:x:1000:1000::/home/deploy:/bin/bash\n", later))
+		} else {
+			pw := passwd
+			if i == 7 {
+				pw += "evil:x:0:0::/root:/bin/sh\n"
+			}
+			objs = append(objs, same("/etc/passwd", pw))
+		}
+		if i < 10 && i != 1 {
+			objs = append(objs, same(weird, "vm.max_map_count = 262144\n"))
+		}
+		e.publishHost(t, i, objs, later)
+	}
+	e.wait(t, func(rs []*hosts.HostRecord) bool {
+		n := 0
+		for _, r := range rs {
+			if r.Seen.Equal(later) {
+				n++
+			}
+		}
+		return n == 20
+	})
+	// Unchanged records keep the stored content.
+	out, _ = search(t, e, hosts.Query{Search: "sysctl-a", Hosts: []string{hostName(5)}}, hosts.ModeContents, false)
+	if out != sysctl(5) {
+		t.Errorf("content after still-the-same: %q", out)
+	}
+	// host 1 no longer has the odd file.
+	_, sum = search(t, e, hosts.Query{Search: weird}, hosts.ModeMD5, false)
+	if o := sum.Objects[0]; o.Hosts != 9 {
+		t.Errorf("gone object: %+v", o)
+	}
+	// --changed-since: only host 10's passwd, with the diff.
+	res = nil
+	if _, err := e.s.Search(e.ctx, hosts.Query{Search: "/etc/passwd", ChangedSince: 10 * time.Minute, Now: later.Add(time.Minute)}, func(r *hosts.Result) error { res = append(res, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Host != hostName(10) || !strings.Contains(res[0].Diff, "+deploy:x:1000") {
+		t.Errorf("changed-since: %+v", res)
+	}
+	// --time-updated tells when it changed.
+	out, _ = search(t, e, hosts.Query{Search: "/etc/passwd", Hosts: []string{hostName(10), hostName(11)}}, hosts.ModeTime, true)
+	if !strings.Contains(out, later.Format(time.RFC3339)) {
+		t.Errorf("time: %q", out)
+	}
+	// --stale: hosts 20-299 have not reported for 10 minutes.
+	stale, inScope, err := e.s.Stale(e.ctx, hosts.Query{Now: later.Add(time.Minute)}, 10*time.Minute)
+	if err != nil || len(stale) != fleet-20 || inScope != fleet {
+		t.Errorf("stale: %d of %d %v", len(stale), inScope, err)
+	}
+	names := make([]string, 0, len(stale))
+	for _, r := range stale {
+		names = append(names, r.Host)
+	}
+	sort.Strings(names)
+	if names[0] != hostName(20) {
+		t.Errorf("stale first %s", names[0])
+	}
+}
+
+func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
+	kv := &memKV{m: map[string][][]byte{}}
+	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
+	ctx := context.Background()
+	mk := func(tag int64, content string) *stage.Message {
+		at := time.Unix(tag, 0).UTC()
+		parts, err := host.Split("host:h1", tag, host.HostNode("h1", nil, nil), []host.Object{obj("h1", "f", host.TypeFile, content, at)}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, _ := host.Messages(host.Subject, parts)
+		ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
+		return &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}
+	}
+	if err := s.Write(ctx, []*stage.Message{mk(2, "new\n"), mk(1, "old\n")}); err != nil {
+		t.Fatal(err)
+	}
+	sr := hosts.NewSearcher(kv, hosts.DefaultConfig())
+	_, c, err := sr.Content(ctx, "h1", "f")
+	if err != nil || string(c) != "new\n" {
+		t.Fatalf("content %q %v", c, err)
+	}
+	bad := &stage.Message{Data: []byte(`{"type":"snapshot.host","data":{"scope":"host:bad name","tag":1}}`)}
+	err = s.Write(ctx, []*stage.Message{bad, {Data: []byte("nope")}})
+	var be *stage.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 2 || !stage.IsPermanent(be.Failed[0]) || !stage.IsPermanent(be.Failed[1]) {
+		t.Fatalf("bad input: %v", err)
+	}
+}
+
+// memKV is an in-memory KV for sink logic tests (the fleet test uses the
+// real JetStream bucket).
+type memKV struct {
+	m     map[string][][]byte
+	order []string
+}
+
+func (k *memKV) Get(_ context.Context, key string) (bus.StateEntry, error) {
+	v := k.m[key]
+	if len(v) == 0 {
+		return bus.StateEntry{}, bus.ErrStateNotFound
+	}
+	return bus.StateEntry{Key: key, Value: v[len(v)-1]}, nil
+}
+
+func (k *memKV) History(_ context.Context, key string) ([]bus.StateEntry, error) {
+	var out []bus.StateEntry
+	for _, v := range k.m[key] {
+		out = append(out, bus.StateEntry{Key: key, Value: v})
+	}
+	return out, nil
+}
+
+func (k *memKV) PutMany(_ context.Context, puts []bus.StatePut) error {
+	for _, p := range puts {
+		k.m[p.Key] = append(k.m[p.Key], p.Value)
+	}
+	return nil
+}
+
+func (k *memKV) Scan(context.Context, []string, func(bus.StateEntry) error, ...bus.ScanOption) error {
+	return errors.New("memKV: scan not supported")
+}
+
+func (k *memKV) Delete(_ context.Context, keys ...string) error {
+	for _, key := range keys {
+		delete(k.m, key)
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package hosts
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Printer writes results as plain text that composes with grep, sort and
+// uniq (sysops-api's extract_sysops_cache.py output), or as JSON lines.
+type Printer struct {
+	W      *bufio.Writer
+	Mode   Mode
+	Prefix bool // --prefix-hostnames: every line starts with host#object padded to 100 columns
+	JSON   bool
+	Now    time.Time
+	Grep   bool
+}
+
+// NewPrinter buffers w.
+func NewPrinter(w io.Writer, mode Mode, prefix, asJSON bool) *Printer {
+	return &Printer{W: bufio.NewWriterSize(w, 256<<10), Mode: mode, Prefix: prefix, JSON: asJSON, Now: time.Now()}
+}
+
+// jsonResult is the --json shape of a result.
+type jsonResult struct {
+	*Result
+	Content *string `json:"content,omitempty"`
+}
+
+// Print writes one result. Results whose Problem is set are not written to
+// the text output (they are counted in the summary); JSON carries them.
+func (p *Printer) Print(r *Result) error {
+	if p.JSON {
+		jr := jsonResult{Result: r}
+		if r.Content != nil {
+			s := string(r.Content)
+			jr.Content = &s
+		}
+		b, err := json.Marshal(&jr)
+		if err != nil {
+			return fmt.Errorf("hosts: print %s: %w", r.Key(), err)
+		}
+		p.W.Write(b)
+		return p.W.WriteByte('\n')
+	}
+	if r.Problem != "" && p.Mode != ModeList {
+		return nil
+	}
+	switch {
+	case r.Diff != "":
+		return p.lines(r, []byte(r.Diff))
+	case p.Grep:
+		for _, l := range r.Lines {
+			p.line(r, l)
+		}
+		return nil
+	}
+	switch p.Mode {
+	case ModeList:
+		_, err := p.W.WriteString(r.Key() + "\n")
+		return err
+	case ModeContents:
+		return p.lines(r, r.Content)
+	case ModeMD5:
+		p.line(r, r.Meta.MD5)
+	case ModeStat:
+		mt := ""
+		if r.Meta.MTime != nil {
+			mt = r.Meta.MTime.UTC().Format(time.RFC3339)
+		}
+		p.line(r, strings.TrimSpace(fmt.Sprintf("%s %s %s %d %s", r.Meta.Mode, r.Meta.Owner, r.Meta.Group, r.Meta.Size, mt)))
+	case ModeWordCount:
+		p.line(r, fmt.Sprintf("%d %d %d", r.Meta.Lines, r.Meta.Words, r.Meta.Bytes))
+	case ModeTime:
+		p.line(r, r.Meta.Collected.UTC().Format(time.RFC3339))
+	case ModeTimeUpdated:
+		p.line(r, fmt.Sprintf("%s (%s)", Ago(p.Now, r.Meta.Updated), r.Meta.Updated.UTC().Format(time.RFC3339)))
+	}
+	return nil
+}
+
+// lines writes content line by line (sysops-api strips the trailing
+// newline and prints each line).
+func (p *Printer) lines(r *Result, content []byte) error {
+	content = bytes.TrimRight(content, "\n")
+	if !p.Prefix {
+		p.W.Write(content)
+		return p.W.WriteByte('\n')
+	}
+	for len(content) > 0 {
+		i := bytes.IndexByte(content, '\n')
+		if i < 0 {
+			i = len(content)
+		}
+		p.line(r, string(content[:i]))
+		if i == len(content) {
+			break
+		}
+		content = content[i+1:]
+	}
+	return nil
+}
+
+func (p *Printer) line(r *Result, s string) {
+	if p.Prefix {
+		k := r.Key()
+		p.W.WriteString(k)
+		for n := len(k); n < 100; n++ {
+			p.W.WriteByte(' ')
+		}
+	}
+	p.W.WriteString(s)
+	p.W.WriteByte('\n')
+}
+
+// Flush writes buffered output.
+func (p *Printer) Flush() error { return p.W.Flush() }
+
+// Ago formats how long before now t was ("3h2m ago").
+func Ago(now, t time.Time) string {
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		return "in the future"
+	}
+	return d.String() + " ago"
+}
+
+// PrintSummary writes the per-object counts (to stderr, so pipes stay clean).
+func PrintSummary(w io.Writer, s *Summary) {
+	for _, o := range s.Objects {
+		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors (of %d hosts in scope)", o.Object, o.Hosts, o.Matched, o.Missing, o.Errors, s.HostsInScope)
+		if len(o.Sample) > 0 && o.Missing <= 5 {
+			fmt.Fprintf(w, "; missing on %s", strings.Join(o.Sample, ", "))
+		}
+		fmt.Fprintln(w)
+	}
+	if len(s.UnknownHosts) > 0 {
+		fmt.Fprintf(w, "%d hosts of the hosts file never reported: %s\n", len(s.UnknownHosts), strings.Join(first(s.UnknownHosts, 10), ", "))
+	}
+	fmt.Fprintf(w, "%d results in %s\n", s.Results, s.Elapsed.Round(time.Millisecond))
+}
+
+func first(s []string, n int) []string {
+	if len(s) > n {
+		return append(append([]string(nil), s[:n]...), "…")
+	}
+	return s
+}
+
+// PrintComparison writes a comparison like sysops-api --compare-all: a
+// summary of the versions, then one unified diff per version against the
+// reference; hostlist prints the hosts of every version.
+func PrintComparison(w io.Writer, c *Comparison, hostlist bool) {
+	if len(c.Groups) == 1 && c.Groups[0].Reference {
+		g := c.Groups[0]
+		fmt.Fprintf(w, "All %d hosts with %s have the same md5sum %s as %s\n", len(g.Hosts), c.Object, g.MD5, c.Reference)
+		if hostlist {
+			for _, h := range g.Hosts {
+				fmt.Fprintln(w, h)
+			}
+		}
+		printErrors(w, c)
+		return
+	}
+	fmt.Fprintf(w, "Comparison summary: %d versions of %s; reference %s\n", len(c.Groups), c.Object, c.Reference)
+	for _, g := range c.Groups {
+		tag := ""
+		if g.Reference {
+			tag = " (reference)"
+		}
+		fmt.Fprintf(w, "  md5sum %s on %d hosts, e.g. %s%s\n", g.MD5, len(g.Hosts), g.Sample, tag)
+	}
+	for _, g := range c.Groups {
+		if g.Reference && !hostlist {
+			continue
+		}
+		fmt.Fprintf(w, "\n=== md5sum %s: %d hosts", g.MD5, len(g.Hosts))
+		if g.Reference {
+			fmt.Fprint(w, " (reference)")
+		}
+		fmt.Fprintln(w, " ===")
+		if hostlist {
+			for _, h := range g.Hosts {
+				fmt.Fprintln(w, h)
+			}
+		}
+		if g.Diff != "" {
+			fmt.Fprint(w, g.Diff)
+			if !strings.HasSuffix(g.Diff, "\n") {
+				fmt.Fprintln(w)
+			}
+		}
+	}
+	printErrors(w, c)
+}
+
+func printErrors(w io.Writer, c *Comparison) {
+	if c.Missing > 0 {
+		fmt.Fprintf(w, "%d hosts in scope do not have %s\n", c.Missing, c.Object)
+	}
+	for _, e := range c.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+}
+
+// PrintStale lists hosts that stopped reporting.
+func PrintStale(w io.Writer, now time.Time, stale []*HostRecord, inScope int, d time.Duration) {
+	for _, r := range stale {
+		fmt.Fprintf(w, "%s\tlast seen %s (%s)\n", r.Host, Ago(now, r.Seen), r.Seen.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "%d of %d hosts in scope have not reported for %s\n", len(stale), inScope, d)
+}

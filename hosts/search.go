@@ -1,0 +1,659 @@
+package hosts
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"regexp"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sightline/sightline/internal/bus"
+)
+
+// Mode is what a search returns per (host, object).
+type Mode int
+
+// Modes, as the sysops-api flags.
+const (
+	ModeList        Mode = iota // host#object
+	ModeContents                // the content
+	ModeMD5                     // md5sum
+	ModeStat                    // mode owner group size mtime
+	ModeWordCount               // lines words bytes
+	ModeTime                    // when last collected
+	ModeTimeUpdated             // how long ago the content changed
+)
+
+// Query is one fleet search.
+type Query struct {
+	// Search matches object names: a substring, or a glob when it holds
+	// '*', '?' or '[' ('*' also crosses '/'). Empty matches every object.
+	Search string
+	Mode   Mode
+	// Grep keeps only matching lines of the contents (evaluated where the
+	// store is read; only matching lines are returned). Implies contents.
+	// Patterns are matched in multi-line mode ((?m) is added): ^ and $
+	// match at line boundaries, like grep.
+	Grep *regexp.Regexp
+	// Scope: labels every host must carry (site, cluster, ...), and an
+	// explicit host list (nil: any).
+	Labels map[string]string
+	Hosts  []string
+	// Sorted returns results sorted by host name (sysops-api order);
+	// contents are then read key by key instead of by one scan.
+	Sorted bool
+	// ChangedSince keeps objects whose content changed within the duration
+	// and returns the diff against the previous version.
+	ChangedSince time.Duration
+	// Now is the reference time (default time.Now).
+	Now time.Time
+	// Progress is called as results are scanned (done, total).
+	Progress func(object string, done, total uint64)
+}
+
+// Result is one (host, object) of a search.
+type Result struct {
+	Host    string            `json:"host"`
+	Object  string            `json:"object"`
+	Labels  map[string]string `json:"labels,omitempty"`
+	Meta    *Meta             `json:"meta,omitempty"`
+	Content []byte            `json:"-"`
+	// Lines are the matching lines (--grep).
+	Lines []string `json:"lines,omitempty"`
+	// Diff is the unified diff from the previous version (--changed-since).
+	Diff string `json:"diff,omitempty"`
+	// Problem says why there is no content: the object's error on the host,
+	// or the store lacking the reported version.
+	Problem string `json:"problem,omitempty"`
+}
+
+// Key is the sysops-api style "host#object".
+func (r *Result) Key() string { return r.Host + "#" + r.Object }
+
+// ObjectSummary counts one matched object.
+type ObjectSummary struct {
+	Object  string   `json:"object"`
+	Hosts   int      `json:"hosts"`   // hosts in scope reporting it
+	Missing int      `json:"missing"` // hosts in scope without it
+	Errors  int      `json:"errors"`  // hosts reporting an error for it
+	Matched int      `json:"matched"` // results emitted (after --grep / --changed-since)
+	Sample  []string `json:"missing_sample,omitempty"`
+}
+
+// Summary is what a search found.
+type Summary struct {
+	HostsInScope int             `json:"hosts_in_scope"`
+	UnknownHosts []string        `json:"unknown_hosts,omitempty"` // --hosts-file names the store never saw
+	Objects      []ObjectSummary `json:"objects"`
+	Results      int             `json:"results"`
+	Elapsed      time.Duration   `json:"elapsed_ns"`
+}
+
+// Searcher answers queries from the store.
+type Searcher struct {
+	kv      KV
+	workers int
+}
+
+// NewSearcher returns a searcher over kv.
+func NewSearcher(kv KV, cfg Config) *Searcher {
+	w := cfg.Workers
+	if w <= 0 {
+		w = runtime.GOMAXPROCS(0)
+	}
+	return &Searcher{kv: kv, workers: w}
+}
+
+// hostSet is the scope of a query.
+type hostSet struct {
+	byToken map[string]*HostRecord
+}
+
+// Hosts returns the host records in scope, sorted by name.
+func (s *Searcher) Hosts(ctx context.Context, q Query) ([]*HostRecord, []string, error) {
+	hs, unknown, err := s.scope(ctx, q)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]*HostRecord, 0, len(hs.byToken))
+	for _, r := range hs.byToken {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Host < out[j].Host })
+	return out, unknown, nil
+}
+
+func (s *Searcher) scope(ctx context.Context, q Query) (*hostSet, []string, error) {
+	var want map[string]bool
+	if q.Hosts != nil {
+		want = make(map[string]bool, len(q.Hosts))
+		for _, h := range q.Hosts {
+			want[h] = true
+		}
+	}
+	hs := &hostSet{byToken: map[string]*HostRecord{}}
+	err := s.kv.Scan(ctx, []string{"h.*"}, func(e bus.StateEntry) error {
+		var r HostRecord
+		if err := json.Unmarshal(e.Value, &r); err != nil {
+			return nil // an unreadable record is skipped
+		}
+		if want != nil && !want[r.Host] {
+			return nil
+		}
+		for k, v := range q.Labels {
+			if r.Labels[k] != v {
+				return nil
+			}
+		}
+		hs.byToken[lastToken(e.Key)] = &r
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("hosts: read hosts: %w", err)
+	}
+	var unknown []string
+	if want != nil {
+		seen := map[string]bool{}
+		for _, r := range hs.byToken {
+			seen[r.Host] = true
+		}
+		for _, h := range q.Hosts {
+			if !seen[h] && len(q.Labels) == 0 {
+				unknown = append(unknown, h)
+			}
+		}
+	}
+	return hs, unknown, nil
+}
+
+// Objects returns the stored object names matching pattern, sorted.
+func (s *Searcher) Objects(ctx context.Context, pattern string) ([]string, error) {
+	var out []string
+	err := s.kv.Scan(ctx, []string{"o.*"}, func(e bus.StateEntry) error {
+		name, err := DecodeToken(lastToken(e.Key))
+		if err != nil {
+			return nil
+		}
+		if MatchObject(pattern, name) {
+			out = append(out, name)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hosts: read object index: %w", err)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// MatchObject is the --search semantics: empty matches all; a pattern with
+// glob characters must match the whole name ('*' crosses '/'); otherwise
+// a substring match (sysops-api's '*pattern*').
+func MatchObject(pattern, name string) bool {
+	if pattern == "" {
+		return true
+	}
+	if !strings.ContainsAny(pattern, "*?[") {
+		return strings.Contains(name, pattern)
+	}
+	// path.Match with '*' made to cross '/': compare with '/' mapped away.
+	const sep = "\x00"
+	ok, err := path.Match(strings.ReplaceAll(pattern, "/", sep), strings.ReplaceAll(name, "/", sep))
+	return err == nil && ok
+}
+
+// ErrNoObject is returned when --search matches no stored object.
+var ErrNoObject = errors.New("hosts: no object matches the search")
+
+// Search streams one Result per (host in scope, matching object) to emit,
+// from any goroutine but never concurrently. Results come in store order
+// (not sorted); the caller sorts if it wants.
+func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error) (*Summary, error) {
+	start := time.Now()
+	if q.Now.IsZero() {
+		q.Now = start
+	}
+	if q.Grep != nil && !strings.HasPrefix(q.Grep.String(), "(?m)") {
+		re, err := regexp.Compile("(?m)" + q.Grep.String())
+		if err != nil {
+			return nil, fmt.Errorf("hosts: grep: %w", err)
+		}
+		q.Grep = re
+	}
+	hs, unknown, err := s.scope(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := s.Objects(ctx, q.Search)
+	if err != nil {
+		return nil, err
+	}
+	sum := &Summary{HostsInScope: len(hs.byToken), UnknownHosts: unknown}
+	if len(objs) == 0 {
+		sum.Elapsed = time.Since(start)
+		return sum, ErrNoObject
+	}
+	for _, obj := range objs {
+		sm, err := s.searchObject(ctx, q, hs, obj, emit)
+		if sm != nil {
+			sum.Objects = append(sum.Objects, *sm)
+			sum.Results += sm.Matched
+		}
+		if err != nil {
+			return sum, err
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, emit func(*Result) error) (*ObjectSummary, error) {
+	ot := EncodeToken(obj)
+	sm := &ObjectSummary{Object: obj}
+	needContent := q.Mode == ModeContents || q.Grep != nil
+	metas := map[string]*Meta{}
+	err := s.kv.Scan(ctx, []string{"m." + ot + ".*"}, func(e bus.StateEntry) error {
+		ht := lastToken(e.Key)
+		rec, ok := hs.byToken[ht]
+		if !ok {
+			return nil
+		}
+		var m Meta
+		if err := json.Unmarshal(e.Value, &m); err != nil {
+			return nil
+		}
+		if m.Tag < rec.CompleteTag {
+			return nil // no longer reported by the host
+		}
+		metas[ht] = &m
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hosts: read metadata of %s: %w", obj, err)
+	}
+	sm.Hosts = len(metas)
+	for ht, rec := range hs.byToken {
+		if _, ok := metas[ht]; !ok {
+			sm.Missing++
+			if len(sm.Sample) < 20 {
+				sm.Sample = append(sm.Sample, rec.Host)
+			}
+		}
+	}
+	sort.Strings(sm.Sample)
+	for _, m := range metas {
+		if m.Error != "" {
+			sm.Errors++
+		}
+	}
+	total := uint64(len(metas))
+	var done uint64
+	progress := func() {
+		done++
+		if q.Progress != nil && (done%256 == 0 || done == total) {
+			q.Progress(obj, done, total)
+		}
+	}
+	emitOne := func(r *Result) error {
+		sm.Matched++
+		return emit(r)
+	}
+	if q.ChangedSince > 0 {
+		return sm, s.changed(ctx, q, hs, obj, metas, emitOne, progress)
+	}
+	if !needContent {
+		keys := make([]string, 0, len(metas))
+		for ht := range metas {
+			keys = append(keys, ht)
+		}
+		sort.Slice(keys, func(i, j int) bool { return metas[keys[i]].Host < metas[keys[j]].Host })
+		for _, ht := range keys {
+			m := metas[ht]
+			progress()
+			if err := emitOne(&Result{Host: m.Host, Object: obj, Labels: hs.byToken[ht].Labels, Meta: m, Problem: m.Error}); err != nil {
+				return sm, err
+			}
+		}
+		return sm, nil
+	}
+	// Contents: scan content records, decode and grep in parallel, emit
+	// in scan order (a bounded reorder window keeps memory bounded and the
+	// output deterministic).
+	type job struct {
+		seq   int
+		ht    string
+		rec   []byte
+		fetch bool // read the record by key (sorted mode)
+	}
+	type finished struct {
+		seq int
+		r   *Result
+	}
+	window := s.workers * 8
+	slots := make(chan struct{}, window)
+	jobs := make(chan job, window)
+	results := make(chan finished, window)
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range s.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				rec, problem := j.rec, ""
+				if j.fetch {
+					e, err := s.kv.Get(cctx, contentKey(obj, metas[j.ht].Host))
+					switch {
+					case err == nil:
+						rec = e.Value
+					case !errors.Is(err, bus.ErrStateNotFound):
+						problem = err.Error()
+					}
+				}
+				results <- finished{j.seq, s.contentResult(q, obj, metas[j.ht], hs.byToken[j.ht], rec, problem)}
+			}
+		}()
+	}
+	var emitErr error
+	emitted := make(chan struct{})
+	go func() {
+		defer close(emitted)
+		pending := map[int]*Result{}
+		next := 0
+		for d := range results {
+			pending[d.seq] = d.r
+			for {
+				r, ok := pending[next]
+				if !ok {
+					break
+				}
+				delete(pending, next)
+				next++
+				<-slots
+				progress()
+				if r != nil && emitErr == nil {
+					if err := emitOne(r); err != nil {
+						emitErr = err
+						cancel()
+					}
+				}
+			}
+		}
+	}()
+	seen := make(map[string]bool, len(metas))
+	seq := 0
+	send := func(j job) error {
+		select {
+		case slots <- struct{}{}:
+		case <-cctx.Done():
+			return cctx.Err()
+		}
+		j.seq = seq
+		jobs <- j
+		seq++
+		return nil
+	}
+	var scanErr error
+	if q.Sorted {
+		order := make([]string, 0, len(metas))
+		for ht := range metas {
+			order = append(order, ht)
+		}
+		sort.Slice(order, func(i, j int) bool { return metas[order[i]].Host < metas[order[j]].Host })
+		for _, ht := range order {
+			seen[ht] = true
+			if scanErr = send(job{ht: ht, fetch: true}); scanErr != nil {
+				break
+			}
+		}
+	} else {
+		scanErr = s.kv.Scan(cctx, []string{"c." + ot + ".*"}, func(e bus.StateEntry) error {
+			ht := lastToken(e.Key)
+			if metas[ht] == nil {
+				return nil
+			}
+			seen[ht] = true
+			return send(job{ht: ht, rec: e.Value})
+		})
+	}
+	close(jobs)
+	wg.Wait()
+	close(results)
+	<-emitted
+	if emitErr != nil {
+		return sm, emitErr
+	}
+	if scanErr != nil {
+		return sm, fmt.Errorf("hosts: read contents of %s: %w", obj, scanErr)
+	}
+	// Hosts that reported the object but whose content is not stored
+	// (errors without output, or a "still the same" record the store
+	// never had the content of).
+	var rest []*Meta
+	for ht, m := range metas {
+		if !seen[ht] {
+			rest = append(rest, m)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool { return rest[i].Host < rest[j].Host })
+	for _, m := range rest {
+		progress()
+		if q.Grep != nil {
+			continue
+		}
+		p := m.Error
+		if p == "" {
+			p = missingContent
+		}
+		if err := emitOne(&Result{Host: m.Host, Object: obj, Meta: m, Problem: p}); err != nil {
+			return sm, err
+		}
+	}
+	return sm, nil
+}
+
+const missingContent = "content not in the store (the collector sent only 'still the same'; run it with --full)"
+
+// contentResult decodes one content record; nil means nothing to emit.
+func (s *Searcher) contentResult(q Query, obj string, m *Meta, rec *HostRecord, raw []byte, problem string) *Result {
+	r := &Result{Host: m.Host, Object: obj, Labels: rec.Labels, Meta: m}
+	var h ContentHeader
+	var content []byte
+	var err error
+	if raw != nil {
+		h, content, err = DecodeContent(raw, nil)
+	}
+	switch {
+	case problem != "":
+		r.Problem = problem
+	case m.MD5 == "":
+		r.Problem = m.Error
+	case raw == nil:
+		r.Problem = missingContent
+	case err != nil:
+		r.Problem = err.Error()
+	case h.MD5 != m.MD5:
+		r.Problem = fmt.Sprintf("content not in the store: the host reports md5 %s, the store has %s (run the collector with --full)", m.MD5, h.MD5)
+	}
+	if r.Problem != "" {
+		if q.Grep != nil {
+			return nil
+		}
+		return r
+	}
+	if q.Grep == nil {
+		r.Content = content
+		return r
+	}
+	r.Lines = grepLines(q.Grep, content)
+	if len(r.Lines) == 0 {
+		return nil
+	}
+	return r
+}
+
+func grepLines(re *regexp.Regexp, content []byte) []string {
+	var out []string
+	rest := content
+	for len(rest) > 0 {
+		loc := re.FindIndex(rest)
+		if loc == nil {
+			break
+		}
+		st := bytes.LastIndexByte(rest[:loc[0]], '\n') + 1
+		end := len(rest)
+		if i := bytes.IndexByte(rest[loc[0]:], '\n'); i >= 0 {
+			end = loc[0] + i
+		}
+		if loc[1] > end { // the match crosses lines: report the first
+			loc[1] = end
+		}
+		out = append(out, string(rest[st:end]))
+		if end >= len(rest) {
+			break
+		}
+		rest = rest[end+1:]
+	}
+	return out
+}
+
+// changed emits the objects whose content changed within q.ChangedSince,
+// with the diff against the previous stored version.
+func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*Meta, emit func(*Result) error, progress func()) error {
+	cut := q.Now.Add(-q.ChangedSince)
+	keys := make([]string, 0, len(metas))
+	for ht, m := range metas {
+		progress()
+		if m.Updated.After(cut) {
+			keys = append(keys, ht)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return metas[keys[i]].Host < metas[keys[j]].Host })
+	for _, ht := range keys {
+		m := metas[ht]
+		r := &Result{Host: m.Host, Object: obj, Labels: hs.byToken[ht].Labels, Meta: m}
+		cur, prev, err := s.versions(ctx, obj, m.Host)
+		switch {
+		case err != nil:
+			r.Problem = err.Error()
+		case prev == nil:
+			r.Diff = Diff("(none)", r.Key()+" (new)", nil, cur)
+		default:
+			r.Diff = Diff(r.Key()+" (previous)", r.Key(), prev, cur)
+		}
+		if q.Grep != nil {
+			r.Lines = grepLines(q.Grep, []byte(r.Diff))
+			if len(r.Lines) == 0 {
+				continue
+			}
+		}
+		if err := emit(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// versions returns the current and previous stored contents (prev nil when
+// there is none).
+func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, err error) {
+	hist, err := s.kv.History(ctx, contentKey(obj, hostname))
+	if err != nil {
+		return nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
+	}
+	if len(hist) == 0 {
+		return nil, nil, fmt.Errorf("hosts: no stored content of %s#%s", hostname, obj)
+	}
+	_, cur, err = DecodeContent(hist[len(hist)-1].Value, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(hist) > 1 {
+		if _, prev, err = DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	return cur, prev, nil
+}
+
+// Content returns the stored content of one object of one host.
+func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*Meta, []byte, error) {
+	e, err := s.kv.Get(ctx, metaKey(obj, hostname))
+	if err != nil {
+		return nil, nil, fmt.Errorf("hosts: %s#%s: %w", hostname, obj, err)
+	}
+	var m Meta
+	if err := json.Unmarshal(e.Value, &m); err != nil {
+		return nil, nil, fmt.Errorf("hosts: %s#%s: metadata: %w", hostname, obj, err)
+	}
+	c, err := s.kv.Get(ctx, contentKey(obj, hostname))
+	if err != nil {
+		return &m, nil, fmt.Errorf("hosts: %s#%s: content: %w", hostname, obj, err)
+	}
+	h, content, err := DecodeContent(c.Value, nil)
+	if err != nil {
+		return &m, nil, fmt.Errorf("hosts: %s#%s: %w", hostname, obj, err)
+	}
+	if h.MD5 != m.MD5 {
+		return &m, nil, fmt.Errorf("hosts: %s#%s: the store has md5 %s, the host reports %s", hostname, obj, h.MD5, m.MD5)
+	}
+	return &m, content, nil
+}
+
+// Stale returns the hosts in scope not seen since now-d, oldest first.
+func (s *Searcher) Stale(ctx context.Context, q Query, d time.Duration) ([]*HostRecord, int, error) {
+	if q.Now.IsZero() {
+		q.Now = time.Now()
+	}
+	all, _, err := s.Hosts(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	cut := q.Now.Add(-d)
+	var out []*HostRecord
+	for _, r := range all {
+		if r.Seen.Before(cut) {
+			out = append(out, r)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Seen.Before(out[j].Seen) })
+	return out, len(all), nil
+}
+
+// ReadHostsFile reads host names, one per line; blank lines and # comments
+// are skipped.
+func ReadHostsFile(p string) ([]string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, fmt.Errorf("hosts: hosts file: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line != "" {
+			out = append(out, strings.Fields(line)[0])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("hosts: hosts file %s: %w", p, err)
+	}
+	if out == nil {
+		out = []string{}
+	}
+	return out, nil
+}
