@@ -110,9 +110,9 @@ func unhex(c byte) (byte, bool) {
 }
 
 // Key builders.
-func hostKey(host string) string        { return "h." + EncodeToken(host) }
-func objectKey(obj string) string       { return "o." + EncodeToken(obj) }
-func metaKey(obj, host string) string   { return "m." + EncodeToken(obj) + "." + EncodeToken(host) }
+func hostKey(host string) string         { return "h." + EncodeToken(host) }
+func objectKey(obj string) string        { return "o." + EncodeToken(obj) }
+func metaKey(obj, host string) string    { return "m." + EncodeToken(obj) + "." + EncodeToken(host) }
 func contentKey(obj, host string) string { return "c." + EncodeToken(obj) + "." + EncodeToken(host) }
 
 // lastToken returns the token after the last dot of a key.
