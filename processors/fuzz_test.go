@@ -56,6 +56,8 @@ func FuzzProcess(f *testing.F) {
 		}
 		f.Add(strings.TrimPrefix(c.Subject, processors.RawPrefix), fuzzHeaders(c.Headers), c.body(f), seq)
 	}
+	// A subject longer than the envelope's source allows.
+	f.Add("metric.a."+strings.Repeat("b", 1100), "", []byte(`{}`), uint64(0))
 	v := newValidator(f)
 	p, _ := processors.Standard(processors.Config{MaxBodyBytes: 4096, Attributes: map[string]string{"site": "lab1", "env": "test"}}, v,
 		processors.WithClock(func() time.Time { return fixedNow }))

@@ -39,6 +39,13 @@ func (v *Validate) Apply(_ context.Context, w *Work) error {
 	if !validName(name) {
 		return stage.Rejectf("bad_subject", "name %q in subject %q must be 1-128 letters, digits, '_' or '-'", name, w.In.Subject)
 	}
+	if len(w.In.Subject) > MaxSubjectBytes || !validRest(rest) {
+		subj := w.In.Subject
+		if len(subj) > 80 {
+			subj = subj[:80] + "…"
+		}
+		return stage.Rejectf("bad_subject", "subject %q (%d bytes) must be at most %d bytes, with tokens after the name non-empty and without spaces, '*' or '>'", subj, len(w.In.Subject), MaxSubjectBytes)
+	}
 	w.Kind, w.Name, w.Rest = kind, name, rest
 	max := v.MaxBodyBytes
 	if max <= 0 {
@@ -115,6 +122,30 @@ func headerInt(s string) any {
 		return json.Number(strconv.FormatInt(n, 10))
 	}
 	return s
+}
+
+// MaxSubjectBytes bounds an input subject, so the event's source
+// ("urn:sightline:subject:" + subject) stays within the envelope's 1024.
+const MaxSubjectBytes = 512
+
+// validRest checks the subject tokens after the name (".a.b"): each
+// non-empty, without whitespace, control bytes or wildcards, so the output
+// subject can be published.
+func validRest(rest string) bool {
+	if rest == "" {
+		return true
+	}
+	for _, tok := range strings.Split(rest[1:], ".") {
+		if tok == "" {
+			return false
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c <= ' ' || c == 0x7f || c == '*' || c == '>' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func validName(s string) bool {
