@@ -379,7 +379,7 @@ func caseCloseDrains(t *testing.T, h Harness, ctx context.Context) {
 			t.Fatalf("event %s: Write returned nil but right after Close returned the store had %+v (want 1 copy)", m.ID, r)
 		}
 	}
-	t.Logf("%d of %d writers finished before Close, %d events drained", len(acked)/25, writers, len(acked))
+	t.Logf("%d of %d racing writers acknowledged (%d events), all readable when Close returned", len(acked)/25, writers, len(acked))
 	late := tg.Events(t, 3)
 	if err := s.Write(ctx, late); err == nil {
 		t.Fatal("Write after Close returned nil")
