@@ -143,42 +143,35 @@ var errIdle = errors.New("idle")
 // nextMsg waits for one message. With haveSome it waits only briefly so a
 // partial batch is returned instead of stalling.
 func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (jetstream.Msg, error) {
-	type res struct {
-		m   jetstream.Msg
-		err error
-	}
 	wait := 5 * time.Second
 	if haveSome {
 		wait = 100 * time.Millisecond
 	}
 	for {
-		ch := make(chan res, 1)
-		go func() {
-			m, err := r.it.Next(jetstream.NextMaxWait(wait))
-			ch <- res{m, err}
-		}()
-		select {
-		case x := <-ch:
-			if errors.Is(x.err, nats.ErrTimeout) || errors.Is(x.err, context.DeadlineExceeded) {
-				if haveSome {
-					return nil, errIdle
-				}
-				if ctx.Err() != nil {
-					return nil, ctx.Err()
-				}
-				if !r.opts.Follow && r.total == 0 {
-					return nil, io.EOF
-				}
-				continue
+		if ctx.Err() != nil {
+			r.Stop()
+			return nil, ctx.Err()
+		}
+		wctx, cancel := context.WithTimeout(ctx, wait)
+		m, err := r.it.Next(jetstream.NextContext(wctx))
+		cancel()
+		switch {
+		case err == nil:
+			return m, nil
+		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
+			return nil, io.EOF
+		case ctx.Err() != nil:
+			r.Stop()
+			return nil, ctx.Err()
+		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+			if haveSome {
+				return nil, errIdle
 			}
-			if errors.Is(x.err, jetstream.ErrMsgIteratorClosed) {
+			if !r.opts.Follow && r.total == 0 {
 				return nil, io.EOF
 			}
-			return x.m, x.err
-		case <-ctx.Done():
-			r.Stop()
-			<-ch
-			return nil, ctx.Err()
+		default:
+			return nil, err
 		}
 	}
 }

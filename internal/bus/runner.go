@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,10 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 				}
 				ps[i].futs = append(ps[i].futs, f)
 			}
+		case stage.IsPermanent(in.err) && in.in.Meta.Stream == StreamDLQ:
+			// A dead letter a sink cannot take is not dead-lettered again
+			// (that would loop): it is logged and terminated below.
+			ps[i].dlq = true
 		case stage.IsPermanent(in.err):
 			ps[i].dlq = true
 			f, err := b.js.PublishMsgAsync(dlqMessage(in.in, c.Stage, in.err))
@@ -130,12 +135,16 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 	for i := range ps {
 		p := &ps[i]
 		in := p.in
-		log := b.log.With("stage", c.Stage, "subject", in.in.Subject, "stream_seq", in.in.Meta.Sequence,
-			"correlation_id", inputCorrelation(in))
+		// Built only when a line is written: With formats its attributes
+		// at once, which cost ~3% of the processor's CPU per message.
+		log := func() *slog.Logger {
+			return b.log.With("stage", c.Stage, "subject", in.in.Subject, "stream_seq", in.in.Meta.Sequence,
+				"correlation_id", inputCorrelation(in))
+		}
 		switch {
 		case in.err != nil && !stage.IsPermanent(in.err):
 			b.obs.Retried(c.Stage, in.kind)
-			log.Warn("transient failure, will redeliver", "error", in.err, "delivered", in.in.Meta.Delivered)
+			log().Warn("transient failure, will redeliver", "error", in.err, "delivered", in.in.Meta.Delivered)
 			_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
 		case p.err != nil && !p.dlq && isPayloadTooBig(p.err):
 			// The output can never be published: treat as bad input.
@@ -149,11 +158,15 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			_ = in.msg.Term()
 		case p.err != nil:
 			b.obs.Retried(c.Stage, in.kind)
-			log.Warn("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
+			log().Warn("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
 			_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+		case p.dlq && in.in.Meta.Stream == StreamDLQ:
+			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
+			log().Error("dead letter rejected by a sink; dropped from this consumer (it stays in the DLQ stream)", "reason", in.err.Error())
+			_ = in.msg.TermWithReason(stage.PermanentClass(in.err))
 		case p.dlq:
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
-			log.Info("rejected to DLQ", "reason", in.err.Error())
+			log().Info("rejected to DLQ", "reason", in.err.Error())
 			_ = in.msg.TermWithReason(stage.PermanentClass(in.err))
 		default:
 			n := len(in.outs)
