@@ -256,9 +256,7 @@ func mediaType(ct string, raw bool) (ndjson, ok bool) {
 func (h *Handler) reply(w http.ResponseWriter, status int, resp Response) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	b, err := json.Marshal(resp)
-	if err != nil {
-		return
-	}
-	_, _ = w.Write(append(b, '\n'))
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // error texts quote <kind>.<name>
+	_ = enc.Encode(resp)
 }
