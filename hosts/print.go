@@ -132,12 +132,20 @@ func Ago(now, t time.Time) string {
 
 // PrintSummary writes the per-object counts (to stderr, so pipes stay clean).
 func PrintSummary(w io.Writer, s *Summary) {
+	quiet := 0
 	for _, o := range s.Objects {
+		if len(s.Objects) > 5 && o.Missing == 0 && o.Errors == 0 {
+			quiet++
+			continue
+		}
 		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors (of %d hosts in scope)", o.Object, o.Hosts, o.Matched, o.Missing, o.Errors, s.HostsInScope)
 		if len(o.Sample) > 0 && o.Missing <= 5 {
 			fmt.Fprintf(w, "; missing on %s", strings.Join(o.Sample, ", "))
 		}
 		fmt.Fprintln(w)
+	}
+	if quiet > 0 {
+		fmt.Fprintf(w, "%d more objects on all %d hosts in scope, no errors\n", quiet, s.HostsInScope)
 	}
 	if len(s.UnknownHosts) > 0 {
 		fmt.Fprintf(w, "%d hosts of the hosts file never reported: %s\n", len(s.UnknownHosts), strings.Join(first(s.UnknownHosts, 10), ", "))
