@@ -441,10 +441,12 @@ func TestGoldenFilesHaveInputs(t *testing.T) {
 // id, so a redelivery gets the same one.
 func TestGoldenMintedCorrelation(t *testing.T) {
 	v := newValidator(t)
+	n := 0
 	for _, c := range loadRaw(t) {
 		if len(c.Headers) > 0 || c.BodyJSON == nil || strings.Contains(string(c.BodyJSON), "correlation") {
 			continue
 		}
+		n++
 		out, err := run(t, v, c)
 		if err != nil {
 			continue
@@ -459,5 +461,8 @@ func TestGoldenMintedCorrelation(t *testing.T) {
 		if uuid.Validate(ev.ID) != nil {
 			t.Errorf("%s: assigned id %q is not a UUID", c.Name, ev.ID)
 		}
+	}
+	if n < 3 {
+		t.Fatalf("only %d golden cases without a correlation id", n)
 	}
 }
