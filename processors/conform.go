@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -87,7 +88,9 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 // input's stream position so a redelivery produces the same id (and the
 // events stream drops the duplicate).
 func eventID(in *stage.Message) string {
-	if id := strings.TrimSpace(in.Header.Get(stage.HeaderMsgID)); id != "" && len(id) <= 256 {
+	// Invalid UTF-8 would be changed in the JSON envelope and no longer
+	// match the output's Nats-Msg-Id.
+	if id := strings.TrimSpace(in.Header.Get(stage.HeaderMsgID)); id != "" && len(id) <= 256 && utf8.ValidString(id) {
 		return id
 	}
 	if in.Meta.Sequence > 0 {

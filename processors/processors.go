@@ -201,7 +201,7 @@ func producer(h stage.Header) string {
 	for _, k := range []string{stage.HeaderProducer, "User-Agent"} {
 		if v := strings.TrimSpace(h.Get(k)); v != "" {
 			if len(v) > 256 {
-				v = v[:256]
+				v = strings.ToValidUTF8(v[:256], "") // not cut inside a character
 			}
 			return v
 		}

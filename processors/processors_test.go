@@ -159,6 +159,11 @@ func TestConformStage(t *testing.T) {
 				t.Errorf("id %q, want a derived UUID", ev.ID)
 			}
 		}},
+		{"Nats-Msg-Id with invalid UTF-8 is not used", "sightline.raw.metric.m", `{}`, stage.Header{"Nats-Msg-Id": {"x\xff"}}, meta, func(t *testing.T, ev *schemas.Event) {
+			if ev.ID != correlation.Derive("SIGHTLINE_RAW", "9", fmt.Sprint(stored.UnixNano())) {
+				t.Errorf("id %q, want the derived one", ev.ID)
+			}
+		}},
 		{"no stream position: clock time", "sightline.raw.metric.m", `{}`, nil, stage.Meta{}, func(t *testing.T, ev *schemas.Event) {
 			if !ev.Time.Equal(fixedNow) {
 				t.Errorf("time %v, want the clock", ev.Time)
@@ -259,6 +264,7 @@ func TestEnricherStage(t *testing.T) {
 		{"Sightline-Producer", nil, stage.Header{"Sightline-Producer": {" svc "}, "User-Agent": {"ua"}}, stage.Meta{}, fixedNow, fixedNow, 0, "svc"},
 		{"User-Agent", nil, stage.Header{"user-agent": {"curl/8"}}, stage.Meta{}, fixedNow, fixedNow, 0, "curl/8"},
 		{"long producer cut", nil, stage.Header{"Sightline-Producer": {strings.Repeat("p", 300)}}, stage.Meta{}, fixedNow, fixedNow, 0, strings.Repeat("p", 256)},
+		{"long producer cut on a character boundary", nil, stage.Header{"Sightline-Producer": {"p" + strings.Repeat("é", 200)}}, stage.Meta{}, fixedNow, fixedNow, 0, "p" + strings.Repeat("é", 127)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
