@@ -165,4 +165,4 @@ func readArchive(ctx context.Context, cfg archive.Config, evs []*stage.Message) 
 }
 
 // contractFormats are the object formats the contract runs for.
-var contractFormats = []string{archive.FormatNDJSON}
+var contractFormats = []string{archive.FormatNDJSON, archive.FormatParquet}
