@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -304,5 +305,19 @@ func (p *pipeline) reloadOnHUP(ctx context.Context, g *globals) {
 			p.enrich.SetAttributes(nc.Processor.Attributes)
 		}
 		p.log.Info("configuration reloaded", "log_level", nc.Log.Level, "attributes", nc.Processor.Attributes)
+		if needsRestart(p.cfg, nc) {
+			p.log.Warn("the reloaded configuration changes keys other than log.level and processor.attributes; they apply after a restart")
+		}
 	}
+}
+
+// needsRestart reports whether next differs from running in anything but
+// the keys a reload applies.
+func needsRestart(running, next *config.Config) bool {
+	a, b := *running, *next
+	a.Log.Level, b.Log.Level = "", ""
+	a.Processor.Attributes, b.Processor.Attributes = nil, nil
+	ya, errA := a.YAML()
+	yb, errB := b.YAML()
+	return errA != nil || errB != nil || !bytes.Equal(ya, yb)
 }

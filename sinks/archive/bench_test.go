@@ -84,8 +84,12 @@ func benchSink(b *testing.B, name string, cfg archive.Config, n int) {
 		bucket := openBucket(b, cfg)
 		objs, _ := archive.NewReader(bucket).Objects(ctx, archive.Filter{})
 		var stored int64
+		suffix := map[string]string{"gzip": ".gz", "zstd": ".zst", "none": ".ndjson"}[cfg.Compression]
+		if cfg.Format == archive.FormatParquet {
+			suffix = ".parquet"
+		}
 		for _, o := range objs {
-			if strings.Contains(o.Key, "events-000000000001-") && strings.HasSuffix(o.Key, map[string]string{"gzip": ".gz", "zstd": ".zst", "none": ".ndjson"}[cfg.Compression]) {
+			if strings.Contains(o.Key, "events-000000000001-") && strings.HasSuffix(o.Key, suffix) {
 				stored = o.Size
 			}
 		}
@@ -119,4 +123,21 @@ func benchPlainPut(b *testing.B, cfg archive.Config, n int) {
 		b.ReportMetric(float64(n*b.N)/sec, "events/s")
 		b.ReportMetric(float64(len(body))*float64(b.N)/sec/1e6, "MBcompressed/s")
 	})
+}
+
+// BenchmarkArchiveParquet compares Parquet output with the default gzip
+// NDJSON, same events, same S3 server, same run (each in its own prefix).
+//
+//	go test -run '^$' -bench BenchmarkArchiveParquet -benchtime 10x ./sinks/archive/
+func BenchmarkArchiveParquet(b *testing.B) {
+	const n = 20000
+	for _, f := range []string{archive.FormatNDJSON, archive.FormatParquet} {
+		cfg := archivetest.S3Config(b)
+		cfg.Format = f
+		name := "sink_" + f
+		if f == archive.FormatNDJSON {
+			name += "_gzip"
+		}
+		benchSink(b, name, cfg, n)
+	}
 }
