@@ -327,8 +327,19 @@ func TestNeo4jOutageMidSync(t *testing.T) {
 	msgs := f.sync(2000, nodes, rels, 40, true)
 	f.write(msgs[:3]...)
 	proxy.Cut()
+	// Restore a second after the first failed Write (under load a Write
+	// can outlast a fixed outage), or after 60s at worst.
 	restored := make(chan struct{})
-	go func() { time.Sleep(3 * time.Second); proxy.Restore(); close(restored) }()
+	failed := make(chan struct{})
+	go func() {
+		select {
+		case <-failed:
+			time.Sleep(time.Second)
+		case <-time.After(60 * time.Second):
+		}
+		proxy.Restore()
+		close(restored)
+	}()
 
 	// What the router does: redeliver what failed until it is stored.
 	pending := msgs[3:]
@@ -342,6 +353,9 @@ func TestNeo4jOutageMidSync(t *testing.T) {
 		if err == nil {
 			pending = nil
 			break
+		}
+		if !sawFailure {
+			close(failed)
 		}
 		sawFailure = true
 		var be *stage.BatchError
