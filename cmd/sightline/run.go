@@ -31,7 +31,13 @@ import (
 )
 
 func newRunCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var (
+		statsdEnabled bool
+		statsdHost    string
+		statsdPort    int
+		statsdPrefix  string
+	)
+	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the pipeline: JetStream (embedded unless nats.urls is set), processor, sinks, HTTP API",
 		Long: `Run starts the pipeline. On the embedded defaults it serves JetStream on 127.0.0.1:4222 with
@@ -47,6 +53,12 @@ configuration file: log.level and processor.attributes change at once; other key
   sightline status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if statsdEnabled {
+				g.sets = append(g.sets, fmt.Sprintf("telemetry.statsd.address=%s", net.JoinHostPort(statsdHost, fmt.Sprint(statsdPort))))
+				if statsdPrefix != "" {
+					g.sets = append(g.sets, "telemetry.statsd.prefix="+statsdPrefix)
+				}
+			}
 			cfg, err := g.config()
 			if err != nil {
 				return err
@@ -54,6 +66,13 @@ configuration file: log.level and processor.attributes change at once; other key
 			return runPipeline(cmd.Context(), g, cfg)
 		},
 	}
+	// The Cartography seed's statsd flags (same as telemetry.statsd.*).
+	f := cmd.Flags()
+	f.BoolVar(&statsdEnabled, "statsd-enabled", false, "send pipeline counters to statsd (DogStatsD tags)")
+	f.StringVar(&statsdHost, "statsd-host", "127.0.0.1", "statsd host")
+	f.IntVar(&statsdPort, "statsd-port", 8125, "statsd UDP port")
+	f.StringVar(&statsdPrefix, "statsd-prefix", "", "metric name prefix (default \"sightline.\")")
+	return cmd
 }
 
 // pipeline is what `sightline run` holds while it runs.
