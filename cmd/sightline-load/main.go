@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -199,6 +200,7 @@ func backlogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	n := fs.Int("n", 1000000, "backlog size")
 	size := fs.Int("size", 512, "payload bytes")
 	fillOnly := fs.Bool("fill-only", false, "stop after filling the backlog")
+	memProfile := fs.String("memprofile", "", "write a heap profile here when processing is done")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -272,10 +274,27 @@ func backlogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	el := time.Since(start)
 	hwm := procStatus("VmHWM")
+	if *memProfile != "" {
+		if err := writeHeap(*memProfile); err != nil {
+			fmt.Fprintln(stderr, err)
+		}
+	}
 	cancel()
 	<-done
 	fmt.Fprintf(stdout, "processed %d events in %s: %.0f ev/s; peak RSS while processing: VmHWM %s (sampled VmRSS max %d MB)\n",
 		total, el.Round(time.Millisecond), float64(total)/el.Seconds(), hwm, peak/1024)
+	return nil
+}
+
+func writeHeap(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		return fmt.Errorf("memprofile: %w", err)
+	}
 	return nil
 }
 

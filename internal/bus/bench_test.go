@@ -1,0 +1,194 @@
+package bus_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
+)
+
+// Core pipeline benchmark (BENCHMARKS.md, "Core pipeline").
+//
+//	go test -run '^$' -bench BenchmarkCore -benchtime 200000x -count 5 ./internal/bus/
+//
+// Each run starts an embedded JetStream server with file storage, preloads
+// b.N 512-byte metric payloads into SIGHTLINE_RAW (published like `nats pub`,
+// no headers), then times how long it takes until SIGHTLINE_EVENTS holds
+// b.N messages. "copy" is the baseline, a plain JetStream copy consumer;
+// "process" is RunProcessor with validate → conform → enrich. Sub-benchmarks
+// alternate within each -count round so both see the same machine load.
+func BenchmarkCore(b *testing.B) {
+	b.Run("copy", func(b *testing.B) { benchPipeline(b, runCopy) })
+	b.Run("process", func(b *testing.B) {
+		benchPipeline(b, func(ctx context.Context, bb *bus.Bus) error {
+			return bb.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, pipeline(b))
+		})
+	})
+}
+
+const benchBatch = 256 // the bus's default batch; the copy uses the same
+
+// payload returns a 512-byte metric body.
+func payload(i int) []byte {
+	s := fmt.Sprintf(`{"query":"cats and dogs","n_results":%d,"user_id":"u%07d","session":"s-%d","page":"/search","ab_bucket":"b","pad":"`, i%50, i, i%977)
+	return []byte(s + strings.Repeat("x", 512-len(s)-2) + `"}`)
+}
+
+func preload(b *testing.B, bb *bus.Bus, n int) {
+	b.Helper()
+	js := bb.JetStream()
+	futs := make([]jetstream.PubAckFuture, 0, 4096)
+	wait := func() {
+		for _, f := range futs {
+			select {
+			case <-f.Ok():
+			case err := <-f.Err():
+				b.Fatal(err)
+			}
+		}
+		futs = futs[:0]
+	}
+	for i := range n {
+		f, err := js.PublishMsgAsync(&nats.Msg{Subject: "sightline.raw.metric.search_made", Data: payload(i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		futs = append(futs, f)
+		if len(futs) == cap(futs) {
+			wait()
+		}
+	}
+	wait()
+}
+
+func benchPipeline(b *testing.B, run func(context.Context, *bus.Bus) error) {
+	if len(payload(0)) != 512 {
+		b.Fatalf("payload is %d bytes", len(payload(0)))
+	}
+	bb := newBus(b, "")
+	defer bb.Close()
+	n := b.N
+	preload(b, bb, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	start := time.Now()
+	go func() { done <- run(ctx, bb) }()
+	for {
+		if got := streamMsgs(b, bb, bus.StreamEvents); got >= uint64(n) {
+			break
+		}
+		select {
+		case err := <-done:
+			b.Fatalf("consumer stopped early: %v", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	cpu := cpuTime() - cpu0
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if got := streamMsgs(b, bb, bus.StreamDLQ); got != 0 {
+		b.Fatalf("%d messages in the DLQ", got)
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "ev/s")
+	// CPU time of the whole process (client, embedded server, stages) per
+	// event: on a shared machine it moves less than ev/s does.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/ev")
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// runCopy is the baseline: a plain JetStream copy consumer. Durable pull
+// consumer with explicit ack and the bus's defaults (2 lanes of 256,
+// MaxAckPending 2048), republishes the unchanged bytes to
+// sightline.events.<rest> with a Nats-Msg-Id derived from the input's stream
+// sequence (what any at-least-once copy needs to not duplicate on
+// redelivery), acks each input after its PubAck.
+func runCopy(ctx context.Context, bb *bus.Bus) error {
+	js := bb.JetStream()
+	const lanes = 2
+	cons, err := js.CreateOrUpdateConsumer(ctx, bus.StreamRaw, jetstream.ConsumerConfig{
+		Durable: "copy", AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+		MaxAckPending: 4 * benchBatch * lanes, AckWait: time.Minute,
+	})
+	if err != nil {
+		return err
+	}
+	ch := make(chan jetstream.Msg, benchBatch*lanes)
+	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(benchBatch*lanes))
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	var wg sync.WaitGroup
+	for range lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([]jetstream.Msg, 0, benchBatch)
+			futs := make([]jetstream.PubAckFuture, 0, benchBatch)
+			for {
+				batch, futs = batch[:0], futs[:0]
+				select {
+				case m := <-ch:
+					batch = append(batch, m)
+				case <-ctx.Done():
+					return
+				}
+			fill:
+				for len(batch) < benchBatch {
+					select {
+					case m := <-ch:
+						batch = append(batch, m)
+					default:
+						break fill
+					}
+				}
+				sent := batch[:0:0]
+				for _, m := range batch {
+					out := nats.NewMsg("sightline.events." + strings.TrimPrefix(m.Subject(), "sightline.raw."))
+					out.Data = m.Data()
+					md, _ := m.Metadata()
+					out.Header.Set(jetstream.MsgIDHeader, "copy-"+strconv.FormatUint(md.Sequence.Stream, 10))
+					f, err := js.PublishMsgAsync(out)
+					if err != nil {
+						_ = m.Nak()
+						continue
+					}
+					futs = append(futs, f)
+					sent = append(sent, m)
+				}
+				for i, f := range futs {
+					select {
+					case <-f.Ok():
+						_ = sent[i].Ack()
+					case <-f.Err():
+						_ = sent[i].Nak()
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
