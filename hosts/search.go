@@ -229,11 +229,23 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 		}
 		q.Grep = re
 	}
-	hs, unknown, err := s.scope(ctx, q)
-	if err != nil {
-		return nil, err
-	}
+	// The host records and the object index are read at the same time.
+	var (
+		hs      *hostSet
+		unknown []string
+		serr    error
+		wg      sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		hs, unknown, serr = s.scope(ctx, q)
+	}()
 	objs, err := s.Objects(ctx, q.Search)
+	wg.Wait()
+	if serr != nil {
+		return nil, serr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -344,8 +356,15 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 	results := make(chan finished, window)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	workers := s.workers
+	if q.Sorted {
+		// Workers also wait on one get each: keep enough requests in flight.
+		workers = max(workers, 32)
+		window = max(window, workers*2)
+		slots = make(chan struct{}, window)
+	}
 	var wg sync.WaitGroup
-	for range s.workers {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
