@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/telemetry"
 	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/producers/httpingest"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
 	"github.com/sightline/sightline/sinks/graph"
@@ -89,6 +91,11 @@ type pipeline struct {
 
 func runPipeline(ctx context.Context, g *globals, cfg *config.Config) error {
 	log := g.logger()
+	// A soft memory limit keeps RSS bounded while a large backlog drains
+	// (measured in BENCHMARKS.md); GOMEMLIMIT, when set, wins.
+	if cfg.Runtime.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.Runtime.MemoryLimit)
+	}
 	p := &pipeline{cfg: cfg, log: log, metrics: telemetry.NewMetrics(), mux: http.NewServeMux()}
 
 	tracer, shutdownTraces, err := telemetry.NewTracer(ctx, cfg.Telemetry.Traces, version)
@@ -198,6 +205,9 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	p.mux.Handle("GET /metrics", p.metrics.Handler())
+	p.mux.Handle("POST /v1/events", httpingest.New(p.bus, httpingest.WithLogger(p.log.With("component", "ingest")),
+		httpingest.WithMaxBodyBytes(int64(p.cfg.HTTP.IngestMaxBody)), httpingest.WithMaxItems(p.cfg.HTTP.IngestMaxItems),
+		httpingest.WithMaxItemBytes(p.cfg.Processor.MaxBodyBytes)))
 	if p.cfg.HTTP.Listen == "" {
 		return nil, nil
 	}

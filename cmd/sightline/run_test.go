@@ -127,10 +127,32 @@ func TestRunEndToEnd(t *testing.T) {
 		t.Fatalf("trace abc: want 3 events (metric, log, dead letter), got %d", len(tl.Events))
 	}
 
+	// HTTP ingest for services that don't speak NATS.
+	resp, err := http.Post(base+"/v1/events", "application/x-ndjson", strings.NewReader(
+		`{"type":"metric.checkout","data":{"cart":3}}`+"\n"+`{"type":"log.api","data":{"message":"paid"}}`+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ing struct {
+		IDs           []string `json:"ids"`
+		CorrelationID string   `json:"correlationid"`
+		Accepted      int      `json:"accepted"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&ing)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || ing.Accepted != 2 || len(ing.IDs) != 2 || ing.CorrelationID == "" {
+		t.Fatalf("POST /v1/events: %d %+v", resp.StatusCode, ing)
+	}
+	for _, e := range read(t, js, "SIGHTLINE_EVENTS", 5)[3:] {
+		if e["correlationid"] != ing.CorrelationID {
+			t.Fatalf("ingested event %v lacks correlation id %s", e, ing.CorrelationID)
+		}
+	}
+
 	metrics := string(get(t, base+"/metrics"))
 	for _, want := range []string{
-		`sightline_events_in_total{kind="metric",stage="process"} 3`,
-		`sightline_events_out_total{kind="metric",stage="process"} 2`,
+		`sightline_events_in_total{kind="metric",stage="process"} 4`,
+		`sightline_events_out_total{kind="metric",stage="process"} 3`,
 		`sightline_events_rejected_total{kind="metric",reason="not_json",stage="process"} 1`,
 	} {
 		if !strings.Contains(metrics, want) {
@@ -146,7 +168,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if err := st.ExecuteContext(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"SIGHTLINE_RAW", "processor", "index-dlq", "metric  3 "} {
+	for _, want := range []string{"SIGHTLINE_RAW", "processor", "index-dlq", "metric  4 "} {
 		if !strings.Contains(strings.Join(strings.Fields(out.String()), " ")+" ", strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}

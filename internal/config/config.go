@@ -30,6 +30,7 @@ type Config struct {
 	Processor Processor  `yaml:"processor"`
 	HTTP      HTTP       `yaml:"http"`
 	Log       Log        `yaml:"log"`
+	Runtime   Runtime    `yaml:"runtime"`
 	Telemetry Telemetry  `yaml:"telemetry"`
 	Graph     GraphSink  `yaml:"graph"`
 	Index     IndexSink  `yaml:"index"`
@@ -85,8 +86,16 @@ type Processor struct {
 
 // HTTP is the operations and API listener.
 type HTTP struct {
-	Listen        string `yaml:"listen"`
-	IngestMaxBody int    `yaml:"ingest_max_body"`
+	Listen         string `yaml:"listen"`
+	IngestMaxBody  int    `yaml:"ingest_max_body"`
+	IngestMaxItems int    `yaml:"ingest_max_items"`
+}
+
+// Runtime tunes the Go runtime of `sightline run`.
+type Runtime struct {
+	// MemoryLimit is the soft memory limit in bytes (GOMEMLIMIT wins when
+	// set); 0 leaves the Go default.
+	MemoryLimit int64 `yaml:"memory_limit"`
 }
 
 // Log configures slog output.
@@ -139,7 +148,8 @@ func Default() *Config {
 		Streams: Streams{Replicas: s.Replicas, Raw: lim(s.Raw), Events: lim(s.Events), DLQ: lim(s.DLQ)},
 		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: 512 << 10,
 			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: time.Minute},
-		HTTP:      HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: 8 << 20},
+		HTTP:      HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: 8 << 20, IngestMaxItems: 10000},
+		Runtime:   Runtime{MemoryLimit: 256 << 20},
 		Log:       Log{Level: "info", Format: "json"},
 		Telemetry: Telemetry{Traces: telemetry.TracingConfig{Exporter: "none", SampleRatio: 1, ServiceName: "sightline"}, Statsd: Statsd{Interval: 10 * time.Second}},
 		Graph:     GraphSink{Config: graph.DefaultConfig()},
@@ -290,6 +300,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.IngestMaxBody < 1024 {
 		bad("http.ingest_max_body", "must be at least 1024")
+	}
+	if c.HTTP.IngestMaxItems < 1 {
+		bad("http.ingest_max_items", "must be at least 1")
+	}
+	if l := c.Runtime.MemoryLimit; l != 0 && l < 64<<20 {
+		bad("runtime.memory_limit", "must be 0 (Go default) or at least 67108864 bytes, got %d", l)
 	}
 	if _, err := telemetry.ParseLevel(c.Log.Level); err != nil {
 		bad("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
