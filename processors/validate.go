@@ -148,18 +148,7 @@ func validRest(rest string) bool {
 	return true
 }
 
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validName(s string) bool { return stage.NameToken(s) }
 
 func firstInvalid(b []byte) int {
 	for i := 0; i < len(b); {

@@ -23,9 +23,15 @@ type PublishResult struct {
 // Publish sends msgs to JetStream (asynchronously, all at once) and waits for
 // every PubAck. Each message's ID becomes its Nats-Msg-Id.
 func (b *Bus) Publish(ctx context.Context, msgs ...*stage.Message) ([]PublishResult, error) {
+	return PublishTo(ctx, b.js, msgs...)
+}
+
+// PublishTo is Publish on any JetStream handle (producers that hold their
+// own connection use it through producers/track).
+func PublishTo(ctx context.Context, js jetstream.JetStream, msgs ...*stage.Message) ([]PublishResult, error) {
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := b.js.PublishMsgAsync(toNats(m))
+		f, err := js.PublishMsgAsync(toNats(m))
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", ErrPublish, m.Subject, err)
 		}

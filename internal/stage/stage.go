@@ -199,3 +199,18 @@ func DLQSubject(subject string) string {
 	}
 	return DLQPrefix + "other." + strings.ReplaceAll(subject, ".", "_")
 }
+
+// NameToken reports whether s is 1-128 of [A-Za-z0-9_-]: a kind or event
+// name that is safe as a subject token, an index field and a partition key.
+func NameToken(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

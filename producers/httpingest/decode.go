@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // Item is one event of a request body (the envelope form):
@@ -273,18 +275,7 @@ func subjectOf(typ string) (string, error) {
 	return rawPrefix + typ, nil
 }
 
-func nameToken(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func nameToken(s string) bool { return stage.NameToken(s) }
 
 func token(s string, maxLen int) bool {
 	if s == "" || len(s) > maxLen {

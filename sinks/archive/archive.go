@@ -255,18 +255,7 @@ func decodeHead(m *stage.Message) (head, string, string, error) {
 
 // keySafe accepts 1-128 characters of [A-Za-z0-9_-]: nothing that could
 // climb out of a partition or need escaping in a key.
-func keySafe(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func keySafe(s string) bool { return stage.NameToken(s) }
 
 // objectName derives the object's name from what it holds, so writing the
 // same messages again overwrites the same object: the stream and the first
