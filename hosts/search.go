@@ -62,15 +62,17 @@ type Query struct {
 
 // Result is one (host, object) of a search.
 type Result struct {
-	Host    string            `json:"host"`
-	Object  string            `json:"object"`
-	Labels  map[string]string `json:"labels,omitempty"`
-	Meta    *Meta             `json:"meta,omitempty"`
-	Content []byte            `json:"-"`
+	Host   string            `json:"host"`
+	Object string            `json:"object"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Meta   *Meta             `json:"meta,omitempty"`
+	// Content is valid only while emit runs (its buffer is reused after).
+	Content []byte `json:"-"`
 	// Lines are the matching lines (--grep).
 	Lines []string `json:"lines,omitempty"`
 	// Diff is the unified diff from the previous version (--changed-since).
-	Diff string `json:"diff,omitempty"`
+	Diff   string  `json:"diff,omitempty"`
+	pooled *[]byte // decode buffer Content lives in, reused after emit
 	// Problem says why there is no content: the object's error on the host,
 	// or the store lacking the reported version.
 	Problem string `json:"problem,omitempty"`
@@ -102,6 +104,7 @@ type Summary struct {
 type Searcher struct {
 	kv      KV
 	workers int
+	bufs    sync.Pool // *[]byte decode buffers
 }
 
 // NewSearcher returns a searcher over kv.
@@ -110,7 +113,9 @@ func NewSearcher(kv KV, cfg Config) *Searcher {
 	if w <= 0 {
 		w = runtime.GOMAXPROCS(0)
 	}
-	return &Searcher{kv: kv, workers: w}
+	sr := &Searcher{kv: kv, workers: w}
+	sr.bufs.New = func() any { b := make([]byte, 0, 64<<10); return &b }
+	return sr
 }
 
 // hostSet is the scope of a query.
@@ -406,6 +411,10 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 						cancel()
 					}
 				}
+				if r != nil && r.pooled != nil {
+					r.Content = nil
+					s.bufs.Put(r.pooled)
+				}
 			}
 		}
 	}()
@@ -490,7 +499,18 @@ func (s *Searcher) contentResult(q Query, obj string, m *Meta, rec *HostRecord, 
 	var content []byte
 	var err error
 	if raw != nil {
-		h, content, err = DecodeContent(raw, nil)
+		buf := s.bufs.Get().(*[]byte)
+		h, content, err = DecodeContent(raw, *buf)
+		if err == nil && len(content) > 0 && cap(content) >= cap(*buf) && &content[:1][0] == &(*buf)[:1][0] {
+			*buf = content[:0]
+			if q.Grep != nil { // lines are copied out: the buffer is free again
+				defer s.bufs.Put(buf)
+			} else {
+				r.pooled = buf // returned after emit
+			}
+		} else {
+			s.bufs.Put(buf)
+		}
 	}
 	switch {
 	case problem != "":
