@@ -73,6 +73,10 @@ func (p *Printer) Print(r *Result) error {
 		if r.Meta.MTime != nil {
 			mt = r.Meta.MTime.UTC().Format(time.RFC3339)
 		}
+		if r.Meta.Mode == "" { // command output and facts have no stat
+			p.line(r, "-")
+			return nil
+		}
 		p.line(r, strings.TrimSpace(fmt.Sprintf("%s %s %s %d %s", r.Meta.Mode, r.Meta.Owner, r.Meta.Group, r.Meta.Size, mt)))
 	case ModeWordCount:
 		p.line(r, fmt.Sprintf("%d %d %d", r.Meta.Lines, r.Meta.Words, r.Meta.Bytes))

@@ -84,8 +84,8 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			if hostlist && !compareAll && compare == "" {
 				return errors.New("--hostlist goes with --compare-all or --compare")
 			}
-			if search == "" && !listFiles && stale == 0 && compare == "" {
-				return errors.New("nothing to do: give --search PATTERN (or --list-files, --stale, --compare)")
+			if search == "" && !listFiles && stale == 0 && compare == "" && changedSince == 0 {
+				return errors.New("nothing to do: give --search PATTERN (or --list-files, --stale, --compare, --changed-since)")
 			}
 			cfg, err := g.config()
 			if err != nil {
