@@ -159,6 +159,49 @@ func BenchmarkFleet(b *testing.B) {
 		b.Logf("ingest: %d hosts (%.0f MB of sysctl-a) in %s of sink writes (%s with building the events): %.0f hosts/s, %.1f MB/s",
 			n, float64(totalBytes)/1e6, el.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), float64(n)/el.Seconds(), float64(totalBytes)/el.Seconds()/1e6)
 	})
+	// Steady state: every host reports again, nothing changed ("still
+	// the same" records, no content).
+	b.Run("ingest_unchanged", func(b *testing.B) {
+		sink := hosts.NewSink(kv, cfg, nil)
+		at := time.Now().UTC()
+		first := at.Add(-time.Minute)
+		var batch []*stage.Message
+		var inSink time.Duration
+		wire := 0
+		flush := func() {
+			t0 := time.Now()
+			if err := sink.Write(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+			inSink += time.Since(t0)
+			batch = batch[:0]
+		}
+		for i := range n {
+			h := fmt.Sprintf("node%05d.example.com", i)
+			var objs []host.Object
+			for name, c := range map[string][]byte{"sysctl-a": fleetSysctl(tmpl, i), "/etc/passwd": []byte(passwd)} {
+				o := host.Object{Host: h, Name: name, Type: host.TypeCommand, Collected: at}
+				o.SetContent(c, 0)
+				o.Unchanged, o.Content, o.Updated = true, "", &first
+				objs = append(objs, o)
+			}
+			parts, err := host.Split(host.Scope(h), 2, host.HostNode(h, map[string]string{"site": []string{"lva1", "ela4"}[i%2]}, nil), objs, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs, _ := host.Messages(host.Subject, parts)
+			wire += len(msgs[0].Data)
+			ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Time: at, Data: msgs[0].Data}
+			batch = append(batch, &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}})
+			if len(batch) == 128 {
+				flush()
+			}
+		}
+		flush()
+		b.ReportMetric(float64(n)/inSink.Seconds(), "hosts/s")
+		fmt.Fprintf(os.Stderr, "ingest_unchanged: %d hosts in %s of sink writes: %.0f hosts/s; %d bytes per host report on the wire\n",
+			n, inSink.Round(time.Millisecond), float64(n)/inSink.Seconds(), wire/n)
+	})
 	if si, err := bb.JetStream().Stream(ctx, "KV_"+cfg.Bucket); err == nil {
 		if info, err := si.Info(ctx); err == nil {
 			fmt.Fprintf(os.Stderr, "store: %d messages, %.0f MB on disk for %.0f MB of content\n", info.State.Msgs, float64(info.State.Bytes)/1e6, float64(totalBytes)/1e6)
