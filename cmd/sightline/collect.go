@@ -1,7 +1,3 @@
-//go:build sightline_hosts_cmd
-
-// The build tag above is removed once main.go wires newCollectCmd.
-
 package main
 
 import (

@@ -58,6 +58,7 @@ then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
 		newTraceCmd(g), newLogsCmd(g),
 		newGraphCmd(g), newInventoryCmd(g),
 		newReplayCmd(g),
+		newCollectCmd(g), newSearchCmd(g),
 	)
 	return root
 }

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
@@ -157,10 +158,13 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config) error {
 			return err
 		}
 	}
+	if cfg.Hosts.Enabled {
+		grp.Go(func() error { return hosts.Run(gctx, b, cfg.Hosts.Config, log.With("sink", "hosts")) })
+	}
 	grp.Go(func() error { p.reloadOnHUP(gctx, g); return nil })
 	p.ready.Store(true)
 	log.Info("sightline running", "version", version, "nats", b.ClientURL(), "http", cfg.HTTP.Listen,
-		"processor", cfg.Processor.Enabled, "index", indexMode(cfg), "graph", cfg.Graph.Enabled, "archive", cfg.Archive.Enabled)
+		"processor", cfg.Processor.Enabled, "index", indexMode(cfg), "graph", cfg.Graph.Enabled, "archive", cfg.Archive.Enabled, "hosts", cfg.Hosts.Enabled)
 
 	err = grp.Wait()
 	p.ready.Store(false)

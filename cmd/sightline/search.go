@@ -1,7 +1,3 @@
-//go:build sightline_hosts_cmd
-
-// The build tag above is removed once main.go wires newSearchCmd.
-
 package main
 
 import (
@@ -91,7 +87,7 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			if err != nil {
 				return err
 			}
-			hc := cfg.Hosts
+			hc := cfg.Hosts.Config
 			q := hosts.Query{Search: search, Mode: mode, Labels: map[string]string{}, ChangedSince: changedSince, Sorted: !unsorted}
 			if scope == "" {
 				scope = hc.DefaultScope

@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/telemetry"
 	"github.com/sightline/sightline/sinks/archive"
@@ -35,6 +36,14 @@ type Config struct {
 	Graph     GraphSink  `yaml:"graph"`
 	Index     IndexSink  `yaml:"index"`
 	Archive   ArchiveSnk `yaml:"archive"`
+	Hosts     HostsStore `yaml:"hosts"`
+}
+
+// HostsStore is the hosts section: the latest-state store of host
+// snapshots behind `sightline search` (enabled plus the store's own keys).
+type HostsStore struct {
+	Enabled      bool `yaml:"enabled"`
+	hosts.Config `yaml:",inline"`
 }
 
 // NATS says where JetStream is: an external cluster (urls) or the embedded
@@ -155,6 +164,7 @@ func Default() *Config {
 		Graph:     GraphSink{Config: graph.DefaultConfig()},
 		Index:     IndexSink{Enabled: true, Config: index.DefaultConfig()},
 		Archive:   ArchiveSnk{Enabled: true, Config: archive.DefaultConfig()},
+		Hosts:     HostsStore{Enabled: true, Config: hosts.DefaultConfig()},
 	}
 }
 
@@ -329,6 +339,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Archive.Enabled {
 		errs = append(errs, c.Archive.Config.Validate())
+	}
+	if c.Hosts.Enabled {
+		errs = append(errs, c.Hosts.Config.Validate())
 	}
 	return errors.Join(errs...)
 }
