@@ -54,6 +54,8 @@ type Query struct {
 	// ChangedSince keeps objects whose content changed within the duration
 	// and returns the diff against the previous version.
 	ChangedSince time.Duration
+	lm *lineMatcher // built once from Grep by Search
+
 	// Now is the reference time (default time.Now).
 	Now time.Time
 	// Progress is called as results are scanned (done, total).
@@ -233,6 +235,9 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 			return nil, fmt.Errorf("hosts: grep: %w", err)
 		}
 		q.Grep = re
+	}
+	if q.Grep != nil {
+		q.lm = newLineMatcher(q.Grep)
 	}
 	// The host records and the object index are read at the same time.
 	var (
@@ -534,15 +539,19 @@ func (s *Searcher) contentResult(q Query, obj string, m *Meta, rec *HostRecord, 
 		r.Content = content
 		return r
 	}
-	r.Lines = grepLines(q.Grep, content)
+	r.Lines = q.matcher().lines(content)
 	if len(r.Lines) == 0 {
 		return nil
 	}
 	return r
 }
 
-func grepLines(re *regexp.Regexp, content []byte) []string {
-	return newLineMatcher(re).lines(content)
+// matcher returns the query's line matcher (built once per search).
+func (q *Query) matcher() *lineMatcher {
+	if q.lm == nil {
+		q.lm = newLineMatcher(q.Grep)
+	}
+	return q.lm
 }
 
 // lineMatcher finds the lines a regexp matches, like grep: candidate lines
@@ -619,7 +628,7 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 			r.Diff = Diff(r.Key()+" (previous)", r.Key(), prev, cur)
 		}
 		if q.Grep != nil {
-			r.Lines = grepLines(q.Grep, []byte(r.Diff))
+			r.Lines = q.matcher().lines([]byte(r.Diff))
 			if len(r.Lines) == 0 {
 				continue
 			}
