@@ -54,7 +54,7 @@ type Query struct {
 	// ChangedSince keeps objects whose content changed within the duration
 	// and returns the diff against the previous version.
 	ChangedSince time.Duration
-	lm *lineMatcher // built once from Grep by Search
+	lm           *lineMatcher // built once from Grep by Search
 
 	// Now is the reference time (default time.Now).
 	Now time.Time
