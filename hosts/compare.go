@@ -48,7 +48,7 @@ func (s *Searcher) Compare(ctx context.Context, q Query, obj, refHost, refObj st
 	}
 	byMD5 := map[string][]string{}
 	cmp := &Comparison{Object: obj}
-	sm, err := s.searchObject(ctx, q, hs, obj, func(r *Result) error {
+	sm, err := s.searchObject(ctx, q, hs, obj, nil, func(r *Result) error {
 		if r.Meta.MD5 == "" {
 			cmp.Errors = append(cmp.Errors, r.Key()+": "+r.Problem)
 			return nil

@@ -239,11 +239,17 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 	if q.Grep != nil {
 		q.lm = newLineMatcher(q.Grep)
 	}
-	// The host records and the object index are read at the same time.
+	objs, err := s.Objects(ctx, q.Search)
+	if err != nil {
+		return nil, err
+	}
+	// The host records and the first object's metadata are read at the
+	// same time.
 	var (
 		hs      *hostSet
 		unknown []string
 		serr    error
+		first   map[string]*Meta
 		wg      sync.WaitGroup
 	)
 	wg.Add(1)
@@ -251,7 +257,9 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 		defer wg.Done()
 		hs, unknown, serr = s.scope(ctx, q)
 	}()
-	objs, err := s.Objects(ctx, q.Search)
+	if len(objs) > 0 {
+		first, err = s.scanMetas(ctx, objs[0])
+	}
 	wg.Wait()
 	if serr != nil {
 		return nil, serr
@@ -265,7 +273,8 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 		return sum, ErrNoObject
 	}
 	for _, obj := range objs {
-		sm, err := s.searchObject(ctx, q, hs, obj, emit)
+		sm, err := s.searchObject(ctx, q, hs, obj, first, emit)
+		first = nil
 		if sm != nil {
 			sum.Objects = append(sum.Objects, *sm)
 			sum.Results += sm.Matched
@@ -278,29 +287,42 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 	return sum, nil
 }
 
-func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, emit func(*Result) error) (*ObjectSummary, error) {
-	ot := EncodeToken(obj)
-	sm := &ObjectSummary{Object: obj}
-	needContent := q.Mode == ModeContents || q.Grep != nil
+// scanMetas reads the metadata of obj on every host, by host token.
+func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*Meta, error) {
 	metas := map[string]*Meta{}
-	err := s.kv.Scan(ctx, []string{"m." + ot + ".*"}, func(e bus.StateEntry) error {
-		ht := lastToken(e.Key)
-		rec, ok := hs.byToken[ht]
-		if !ok {
-			return nil
-		}
+	err := s.kv.Scan(ctx, []string{"m." + EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
 		var m Meta
 		if err := json.Unmarshal(e.Value, &m); err != nil {
-			return nil
+			return nil // an unreadable record is skipped
 		}
-		if m.Tag < rec.CompleteTag {
-			return nil // no longer reported by the host
-		}
-		metas[ht] = &m
+		metas[lastToken(e.Key)] = &m
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hosts: read metadata of %s: %w", obj, err)
+	}
+	return metas, nil
+}
+
+// searchObject answers q for one object. all, when not nil, is the
+// object's metadata already read by scanMetas.
+func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*Meta, emit func(*Result) error) (*ObjectSummary, error) {
+	ot := EncodeToken(obj)
+	sm := &ObjectSummary{Object: obj}
+	needContent := q.Mode == ModeContents || q.Grep != nil
+	if all == nil {
+		var err error
+		if all, err = s.scanMetas(ctx, obj); err != nil {
+			return nil, err
+		}
+	}
+	metas := make(map[string]*Meta, len(all))
+	for ht, m := range all {
+		rec, ok := hs.byToken[ht]
+		if !ok || m.Tag < rec.CompleteTag { // out of scope, or no longer reported by the host
+			continue
+		}
+		metas[ht] = m
 	}
 	sm.Hosts = len(metas)
 	for ht, rec := range hs.byToken {
