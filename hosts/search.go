@@ -307,6 +307,30 @@ func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*Meta,
 // searchObject answers q for one object. all, when not nil, is the
 // object's metadata already read by scanMetas.
 func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*Meta, emit func(*Result) error) (*ObjectSummary, error) {
+	if q.Sorted && q.Grep != nil && q.ChangedSince == 0 {
+		// --grep returns only matching lines, so its results are small:
+		// scan the store in its own order (one scan instead of a get per
+		// host) and sort here.
+		unsorted := q
+		unsorted.Sorted = false
+		var got []*Result
+		sm, err := s.searchObject(ctx, unsorted, hs, obj, all, func(r *Result) error {
+			c := *r
+			c.Content, c.pooled = nil, nil
+			got = append(got, &c)
+			return nil
+		})
+		if err != nil {
+			return sm, err
+		}
+		sort.SliceStable(got, func(i, j int) bool { return got[i].Host < got[j].Host })
+		for _, r := range got {
+			if err := emit(r); err != nil {
+				return sm, err
+			}
+		}
+		return sm, nil
+	}
 	ot := EncodeToken(obj)
 	sm := &ObjectSummary{Object: obj}
 	needContent := q.Mode == ModeContents || q.Grep != nil
