@@ -158,7 +158,7 @@ func Default() *Config {
 		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: 512 << 10,
 			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: time.Minute},
 		HTTP:      HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: 8 << 20, IngestMaxItems: 10000},
-		Runtime:   Runtime{MemoryLimit: 256 << 20},
+		Runtime:   Runtime{MemoryLimit: 200 << 20},
 		Log:       Log{Level: "info", Format: "json"},
 		Telemetry: Telemetry{Traces: telemetry.TracingConfig{Exporter: "none", SampleRatio: 1, ServiceName: "sightline"}, Statsd: Statsd{Interval: 10 * time.Second}},
 		Graph:     GraphSink{Config: graph.DefaultConfig()},
