@@ -2,10 +2,6 @@ package archive_test
 
 import (
 	"fmt"
-	"io"
-	"net"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +10,7 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/archive"
 	"github.com/sightline/sightline/sinks/archive/archivetest"
+	"github.com/sightline/sightline/sinks/sinktest"
 )
 
 var ctxFor = archivetest.Context
@@ -56,67 +53,5 @@ func openBucket(t testing.TB, cfg archive.Config) *blob.Bucket {
 	return b
 }
 
-// proxy is a TCP proxy that can be cut (new and open connections are
-// dropped) and restored, standing between the sink and the shared S3 server.
-type proxy struct {
-	ln     net.Listener
-	target string
-	down   atomic.Bool
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-}
-
-func newProxy(t testing.TB, target string) *proxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
-	go p.serve()
-	return p
-}
-
-func (p *proxy) Addr() string { return p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		if p.down.Load() {
-			_ = c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.track(c, u)
-		go func() { _, _ = io.Copy(u, c); _ = u.Close() }()
-		go func() { _, _ = io.Copy(c, u); _ = c.Close() }()
-	}
-}
-
-func (p *proxy) track(cs ...net.Conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range cs {
-		p.conns[c] = struct{}{}
-	}
-}
-
-// Cut drops every open connection and refuses new ones until Restore.
-func (p *proxy) Cut() {
-	p.down.Store(true)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *proxy) Restore() { p.down.Store(false) }
+// newProxy is the shared cuttable TCP proxy (sinks/sinktest).
+func newProxy(t testing.TB, target string) *sinktest.Proxy { return sinktest.NewProxy(t, target) }

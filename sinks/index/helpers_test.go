@@ -7,10 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
+	"github.com/sightline/sightline/sinks/sinktest"
 )
 
 func randHex(n int) string {
@@ -168,67 +167,7 @@ func count(t testing.TB, r *Remote) int {
 	return c.Count
 }
 
-// proxy is a TCP proxy that can be cut (existing connections closed, new
-// ones refused) and restored, to play "the server is down".
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	down   bool
-	conns  map[net.Conn]struct{}
-}
+// newProxy is the shared cuttable TCP proxy (sinks/sinktest).
+func newProxy(t testing.TB, target string) *sinktest.Proxy { return sinktest.NewProxy(t, target) }
 
-func newProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { _ = ln.Close(); p.cut() })
-	go p.serve()
-	return p
-}
-
-func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		if p.down {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		u, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			_ = c.Close()
-			continue
-		}
-		p.conns[c], p.conns[u] = struct{}{}, struct{}{}
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(u, c); _ = u.Close(); _ = c.Close() }()
-		go func() { _, _ = io.Copy(c, u); _ = u.Close(); _ = c.Close() }()
-	}
-}
-
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.down = true
-	for c := range p.conns {
-		_ = c.Close()
-	}
-	clear(p.conns)
-}
-
-func (p *proxy) restore() {
-	p.mu.Lock()
-	p.down = false
-	p.mu.Unlock()
-}
+func proxyURL(p *sinktest.Proxy) string { return "http://" + p.Addr() }

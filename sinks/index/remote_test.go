@@ -193,8 +193,8 @@ func TestOpenSearchDownMidStream(t *testing.T) {
 	base := openSearch(t)
 	u, _ := url.Parse(base)
 	px := newProxy(t, u.Host)
-	r, _ := remoteFor(t, px.URL(), func(c *Config) { c.Timeout = 2 * time.Second })
-	r.cfg.URLs = []string{px.URL()}
+	r, _ := remoteFor(t, proxyURL(px), func(c *Config) { c.Timeout = 2 * time.Second })
+	r.cfg.URLs = []string{proxyURL(px)}
 	direct := mustRemote(t, Config{URLs: []string{base}, Prefix: r.cfg.Prefix})
 	t.Cleanup(func() { deletePrefix(base, r.cfg.Prefix) })
 	ctx := context.Background()
@@ -203,8 +203,8 @@ func TestOpenSearchDownMidStream(t *testing.T) {
 	for b := range batches {
 		batch := events(fmt.Sprintf("down%02d-%s", b, randHex(2)), size, time.Now().UTC())
 		if b == 5 {
-			px.cut()
-			time.AfterFunc(1500*time.Millisecond, px.restore)
+			px.Cut()
+			time.AfterFunc(1500*time.Millisecond, px.Restore)
 		}
 		for attempt := 0; ; attempt++ {
 			err := r.Write(ctx, batch)
