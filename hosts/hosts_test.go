@@ -15,8 +15,8 @@ import (
 
 	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/schemas"
 )
@@ -93,34 +93,18 @@ func (e *env) publishHost(t *testing.T, i int, objs []host.Object, at time.Time)
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	b := bustest.New(t)
+	bustest.RunProcessor(t, b, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	b, err := bus.Connect(ctx, bus.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureStreams(ctx, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
-	v, err := schemas.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := processors.Standard(processors.Config{}, v)
 	cfg := hosts.DefaultConfig()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	errs := make(chan error, 2)
-	go func() {
-		errs <- b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
-	}()
+	errs := make(chan error, 1)
 	go func() { errs <- hosts.Run(ctx, b, cfg, log) }()
 	t.Cleanup(func() {
 		cancel()
-		for range 2 {
-			if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
-				t.Error(err)
-			}
+		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
+			t.Error(err)
 		}
-		b.Close()
 	})
 	kv, err := hosts.Open(ctx, b, cfg)
 	if err != nil {

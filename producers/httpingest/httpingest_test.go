@@ -11,12 +11,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
-	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/producers/httpingest"
 	"github.com/sightline/sightline/schemas"
 )
@@ -48,24 +45,8 @@ func (s *syncBuf) String() string {
 // handler on an httptest server.
 func newEnv(t *testing.T, opts ...httpingest.Option) *env {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bus.Connect(ctx, bus.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureStreams(ctx, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
-	v, err := schemas.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := processors.Standard(processors.Config{}, v)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- b.RunProcessor(pctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
-	}()
+	b := bustest.New(t)
+	bustest.RunProcessor(t, b, nil)
 	logs := &syncBuf{}
 	opts = append([]httpingest.Option{httpingest.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))}, opts...)
 	mux := http.NewServeMux()
@@ -73,11 +54,6 @@ func newEnv(t *testing.T, opts ...httpingest.Option) *env {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()
-		cancel()
-		if err := <-done; err != nil && !b.Conn().IsClosed() {
-			t.Error(err)
-		}
-		b.Close()
 	})
 	return &env{b: b, srv: srv, log: logs}
 }
@@ -109,28 +85,7 @@ func (e *env) post(t *testing.T, query, contentType, body string, headers ...str
 // events reads n conformed events and checks that no more arrive.
 func (e *env) events(t *testing.T, filter string, n int) []schemas.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := e.b.JetStream().OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schemas.Event
-	for len(out) < n {
-		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
-		if err != nil {
-			t.Fatalf("got %d of %d events on %s: %v", len(out), n, filter, err)
-		}
-		var ev schemas.Event
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	if m, err := c.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
-		t.Fatalf("unexpected extra event: %s", m.Data())
-	}
-	return out
+	return bustest.Events(t, e.b, filter, n)
 }
 
 func rawCount(t *testing.T, b *bus.Bus) uint64 {

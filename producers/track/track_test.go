@@ -8,13 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/track"
 	"github.com/sightline/sightline/schemas"
 )
@@ -23,60 +22,14 @@ import (
 // processor; everything stops at the end of the test.
 func newPipeline(t *testing.T) *bus.Bus {
 	t.Helper()
-	ctx := context.Background()
-	b, err := bus.Connect(ctx, bus.Options{Port: -1, StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureStreams(ctx, bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
-	v, err := schemas.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := processors.Standard(processors.Config{Attributes: map[string]string{"site": "lab1"}}, v)
-	pctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- b.RunProcessor(pctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		b.Close()
-	})
+	b := bustest.New(t)
+	bustest.RunProcessor(t, b, map[string]string{"site": "lab1"})
 	return b
 }
 
-// events reads n conformed events from filter, then checks no more arrive
-// within a short wait.
 func events(t *testing.T, b *bus.Bus, filter string, n int) []schemas.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := b.JetStream().OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schemas.Event
-	for len(out) < n {
-		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
-		if err != nil {
-			t.Fatalf("got %d of %d events on %s: %v", len(out), n, filter, err)
-		}
-		var ev schemas.Event
-		if err := json.Unmarshal(m.Data(), &ev); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ev)
-	}
-	if m, err := c.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
-		t.Fatalf("unexpected extra event: %s", m.Data())
-	}
-	return out
+	return bustest.Events(t, b, filter, n)
 }
 
 func TestTrackCarriesContextCorrelation(t *testing.T) {

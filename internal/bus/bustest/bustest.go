@@ -1,0 +1,83 @@
+// Package bustest holds what tests of every stage need from the bus: an
+// embedded JetStream server in a temp dir with the three streams, the
+// standard processor running on it, and a reader of conformed events.
+package bustest
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/schemas"
+)
+
+// New starts an embedded JetStream server (free port, t.TempDir()) with the
+// three streams; it is closed when the test ends.
+func New(t testing.TB) *bus.Bus {
+	t.Helper()
+	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
+		b.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// RunProcessor runs the standard validate → conform → enrich pipeline with
+// the given enrichment attributes on b until the test ends.
+func RunProcessor(t testing.TB, b *bus.Bus, attrs map[string]string) {
+	t.Helper()
+	v, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := processors.Standard(processors.Config{Attributes: attrs}, v)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !b.Conn().IsClosed() { // a test may close the bus itself
+			t.Error(err)
+		}
+	})
+}
+
+// Events reads n conformed events on filter, then checks that no more
+// arrive within a short wait.
+func Events(t testing.TB, b *bus.Bus, filter string, n int) []schemas.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := b.JetStream().OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []schemas.Event
+	for len(out) < n {
+		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
+		if err != nil {
+			t.Fatalf("got %d of %d events on %s: %v", len(out), n, filter, err)
+		}
+		var ev schemas.Event
+		if err := json.Unmarshal(m.Data(), &ev); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	if m, err := c.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); err == nil {
+		t.Fatalf("unexpected extra event: %s", m.Data())
+	}
+	return out
+}
