@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sightline/sightline/schemas"
 )
 
 // Collector gathers the objects of one host.
@@ -111,11 +113,11 @@ func (c *Collector) Collect(ctx context.Context) ([]Object, error) {
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 func (c *Collector) failed(name, typ string, err error) Object {
-	return Object{Host: c.host, Name: name, Type: typ, Collected: c.now().UTC(), Error: err.Error()}
+	return Object{HostObject: schemas.HostObject{Host: c.host, Name: name, Type: typ, Collected: c.now().UTC(), Error: err.Error()}}
 }
 
 func (c *Collector) file(path string) Object {
-	o := Object{Host: c.host, Name: path, Type: TypeFile, Collected: c.now().UTC()}
+	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: path, Type: TypeFile, Collected: c.now().UTC()}}
 	st, err := os.Stat(path)
 	if err != nil {
 		o.Error = err.Error()
@@ -183,7 +185,7 @@ func (c *Collector) groupName(gid uint32) string {
 const maxCommandOutput = 64 << 20
 
 func (c *Collector) command(ctx context.Context, cmd Command) Object {
-	o := Object{Host: c.host, Name: cmd.Name, Type: TypeCommand, Collected: c.now().UTC()}
+	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: cmd.Name, Type: TypeCommand, Collected: c.now().UTC()}}
 	timeout := cmd.Timeout
 	if timeout <= 0 {
 		timeout = c.cfg.CommandTimeout
@@ -286,7 +288,7 @@ func (c *Collector) facts() Object {
 	for k, v := range c.cfg.ExtraFacts {
 		f[k] = v
 	}
-	o := Object{Host: c.host, Name: FactsName, Type: TypeFacts, Collected: c.now().UTC()}
+	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: FactsName, Type: TypeFacts, Collected: c.now().UTC()}}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		o.Error = fmt.Sprintf("facts: %v", err)

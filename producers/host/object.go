@@ -29,36 +29,18 @@ const (
 // FactsName is the object name of the host facts document.
 const FactsName = "facts"
 
-// Object is one file, command output or facts document of a host. It is
-// JSON-compatible with schemas.HostObject (same names for the shared
-// fields) and adds encoding, truncated and updated.
+// Object is one file, command output or facts document of a host: the
+// schema's HostObject (what travels in a snapshot) plus what the collector
+// adds.
 type Object struct {
-	Host    string `json:"host"`
-	Name    string `json:"name"`
-	Type    string `json:"type,omitempty"`
-	Content string `json:"content,omitempty"`
+	schemas.HostObject
 	// Encoding is "base64" when the content is not valid UTF-8.
 	Encoding string `json:"encoding,omitempty"`
 	// Truncated: the content was cut at the collector's max_object_bytes;
 	// MD5 and the counts are those of the full content.
 	Truncated bool `json:"truncated,omitempty"`
-	// Unchanged: a "still the same" record; Content is empty and MD5 is
-	// the md5 of the content sent before.
-	Unchanged bool       `json:"unchanged,omitempty"`
-	MD5       string     `json:"md5,omitempty"`
-	Mode      string     `json:"mode,omitempty"`
-	Owner     string     `json:"owner,omitempty"`
-	Group     string     `json:"group,omitempty"`
-	Size      int64      `json:"size,omitempty"`
-	MTime     *time.Time `json:"mtime,omitempty"`
-	Lines     int        `json:"lines,omitempty"`
-	Words     int        `json:"words,omitempty"`
-	Bytes     int        `json:"bytes,omitempty"`
-	Collected time.Time  `json:"collected,omitzero"`
 	// Updated is when this content (this md5) was first collected.
-	Updated  *time.Time `json:"updated,omitempty"`
-	ExitCode *int       `json:"exit_code,omitempty"`
-	Error    string     `json:"error,omitempty"`
+	Updated *time.Time `json:"updated,omitempty"`
 
 	raw []byte // full content as read (not sent)
 }
