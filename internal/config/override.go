@@ -15,19 +15,15 @@ const EnvPrefix = "SIGHTLINE_"
 // aliases map the variables `task services:up` prints (and the Compose env
 // files use) onto keys.
 var aliases = map[string]string{
-	"SIGHTLINE_NATS_URL":         "nats.urls",
-	"SIGHTLINE_NEO4J_URI":        "graph.uri",
-	"SIGHTLINE_NEO4J_USER":       "graph.user",
-	"SIGHTLINE_NEO4J_PASSWORD":   "graph.password",
-	"SIGHTLINE_OPENSEARCH_URL":   "index.urls",
-	"SIGHTLINE_S3_ENDPOINT":      "archive.endpoint",
-	"SIGHTLINE_S3_REGION":        "archive.region",
-	"SIGHTLINE_S3_ACCESS_KEY":    "archive.access_key",
-	"SIGHTLINE_S3_SECRET_KEY":    "archive.secret_key",
-	"SIGHTLINE_LOG_LEVEL":        "log.level",
-	"SIGHTLINE_HTTP_LISTEN":      "http.listen",
-	"SIGHTLINE_NATS_STORE_DIR":   "nats.store_dir",
-	"SIGHTLINE_PROCESSOR_ENABLE": "processor.enabled",
+	"SIGHTLINE_NATS_URL":       "nats.urls",
+	"SIGHTLINE_NEO4J_URI":      "graph.uri",
+	"SIGHTLINE_NEO4J_USER":     "graph.user",
+	"SIGHTLINE_NEO4J_PASSWORD": "graph.password",
+	"SIGHTLINE_OPENSEARCH_URL": "index.urls",
+	"SIGHTLINE_S3_ENDPOINT":    "archive.endpoint",
+	"SIGHTLINE_S3_REGION":      "archive.region",
+	"SIGHTLINE_S3_ACCESS_KEY":  "archive.access_key",
+	"SIGHTLINE_S3_SECRET_KEY":  "archive.secret_key",
 }
 
 // Keys lists every settable key with its environment variable, sorted.
