@@ -67,7 +67,10 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	var err error
 	switch w.Kind {
 	case schemas.KindMetric:
-		ev.Data, err = compact(w.In.Data)
+		ev.Data = w.Compact
+		if ev.Data == nil { // Conform used without Validate
+			ev.Data, err = compact(w.In.Data)
+		}
 	case schemas.KindLog:
 		ev.Data, err = c.conformLog(w, obj)
 	case schemas.KindSnapshot:

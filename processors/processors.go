@@ -35,9 +35,12 @@ type Work struct {
 	Rest string // any further subject tokens, with their leading dot
 	// Body is the decoded JSON body (map[string]any for objects), nil for a
 	// plain-text log line.
-	Body  any
-	Event schemas.Event
-	Now   time.Time
+	Body any
+	// Compact is the JSON body without insignificant whitespace (metric
+	// bodies; Validate fills it in the same pass that decodes Body).
+	Compact []byte
+	Event   schemas.Event
+	Now     time.Time
 }
 
 // Stage is one step of the pipeline.

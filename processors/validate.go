@@ -66,7 +66,14 @@ func (v *Validate) Apply(_ context.Context, w *Work) error {
 	if len(trimmed) == 0 {
 		return stage.Rejectf("not_json", "%s body is empty: a JSON object is required", kind)
 	}
-	doc, err := schemas.Decode(trimmed)
+	var doc any
+	var err error
+	if kind == schemas.KindMetric {
+		// The metric body is kept as sent, compacted: one pass does both.
+		doc, w.Compact, err = schemas.DecodeCompact(body, nil)
+	} else {
+		doc, err = schemas.Decode(body)
+	}
 	if err != nil {
 		return stage.Reject("not_json", kind+" body is not valid JSON", err)
 	}

@@ -5,7 +5,6 @@ package schemas
 import (
 	"bytes"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -45,6 +44,7 @@ const baseURL = "https://sightline.dev/schemas/"
 type Validator struct {
 	envelope *jsonschema.Schema
 	payload  map[string]*jsonschema.Schema
+	shapes   map[string]*shapeCache // kinds whose schema reads only property names
 }
 
 // NewValidator compiles the embedded schemas.
@@ -68,7 +68,7 @@ func NewValidator() (*Validator, error) {
 			return nil, fmt.Errorf("schemas: add %s: %w", e.Name(), err)
 		}
 	}
-	v := &Validator{payload: map[string]*jsonschema.Schema{}}
+	v := &Validator{payload: map[string]*jsonschema.Schema{}, shapes: map[string]*shapeCache{}}
 	if v.envelope, err = c.Compile(baseURL + "envelope.schema.json"); err != nil {
 		return nil, fmt.Errorf("schemas: compile envelope: %w", err)
 	}
@@ -78,6 +78,9 @@ func NewValidator() (*Validator, error) {
 			return nil, fmt.Errorf("schemas: compile %s: %w", k, err)
 		}
 		v.payload[k] = s
+		if keySetOnly(s) {
+			v.shapes[k] = newShapeCache()
+		}
 	}
 	return v, nil
 }
@@ -93,7 +96,15 @@ func (v *Validator) ValidatePayload(kind string, doc any) error {
 	if !ok {
 		return fmt.Errorf("unknown kind %q", kind)
 	}
+	if c, obj := v.shapes[kind], asObject(doc); c != nil && obj != nil {
+		return c.validate(obj, func() error { return readable(s.Validate(doc)) })
+	}
 	return readable(s.Validate(doc))
+}
+
+func asObject(doc any) map[string]any {
+	m, _ := doc.(map[string]any)
+	return m
 }
 
 // ValidateEvent validates a decoded conformed event against the envelope and
@@ -109,25 +120,6 @@ func (v *Validator) ValidateEvent(doc any) error {
 		return fmt.Errorf("data: %w", err)
 	}
 	return nil
-}
-
-// Decode parses JSON the way the validator expects (numbers kept exact).
-// It rejects trailing data after the first value.
-func Decode(b []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	// Only JSON whitespace may follow. (dec.More and dec.Token miss a stray
-	// closing '}' or ']' after the value.)
-	for _, c := range b[dec.InputOffset():] {
-		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return nil, errors.New("unexpected data after the JSON value")
-		}
-	}
-	return v, nil
 }
 
 var printer = message.NewPrinter(language.English)
