@@ -221,3 +221,60 @@ func loadTraceBench(b *testing.B, base string) (*Remote, []string, error) {
 	b.Logf("loaded %d docs into %s-* in %s (%.0f docs/s)", traceBench.docs, prefix, time.Since(start).Round(time.Second), float64(n)/time.Since(start).Seconds())
 	return r, ids, nil
 }
+
+// benchBatch is the batch of BenchmarkSinkVsRawBulk: 1,000 metric, log
+// and snapshot events of ~700 bytes.
+func benchBatch(i, n int, t0 time.Time) []*stage.Message {
+	msgs := make([]*stage.Message, n)
+	for j := range msgs {
+		kind := []string{"metric", "log", "snapshot"}[j%3]
+		msgs[j] = event(fmt.Sprintf("bench-%d-%d", i, j%50), kind, "request", fmt.Sprintf("svc%d", j%7), t0.Add(time.Duration(j)*time.Millisecond), fmt.Sprintf("b%d-%d", i, j), uint64(i*n+j))
+	}
+	return msgs
+}
+
+// BenchmarkBuildDocs is the sink's own work per document, without the
+// network: "document" is FromMessage + appendAction (the Document path,
+// what the embedded index and FromMessage callers use), "sink" is what
+// Remote.Write runs to build a _bulk body.
+//
+//	go test -run '^$' -bench BuildDocs -benchmem ./sinks/index/
+func BenchmarkBuildDocs(b *testing.B) {
+	msgs := benchBatch(0, 1000, time.Now().UTC())
+	run := func(name string, add func([]byte, *stage.Message) ([]byte, error)) {
+		b.Run(name, func(b *testing.B) {
+			var body []byte
+			b.ReportAllocs()
+			for b.Loop() {
+				body = body[:0]
+				for _, m := range msgs {
+					var err error
+					if body, err = add(body, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(msgs))/1000, "µs/doc")
+			b.ReportMetric(float64(len(body))/float64(len(msgs)), "B/doc")
+		})
+	}
+	// The code before the one-pass validating scanner (oracle_test.go).
+	run("before", func(body []byte, m *stage.Message) ([]byte, error) {
+		d, err := oldFromMessage(m)
+		if err != nil {
+			return body, err
+		}
+		return oldAppendAction(body, d, "bench")
+	})
+	run("document", func(body []byte, m *stage.Message) ([]byte, error) {
+		d, err := FromMessage(m)
+		if err != nil {
+			return body, err
+		}
+		return appendAction(body, d, "bench")
+	})
+	var dec decoder
+	run("sink", func(body []byte, m *stage.Message) ([]byte, error) {
+		return dec.appendMessage(body, m, "bench")
+	})
+}

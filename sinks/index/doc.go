@@ -3,10 +3,11 @@ package index
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -69,113 +70,178 @@ func (d *Document) IndexName(prefix string) string {
 // or a dead letter (sightline.dlq.>). Errors are permanent: the input can
 // never be indexed.
 func FromMessage(m *stage.Message) (*Document, error) {
-	if strings.HasPrefix(m.Subject, "sightline.dlq.") || m.Header.Get(stage.HeaderDLQReason) != "" {
+	if isDLQ(m) {
 		return fromDLQ(m)
 	}
 	return fromEvent(m)
 }
 
+// isDLQ tells a dead letter from a conformed event.
+func isDLQ(m *stage.Message) bool {
+	return strings.HasPrefix(m.Subject, "sightline.dlq.") || m.Header.Get(stage.HeaderDLQReason) != ""
+}
+
 func fromEvent(m *stage.Message) (*Document, error) {
-	ev, err := decodeEvent(m.Data)
+	dec := decoders.Get().(*decoder)
+	defer decoders.Put(dec)
+	ev := &eventView{attrs: dec.ev.attrs[:0]} // the Document keeps &ev.ingestTime
+	d := &Document{}
+	err := d.build(m, &dec.sc, ev)
+	dec.ev.attrs = ev.attrs[:0]
 	if err != nil {
-		return nil, stage.Reject("index_invalid", "conformed event is not valid JSON", err)
+		return nil, err
 	}
-	if ev.ID == "" {
-		ev.ID = m.ID
+	if len(ev.attrs) > 0 {
+		d.Attrs = make(map[string]string, len(ev.attrs))
+		for _, a := range ev.attrs {
+			d.Attrs[a.k] = a.v
+		}
 	}
-	if ev.ID == "" {
-		return nil, stage.Rejectf("index_invalid", "conformed event has no id")
+	return d, nil
+}
+
+// decoder reads conformed events; its buffers are reused from one event to
+// the next (sync.Pool for FromMessage, one per Remote.Write).
+type decoder struct {
+	sc  scanner
+	ev  eventView
+	doc Document
+}
+
+var decoders = sync.Pool{New: func() any { return new(decoder) }}
+
+// build fills d from the conformed event of m, read with s into ev; the
+// attributes are left in ev.attrs (sorted by key, values shortened), not
+// in d.Attrs. Errors are permanent.
+func (d *Document) build(m *stage.Message, s *scanner, ev *eventView) error {
+	if err := ev.decode(s, m.Data); err != nil {
+		return stage.Reject("index_invalid", "conformed event is not valid JSON", err)
 	}
-	if ev.Time.IsZero() {
-		return nil, stage.Rejectf("index_invalid", "conformed event %s has no time", ev.ID)
+	if ev.id == "" {
+		ev.id = m.ID
 	}
-	d := &Document{
-		ID:            ev.ID,
-		Time:          ev.Time.UTC(),
-		Type:          ev.Type,
-		Name:          ev.Name(),
-		CorrelationID: ev.CorrelationID,
-		Source:        ev.Source,
-		Producer:      ev.Producer,
+	if ev.id == "" {
+		return stage.Rejectf("index_invalid", "conformed event has no id")
+	}
+	if ev.time.IsZero() {
+		return stage.Rejectf("index_invalid", "conformed event %s has no time", ev.id)
+	}
+	*d = Document{
+		ID:            ev.id,
+		Time:          ev.time.UTC(),
+		Type:          ev.typ,
+		Name:          ev.name(),
+		CorrelationID: ev.correlationID,
+		Source:        ev.source,
+		Producer:      ev.producer,
 		Subject:       m.Subject,
-		SyncScope:     ev.SyncScope,
-		SyncTag:       ev.SyncTag,
+		SyncScope:     ev.syncScope,
+		SyncTag:       ev.syncTag,
 		Stream:        m.Meta.Stream,
 		Sequence:      m.Meta.Sequence,
 	}
 	if d.CorrelationID == "" {
 		d.CorrelationID = m.Header.Get(stage.HeaderCorrelationID)
 	}
-	if !ev.IngestTime.IsZero() {
-		t := ev.IngestTime.UTC()
-		d.IngestTime = &t
+	if !ev.ingestTime.IsZero() {
+		ev.ingestTime = ev.ingestTime.UTC()
+		d.IngestTime = &ev.ingestTime
 	}
-	d.Kind = ev.Kind()
+	d.Kind = ev.kind()
 	if !schemas.KnownKind(d.Kind) {
 		d.Kind = "other"
 	}
-	if len(ev.Attributes) > 0 {
-		d.Attrs = make(map[string]string, len(ev.Attributes))
-		for k, v := range ev.Attributes {
-			d.Attrs[k] = truncate(v, 1024)
+	if len(ev.attrs) > 0 {
+		d.Site = ev.attr("site")
+		d.Env = ev.attr("env")
+		d.Service = ev.attr("service")
+		d.Host = ev.attr("host")
+		for i := range ev.attrs {
+			ev.attrs[i].v = truncate(ev.attrs[i].v, 1024)
 		}
-		d.Site = ev.Attributes["site"]
-		d.Env = ev.Attributes["env"]
-		d.Service = ev.Attributes["service"]
-		d.Host = ev.Attributes["host"]
 	}
-	if err := d.setPayload(ev.Data); err != nil {
-		return nil, stage.Reject("index_invalid", "event "+ev.ID+": payload", err)
+	if err := d.setPayload(ev.data); err != nil {
+		return stage.Reject("index_invalid", "event "+ev.id+": payload", err)
 	}
-	d.fillFromPayload(ev.Data)
+	d.fillFromPayload(ev, s)
 	if d.Service == "" {
-		d.Service = serviceFromSource(ev.Producer, ev.Source)
+		d.Service = serviceFromSource(ev.producer, ev.source)
 	}
 	if d.Message == "" {
 		d.Message = summary(d)
 	}
-	return d, nil
+	return nil
 }
 
 // fillFromPayload picks the well-known fields of a payload: message, level,
 // service, host.
-func (d *Document) fillFromPayload(data json.RawMessage) {
+func (d *Document) fillFromPayload(ev *eventView, s *scanner) {
+	data := ev.data
 	if len(data) == 0 || data[0] != '{' {
 		return
 	}
-	// data was validated with the whole event.
-	members := splitObject(data)
-	get := func(k string) string {
-		raw := members[k]
-		if len(raw) == 0 {
+	members := s.data
+	if s.dv0 != ev.dataOff {
+		// The payload under an escaped key ("d\u0061ta"): split it now
+		// (already validated).
+		s.data = s.data[:0]
+		s.members(ev.dataOff, 1)
+		members = s.data
+	}
+	const (
+		fMessage = iota
+		fMsg
+		fLevel
+		fService
+		fHost
+		nFields
+	)
+	var at [nFields]int
+	for i := range at {
+		at[i] = -1
+	}
+	for i, mb := range members {
+		f := -1
+		switch view(ev.src, s.b, mb.k0, mb.k1) {
+		case "message":
+			f = fMessage
+		case "msg":
+			f = fMsg
+		case "level":
+			f = fLevel
+		case "service":
+			f = fService
+		case "host":
+			f = fHost
+		}
+		if f >= 0 {
+			at[f] = i // the last one wins, like decoding into a map
+		}
+	}
+	get := func(f int) string {
+		if at[f] < 0 {
 			return ""
 		}
-		if raw[0] == '"' {
-			if v, ok := fastUnquote(raw); ok {
-				return v
-			}
-			var v string
-			_ = json.Unmarshal(raw, &v)
-			return v
-		}
+		mb := members[at[f]]
+		raw := s.b[mb.v0:mb.v1]
 		if raw[0] == '{' || raw[0] == '[' || string(raw) == "null" {
 			return ""
 		}
-		return string(raw)
+		return view(ev.src, s.b, mb.v0, mb.v1)
 	}
-	if s := get("message"); s != "" {
-		d.Message = s
-	} else if s := get("msg"); s != "" {
-		d.Message = s
+	if v := get(fMessage); v != "" {
+		d.Message = v
+	} else if v := get(fMsg); v != "" {
+		d.Message = v
 	}
-	if s := get("level"); s != "" {
-		d.Level = strings.ToLower(s)
+	if v := get(fLevel); v != "" {
+		d.Level = strings.ToLower(v)
 	}
-	if s := get("service"); s != "" {
-		d.Service = s
+	if v := get(fService); v != "" {
+		d.Service = v
 	}
-	if s := get("host"); s != "" {
-		d.Host = s
+	if v := get(fHost); v != "" {
+		d.Host = v
 	}
 	d.Message = truncate(d.Message, 32<<10)
 }
@@ -218,15 +284,16 @@ func serviceFromSource(producer, source string) string {
 func summary(d *Document) string {
 	switch d.Kind {
 	case schemas.KindSnapshot:
-		return fmt.Sprintf("sync %s tag %s", d.SyncScope, d.SyncTag)
+		return "sync " + d.SyncScope + " tag " + d.SyncTag
 	case schemas.KindMetric:
 		return d.Name
 	}
 	return d.Type
 }
 
-// setPayload keeps a JSON object payload (long strings shortened) as Data;
-// anything else is kept as Raw text, stored but not indexed.
+// setPayload keeps a JSON object payload (long strings shortened, invalid
+// UTF-8 replaced) as Data; anything else is kept as Raw text, stored but not
+// indexed.
 func (d *Document) setPayload(data []byte) error {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || bytes.Equal(data, []byte("null")) {
@@ -236,7 +303,8 @@ func (d *Document) setPayload(data []byte) error {
 		d.Raw = truncate(string(data), 64<<10)
 		return nil
 	}
-	if len(data) <= maxString {
+	valid := utf8.Valid(data)
+	if len(data) <= maxString && valid {
 		// No string inside can be longer than the cap: keep as is.
 		d.Data = json.RawMessage(data)
 		return nil
@@ -247,7 +315,7 @@ func (d *Document) setPayload(data []byte) error {
 	if err := dec.Decode(&v); err != nil {
 		return err
 	}
-	if !needsShortening(v, 0) {
+	if valid && !needsShortening(v, 0) {
 		d.Data = json.RawMessage(data)
 		return nil
 	}
@@ -405,183 +473,114 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// decodeEvent reads a conformed event in one pass (schemas.Event's own
-// UnmarshalJSON parses twice; this is the sink's hot path).
-func decodeEvent(b []byte) (*schemas.Event, error) {
-	all, err := topLevel(b)
-	if err != nil {
-		return nil, err
+// eventView is a conformed event as the sink reads it: its strings are
+// views of src, one copy of the message's bytes.
+type eventView struct {
+	src                                                          string
+	id, source, typ, correlationID, syncScope, syncTag, producer string
+	time, ingestTime                                             time.Time
+	data                                                         []byte // the payload's JSON, a slice of the message; nil when absent
+	dataOff                                                      int    // offset of data in the message
+	attrs                                                        []attr // sorted by key, one per key
+}
+
+// attr is one enrichment attribute (a top-level member that is not a
+// CloudEvents or Sightline attribute).
+type attr struct{ k, v string }
+
+// decode reads the conformed event b in one validating pass (schemas.Event's
+// own UnmarshalJSON parses twice; this is the sink's hot path). Like
+// decoding into a map, the last of duplicate members wins.
+func (ev *eventView) decode(s *scanner, b []byte) error {
+	if err := s.scanObject(b); err != nil {
+		return err
 	}
-	ev := &schemas.Event{}
-	strField := func(k string, dst *string) {
-		raw, ok := all[k]
-		if !ok || err != nil {
-			return
-		}
-		delete(all, k)
-		if len(raw) > 0 && raw[0] == '"' {
-			if v, ok := fastUnquote(raw); ok {
-				*dst = v
-			} else if e := json.Unmarshal(raw, dst); e != nil {
-				err = fmt.Errorf("%s: %w", k, e)
-			}
-		}
-	}
-	strField("specversion", &ev.SpecVersion)
-	strField("id", &ev.ID)
-	strField("source", &ev.Source)
-	strField("type", &ev.Type)
-	strField("subject", &ev.Subject)
-	strField("datacontenttype", &ev.DataContentType)
-	strField("correlationid", &ev.CorrelationID)
-	strField("syncscope", &ev.SyncScope)
-	strField("synctag", &ev.SyncTag)
-	strField("producer", &ev.Producer)
-	strField("traceparent", &ev.TraceParent)
+	*ev = eventView{src: string(b), attrs: ev.attrs[:0], dataOff: -1}
+	src := ev.src
 	var ts, its string
-	strField("time", &ts)
-	strField("ingesttime", &its)
-	if err != nil {
-		return nil, err
-	}
-	if ts != "" {
-		if ev.Time, err = time.Parse(time.RFC3339Nano, ts); err != nil {
-			return nil, fmt.Errorf("time: %w", err)
-		}
-	}
-	if its != "" {
-		ev.IngestTime, _ = time.Parse(time.RFC3339Nano, its)
-	}
-	ev.Data = all["data"]
-	for k, raw := range all {
-		if schemas.ReservedAttribute(k) || len(raw) == 0 {
+	for _, mb := range s.top {
+		var dst *string
+		switch k := view(src, b, mb.k0, mb.k1); k {
+		case "id":
+			dst = &ev.id
+		case "source":
+			dst = &ev.source
+		case "type":
+			dst = &ev.typ
+		case "correlationid":
+			dst = &ev.correlationID
+		case "syncscope":
+			dst = &ev.syncScope
+		case "synctag":
+			dst = &ev.syncTag
+		case "producer":
+			dst = &ev.producer
+		case "time":
+			dst = &ts
+		case "ingesttime":
+			dst = &its
+		case "data":
+			ev.data, ev.dataOff = b[mb.v0:mb.v1], mb.v0
+			continue
+		default:
+			if !schemas.ReservedAttribute(k) {
+				ev.attrs = append(ev.attrs, attr{k, view(src, b, mb.v0, mb.v1)})
+			}
 			continue
 		}
-		if ev.Attributes == nil {
-			ev.Attributes = map[string]string{}
+		*dst = ""
+		if b[mb.v0] == '"' {
+			*dst = view(src, b, mb.v0, mb.v1)
 		}
-		var s string
-		if raw[0] == '"' {
-			var ok bool
-			if s, ok = fastUnquote(raw); !ok && json.Unmarshal(raw, &s) != nil {
+	}
+	if ts != "" {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			return fmt.Errorf("time: %w", err)
+		}
+		ev.time = t
+	}
+	if its != "" {
+		ev.ingestTime, _ = time.Parse(time.RFC3339Nano, its)
+	}
+	if len(ev.attrs) > 1 {
+		// Sorted by key (the order of the document), and of duplicate keys
+		// the last one (a stable sort keeps their order).
+		slices.SortStableFunc(ev.attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
+		out := ev.attrs[:0]
+		for i, a := range ev.attrs {
+			if i+1 < len(ev.attrs) && ev.attrs[i+1].k == a.k {
 				continue
 			}
-		} else {
-			s = string(raw)
+			out = append(out, a)
 		}
-		ev.Attributes[k] = s
+		ev.attrs = out
 	}
-	return ev, nil
+	return nil
 }
 
-// fastUnquote returns the content of a JSON string without escapes.
-func fastUnquote(raw []byte) (string, bool) {
-	if len(raw) < 2 || raw[len(raw)-1] != '"' {
-		return "", false
-	}
-	in := raw[1 : len(raw)-1]
-	if bytes.IndexByte(in, '\\') >= 0 || !utf8.Valid(in) {
-		return "", false
-	}
-	return string(in), true
-}
-
-// topLevel splits a JSON object into its members without decoding the
-// values. The input is validated first, so the scan can be simple.
-func topLevel(b []byte) (map[string]json.RawMessage, error) {
-	if !json.Valid(b) {
-		var v any
-		err := json.Unmarshal(b, &v) // for the position of the error
-		if err == nil {
-			err = errors.New("invalid JSON")
-		}
-		return nil, err
-	}
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil, errors.New("not a JSON object")
-	}
-	return splitObject(b[i:]), nil
-}
-
-// splitObject splits a valid JSON object into its members.
-func splitObject(b []byte) map[string]json.RawMessage {
-	i := skipWS(b, 0)
-	if i >= len(b) || b[i] != '{' {
-		return nil
-	}
-	out := make(map[string]json.RawMessage, 16)
-	i = skipWS(b, i+1)
-	if i < len(b) && b[i] == '}' {
-		return out
-	}
-	for i < len(b) {
-		kEnd := stringEnd(b, i)
-		key, ok := fastUnquote(b[i:kEnd])
-		if !ok {
-			_ = json.Unmarshal(b[i:kEnd], &key)
-		}
-		i = skipWS(b, kEnd)
-		i = skipWS(b, i+1) // ':'
-		vEnd := valueEnd(b, i)
-		out[key] = json.RawMessage(b[i:vEnd])
-		i = skipWS(b, vEnd)
-		if i >= len(b) || b[i] == '}' {
-			break
-		}
-		i = skipWS(b, i+1) // ','
-	}
-	return out
-}
-
-func skipWS(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// stringEnd returns the index after the string starting at b[i] == '"'.
-func stringEnd(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+// attr returns the value of attribute k ("" when absent).
+func (ev *eventView) attr(k string) string {
+	for _, a := range ev.attrs {
+		if a.k == k {
+			return a.v
 		}
 	}
-	return len(b)
+	return ""
 }
 
-// valueEnd returns the index after the (valid) value starting at b[i].
-func valueEnd(b []byte, i int) int {
-	if i >= len(b) {
-		return i
+// kind is the kind part of the type ("metric" of "metric.search_made").
+func (ev *eventView) kind() string {
+	if i := strings.IndexByte(ev.typ, '.'); i >= 0 {
+		return ev.typ[:i]
 	}
-	switch b[i] {
-	case '"':
-		return stringEnd(b, i)
-	case '{', '[':
-		depth := 0
-		for j := i; j < len(b); j++ {
-			switch b[j] {
-			case '"':
-				j = stringEnd(b, j) - 1
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return j + 1
-				}
-			}
-		}
-		return len(b)
+	return ev.typ
+}
+
+// name is the name part of the type ("search_made" of "metric.search_made").
+func (ev *eventView) name() string {
+	if i := strings.IndexByte(ev.typ, '.'); i >= 0 {
+		return ev.typ[i+1:]
 	}
-	j := i
-	for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' && b[j] != '\n' && b[j] != '\t' && b[j] != '\r' {
-		j++
-	}
-	return j
+	return ""
 }

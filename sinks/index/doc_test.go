@@ -79,24 +79,32 @@ func TestAppendDocMatchesMarshal(t *testing.T) {
 	}
 }
 
-func TestTopLevel(t *testing.T) {
+func TestScanObject(t *testing.T) {
 	in := `{ "a" : "x\"y" , "b":{"c":[1,"}",{"d":null}]},"e\u0041":-1.5e3,"f":true,"g":[] }`
-	m, err := topLevel([]byte(in))
-	if err != nil {
+	var s scanner
+	if err := s.scanObject([]byte(in)); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"a": `"x\"y"`, "b": `{"c":[1,"}",{"d":null}]}`, "eA": `-1.5e3`, "f": "true", "g": "[]"}
-	if len(m) != len(want) {
-		t.Fatalf("%v", m)
+	want := []string{"a", `"x\"y"`, "b", `{"c":[1,"}",{"d":null}]}`, "eA", `-1.5e3`, "f", "true", "g", "[]"}
+	if len(s.top)*2 != len(want) {
+		t.Fatalf("%v", s.top)
 	}
-	for k, v := range want {
-		if string(m[k]) != v {
-			t.Fatalf("%s: got %s want %s", k, m[k], v)
+	for i, mb := range s.top {
+		if k, v := view(in, []byte(in), mb.k0, mb.k1), in[mb.v0:mb.v1]; k != want[2*i] || v != want[2*i+1] {
+			t.Fatalf("member %d: got %s=%s want %s=%s", i, k, v, want[2*i], want[2*i+1])
 		}
 	}
-	for _, bad := range []string{`[1]`, `{"a":}`, `{"a":1`, ``, `"s"`} {
-		if _, err := topLevel([]byte(bad)); err == nil {
+	for _, bad := range []string{`[1]`, `{"a":}`, `{"a":1`, ``, `"s"`, `{"a":01}`, `{"a":1.}`, `{"a":"\x"}`, "{\"a\":\"\x01\"}",
+		`{"a":tru}`, `{"a":[1,]}`, `{"a":1,}`, `{"a":1} x`, `{"a" 1}`, `{a:1}`, `{"a":-}`, `{"a":1e}`, `{"a":"\u12g4"}`} {
+		if err := s.scanObject([]byte(bad)); err == nil {
 			t.Fatalf("%q accepted", bad)
 		}
+	}
+	deep := strings.Repeat("[", maxNesting-1) + strings.Repeat("]", maxNesting-1)
+	if err := s.scanObject([]byte(`{"a":` + deep + `}`)); err != nil {
+		t.Fatalf("depth %d: %v", maxNesting, err)
+	}
+	if err := s.scanObject([]byte(`{"a":[` + deep + `]}`)); err == nil || json.Valid([]byte(`{"a":[`+deep+`]}`)) {
+		t.Fatalf("depth %d accepted: %v", maxNesting+1, err)
 	}
 }

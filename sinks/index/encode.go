@@ -3,16 +3,33 @@ package index
 import (
 	"bytes"
 	"encoding/json"
-	"sort"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // appendDoc appends the JSON of d, the same as json.Marshal(d) but without
 // reflection (the sink's hot path). Data is already valid JSON; it is
 // compacted if it spans lines, since _bulk is one document per line.
 func appendDoc(b []byte, d *Document) ([]byte, error) {
+	var attrs []attr
+	if len(d.Attrs) > 0 {
+		attrs = make([]attr, 0, len(d.Attrs))
+		for k, v := range d.Attrs {
+			attrs = append(attrs, attr{k, v})
+		}
+		slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
+	}
+	return appendDocAttrs(b, d, attrs)
+}
+
+// appendDocAttrs is appendDoc with the attributes given sorted by key
+// (d.Attrs is ignored).
+func appendDocAttrs(b []byte, d *Document, attrs []attr) ([]byte, error) {
 	b = append(b, `{"id":`...)
 	b = appendJSONString(b, d.ID)
 	b = append(b, `,"time":"`...)
@@ -43,20 +60,15 @@ func appendDoc(b []byte, d *Document) ([]byte, error) {
 		b = append(b, `,"seq":`...)
 		b = strconv.AppendUint(b, d.Sequence, 10)
 	}
-	if len(d.Attrs) > 0 {
-		keys := make([]string, 0, len(d.Attrs))
-		for k := range d.Attrs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+	if len(attrs) > 0 {
 		b = append(b, `,"attrs":{`...)
-		for i, k := range keys {
+		for i, a := range attrs {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, k)
+			b = appendJSONString(b, a.k)
 			b = append(b, ':')
-			b = appendJSONString(b, d.Attrs[k])
+			b = appendJSONString(b, a.v)
 		}
 		b = append(b, '}')
 	}
@@ -121,4 +133,69 @@ func noControl(s string) bool {
 		}
 	}
 	return true
+}
+
+// appendAction appends the bulk action line and the document line.
+func appendAction(b []byte, d *Document, prefix string) ([]byte, error) {
+	var attrs []attr
+	if len(d.Attrs) > 0 {
+		attrs = make([]attr, 0, len(d.Attrs))
+		for k, v := range d.Attrs {
+			attrs = append(attrs, attr{k, v})
+		}
+		slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
+	}
+	return appendActionAttrs(b, d, attrs, prefix)
+}
+
+// appendActionAttrs is appendAction with the attributes given sorted by
+// key (d.Attrs is ignored).
+func appendActionAttrs(b []byte, d *Document, attrs []attr, prefix string) ([]byte, error) {
+	b = append(b, `{"index":{"_index":`...)
+	b = appendIndexName(b, d, prefix)
+	b = append(b, `,"_id":`...)
+	b = appendJSONString(b, d.ID)
+	b = append(b, "}}\n"...)
+	b, err := appendDocAttrs(b, d, attrs)
+	if err != nil {
+		return b, err
+	}
+	return append(b, '\n'), nil
+}
+
+// appendIndexName appends the quoted d.IndexName(prefix) (Go quoting,
+// which for an index name, lowercase ASCII, is JSON's).
+func appendIndexName(b []byte, d *Document, prefix string) []byte {
+	start := len(b)
+	b = append(b, '"')
+	b = append(b, prefix...)
+	b = append(b, '-')
+	b = append(b, d.Kind...)
+	b = append(b, '-')
+	b = d.Time.UTC().AppendFormat(b, "2006.01.02")
+	for _, c := range b[start+1:] {
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return strconv.AppendQuote(b[:start], d.IndexName(prefix))
+		}
+	}
+	return append(b, '"')
+}
+
+// appendMessage appends the bulk action and document of one message, the
+// same bytes as appendAction(FromMessage(m)) without the allocations of a
+// Document per message: its buffers are reused and its strings are views of
+// one copy of the message. Errors are permanent.
+func (dec *decoder) appendMessage(b []byte, m *stage.Message, prefix string) ([]byte, error) {
+	if isDLQ(m) {
+		d, err := fromDLQ(m)
+		if err != nil {
+			return b, err
+		}
+		return appendAction(b, d, prefix)
+	}
+	d := &dec.doc
+	if err := d.build(m, &dec.sc, &dec.ev); err != nil {
+		return b, err
+	}
+	return appendActionAttrs(b, d, dec.ev.attrs, prefix)
 }

@@ -350,24 +350,31 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 		failed[i] = err
 		failMu.Unlock()
 	}
+	// The body is about the events' size plus the action lines and the
+	// fields the sink adds.
+	bodyCap := 0
+	for _, m := range batch {
+		bodyCap += len(m.Data) + 256
+	}
+	bodyCap = min(r.cfg.MaxBulkBytes, bodyCap)
 	chunks := make(chan chunk, 1)
 	go func() {
 		defer close(chunks)
-		cur := chunk{body: make([]byte, 0, min(r.cfg.MaxBulkBytes, 700*chunkDocs))}
+		dec := decoders.Get().(*decoder)
+		defer decoders.Put(dec)
+		cur := chunk{body: make([]byte, 0, bodyCap)}
 		for i, m := range batch {
 			if ctx.Err() != nil {
 				return
 			}
-			d, err := FromMessage(m)
-			if err != nil {
-				fail(i, err)
-				continue
-			}
 			start := len(cur.body)
-			line, err := appendAction(cur.body, d, r.cfg.Prefix)
+			line, err := dec.appendMessage(cur.body, m, r.cfg.Prefix)
 			if err != nil {
 				cur.body = line[:start]
-				fail(i, stage.Reject("index_invalid", "cannot encode the document", err))
+				if !stage.IsPermanent(err) {
+					err = stage.Reject("index_invalid", "cannot encode the document", err)
+				}
+				fail(i, err)
 				continue
 			}
 			if n := len(line) - start; n > r.cfg.MaxDocBytes {
@@ -377,7 +384,7 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 			}
 			if len(line) > r.cfg.MaxBulkBytes && len(cur.idx) > 0 {
 				// This document starts the next request.
-				rest := append(make([]byte, 0, min(r.cfg.MaxBulkBytes, 700*chunkDocs)), line[start:]...)
+				rest := append(make([]byte, 0, bodyCap), line[start:]...)
 				chunks <- chunk{body: line[:start], idx: cur.idx}
 				cur = chunk{body: rest, idx: []int{i}}
 				continue
@@ -386,7 +393,7 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 			cur.idx = append(cur.idx, i)
 			if len(cur.idx) >= chunkDocs {
 				chunks <- cur
-				cur = chunk{body: make([]byte, 0, min(r.cfg.MaxBulkBytes, 700*chunkDocs))}
+				cur = chunk{body: make([]byte, 0, bodyCap)}
 			}
 		}
 		if len(cur.idx) > 0 {
@@ -444,24 +451,6 @@ func allTransient(failed map[int]error) bool {
 		}
 	}
 	return true
-}
-
-// appendAction appends the bulk action line and the document line.
-func appendAction(b []byte, d *Document, prefix string) ([]byte, error) {
-	b = append(b, `{"index":{"_index":`...)
-	b = strconv.AppendQuote(b, d.IndexName(prefix))
-	b = append(b, `,"_id":`...)
-	idq, err := json.Marshal(d.ID)
-	if err != nil {
-		return b, err
-	}
-	b = append(b, idq...)
-	b = append(b, "}}\n"...)
-	b, err = appendDoc(b, d)
-	if err != nil {
-		return b, err
-	}
-	return append(b, '\n'), nil
 }
 
 type bulkItem struct {
