@@ -76,9 +76,19 @@ func FromMessage(m *stage.Message) (*Document, error) {
 	return fromEvent(m)
 }
 
-// isDLQ tells a dead letter from a conformed event.
+// isDLQ tells a dead letter from a conformed event: its subject, or a
+// rejection reason in its header (m.Header.Get(stage.HeaderDLQReason) != "",
+// without comparing every key case-insensitively).
 func isDLQ(m *stage.Message) bool {
-	return strings.HasPrefix(m.Subject, "sightline.dlq.") || m.Header.Get(stage.HeaderDLQReason) != ""
+	if strings.HasPrefix(m.Subject, "sightline.dlq.") {
+		return true
+	}
+	for k, v := range m.Header {
+		if len(k) == len(stage.HeaderDLQReason) && len(v) > 0 && v[0] != "" && strings.EqualFold(k, stage.HeaderDLQReason) {
+			return true
+		}
+	}
+	return false
 }
 
 func fromEvent(m *stage.Message) (*Document, error) {
@@ -106,6 +116,11 @@ type decoder struct {
 	sc  scanner
 	ev  eventView
 	doc Document
+	idx struct { // the last index name
+		prefix, kind string
+		day          int64
+		name         []byte
+	}
 }
 
 var decoders = sync.Pool{New: func() any { return new(decoder) }}
@@ -202,7 +217,7 @@ func (d *Document) fillFromPayload(ev *eventView, s *scanner) {
 	}
 	for i, mb := range members {
 		f := -1
-		switch view(ev.src, s.b, mb.k0, mb.k1) {
+		switch mb.key(ev.src, s.b) {
 		case "message":
 			f = fMessage
 		case "msg":
@@ -227,7 +242,7 @@ func (d *Document) fillFromPayload(ev *eventView, s *scanner) {
 		if raw[0] == '{' || raw[0] == '[' || string(raw) == "null" {
 			return ""
 		}
-		return view(ev.src, s.b, mb.v0, mb.v1)
+		return mb.value(ev.src, s.b)
 	}
 	if v := get(fMessage); v != "" {
 		d.Message = v
@@ -498,9 +513,10 @@ func (ev *eventView) decode(s *scanner, b []byte) error {
 	*ev = eventView{src: string(b), attrs: ev.attrs[:0], dataOff: -1}
 	src := ev.src
 	var ts, its string
-	for _, mb := range s.top {
+	for i := range s.top {
+		mb := &s.top[i]
 		var dst *string
-		switch k := view(src, b, mb.k0, mb.k1); k {
+		switch k := mb.key(src, b); k {
 		case "id":
 			dst = &ev.id
 		case "source":
@@ -522,15 +538,17 @@ func (ev *eventView) decode(s *scanner, b []byte) error {
 		case "data":
 			ev.data, ev.dataOff = b[mb.v0:mb.v1], mb.v0
 			continue
+		case "specversion", "datacontenttype", "subject", "traceparent":
+			continue // reserved, not in the document
 		default:
 			if !schemas.ReservedAttribute(k) {
-				ev.attrs = append(ev.attrs, attr{k, view(src, b, mb.v0, mb.v1)})
+				ev.attrs = append(ev.attrs, attr{k, mb.value(src, b)})
 			}
 			continue
 		}
 		*dst = ""
 		if b[mb.v0] == '"' {
-			*dst = view(src, b, mb.v0, mb.v1)
+			*dst = mb.value(src, b)
 		}
 	}
 	if ts != "" {

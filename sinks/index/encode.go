@@ -109,10 +109,19 @@ func appendKV(b []byte, k, v string, omitEmpty bool) []byte {
 // appendJSONString appends s as a JSON string (escaping like encoding/json,
 // invalid UTF-8 replaced).
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for i < len(s) && jsonPlain[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c < 0x20 || c == '"' || c == '\\' || c >= 0x80 || c == '<' || c == '>' || c == '&' {
-			if c >= 0x80 && utf8.ValidString(s[i:]) && !bytes.ContainsAny([]byte(s[i:]), "\"\\<>&\u2028\u2029") && noControl(s[i:]) {
+			if c >= 0x80 && utf8.ValidString(s[i:]) && !strings.ContainsAny(s[i:], "\"\\<>&\u2028\u2029") && noControl(s[i:]) {
 				b = append(b, '"')
 				b = append(b, s...)
 				return append(b, '"')
@@ -125,6 +134,14 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s...)
 	return append(b, '"')
 }
+
+// jsonPlain marks the bytes encoding/json writes as they are in a string.
+var jsonPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
 
 func noControl(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -145,14 +162,15 @@ func appendAction(b []byte, d *Document, prefix string) ([]byte, error) {
 		}
 		slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
 	}
-	return appendActionAttrs(b, d, attrs, prefix)
+	var name [64]byte
+	return appendActionAttrs(b, d, attrs, appendIndexName(name[:0], d, prefix))
 }
 
 // appendActionAttrs is appendAction with the attributes given sorted by
-// key (d.Attrs is ignored).
-func appendActionAttrs(b []byte, d *Document, attrs []attr, prefix string) ([]byte, error) {
+// key (d.Attrs is ignored) and the index name quoted.
+func appendActionAttrs(b []byte, d *Document, attrs []attr, index []byte) ([]byte, error) {
 	b = append(b, `{"index":{"_index":`...)
-	b = appendIndexName(b, d, prefix)
+	b = append(b, index...)
 	b = append(b, `,"_id":`...)
 	b = appendJSONString(b, d.ID)
 	b = append(b, "}}\n"...)
@@ -197,5 +215,24 @@ func (dec *decoder) appendMessage(b []byte, m *stage.Message, prefix string) ([]
 	if err := d.build(m, &dec.sc, &dec.ev); err != nil {
 		return b, err
 	}
-	return appendActionAttrs(b, d, dec.ev.attrs, prefix)
+	return appendActionAttrs(b, d, dec.ev.attrs, dec.indexName(d, prefix))
+}
+
+// indexName is the quoted index name of d, remembered while consecutive
+// documents go to the same daily index.
+func (dec *decoder) indexName(d *Document, prefix string) []byte {
+	day := d.Time.Unix()
+	day = day/86400 - b2i(day%86400 < 0)
+	if dec.idx.name == nil || day != dec.idx.day || d.Kind != dec.idx.kind || prefix != dec.idx.prefix {
+		dec.idx.name = appendIndexName(dec.idx.name[:0], d, prefix)
+		dec.idx.day, dec.idx.kind, dec.idx.prefix = day, d.Kind, prefix
+	}
+	return dec.idx.name
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }

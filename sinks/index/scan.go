@@ -2,8 +2,10 @@ package index
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -18,8 +20,9 @@ const maxNesting = 10000
 // member is one member of a JSON object, as offsets into the scanned
 // input: the key with its quotes, and the value.
 type member struct {
-	k0, k1 int
-	v0, v1 int
+	k0, k1         int
+	v0, v1         int
+	kPlain, vPlain bool // a string without escapes, all ASCII (see scanner.str)
 }
 
 // scanner validates a JSON object and records its members and, when its
@@ -31,6 +34,8 @@ type scanner struct {
 	top  []member // members of the object, in input order
 	data []member // members of the last "data" object
 	dv0  int      // offset of the value data holds the members of; -1 when none
+
+	plain bool // of the last string scanned
 }
 
 // scanObject validates b (one JSON object, surrounding white space
@@ -147,13 +152,14 @@ func (s *scanner) object(i, depth int, top bool) int {
 		if j = s.str(j); j < 0 {
 			return -1
 		}
-		k1 := j
+		k1, kPlain := j, s.plain
 		j = skipWS(b, j)
 		if j >= len(b) || b[j] != ':' {
 			return s.fail(j, "after object key")
 		}
 		j = skipWS(b, j+1)
 		v0 := j
+		s.plain = false
 		if top && j < len(b) && b[j] == '{' && string(b[k0:k1]) == `"data"` {
 			// The payload: its members are recorded for the well-known
 			// fields (message, level, ...).
@@ -166,7 +172,7 @@ func (s *scanner) object(i, depth int, top bool) int {
 			return -1
 		}
 		if top {
-			s.top = append(s.top, member{k0, k1, v0, j})
+			s.top = append(s.top, member{k0, k1, v0, j, kPlain, s.plain && b[v0] == '"'})
 		}
 		j = skipWS(b, j)
 		if j >= len(b) {
@@ -202,17 +208,18 @@ func (s *scanner) members(i, depth int) int {
 		if j = s.str(j); j < 0 {
 			return -1
 		}
-		k1 := j
+		k1, kPlain := j, s.plain
 		j = skipWS(b, j)
 		if j >= len(b) || b[j] != ':' {
 			return s.fail(j, "after object key")
 		}
 		j = skipWS(b, j+1)
 		v0 := j
+		s.plain = false
 		if j = s.value(j, depth); j < 0 {
 			return -1
 		}
-		s.data = append(s.data, member{k0, k1, v0, j})
+		s.data = append(s.data, member{k0, k1, v0, j, kPlain, s.plain && b[v0] == '"'})
 		j = skipWS(b, j)
 		if j >= len(b) {
 			return s.fail(j, "after object key:value pair")
@@ -268,12 +275,36 @@ var strStop = func() (t [256]bool) {
 }()
 
 // str validates the string at b[i] == '"'. Like encoding/json, it does
-// not check UTF-8 (invalid bytes are replaced when decoded).
+// not check UTF-8 (invalid bytes are replaced when decoded). s.plain tells
+// whether the string has neither escapes nor bytes >= 0x80: its content is
+// then its value as is.
 func (s *scanner) str(i int) int {
+	const (
+		lsb = 0x0101010101010101
+		msb = 0x8080808080808080
+	)
 	b := s.b
 	j := i + 1
+	var seen uint64 // bytes ORed together, for bit 7
+	plain := true
 	for {
+		// Eight bytes at a time up to a quote, backslash or control
+		// character (the lowest flagged byte of t is exact).
+		for j+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[j:])
+			q, bs := x^(lsb*'"'), x^(lsb*'\\')
+			t := ((x - lsb*0x20) & ^x) | ((q - lsb) & ^q) | ((bs - lsb) & ^bs)
+			if t&msb != 0 {
+				n := bits.TrailingZeros64(t&msb) >> 3
+				seen |= x & (1<<(8*n) - 1)
+				j += n
+				break
+			}
+			seen |= x
+			j += 8
+		}
 		for j < len(b) && !strStop[b[j]] {
+			seen |= uint64(b[j])
 			j++
 		}
 		if j >= len(b) {
@@ -281,8 +312,10 @@ func (s *scanner) str(i int) int {
 		}
 		switch b[j] {
 		case '"':
+			s.plain = plain && seen&msb == 0
 			return j + 1
 		case '\\':
+			plain = false
 			j++
 			if j >= len(b) {
 				return s.fail(j, "in string escape code")
@@ -389,6 +422,22 @@ func view(src string, b []byte, v0, v1 int) string {
 	var out string
 	_ = json.Unmarshal(b[v0:v1], &out) // valid: cannot fail
 	return out
+}
+
+// key is the key of mb, a member of the input src (see view).
+func (mb *member) key(src string, b []byte) string {
+	if mb.kPlain {
+		return src[mb.k0+1 : mb.k1-1]
+	}
+	return view(src, b, mb.k0, mb.k1)
+}
+
+// value is the value of mb (see view).
+func (mb *member) value(src string, b []byte) string {
+	if mb.vPlain {
+		return src[mb.v0+1 : mb.v1-1]
+	}
+	return view(src, b, mb.v0, mb.v1)
 }
 
 func hasBackslash(b []byte) bool { return bytes.IndexByte(b, '\\') >= 0 }
