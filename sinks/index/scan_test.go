@@ -180,3 +180,31 @@ func FuzzAppendMessage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkSameAsOracle(t, b) })
 }
+
+// TestScanStringEveryOffset puts each kind of special byte at every offset
+// of strings around the scanner's 8-byte steps.
+func TestScanStringEveryOffset(t *testing.T) {
+	var s scanner
+	for n := 0; n <= 20; n++ {
+		for p := 0; p < n; p++ {
+			for _, ins := range []string{`"`, `\`, `\"`, `\n`, `\u00e9`, "\x01", "\x1f", "\x7f", "é", "\xff", "<", " "} {
+				v := strings.Repeat("a", p) + ins + strings.Repeat("b", n-p)
+				in := []byte(`{"k":"` + v + `","z":1}`)
+				err := s.scanObject(in)
+				if (err == nil) != json.Valid(in) {
+					t.Fatalf("%q: scanner %v, json.Valid %v", in, err, json.Valid(in))
+				}
+				if err != nil {
+					continue
+				}
+				mb := s.top[0]
+				var want string
+				_ = json.Unmarshal(in[mb.v0:mb.v1], &want)
+				plain := !strings.ContainsAny(v, "\\") && strings.IndexFunc(v, func(r rune) bool { return r >= 0x80 }) < 0 && utf8.ValidString(v)
+				if mb.vPlain != plain || mb.value(string(in), in) != want {
+					t.Fatalf("%q: plain %v (want %v), value %q (want %q)", in, mb.vPlain, plain, mb.value(string(in), in), want)
+				}
+			}
+		}
+	}
+}
