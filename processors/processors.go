@@ -52,7 +52,7 @@ type Stage interface {
 // Pipeline runs stages in order and emits the conformed event.
 type Pipeline struct {
 	stages []Stage
-	tracer trace.Tracer
+	tracer trace.Tracer // nil: no spans
 	now    func() time.Time
 }
 
@@ -60,14 +60,21 @@ type Pipeline struct {
 type Option func(*Pipeline)
 
 // WithTracer sets the tracer used for a span per message per stage.
-func WithTracer(t trace.Tracer) Option { return func(p *Pipeline) { p.tracer = t } }
+// A no-op tracer (tracing off) is the same as none.
+func WithTracer(t trace.Tracer) Option {
+	return func(p *Pipeline) {
+		if _, off := t.(noop.Tracer); !off {
+			p.tracer = t
+		}
+	}
+}
 
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(p *Pipeline) { p.now = now } }
 
 // NewPipeline composes stages into a stage.Processor.
 func NewPipeline(stages []Stage, opts ...Option) *Pipeline {
-	p := &Pipeline{stages: stages, tracer: noop.NewTracerProvider().Tracer(""), now: time.Now}
+	p := &Pipeline{stages: stages, now: time.Now}
 	for _, o := range opts {
 		o(p)
 	}
@@ -94,8 +101,21 @@ func Standard(cfg Config, v *schemas.Validator, opts ...Option) (*Pipeline, *Enr
 // Process implements stage.Processor.
 func (p *Pipeline) Process(ctx context.Context, in *stage.Message) ([]*stage.Message, error) {
 	w := &Work{In: in, Now: p.now()}
+	// A span per stage only when tracing is on and this message is sampled
+	// (its parent span records, or it has none): three spans per message
+	// cost more than a stage when nobody looks at them.
+	tracer := p.tracer
+	if parent := trace.SpanFromContext(ctx); parent.SpanContext().IsValid() && !parent.IsRecording() {
+		tracer = nil
+	}
 	for _, s := range p.stages {
-		sctx, span := p.tracer.Start(ctx, s.Name())
+		if tracer == nil {
+			if err := s.Apply(ctx, w); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.Name(), err)
+			}
+			continue
+		}
+		sctx, span := tracer.Start(ctx, s.Name())
 		err := s.Apply(sctx, w)
 		if w.Event.CorrelationID != "" {
 			span.SetAttributes(attribute.String("sightline.correlation_id", w.Event.CorrelationID))
@@ -112,24 +132,36 @@ func (p *Pipeline) Process(ctx context.Context, in *stage.Message) ([]*stage.Mes
 
 // Output builds the output message of a conformed event.
 func Output(ev *schemas.Event, kind, name, rest string) *stage.Message {
-	h := stage.Header{
-		stage.HeaderCorrelationID: {ev.CorrelationID},
-		stage.HeaderEventType:     {ev.Type},
-		stage.HeaderContentType:   {"application/cloudevents+json"},
-	}
+	// One backing array for the header values: one allocation, not four.
+	vals := [5]string{ev.CorrelationID, ev.Type, "application/cloudevents+json", ev.TraceParent, ev.SyncScope}
+	h := make(stage.Header, 6)
+	h[stage.HeaderCorrelationID] = vals[0:1:1]
+	h[stage.HeaderEventType] = vals[1:2:2]
+	h[stage.HeaderContentType] = vals[2:3:3]
 	if ev.TraceParent != "" {
-		h[stage.HeaderTraceParent] = []string{ev.TraceParent}
+		h[stage.HeaderTraceParent] = vals[3:4:4]
 	}
 	if ev.SyncScope != "" {
-		h[stage.HeaderSyncScope] = []string{ev.SyncScope}
+		h[stage.HeaderSyncScope] = vals[4:5:5]
 		h[stage.HeaderSyncTag] = []string{ev.SyncTag}
 	}
 	return &stage.Message{
 		Subject: EventsPrefix + kind + "." + name + rest,
 		Header:  h,
-		Data:    ev.AppendJSON(make([]byte, 0, 320+len(ev.Data))),
+		Data:    ev.AppendJSON(make([]byte, 0, encodedSize(ev))),
 		ID:      ev.ID,
 	}
+}
+
+// encodedSize is a close upper estimate of the envelope's JSON length, so
+// AppendJSON writes into one allocation.
+func encodedSize(ev *schemas.Event) int {
+	n := 320 + len(ev.Data) + len(ev.ID) + len(ev.Source) + len(ev.Type) + len(ev.Subject) +
+		len(ev.CorrelationID) + len(ev.SyncScope) + len(ev.SyncTag) + len(ev.Producer) + len(ev.TraceParent)
+	for k, v := range ev.Attributes {
+		n += len(k) + len(v) + 6
+	}
+	return n + n/8 // escapes
 }
 
 // ParseSubject splits sightline.<stream>.<kind>.<name>[.<more>] after the

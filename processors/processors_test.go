@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
@@ -415,5 +419,43 @@ func TestOutput(t *testing.T) {
 	var back schemas.Event
 	if err := json.Unmarshal(m.Data, &back); err != nil || back.ID != "i" || back.SyncTag != "4" {
 		t.Fatalf("data %s: %v", m.Data, err)
+	}
+}
+
+// A span per stage when tracing is on and the message is sampled; none when
+// its parent span is not recording, so unsampled messages pay nothing.
+func TestStageSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	p, _ := processors.Standard(processors.Config{}, newValidator(t), processors.WithTracer(tp.Tracer("test")))
+	in := func() *stage.Message {
+		return &stage.Message{Subject: "sightline.raw.metric.m", Header: stage.Header{}, Data: []byte(`{"a":1}`)}
+	}
+
+	ctx, parent := tp.Tracer("test").Start(context.Background(), "process")
+	if _, err := p.Process(ctx, in()); err != nil {
+		t.Fatal(err)
+	}
+	parent.End()
+	var names []string
+	for _, s := range rec.Ended() {
+		if s.Parent().SpanID() == parent.SpanContext().SpanID() {
+			names = append(names, s.Name())
+		}
+	}
+	if strings.Join(names, ",") != "validate,conform,enrich" {
+		t.Fatalf("stage spans under a sampled parent: %v, want validate,conform,enrich", names)
+	}
+
+	before := len(rec.Ended())
+	unsampled := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, // not sampled
+	}))
+	if _, err := p.Process(unsampled, in()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Ended()) - before; n != 0 {
+		t.Fatalf("%d stage spans under an unsampled parent, want none", n)
 	}
 }

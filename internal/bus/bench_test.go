@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // Core pipeline benchmark (BENCHMARKS.md, "Core pipeline").
@@ -191,4 +192,31 @@ func runCopy(ctx context.Context, bb *bus.Bus) error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// BenchmarkBusOnly separates the bus's and the server's share from the
+// stages': RunProcessor with a processor that does no work and emits a
+// ready-made output of the size and headers the real pipeline emits for the
+// same input (~900 bytes, four headers, a unique id). Compare with
+// BenchmarkCore/process in the same run:
+//
+//	go test -run '^$' -bench 'BenchmarkCore|BenchmarkBusOnly' -benchtime 100000x ./internal/bus/
+func BenchmarkBusOnly(b *testing.B) {
+	real := pipeline(b)
+	sample, err := real.Process(context.Background(), &stage.Message{
+		Subject: "sightline.raw.metric.search_made", Header: stage.Header{}, Data: payload(1),
+		Meta: stage.Meta{Stream: bus.StreamRaw, Sequence: 1, Timestamp: time.Now()},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := sample[0]
+	benchPipeline(b, func(ctx context.Context, bb *bus.Bus) error {
+		return bb.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"},
+			stage.ProcessorFunc(func(_ context.Context, in *stage.Message) ([]*stage.Message, error) {
+				o := *out
+				o.ID = "ev-" + strconv.FormatUint(in.Meta.Sequence, 10)
+				return []*stage.Message{&o}, nil
+			}))
+	})
 }

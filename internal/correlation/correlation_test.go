@@ -165,3 +165,22 @@ func TestContext(t *testing.T) {
 		t.Fatalf("nil context carries %q", got)
 	}
 }
+
+// Derive is uuid.NewSHA1 over the parts joined by NUL, written without its
+// allocations: the IDs it mints must never change.
+func TestDeriveIsUUIDv5OfJoinedParts(t *testing.T) {
+	cases := [][]string{
+		{"correlation", "abc"},
+		{"SIGHTLINE_RAW", "42", "1700000000000000000"},
+		{""},
+		{"a", "", "b"},
+		{strings.Repeat("x", 300), "y"}, // longer than the stack buffer
+	}
+	ns := uuid.MustParse("8f0c3f8e-6d1a-4c55-9a53-2f6f3b1c5e10")
+	for _, parts := range cases {
+		want := uuid.NewSHA1(ns, []byte(strings.Join(parts, "\x00"))).String()
+		if got := correlation.Derive(parts...); got != want {
+			t.Errorf("Derive(%q) = %s, want %s", parts, got, want)
+		}
+	}
+}
