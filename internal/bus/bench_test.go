@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -27,6 +28,9 @@ import (
 // b.N messages. "copy" is the baseline, a plain JetStream copy consumer;
 // "process" is RunProcessor with validate → conform → enrich. Sub-benchmarks
 // alternate within each -count round so both see the same machine load.
+// Both run under the Go runtime settings `sightline run` applies
+// (runtime.memory_limit 200 MiB, runtime.gc_percent 200; GOGC/GOMEMLIMIT
+// in the environment win).
 func BenchmarkCore(b *testing.B) {
 	b.Run("copy", func(b *testing.B) { benchPipeline(b, runCopy) })
 	b.Run("process", func(b *testing.B) {
@@ -75,6 +79,9 @@ func benchPipeline(b *testing.B, run func(context.Context, *bus.Bus) error) {
 	if len(payload(0)) != 512 {
 		b.Fatalf("payload is %d bytes", len(payload(0)))
 	}
+	// The Go runtime settings `sightline run` applies (memory limit, GC
+	// target), for the baseline and the candidate alike.
+	defer config.Default().Runtime.Apply()()
 	bb := newBus(b, "")
 	defer bb.Close()
 	n := b.N
@@ -121,7 +128,7 @@ func cpuTime() time.Duration {
 
 // runCopy is the baseline: a plain JetStream copy consumer. Durable pull
 // consumer with explicit ack and the bus's defaults (2 lanes of 256,
-// MaxAckPending 2048), republishes the unchanged bytes to
+// MaxAckPending 2048, 5s pull expiry), republishes the unchanged bytes to
 // sightline.events.<rest> with a Nats-Msg-Id derived from the input's stream
 // sequence (what any at-least-once copy needs to not duplicate on
 // redelivery), acks each input after its PubAck.
@@ -136,7 +143,7 @@ func runCopy(ctx context.Context, bb *bus.Bus) error {
 		return err
 	}
 	ch := make(chan jetstream.Msg, benchBatch*lanes)
-	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(benchBatch*lanes))
+	cc, err := cons.Consume(func(m jetstream.Msg) { ch <- m }, jetstream.PullMaxMessages(benchBatch*lanes), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return err
 	}

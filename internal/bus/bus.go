@@ -59,6 +59,7 @@ type Bus struct {
 	srv    *server.Server
 	log    *slog.Logger
 	tracer trace.Tracer
+	traced bool // tracer is a real one (not the no-op)
 	obs    Observer
 }
 
@@ -74,6 +75,8 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	if b.tracer == nil {
 		b.tracer = noop.NewTracerProvider().Tracer("")
 	}
+	_, off := b.tracer.(noop.Tracer)
+	b.traced = !off
 	if b.obs == nil {
 		b.obs = NopObserver{}
 	}

@@ -41,6 +41,9 @@ type ConsumerConfig struct {
 	DrainTimeout time.Duration
 }
 
+// pullExpiry is how long one pull request of a consumer lives.
+const pullExpiry = 5 * time.Second
+
 // DefaultBackoff is the redelivery delay by attempt.
 var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
 
@@ -125,6 +128,11 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 		}
 	},
 		jetstream.PullMaxMessages(c.Batch*c.Lanes),
+		// Pull requests live 5s instead of 30s: under load we saw a
+		// consumer sit idle until its request expired (~1 run in 8 of the
+		// core benchmark, copy baseline and processor alike), so a lost
+		// request now costs at most this long.
+		jetstream.PullExpiry(pullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
 				b.log.Warn("consume error", "stage", c.Stage, "consumer", c.Durable, "error", err)
@@ -283,6 +291,16 @@ func (h headerCarrier) Keys() []string {
 }
 
 func (b *Bus) startSpan(ctx context.Context, c ConsumerConfig, in *input) {
+	if !b.traced {
+		// Tracing off: no span, and the input's traceparent reaches the
+		// outputs through the processor (conform copies it) rather than
+		// through a context nobody records.
+		in.ctx = ctx
+		if cid := correlation.FromHeaders(in.in.Header); cid != "" {
+			in.ctx = correlation.NewContext(ctx, cid) // for logs written with ctx
+		}
+		return
+	}
 	ctx = propagator.Extract(ctx, headerCarrier(in.in.Header))
 	cid := correlation.FromHeaders(in.in.Header)
 	if cid != "" {

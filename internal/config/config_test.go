@@ -3,6 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"graph validated when on", "graph:\n  enabled: true\n  sweep_max_share: 2\n", nil, nil, "graph.sweep_max_share"},
 		{"archive validated", "archive:\n  compression: lz4\n", nil, nil, "archive.compression"},
 		{"stream limit", "streams:\n  raw:\n    max_msg_size: 0\n", nil, nil, "streams.raw.max_msg_size"},
+		{"gc target", "runtime:\n  gc_percent: 5\n", nil, nil, "runtime.gc_percent"},
+		{"memory limit", "", []string{"SIGHTLINE_RUNTIME_MEMORY_LIMIT=1000"}, nil, "runtime.memory_limit"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -125,5 +128,34 @@ func TestKeysAndEnvNames(t *testing.T) {
 	}
 	if got := config.EnvName("graph.sweep_max_share"); got != "SIGHTLINE_GRAPH_SWEEP_MAX_SHARE" {
 		t.Fatal(got)
+	}
+}
+
+// Apply sets the GC target and memory limit unless GOGC / GOMEMLIMIT did,
+// and restore puts the previous values back.
+func TestRuntimeApply(t *testing.T) {
+	t.Setenv("GOGC", "")
+	t.Setenv("GOMEMLIMIT", "")
+	os.Unsetenv("GOGC")
+	os.Unsetenv("GOMEMLIMIT")
+	before := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(before)
+	restore := config.Runtime{MemoryLimit: 300 << 20, GCPercent: 250}.Apply()
+	if got := debug.SetGCPercent(250); got != 250 {
+		t.Errorf("GC percent after Apply = %d, want 250", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 300<<20 {
+		t.Errorf("memory limit after Apply = %d, want %d", got, 300<<20)
+	}
+	restore()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent after restore = %d, want 100", got)
+	}
+
+	t.Setenv("GOGC", "off")
+	restore = config.Runtime{GCPercent: 250}.Apply()
+	defer restore()
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("Apply changed the GC percent to %d although GOGC is set", got)
 	}
 }
