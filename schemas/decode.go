@@ -43,7 +43,7 @@ func DecodeCompact(b, dst []byte) (any, []byte, error) {
 }
 
 func decode(b, dst []byte, compact bool) (any, []byte, error) {
-	d := decoder{data: b, dst: dst, compact: compact}
+	d := decoder{data: b, src: string(b), dst: dst, compact: compact}
 	d.skipSpace()
 	v, err := d.value(0)
 	if err != nil {
@@ -67,6 +67,7 @@ func decode(b, dst []byte, compact bool) (any, []byte, error) {
 // tokens.
 type decoder struct {
 	data    []byte
+	src     string // data as one string: keys, strings and numbers without escapes are substrings of it, not allocations of their own
 	pos     int
 	dst     []byte
 	seg     int // start of the segment not yet copied to dst
@@ -239,7 +240,7 @@ func (d *decoder) str() (string, error) {
 		c := d.data[d.pos]
 		switch {
 		case c == '"':
-			s := string(d.data[start:d.pos])
+			s := d.src[start:d.pos]
 			d.pos++
 			return s, nil
 		case c == '\\':
@@ -385,7 +386,7 @@ func (d *decoder) number() (any, error) {
 		}
 		d.digits()
 	}
-	return json.Number(d.data[start:d.pos]), nil
+	return json.Number(d.src[start:d.pos]), nil
 }
 
 func (d *decoder) digits() {
