@@ -37,6 +37,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/httpingest"
 	"github.com/sightline/sightline/schemas"
@@ -204,6 +205,9 @@ func backlogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// The runtime settings `sightline run` applies by default (200 MiB
+	// memory limit, GC target 200); GOMEMLIMIT / GOGC override them.
+	defer config.Default().Runtime.Apply()()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	b, err := bus.Connect(ctx, bus.Options{Port: -1, StoreDir: *dir, Logger: log})
 	if err != nil {
