@@ -110,7 +110,7 @@ type Runtime struct {
 	// leaves the Go default of 100, -1 turns the proportional collector off
 	// (then only the memory limit triggers collections). With a memory
 	// limit bounding RSS, a higher target trades idle heap for CPU: 200
-	// measured ~8% less CPU per event in the processor (BENCHMARKS.md).
+	// measured ~11% less CPU per processed event (BENCHMARKS.md).
 	GCPercent int `yaml:"gc_percent"`
 }
 
