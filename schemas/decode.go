@@ -182,20 +182,9 @@ func (d *decoder) object(depth int) (any, error) {
 			return nil, err
 		}
 		m[k] = v
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.unexpected("")
+		if more, err := d.separator('}', "after object key:value pair"); !more {
+			return m, err
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-			continue
-		case '}':
-			d.pos++
-			return m, nil
-		}
-		return nil, d.unexpected("after object key:value pair")
 	}
 }
 
@@ -213,21 +202,29 @@ func (d *decoder) array(depth int) (any, error) {
 			return nil, err
 		}
 		a = append(a, v)
-		d.skipSpace()
-		if d.pos >= len(d.data) {
-			return nil, d.unexpected("")
+		if more, err := d.separator(']', "after array element"); !more {
+			return a, err
 		}
-		switch d.data[d.pos] {
-		case ',':
-			d.pos++
-			d.skipSpace()
-			continue
-		case ']':
-			d.pos++
-			return a, nil
-		}
-		return nil, d.unexpected("after array element")
 	}
+}
+
+// separator reads what follows a member or an element: a comma (more
+// follow) or the closing bracket.
+func (d *decoder) separator(closing byte, context string) (more bool, err error) {
+	d.skipSpace()
+	if d.pos >= len(d.data) {
+		return false, d.unexpected("")
+	}
+	switch d.data[d.pos] {
+	case ',':
+		d.pos++
+		d.skipSpace()
+		return true, nil
+	case closing:
+		d.pos++
+		return false, nil
+	}
+	return false, d.unexpected(context)
 }
 
 // str reads a string starting at its opening quote. A string without

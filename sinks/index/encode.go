@@ -16,15 +16,20 @@ import (
 // reflection (the sink's hot path). Data is already valid JSON; it is
 // compacted if it spans lines, since _bulk is one document per line.
 func appendDoc(b []byte, d *Document) ([]byte, error) {
-	var attrs []attr
-	if len(d.Attrs) > 0 {
-		attrs = make([]attr, 0, len(d.Attrs))
-		for k, v := range d.Attrs {
-			attrs = append(attrs, attr{k, v})
-		}
-		slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
+	return appendDocAttrs(b, d, sortedAttrs(d.Attrs))
+}
+
+// sortedAttrs returns the attributes sorted by key (nil when none).
+func sortedAttrs(m map[string]string) []attr {
+	if len(m) == 0 {
+		return nil
 	}
-	return appendDocAttrs(b, d, attrs)
+	attrs := make([]attr, 0, len(m))
+	for k, v := range m {
+		attrs = append(attrs, attr{k, v})
+	}
+	slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
+	return attrs
 }
 
 // appendDocAttrs is appendDoc with the attributes given sorted by key
@@ -154,16 +159,8 @@ func noControl(s string) bool {
 
 // appendAction appends the bulk action line and the document line.
 func appendAction(b []byte, d *Document, prefix string) ([]byte, error) {
-	var attrs []attr
-	if len(d.Attrs) > 0 {
-		attrs = make([]attr, 0, len(d.Attrs))
-		for k, v := range d.Attrs {
-			attrs = append(attrs, attr{k, v})
-		}
-		slices.SortFunc(attrs, func(a, b attr) int { return strings.Compare(a.k, b.k) })
-	}
 	var name [64]byte
-	return appendActionAttrs(b, d, attrs, appendIndexName(name[:0], d, prefix))
+	return appendActionAttrs(b, d, sortedAttrs(d.Attrs), appendIndexName(name[:0], d, prefix))
 }
 
 // appendActionAttrs is appendAction with the attributes given sorted by

@@ -133,8 +133,24 @@ func (s *scanner) value(i, depth int) int {
 }
 
 // object validates the object at b[i] == '{'. The top-level object
-// records its members, and those of its "data" member when an object.
+// records its members in s.top, and those of its "data" member, when an
+// object, in s.data.
 func (s *scanner) object(i, depth int, top bool) int {
+	var rec *[]member
+	if top {
+		rec = &s.top
+	}
+	return s.membersInto(i, depth, top, rec)
+}
+
+// members is object for the payload: it records the members in s.data.
+func (s *scanner) members(i, depth int) int {
+	return s.membersInto(i, depth, false, &s.data)
+}
+
+// membersInto validates the object at b[i] == '{' and appends its members
+// to rec when rec is not nil.
+func (s *scanner) membersInto(i, depth int, top bool, rec *[]member) int {
 	if depth > maxNesting {
 		s.err = &scanError{msg: "exceeded max depth", off: i}
 		return -1
@@ -171,55 +187,9 @@ func (s *scanner) object(i, depth int, top bool) int {
 		if j < 0 {
 			return -1
 		}
-		if top {
-			s.top = append(s.top, member{k0, k1, v0, j, kPlain, s.plain && b[v0] == '"'})
+		if rec != nil {
+			*rec = append(*rec, member{k0, k1, v0, j, kPlain, s.plain && b[v0] == '"'})
 		}
-		j = skipWS(b, j)
-		if j >= len(b) {
-			return s.fail(j, "after object key:value pair")
-		}
-		switch b[j] {
-		case ',':
-			j = skipWS(b, j+1)
-		case '}':
-			return j + 1
-		default:
-			return s.fail(j, "after object key:value pair")
-		}
-	}
-}
-
-// members is object for the payload: it records the members in s.data.
-func (s *scanner) members(i, depth int) int {
-	if depth > maxNesting {
-		s.err = &scanError{msg: "exceeded max depth", off: i}
-		return -1
-	}
-	b := s.b
-	j := skipWS(b, i+1)
-	if j < len(b) && b[j] == '}' {
-		return j + 1
-	}
-	for {
-		if j >= len(b) || b[j] != '"' {
-			return s.fail(j, "looking for beginning of object key string")
-		}
-		k0 := j
-		if j = s.str(j); j < 0 {
-			return -1
-		}
-		k1, kPlain := j, s.plain
-		j = skipWS(b, j)
-		if j >= len(b) || b[j] != ':' {
-			return s.fail(j, "after object key")
-		}
-		j = skipWS(b, j+1)
-		v0 := j
-		s.plain = false
-		if j = s.value(j, depth); j < 0 {
-			return -1
-		}
-		s.data = append(s.data, member{k0, k1, v0, j, kPlain, s.plain && b[v0] == '"'})
 		j = skipWS(b, j)
 		if j >= len(b) {
 			return s.fail(j, "after object key:value pair")
