@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -394,3 +395,66 @@ func itoa(i int) string {
 }
 
 func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// blockingSink holds every Write until release is closed.
+type blockingSink struct{ release chan struct{} }
+
+func (s blockingSink) Write(ctx context.Context, _ []*stage.Message) error {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+	}
+	return nil
+}
+func (blockingSink) Close(context.Context) error { return nil }
+
+// A consumer with huge batches (the archive's) holds its batch plus a
+// bounded prefetch, not Lanes more batches: the client must not buffer
+// tens of thousands of messages ahead of a slow Write.
+func TestConsumerPrefetchIsBounded(t *testing.T) {
+	b := newBus(t, "")
+	defer b.Close()
+	js := b.JetStream()
+	const n, batch = 20000, 6000
+	futs := make([]jetstream.PubAckFuture, 0, n)
+	for i := range n {
+		f, err := js.PublishAsync("sightline.events.metric.prefetch", []byte(strconv.Itoa(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		futs = append(futs, f)
+	}
+	for _, f := range futs {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			t.Fatal(err)
+		}
+	}
+	sink := blockingSink{release: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.RunSink(ctx, bus.ConsumerConfig{Stage: "big", Stream: bus.StreamEvents, Durable: "big",
+			Batch: batch, Lanes: 1, Linger: 50 * time.Millisecond}, sink)
+	}()
+	time.Sleep(1500 * time.Millisecond) // first Write is blocked; the client fills its buffers
+	cons, err := js.Consumer(context.Background(), bus.StreamEvents, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(sink.release)
+	cancel()
+	<-done
+	t.Logf("unacked while the sink was blocked: %d", info.NumAckPending)
+	// One batch in Write (the only lane is blocked, so none is being
+	// gathered), plus at most 2048 in the channel and 2048 in the pull
+	// buffer. Before the bound it was ~15,000 (Lanes*Batch in each).
+	if limit := uint64(batch + 2*2048); uint64(info.NumAckPending) > limit || info.NumAckPending < batch {
+		t.Fatalf("%d messages delivered and unacked while the sink was blocked, want between %d and %d", info.NumAckPending, batch, limit)
+	}
+}

@@ -41,6 +41,9 @@ type ConsumerConfig struct {
 	DrainTimeout time.Duration
 }
 
+// maxPrefetch bounds the messages a consumer buffers ahead of its batches.
+const maxPrefetch = 2048
+
 // pullExpiry is how long one pull request of a consumer lives.
 const pullExpiry = 5 * time.Second
 
@@ -118,7 +121,12 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	if err != nil {
 		return fmt.Errorf("bus: consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
-	ch := make(chan jetstream.Msg, c.Batch*c.Lanes)
+	// Prefetch: what the client holds beyond the batches being gathered and
+	// handled. Lanes batches ahead, but never more than maxPrefetch
+	// messages: a sink with 50,000-message batches (the archive) would
+	// otherwise buffer 100,000 messages (~130 MB) before its first Write.
+	prefetch := min(c.Batch*c.Lanes, maxPrefetch)
+	ch := make(chan jetstream.Msg, prefetch)
 	stopped := make(chan struct{})
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
@@ -127,7 +135,7 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 			_ = m.Nak() // shutting down: hand it back now, not after AckWait
 		}
 	},
-		jetstream.PullMaxMessages(c.Batch*c.Lanes),
+		jetstream.PullMaxMessages(prefetch),
 		// Pull requests live 5s instead of 30s: under load we saw a
 		// consumer sit idle until its request expired (~1 run in 8 of the
 		// core benchmark, copy baseline and processor alike), so a lost

@@ -66,7 +66,8 @@ type Config struct {
 }
 
 // DefaultConfig is the production default: a local directory, gzip NDJSON,
-// batches of up to 50,000 messages / 32 MiB / 2 minutes.
+// batches of up to 20,000 messages / 16 MiB / 2 minutes (objects of a few
+// MB compressed; the batch is held in memory until its Write is acked).
 func DefaultConfig() Config {
 	return Config{
 		URL:                DefaultDir,
@@ -79,8 +80,8 @@ func DefaultConfig() Config {
 		PutTimeout:         5 * time.Minute,
 		PartSize:           8 << 20,
 		Subject:            "sightline.events.>",
-		BatchMaxMessages:   50000,
-		BatchMaxBytes:      32 << 20,
+		BatchMaxMessages:   20000,
+		BatchMaxBytes:      16 << 20,
 		BatchMaxAge:        2 * time.Minute,
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -277,4 +278,36 @@ func BenchmarkBuildDocs(b *testing.B) {
 	run("sink", func(body []byte, m *stage.Message) ([]byte, error) {
 		return dec.appendMessage(body, m, "bench")
 	})
+}
+
+// BenchmarkEmbeddedWrite indexes batches of 1,000 events (the batch size
+// `sightline run` gives the embedded index) into an on-disk bleve index —
+// the sink that bounds `sightline run` on its embedded defaults.
+//
+//	go test -run '^$' -bench EmbeddedWrite -benchtime 20x ./sinks/index/
+func BenchmarkEmbeddedWrite(b *testing.B) {
+	e, err := OpenEmbedded(Config{EmbeddedPath: filepath.Join(b.TempDir(), "idx")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close(context.Background())
+	batch := 1000
+	if n, err := strconv.Atoi(os.Getenv("SIGHTLINE_BENCH_BATCH")); err == nil && n > 0 {
+		batch = n
+	}
+	t0 := time.Now().UTC()
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		msgs := make([]*stage.Message, batch)
+		for j := range msgs {
+			kind := []string{"metric", "log", "snapshot"}[j%3]
+			msgs[j] = event(fmt.Sprintf("bench-%d-%d", i, j%50), kind, "request", fmt.Sprintf("svc%d", j%7), t0.Add(time.Duration(j)*time.Millisecond), fmt.Sprintf("b%d-%d", i, j), uint64(i*batch+j))
+		}
+		b.StartTimer()
+		if err := e.Write(context.Background(), msgs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "docs/s")
 }
