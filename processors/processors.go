@@ -132,12 +132,27 @@ func (p *Pipeline) Process(ctx context.Context, in *stage.Message) ([]*stage.Mes
 
 // Output builds the output message of a conformed event.
 func Output(ev *schemas.Event, kind, name, rest string) *stage.Message {
-	// One backing array for the header values: one allocation, not four.
-	vals := [5]string{ev.CorrelationID, ev.Type, "application/cloudevents+json", ev.TraceParent, ev.SyncScope}
-	h := make(stage.Header, 6)
+	return &stage.Message{
+		Subject: EventsPrefix + kind + "." + name + rest,
+		Header:  OutputHeader(ev),
+		Data:    ev.AppendJSON(make([]byte, 0, encodedSize(ev))),
+		ID:      ev.ID,
+	}
+}
+
+// OutputHeader is the NATS header of a conformed event's message: its
+// correlation ID, type, content type, traceparent, sync scope and tag, and
+// its id as Nats-Msg-Id (so the bus publishes the map without copying it).
+func OutputHeader(ev *schemas.Event) stage.Header {
+	// One backing array for the header values: one allocation, not six.
+	vals := [6]string{ev.CorrelationID, ev.Type, "application/cloudevents+json", ev.TraceParent, ev.SyncScope, ev.ID}
+	h := make(stage.Header, 7)
 	h[stage.HeaderCorrelationID] = vals[0:1:1]
 	h[stage.HeaderEventType] = vals[1:2:2]
 	h[stage.HeaderContentType] = vals[2:3:3]
+	if ev.ID != "" {
+		h[stage.HeaderMsgID] = vals[5:6:6]
+	}
 	if ev.TraceParent != "" {
 		h[stage.HeaderTraceParent] = vals[3:4:4]
 	}
@@ -145,12 +160,7 @@ func Output(ev *schemas.Event, kind, name, rest string) *stage.Message {
 		h[stage.HeaderSyncScope] = vals[4:5:5]
 		h[stage.HeaderSyncTag] = []string{ev.SyncTag}
 	}
-	return &stage.Message{
-		Subject: EventsPrefix + kind + "." + name + rest,
-		Header:  h,
-		Data:    ev.AppendJSON(make([]byte, 0, encodedSize(ev))),
-		ID:      ev.ID,
-	}
+	return h
 }
 
 // encodedSize is a close upper estimate of the envelope's JSON length, so

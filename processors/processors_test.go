@@ -407,6 +407,7 @@ func TestOutput(t *testing.T) {
 	want := map[string]string{
 		"Correlation-Id": "c", "Sightline-Type": "snapshot.g", "Content-Type": "application/cloudevents+json",
 		"traceparent": ev.TraceParent, "Sightline-Sync-Scope": "lab", "Sightline-Sync-Tag": "4",
+		"Nats-Msg-Id": "i",
 	}
 	if m.Subject != "sightline.events.snapshot.g.x" || m.ID != "i" || len(m.Header) != len(want) {
 		t.Fatalf("subject %q id %q headers %v", m.Subject, m.ID, m.Header)

@@ -86,7 +86,9 @@ func renderExamples(t *testing.T) string {
 		}
 		keys := make([]string, 0, len(m.Header))
 		for k := range m.Header {
-			keys = append(keys, k)
+			if k != stage.HeaderMsgID { // printed first
+				keys = append(keys, k)
+			}
 		}
 		sort.Strings(keys)
 		fmt.Fprintf(&b, "On `%s`, Nats-Msg-Id `%s`, headers", m.Subject, m.ID)

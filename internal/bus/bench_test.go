@@ -92,9 +92,20 @@ func benchPipeline(b *testing.B, run func(context.Context, *bus.Bus) error) {
 	cpu0 := cpuTime()
 	start := time.Now()
 	go func() { done <- run(ctx, bb) }()
+	var last uint64
+	lastMove := time.Now()
 	for {
-		if got := streamMsgs(b, bb, bus.StreamEvents); got >= uint64(n) {
+		got := streamMsgs(b, bb, bus.StreamEvents)
+		if got >= uint64(n) {
 			break
+		}
+		if got != last {
+			last, lastMove = got, time.Now()
+		} else if time.Since(lastMove) > time.Second {
+			// No progress for a second: say what the consumer looks like
+			// (the idle-consumer stall BENCHMARKS.md describes).
+			lastMove = time.Now()
+			logConsumers(b, bb, got)
 		}
 		select {
 		case err := <-done:
@@ -116,6 +127,17 @@ func benchPipeline(b *testing.B, run func(context.Context, *bus.Bus) error) {
 	// CPU time of the whole process (client, embedded server, stages) per
 	// event: on a shared machine it moves less than ev/s does.
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/ev")
+}
+
+func logConsumers(b *testing.B, bb *bus.Bus, got uint64) {
+	s, err := bb.JetStream().Stream(context.Background(), bus.StreamRaw)
+	if err != nil {
+		return
+	}
+	for name := range s.ListConsumers(context.Background()).Info() {
+		b.Logf("no progress for 1s at %d events: consumer %s delivered %d, ack floor %d, ack pending %d, waiting pulls %d, pending %d",
+			got, name.Name, name.Delivered.Stream, name.AckFloor.Stream, name.NumAckPending, name.NumWaiting, name.NumPending)
+	}
 }
 
 func cpuTime() time.Duration {

@@ -251,10 +251,12 @@ func (b *Bus) gather(ctx context.Context, ch chan jetstream.Msg, stopped chan st
 
 func (b *Bus) inputs(batch []jetstream.Msg, c ConsumerConfig) []*input {
 	ins := make([]*input, len(batch))
+	slab := make([]input, len(batch)) // one allocation for the batch
 	for i, m := range batch {
 		sm := toStage(m)
 		sm.Meta.Consumer = c.Durable
-		ins[i] = &input{msg: m, in: sm, kind: kindOf(m.Subject())}
+		slab[i] = input{msg: m, in: sm, kind: kindOf(m.Subject())}
+		ins[i] = &slab[i]
 		b.obs.Received(c.Stage, ins[i].kind, sm.Meta.Delivered > 1)
 	}
 	return ins
@@ -338,8 +340,13 @@ func (b *Bus) endSpan(in *input) {
 	in.span.End()
 }
 
-// toNats converts an output message for publishing.
+// toNats converts an output message for publishing. Headers that already
+// carry the message's ID as Nats-Msg-Id (what processors.Output builds)
+// are used as they are; otherwise they are copied, never changed.
 func toNats(m *stage.Message) *nats.Msg {
+	if m.ID != "" && len(m.Header[jetstream.MsgIDHeader]) == 1 && m.Header[jetstream.MsgIDHeader][0] == m.ID {
+		return &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
+	}
 	nm := nats.NewMsg(m.Subject)
 	for k, v := range m.Header {
 		nm.Header[k] = v

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
+	"github.com/sightline/sightline/schemas"
 )
 
 // MaxLine is the longest NDJSON line (one event) a reader accepts.
@@ -333,18 +334,8 @@ func EventMessage(line []byte) (*stage.Message, error) {
 	if ev.ID == "" || !ok || !keySafe(kind) || !keySafe(name) {
 		return nil, stage.Rejectf("archive_decode", "archived event %q has type %q", ev.ID, ev.Type)
 	}
-	h := stage.Header{
-		stage.HeaderCorrelationID: {ev.CorrelationID},
-		stage.HeaderEventType:     {ev.Type},
-		stage.HeaderContentType:   {"application/cloudevents+json"},
-	}
-	if ev.TraceParent != "" {
-		h[stage.HeaderTraceParent] = []string{ev.TraceParent}
-	}
-	if ev.SyncScope != "" {
-		h[stage.HeaderSyncScope] = []string{ev.SyncScope}
-		h[stage.HeaderSyncTag] = []string{ev.SyncTag}
-	}
+	h := processors.OutputHeader(&schemas.Event{ID: ev.ID, Type: ev.Type, CorrelationID: ev.CorrelationID,
+		TraceParent: ev.TraceParent, SyncScope: ev.SyncScope, SyncTag: ev.SyncTag})
 	return &stage.Message{
 		Subject: processors.EventsPrefix + kind + "." + name,
 		Header:  h,
