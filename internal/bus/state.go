@@ -211,13 +211,26 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	for i, p := range patterns {
 		subs[i] = s.prefix + p
 	}
-	cons, err := s.js.OrderedConsumer(ctx, s.stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subs,
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	// An ephemeral consumer, not an ordered one: an ordered consumer that
+	// misses heartbeats under load re-creates itself from the next stream
+	// sequence, which drops "last per subject" and delivers superseded
+	// revisions (seen as a stale value and a count of 101 for 100 keys).
+	// This one keeps its position on the server across re-pulls.
+	cons, err := s.js.CreateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
+		FilterSubjects:    subs,
+		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
 	})
 	if err != nil {
 		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
 	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = s.js.DeleteConsumer(dctx, s.stream, cons.CachedInfo().Name)
+	}()
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
@@ -226,7 +239,10 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	if total == 0 {
 		return nil
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(o.batch))
+	// Messages() shares Consume's re-pull race (see router.go): a scan can
+	// stop receiving until the missed-heartbeat check (2 × expiry/2)
+	// re-pulls and Next reports ErrNoHeartbeat once; the scan then goes on.
+	it, err := cons.Messages(jetstream.PullMaxMessages(o.batch), jetstream.PullExpiry(pullExpiry))
 	if err != nil {
 		return fmt.Errorf("bus: state scan: %w", err)
 	}
@@ -236,6 +252,9 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	var done uint64
 	for {
 		m, err := it.Next()
+		if errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
+			continue
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("bus: state scan: %w", ctx.Err())
