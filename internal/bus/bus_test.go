@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
@@ -89,37 +90,15 @@ func pub(t testing.TB, b *bus.Bus, subject, body string, headers ...string) {
 	}
 }
 
-// collect reads n messages from a stream subject (ephemeral ordered consumer).
+// collect reads n messages from a stream subject.
 func collect(t testing.TB, b *bus.Bus, stream, filter string, n int) []jetstream.Msg {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := b.JetStream().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for len(out) < n {
-		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
-		if err != nil {
-			t.Fatalf("got %d of %d messages on %s: %v", len(out), n, filter, err)
-		}
-		out = append(out, m)
-	}
-	return out
+	return bustest.Messages(t, b, stream, filter, n)
 }
 
 func streamMsgs(t testing.TB, b *bus.Bus, stream string) uint64 {
 	t.Helper()
-	s, err := b.JetStream().Stream(context.Background(), stream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return bustest.StreamMsgs(t, b, stream)
 }
 
 func event(t testing.TB, m jetstream.Msg) schemas.Event {

@@ -2,7 +2,6 @@ package httpingest_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -90,15 +89,7 @@ func (e *env) events(t *testing.T, filter string, n int) []schemas.Event {
 
 func rawCount(t *testing.T, b *bus.Bus) uint64 {
 	t.Helper()
-	s, err := b.JetStream().Stream(context.Background(), bus.StreamRaw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Msgs
+	return bustest.StreamMsgs(t, b, bus.StreamRaw)
 }
 
 func TestSingleEventMintsCorrelation(t *testing.T) {

@@ -54,22 +54,21 @@ func RunProcessor(t testing.TB, b *bus.Bus, attrs map[string]string) {
 	})
 }
 
+// Messages reads n messages on filter from stream (an ordered consumer
+// from the stream's start).
+func Messages(t testing.TB, b *bus.Bus, stream, filter string, n int) []jetstream.Msg {
+	t.Helper()
+	_, out := read(t, b, stream, filter, n)
+	return out
+}
+
 // Events reads n conformed events on filter, then checks that no more
 // arrive within a short wait.
 func Events(t testing.TB, b *bus.Bus, filter string, n int) []schemas.Event {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	c, err := b.JetStream().OrderedConsumer(ctx, bus.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []schemas.Event
-	for len(out) < n {
-		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
-		if err != nil {
-			t.Fatalf("got %d of %d events on %s: %v", len(out), n, filter, err)
-		}
+	c, msgs := read(t, b, bus.StreamEvents, filter, n)
+	out := make([]schemas.Event, 0, n)
+	for _, m := range msgs {
 		var ev schemas.Event
 		if err := json.Unmarshal(m.Data(), &ev); err != nil {
 			t.Fatal(err)
@@ -80,4 +79,37 @@ func Events(t testing.TB, b *bus.Bus, filter string, n int) []schemas.Event {
 		t.Fatalf("unexpected extra event: %s", m.Data())
 	}
 	return out
+}
+
+func read(t testing.TB, b *bus.Bus, stream, filter string, n int) (jetstream.Consumer, []jetstream.Msg) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := b.JetStream().OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	for len(out) < n {
+		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
+		if err != nil {
+			t.Fatalf("got %d of %d messages on %s: %v", len(out), n, filter, err)
+		}
+		out = append(out, m)
+	}
+	return c, out
+}
+
+// StreamMsgs returns how many messages stream holds.
+func StreamMsgs(t testing.TB, b *bus.Bus, stream string) uint64 {
+	t.Helper()
+	s, err := b.JetStream().Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }
