@@ -99,16 +99,11 @@ func WordCount(b []byte) (lines, words, nbytes int) {
 }
 
 // Part is the payload of one message of a host sync: schemas.SnapshotData
-// with host objects of this package's shape.
+// with host objects of this package's shape (its Objects field, shallower,
+// replaces the embedded one in JSON).
 type Part struct {
-	Scope   string         `json:"scope"`
-	Tag     int64          `json:"tag"`
-	Part    int            `json:"part,omitempty"`
-	Final   bool           `json:"final,omitempty"`
-	Count   int            `json:"count,omitempty"`
-	Source  string         `json:"source,omitempty"`
-	Nodes   []schemas.Node `json:"nodes,omitempty"`
-	Objects []Object       `json:"objects,omitempty"`
+	schemas.SnapshotData
+	Objects []Object `json:"objects,omitempty"`
 }
 
 // Items is the number of sync items the part carries.

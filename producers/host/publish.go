@@ -65,7 +65,7 @@ func Split(scope string, tag int64, node schemas.Node, objs []Object, maxBytes i
 	if maxBytes <= 0 {
 		maxBytes = DefaultMaxPartBytes
 	}
-	base := Part{Scope: scope, Tag: tag, Part: 1 << 20, Final: true, Count: 1 << 30, Source: "sightline-host", Nodes: []schemas.Node{node}}
+	base := Part{SnapshotData: schemas.SnapshotData{Scope: scope, Tag: tag, Part: 1 << 20, Final: true, Count: 1 << 30, Source: "sightline-host", Nodes: []schemas.Node{node}}}
 	bb, err := json.Marshal(&base)
 	if err != nil {
 		return nil, fmt.Errorf("host: part: %w", err)
@@ -75,7 +75,7 @@ func Split(scope string, tag int64, node schemas.Node, objs []Object, maxBytes i
 		return nil, fmt.Errorf("host: the host node alone is %d bytes, too large for parts of %d bytes", overhead, maxBytes)
 	}
 	var parts []Part
-	cur := Part{Scope: scope, Tag: tag, Source: "sightline-host", Nodes: []schemas.Node{node}}
+	cur := Part{SnapshotData: schemas.SnapshotData{Scope: scope, Tag: tag, Source: "sightline-host", Nodes: []schemas.Node{node}}}
 	size := overhead
 	for i := range objs {
 		o := objs[i]
@@ -95,7 +95,7 @@ func Split(scope string, tag int64, node schemas.Node, objs []Object, maxBytes i
 		}
 		if len(cur.Objects) > 0 && size+len(ob)+1 > maxBytes {
 			parts = append(parts, cur)
-			cur = Part{Scope: scope, Tag: tag, Source: "sightline-host", Nodes: []schemas.Node{node}}
+			cur = Part{SnapshotData: schemas.SnapshotData{Scope: scope, Tag: tag, Source: "sightline-host", Nodes: []schemas.Node{node}}}
 			size = overhead
 		}
 		cur.Objects = append(cur.Objects, o)
