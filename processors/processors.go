@@ -109,25 +109,28 @@ func (p *Pipeline) Process(ctx context.Context, in *stage.Message) ([]*stage.Mes
 		tracer = nil
 	}
 	for _, s := range p.stages {
-		if tracer == nil {
-			if err := s.Apply(ctx, w); err != nil {
-				return nil, fmt.Errorf("%s: %w", s.Name(), err)
-			}
-			continue
-		}
-		sctx, span := tracer.Start(ctx, s.Name())
-		err := s.Apply(sctx, w)
-		if w.Event.CorrelationID != "" {
-			span.SetAttributes(attribute.String("sightline.correlation_id", w.Event.CorrelationID))
-		}
-		if err != nil {
-			span.RecordError(err)
-			span.End()
+		if err := apply(ctx, tracer, s, w); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
-		span.End()
 	}
 	return []*stage.Message{Output(&w.Event, w.Kind, w.Name, w.Rest)}, nil
+}
+
+// apply runs one stage, in a span of its own when tracer is not nil.
+func apply(ctx context.Context, tracer trace.Tracer, s Stage, w *Work) error {
+	if tracer == nil {
+		return s.Apply(ctx, w)
+	}
+	sctx, span := tracer.Start(ctx, s.Name())
+	defer span.End()
+	err := s.Apply(sctx, w)
+	if w.Event.CorrelationID != "" {
+		span.SetAttributes(attribute.String("sightline.correlation_id", w.Event.CorrelationID))
+	}
+	if err != nil {
+		span.RecordError(err)
+	}
+	return err
 }
 
 // Output builds the output message of a conformed event.
