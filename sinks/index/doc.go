@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -70,10 +69,15 @@ func (d *Document) IndexName(prefix string) string {
 // or a dead letter (sightline.dlq.>). Errors are permanent: the input can
 // never be indexed.
 func FromMessage(m *stage.Message) (*Document, error) {
+	return new(decoder).document(m)
+}
+
+// document is FromMessage reusing dec's buffers (one decoder per batch).
+func (dec *decoder) document(m *stage.Message) (*Document, error) {
 	if isDLQ(m) {
 		return fromDLQ(m)
 	}
-	return fromEvent(m)
+	return dec.fromEvent(m)
 }
 
 // isDLQ tells a dead letter from a conformed event: its subject, or a
@@ -91,9 +95,7 @@ func isDLQ(m *stage.Message) bool {
 	return false
 }
 
-func fromEvent(m *stage.Message) (*Document, error) {
-	dec := decoders.Get().(*decoder)
-	defer decoders.Put(dec)
+func (dec *decoder) fromEvent(m *stage.Message) (*Document, error) {
 	ev := &eventView{attrs: dec.ev.attrs[:0]} // the Document keeps &ev.ingestTime
 	d := &Document{}
 	err := d.build(m, &dec.sc, ev)
@@ -111,7 +113,7 @@ func fromEvent(m *stage.Message) (*Document, error) {
 }
 
 // decoder reads conformed events; its buffers are reused from one event to
-// the next (sync.Pool for FromMessage, one per Remote.Write).
+// the next (one per Remote.Write and Embedded.Write; FromMessage takes a fresh one).
 type decoder struct {
 	sc  scanner
 	ev  eventView
@@ -122,8 +124,6 @@ type decoder struct {
 		name         []byte
 	}
 }
-
-var decoders = sync.Pool{New: func() any { return new(decoder) }}
 
 // build fills d from the conformed event of m, read with s into ev; the
 // attributes are left in ev.attrs (sorted by key, values shortened), not

@@ -136,8 +136,9 @@ func (e *Embedded) Write(ctx context.Context, batch []*stage.Message) error {
 	}
 	failed := map[int]error{}
 	b := e.idx.NewBatch()
+	dec := new(decoder)
 	for i, m := range batch {
-		d, err := FromMessage(m)
+		d, err := dec.document(m)
 		if err != nil {
 			failed[i] = err
 			continue

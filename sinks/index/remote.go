@@ -360,8 +360,7 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 	chunks := make(chan chunk, 1)
 	go func() {
 		defer close(chunks)
-		dec := decoders.Get().(*decoder)
-		defer decoders.Put(dec)
+		dec := new(decoder)
 		cur := chunk{body: make([]byte, 0, bodyCap)}
 		for i, m := range batch {
 			if ctx.Err() != nil {
