@@ -19,6 +19,7 @@ import (
 // each one), and a schema with any keyword that looks at values gets no
 // cache at all.
 type shapeCache struct {
+	keys    sync.Pool // *[]byte buffers for shape keys
 	mu      sync.RWMutex
 	valid   map[string]struct{}
 	bytes   int
@@ -53,16 +54,16 @@ func keySetOnly(s *jsonschema.Schema) bool {
 }
 
 func newShapeCache() *shapeCache {
-	return &shapeCache{valid: map[string]struct{}{}, maxSize: shapeCacheBytes}
+	c := &shapeCache{valid: map[string]struct{}{}, maxSize: shapeCacheBytes}
+	c.keys.New = func() any { b := make([]byte, 0, 512); return &b }
+	return c
 }
-
-var keyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // validate returns check's verdict for obj, asking check only for a set of
 // property names it has not seen valid before.
 func (c *shapeCache) validate(obj map[string]any, check func() error) error {
-	bp := keyBufs.Get().(*[]byte)
-	defer keyBufs.Put(bp)
+	bp := c.keys.Get().(*[]byte)
+	defer c.keys.Put(bp)
 	*bp = shapeKey((*bp)[:0], obj)
 	key := *bp
 	c.mu.RLock()
