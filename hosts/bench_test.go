@@ -23,6 +23,7 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/schemas"
+	hostsink "github.com/sightline/sightline/sinks/hosts"
 )
 
 // sysctlTemplate is this machine's `sysctl -a` cut to about 40 KB (a
@@ -90,14 +91,14 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// BenchmarkFleet builds a fleet of SIGHTLINE_BENCH_HOSTS hosts (default
+// BenchmarkFleet builds a fleet of SIGHTLINE_TEST_BENCH_HOSTS hosts (default
 // 2,000; the BENCHMARKS.md figures use 25,000), each with a ~40 KB
 // sysctl-a, writes it through the store's sink, then times the searches
 // against baselines over the same bytes in the same run:
 //
-//	SIGHTLINE_BENCH_HOSTS=25000 go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 60m ./hosts/
+//	SIGHTLINE_TEST_BENCH_HOSTS=25000 go test -run '^$' -bench BenchmarkFleet -benchtime 1x -timeout 60m ./hosts/
 func BenchmarkFleet(b *testing.B) {
-	n := envInt("SIGHTLINE_BENCH_HOSTS", 2000)
+	n := envInt("SIGHTLINE_TEST_BENCH_HOSTS", 2000)
 	ctx := context.Background()
 	dir := b.TempDir()
 	bb, err := bus.Connect(ctx, bus.Options{Port: -1, StoreDir: filepath.Join(dir, "js")})
@@ -118,7 +119,7 @@ func BenchmarkFleet(b *testing.B) {
 	// Ingest: conformed snapshot events through the sink, 128 per Write
 	// (the router's batch), one part per host.
 	b.Run("ingest", func(b *testing.B) {
-		sink := hosts.NewSink(kv, cfg, nil)
+		sink := hostsink.NewSink(kv, cfg, nil)
 		start := time.Now()
 		at := time.Now().Add(-time.Minute).UTC()
 		// Only the sink's Write is timed: building the events (md5, wc,
@@ -128,9 +129,9 @@ func BenchmarkFleet(b *testing.B) {
 			h := fmt.Sprintf("node%05d.example.com", i)
 			content := fleetSysctl(tmpl, i)
 			totalBytes += len(content)
-			o := host.Object{HostObject: schemas.HostObject{Host: h, Name: "sysctl-a", Type: host.TypeCommand, Collected: at}, Updated: &at}
+			o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: "sysctl-a", Type: host.TypeCommand, Collected: at}, Updated: &at}}
 			o.SetContent(content, 0)
-			pw := host.Object{HostObject: schemas.HostObject{Host: h, Name: "/etc/passwd", Type: host.TypeFile, Collected: at}, Updated: &at}
+			pw := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: "/etc/passwd", Type: host.TypeFile, Collected: at}, Updated: &at}}
 			pw.SetContent([]byte(passwd), 0)
 			parts, err := host.Split(host.Scope(h), 1, host.HostNode(h, map[string]string{"site": []string{"lva1", "ela4"}[i%2]}, nil), []host.Object{o, pw}, 0)
 			if err != nil {
@@ -149,7 +150,7 @@ func BenchmarkFleet(b *testing.B) {
 	// Steady state: every host reports again, nothing changed ("still
 	// the same" records, no content).
 	b.Run("ingest_unchanged", func(b *testing.B) {
-		sink := hosts.NewSink(kv, cfg, nil)
+		sink := hostsink.NewSink(kv, cfg, nil)
 		at := time.Now().UTC()
 		first := at.Add(-time.Minute)
 		w := &timedWriter{b: b, sink: sink}
@@ -158,7 +159,7 @@ func BenchmarkFleet(b *testing.B) {
 			h := fmt.Sprintf("node%05d.example.com", i)
 			var objs []host.Object
 			for name, c := range map[string][]byte{"sysctl-a": fleetSysctl(tmpl, i), "/etc/passwd": []byte(passwd)} {
-				o := host.Object{HostObject: schemas.HostObject{Host: h, Name: name, Type: host.TypeCommand, Collected: at}}
+				o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: name, Type: host.TypeCommand, Collected: at}}}
 				o.SetContent(c, 0)
 				o.Unchanged, o.Content, o.Updated = true, "", &first
 				objs = append(objs, o)
@@ -182,7 +183,7 @@ func BenchmarkFleet(b *testing.B) {
 		}
 	}
 
-	// Baseline data: the same bytes as files on disk (the seed's approach
+	// Baseline data: the same bytes as files on disk (sysops-api's approach
 	// of grepping local copies) and as plain messages in a plain stream.
 	files := filepath.Join(dir, "files")
 	if err := os.MkdirAll(files, 0o755); err != nil {
@@ -319,7 +320,7 @@ var _ io.Writer = (*countWriter)(nil)
 // to the sink 128 at a time (the router's batch) and times only the Writes.
 type timedWriter struct {
 	b     *testing.B
-	sink  *hosts.Sink
+	sink  *hostsink.Sink
 	batch []*stage.Message
 	took  time.Duration
 }

@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -68,6 +69,9 @@ func (s *Searcher) Compare(ctx context.Context, q Query, obj, refHost, refObj st
 	if refHost != "" {
 		m, c, err := s.Content(ctx, refHost, refObj)
 		if err != nil {
+			if errors.Is(err, ErrUnknownHost) || errors.Is(err, ErrUnknownObject) {
+				return nil, fmt.Errorf("--compare %s:%s: %w", refHost, refObj, err)
+			}
 			return nil, fmt.Errorf("hosts: compare: reference %s#%s: %w", refHost, refObj, err)
 		}
 		refMD5, refContent = m.MD5, c

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // Config is the `hosts` section of the Sightline configuration.
 type Config struct {
+	// Enabled starts the hosts sink (the store behind `sightline search`) in `sightline run`.
+	Enabled bool `yaml:"enabled"`
 	// Bucket is the JetStream key-value bucket of the latest-state store
 	// (stream KV_<bucket>).
 	Bucket string `yaml:"bucket"`
@@ -36,16 +40,34 @@ type Config struct {
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
+		Enabled:      true,
 		Bucket:       "sightline_hosts",
 		History:      2,
 		Compress:     true,
 		Consumer:     "hosts",
-		Subject:      "sightline.events.snapshot.host",
+		Subject:      stage.EventsPrefix + "snapshot.host.>",
 		DefaultScope: "global",
 	}
 }
 
+// Filters are the consumer's subjects: Subject, and for the default
+// "<prefix>.>" also the bare prefix, where collectors published before the
+// subject carried the host (sightline.raw.snapshot.host).
+func (c Config) Filters() []string {
+	if p, ok := strings.CutSuffix(c.Subject, ".>"); ok && p == legacySubject {
+		return []string{c.Subject, p}
+	}
+	return []string{c.Subject}
+}
+
+// legacySubject is the events subject of host snapshots published on the
+// bare sightline.raw.snapshot.host.
+const legacySubject = "sightline.events.snapshot.host"
+
 var bucketRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// IsEnabled implements config.Section.
+func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate reports every invalid key as hosts.<key>.
 func (c Config) Validate() error {
@@ -65,7 +87,7 @@ func (c Config) Validate() error {
 	if c.Consumer == "" || strings.ContainsAny(c.Consumer, ". *>") {
 		errs = append(errs, fmt.Errorf("hosts.consumer: must be a non-empty name without '.', '*', '>' or spaces, got %q", c.Consumer))
 	}
-	if !strings.HasPrefix(c.Subject, "sightline.events.snapshot.") {
+	if !strings.HasPrefix(c.Subject, stage.EventsPrefix+"snapshot.") {
 		errs = append(errs, fmt.Errorf("hosts.subject: %q must be under sightline.events.snapshot.", c.Subject))
 	}
 	switch c.DefaultScope {

@@ -16,9 +16,10 @@ import (
 	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
-	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/schemas"
+	"github.com/sightline/sightline/sinks"
+	hostsink "github.com/sightline/sightline/sinks/hosts"
 )
 
 const fleet = 300
@@ -68,7 +69,7 @@ func labels(i int) map[string]string {
 }
 
 func obj(h, name, typ, content string, at time.Time) host.Object {
-	o := host.Object{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at}, Updated: &at}
+	o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at}, Updated: &at}}
 	o.SetContent([]byte(content), 0)
 	return o
 }
@@ -82,7 +83,7 @@ func (e *env) publishHost(t *testing.T, i int, objs []host.Object, at time.Time)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := host.Messages(host.Subject, parts)
+	msgs, err := host.Messages(host.SubjectFor(host.Subject, h), parts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +100,11 @@ func newEnv(t *testing.T) *env {
 	cfg := hosts.DefaultConfig()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	errs := make(chan error, 1)
-	go func() { errs <- hosts.Run(ctx, b, cfg, log) }()
+	o, err := hostsink.Spec.Open(ctx, &cfg, sinks.Env{Log: log, Bus: func(context.Context) (*bus.Bus, error) { return b, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { errs <- b.RunSink(ctx, o.Consumers[0], o.Sink) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {
@@ -138,10 +143,10 @@ func (e *env) wait(t *testing.T, cond func([]*hosts.HostRecord) bool) {
 	t.Fatal("the store did not catch up")
 }
 
-// seed publishes the fleet's first sync: sysctl-a, /etc/passwd (different
+// firstSync publishes the fleet's first sync: sysctl-a, /etc/passwd (different
 // on host 7), facts, an odd name on hosts 0-9, a failing lshw on host 3,
 // and no passwd at all on host 299.
-func seed(t *testing.T, e *env) {
+func firstSync(t *testing.T, e *env) {
 	for i := range fleet {
 		h := hostName(i)
 		at := e.clock
@@ -158,7 +163,7 @@ func seed(t *testing.T, e *env) {
 		}
 		if i == 3 {
 			code := 127
-			objs = append(objs, host.Object{HostObject: schemas.HostObject{Host: h, Name: "lshw-json", Type: host.TypeCommand, Collected: at, ExitCode: &code, Error: "exec: lshw: not found"}})
+			objs = append(objs, host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: "lshw-json", Type: host.TypeCommand, Collected: at, ExitCode: &code, Error: "exec: lshw: not found"}}})
 		}
 		e.publishHost(t, i, objs, at)
 	}
@@ -194,9 +199,9 @@ func sh(t *testing.T, input, script string) string {
 
 func TestFleetSearch(t *testing.T) {
 	e := newEnv(t)
-	seed(t, e)
+	firstSync(t, e)
 
-	// The seed's example: --search sysctl-a --contents | grep netdev_budget | uniq -c
+	// sysops-api's example: --search sysctl-a --contents | grep netdev_budget | uniq -c
 	out, sum := search(t, e, hosts.Query{Search: "sysctl-a", Sorted: true}, hosts.ModeContents, false)
 	got := sh(t, out, "grep net.core.netdev_budget | uniq -c")
 	want := "    250 net.core.netdev_budget = 300\n     50 net.core.netdev_budget = 600\n"
@@ -365,75 +370,4 @@ func TestFleetSearch(t *testing.T) {
 	if names[0] != hostName(20) {
 		t.Errorf("stale first %s", names[0])
 	}
-}
-
-func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
-	kv := &memKV{m: map[string][][]byte{}}
-	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
-	ctx := context.Background()
-	mk := func(tag int64, content string) *stage.Message {
-		at := time.Unix(tag, 0).UTC()
-		parts, err := host.Split("host:h1", tag, host.HostNode("h1", nil, nil), []host.Object{obj("h1", "f", host.TypeFile, content, at)}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, _ := host.Messages(host.Subject, parts)
-		ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
-		return &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}
-	}
-	if err := s.Write(ctx, []*stage.Message{mk(2, "new\n"), mk(1, "old\n")}); err != nil {
-		t.Fatal(err)
-	}
-	sr := hosts.NewSearcher(kv, hosts.DefaultConfig())
-	_, c, err := sr.Content(ctx, "h1", "f")
-	if err != nil || string(c) != "new\n" {
-		t.Fatalf("content %q %v", c, err)
-	}
-	bad := &stage.Message{Data: []byte(`{"type":"snapshot.host","data":{"scope":"host:bad name","tag":1}}`)}
-	err = s.Write(ctx, []*stage.Message{bad, {Data: []byte("nope")}})
-	var be *stage.BatchError
-	if !errors.As(err, &be) || len(be.Failed) != 2 || !stage.IsPermanent(be.Failed[0]) || !stage.IsPermanent(be.Failed[1]) {
-		t.Fatalf("bad input: %v", err)
-	}
-}
-
-// memKV is an in-memory KV for sink logic tests (the fleet test uses the
-// real JetStream bucket).
-type memKV struct {
-	m     map[string][][]byte
-	order []string
-}
-
-func (k *memKV) Get(_ context.Context, key string) (bus.StateEntry, error) {
-	v := k.m[key]
-	if len(v) == 0 {
-		return bus.StateEntry{}, bus.ErrStateNotFound
-	}
-	return bus.StateEntry{Key: key, Value: v[len(v)-1]}, nil
-}
-
-func (k *memKV) History(_ context.Context, key string) ([]bus.StateEntry, error) {
-	var out []bus.StateEntry
-	for _, v := range k.m[key] {
-		out = append(out, bus.StateEntry{Key: key, Value: v})
-	}
-	return out, nil
-}
-
-func (k *memKV) PutMany(_ context.Context, puts []bus.StatePut) error {
-	for _, p := range puts {
-		k.m[p.Key] = append(k.m[p.Key], p.Value)
-	}
-	return nil
-}
-
-func (k *memKV) Scan(context.Context, []string, func(bus.StateEntry) error, ...bus.ScanOption) error {
-	return errors.New("memKV: scan not supported")
-}
-
-func (k *memKV) Delete(_ context.Context, keys ...string) error {
-	for _, key := range keys {
-		delete(k.m, key)
-	}
-	return nil
 }

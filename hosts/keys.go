@@ -109,11 +109,12 @@ func unhex(c byte) (byte, bool) {
 	return 0, false
 }
 
-// Key builders.
-func hostKey(host string) string         { return "h." + EncodeToken(host) }
-func objectKey(obj string) string        { return "o." + EncodeToken(obj) }
-func metaKey(obj, host string) string    { return "m." + EncodeToken(obj) + "." + EncodeToken(host) }
-func contentKey(obj, host string) string { return "c." + EncodeToken(obj) + "." + EncodeToken(host) }
+// Keys of the store: the record of a host, the index entry of an object
+// name, the metadata and the content of one object on one host.
+func HostKey(host string) string         { return "h." + EncodeToken(host) }
+func ObjectKey(obj string) string        { return "o." + EncodeToken(obj) }
+func MetaKey(obj, host string) string    { return "m." + EncodeToken(obj) + "." + EncodeToken(host) }
+func ContentKey(obj, host string) string { return "c." + EncodeToken(obj) + "." + EncodeToken(host) }
 
 // lastToken returns the token after the last dot of a key.
 func lastToken(key string) string {

@@ -3,17 +3,27 @@ package hosts
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/sightline/sightline/internal/termsafe"
 )
 
 // Printer writes results as plain text that composes with grep, sort and
 // uniq (sysops-api's extract_sysops_cache.py output), or as JSON lines.
+// Names, metadata and diffs are escaped for the terminal (internal/termsafe);
+// contents and --grep lines are written as stored: piping them is the point.
 type Printer struct {
-	W      *bufio.Writer
+	W *bufio.Writer
+	// Errs, when set, gets one line per problem in text mode ("host#object:
+	// reason": a missing, unreadable or failed object, truncated content),
+	// so stdout stays clean for pipes. JSON carries them in the results.
+	Errs   io.Writer
 	Mode   Mode
 	Prefix bool // --prefix-hostnames: every line starts with host#object padded to 100 columns
 	JSON   bool
@@ -26,19 +36,25 @@ func NewPrinter(w io.Writer, mode Mode, prefix, asJSON bool) *Printer {
 	return &Printer{W: bufio.NewWriterSize(w, 256<<10), Mode: mode, Prefix: prefix, JSON: asJSON, Now: time.Now()}
 }
 
-// jsonResult is the --json shape of a result.
+// jsonResult is the --json shape of a result. Content that is not UTF-8
+// text is base64 with "encoding": "base64" (JSON would replace its bytes).
 type jsonResult struct {
 	*Result
-	Content *string `json:"content,omitempty"`
+	Content  *string `json:"content,omitempty"`
+	Encoding string  `json:"encoding,omitempty"`
 }
 
 // Print writes one result. Results whose Problem is set are not written to
-// the text output (they are counted in the summary); JSON carries them.
+// the text output (they are counted in the summary and, with Errs, told
+// there); JSON carries them.
 func (p *Printer) Print(r *Result) error {
 	if p.JSON {
 		jr := jsonResult{Result: r}
 		if r.Content != nil {
 			s := string(r.Content)
+			if !utf8.Valid(r.Content) {
+				s, jr.Encoding = base64.StdEncoding.EncodeToString(r.Content), "base64"
+			}
 			jr.Content = &s
 		}
 		b, err := json.Marshal(&jr)
@@ -48,21 +64,27 @@ func (p *Printer) Print(r *Result) error {
 		p.W.Write(b)
 		return p.W.WriteByte('\n')
 	}
-	if r.Problem != "" && p.Mode != ModeList {
-		return nil
+	if r.Problem != "" {
+		p.problem(r, r.Problem)
+		if p.Mode != ModeList {
+			return nil
+		}
+	}
+	if r.Meta != nil && r.Meta.Truncated && (p.Mode == ModeContents || p.Grep) {
+		p.problem(r, "content truncated by the collector at max_object_bytes: only the first part was stored and searched")
 	}
 	switch {
 	case r.Diff != "":
-		return p.lines(r, []byte(r.Diff))
+		return p.lines(r, []byte(termsafe.Text(r.Diff)))
 	case p.Grep:
 		for _, l := range r.Lines {
-			p.line(r, l)
+			p.rawLine(r, l)
 		}
 		return nil
 	}
 	switch p.Mode {
 	case ModeList:
-		_, err := p.W.WriteString(r.Key() + "\n")
+		_, err := p.W.WriteString(termsafe.String(r.Key()) + "\n")
 		return err
 	case ModeContents:
 		return p.lines(r, r.Content)
@@ -101,7 +123,7 @@ func (p *Printer) lines(r *Result, content []byte) error {
 		if i < 0 {
 			i = len(content)
 		}
-		p.line(r, string(content[:i]))
+		p.rawLine(r, string(content[:i]))
 		if i == len(content) {
 			break
 		}
@@ -110,9 +132,13 @@ func (p *Printer) lines(r *Result, content []byte) error {
 	return nil
 }
 
-func (p *Printer) line(r *Result, s string) {
+// line writes one line of metadata (escaped), rawLine one line of content
+// (as stored); both after the escaped host#object with --prefix-hostnames.
+func (p *Printer) line(r *Result, s string) { p.rawLine(r, termsafe.String(s)) }
+
+func (p *Printer) rawLine(r *Result, s string) {
 	if p.Prefix {
-		k := r.Key()
+		k := termsafe.String(r.Key())
 		p.W.WriteString(k)
 		for n := len(k); n < 100; n++ {
 			p.W.WriteByte(' ')
@@ -120,6 +146,13 @@ func (p *Printer) line(r *Result, s string) {
 	}
 	p.W.WriteString(s)
 	p.W.WriteByte('\n')
+}
+
+// problem tells one problem on Errs.
+func (p *Printer) problem(r *Result, why string) {
+	if p.Errs != nil {
+		fmt.Fprintf(p.Errs, "%s: %s\n", termsafe.String(r.Key()), termsafe.String(why))
+	}
 }
 
 // Flush writes buffered output.
@@ -142,9 +175,9 @@ func PrintSummary(w io.Writer, s *Summary) {
 			quiet++
 			continue
 		}
-		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors (of %d hosts in scope)", o.Object, o.Hosts, o.Matched, o.Missing, o.Errors, s.HostsInScope)
+		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors (of %d hosts in scope)", termsafe.String(o.Object), o.Hosts, o.Matched, o.Missing, o.Errors, s.HostsInScope)
 		if len(o.Sample) > 0 && o.Missing <= 5 {
-			fmt.Fprintf(w, "; missing on %s", strings.Join(o.Sample, ", "))
+			fmt.Fprintf(w, "; missing on %s", strings.Join(termsafe.Strings(o.Sample), ", "))
 		}
 		fmt.Fprintln(w)
 	}
@@ -152,7 +185,7 @@ func PrintSummary(w io.Writer, s *Summary) {
 		fmt.Fprintf(w, "%d more objects on all %d hosts in scope, no errors\n", quiet, s.HostsInScope)
 	}
 	if len(s.UnknownHosts) > 0 {
-		fmt.Fprintf(w, "%d hosts of the hosts file never reported: %s\n", len(s.UnknownHosts), strings.Join(first(s.UnknownHosts, 10), ", "))
+		fmt.Fprintf(w, "%d hosts of the hosts file never reported: %s\n", len(s.UnknownHosts), strings.Join(termsafe.Strings(first(s.UnknownHosts, 10)), ", "))
 	}
 	fmt.Fprintf(w, "%d results in %s\n", s.Results, s.Elapsed.Round(time.Millisecond))
 }
@@ -168,41 +201,42 @@ func first(s []string, n int) []string {
 // summary of the versions, then one unified diff per version against the
 // reference; hostlist prints the hosts of every version.
 func PrintComparison(w io.Writer, c *Comparison, hostlist bool) {
+	obj, ref := termsafe.String(c.Object), termsafe.String(c.Reference)
 	if len(c.Groups) == 1 && c.Groups[0].Reference {
 		g := c.Groups[0]
-		fmt.Fprintf(w, "All %d hosts with %s have the same md5sum %s as %s\n", len(g.Hosts), c.Object, g.MD5, c.Reference)
+		fmt.Fprintf(w, "All %d hosts with %s have the same md5sum %s as %s\n", len(g.Hosts), obj, termsafe.String(g.MD5), ref)
 		if hostlist {
 			for _, h := range g.Hosts {
-				fmt.Fprintln(w, h)
+				fmt.Fprintln(w, termsafe.String(h))
 			}
 		}
 		printErrors(w, c)
 		return
 	}
-	fmt.Fprintf(w, "Comparison summary: %d versions of %s; reference %s\n", len(c.Groups), c.Object, c.Reference)
+	fmt.Fprintf(w, "Comparison summary: %d versions of %s; reference %s\n", len(c.Groups), obj, ref)
 	for _, g := range c.Groups {
 		tag := ""
 		if g.Reference {
 			tag = " (reference)"
 		}
-		fmt.Fprintf(w, "  md5sum %s on %d hosts, e.g. %s%s\n", g.MD5, len(g.Hosts), g.Sample, tag)
+		fmt.Fprintf(w, "  md5sum %s on %d hosts, e.g. %s%s\n", termsafe.String(g.MD5), len(g.Hosts), termsafe.String(g.Sample), tag)
 	}
 	for _, g := range c.Groups {
 		if g.Reference && !hostlist {
 			continue
 		}
-		fmt.Fprintf(w, "\n=== md5sum %s: %d hosts", g.MD5, len(g.Hosts))
+		fmt.Fprintf(w, "\n=== md5sum %s: %d hosts", termsafe.String(g.MD5), len(g.Hosts))
 		if g.Reference {
 			fmt.Fprint(w, " (reference)")
 		}
 		fmt.Fprintln(w, " ===")
 		if hostlist {
 			for _, h := range g.Hosts {
-				fmt.Fprintln(w, h)
+				fmt.Fprintln(w, termsafe.String(h))
 			}
 		}
 		if g.Diff != "" {
-			fmt.Fprint(w, g.Diff)
+			fmt.Fprint(w, termsafe.Text(g.Diff))
 			if !strings.HasSuffix(g.Diff, "\n") {
 				fmt.Fprintln(w)
 			}
@@ -213,17 +247,18 @@ func PrintComparison(w io.Writer, c *Comparison, hostlist bool) {
 
 func printErrors(w io.Writer, c *Comparison) {
 	if c.Missing > 0 {
-		fmt.Fprintf(w, "%d hosts in scope do not have %s\n", c.Missing, c.Object)
+		fmt.Fprintf(w, "%d hosts in scope do not have %s\n", c.Missing, termsafe.String(c.Object))
 	}
 	for _, e := range c.Errors {
-		fmt.Fprintf(w, "error: %s\n", e)
+		fmt.Fprintf(w, "error: %s\n", termsafe.String(e))
 	}
 }
 
-// PrintStale lists hosts that stopped reporting.
-func PrintStale(w io.Writer, now time.Time, stale []*HostRecord, inScope int, d time.Duration) {
+// PrintStale lists hosts that stopped reporting on w and the count on
+// summary (stderr, so the list pipes cleanly).
+func PrintStale(w, summary io.Writer, now time.Time, stale []*HostRecord, inScope int, d time.Duration) {
 	for _, r := range stale {
-		fmt.Fprintf(w, "%s\tlast seen %s (%s)\n", r.Host, Ago(now, r.Seen), r.Seen.UTC().Format(time.RFC3339))
+		fmt.Fprintf(w, "%s\tlast seen %s (%s)\n", termsafe.String(r.Host), Ago(now, r.Seen), r.Seen.UTC().Format(time.RFC3339))
 	}
-	fmt.Fprintf(w, "%d of %d hosts in scope have not reported for %s\n", len(stale), inScope, d)
+	fmt.Fprintf(summary, "%d of %d hosts in scope have not reported for %s\n", len(stale), inScope, d)
 }

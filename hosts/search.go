@@ -10,11 +10,14 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"regexp/syntax"
 	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sourcegraph/conc/stream"
 
 	"github.com/sightline/sightline/internal/bus"
 )
@@ -89,7 +92,7 @@ type ObjectSummary struct {
 	Hosts   int      `json:"hosts"`   // hosts in scope reporting it
 	Missing int      `json:"missing"` // hosts in scope without it
 	Errors  int      `json:"errors"`  // hosts reporting an error for it
-	Matched int      `json:"matched"` // results emitted (after --grep / --changed-since)
+	Matched int      `json:"matched"` // results without a problem (after --grep / --changed-since)
 	Sample  []string `json:"missing_sample,omitempty"`
 }
 
@@ -218,8 +221,15 @@ func MatchObject(pattern, name string) bool {
 	return err == nil && ok
 }
 
-// ErrNoObject is returned when --search matches no stored object.
-var ErrNoObject = errors.New("hosts: no object matches the search")
+// Sentinel errors of searches.
+var (
+	// ErrNoObject is returned when --search matches no stored object.
+	ErrNoObject = errors.New("hosts: no object matches the search")
+	// ErrUnknownHost: a named host never reported.
+	ErrUnknownHost = errors.New("unknown host")
+	// ErrUnknownObject: the host does not report the named object.
+	ErrUnknownObject = errors.New("unknown object")
+)
 
 // Search streams one Result per (host in scope, matching object) to emit,
 // from any goroutine but never concurrently. Results come in store order
@@ -307,39 +317,41 @@ func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*Meta,
 // searchObject answers q for one object. all, when not nil, is the
 // object's metadata already read by scanMetas.
 func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*Meta, emit func(*Result) error) (*ObjectSummary, error) {
-	if q.Sorted && q.Grep != nil && q.ChangedSince == 0 {
-		// --grep returns only matching lines, so its results are small:
-		// scan the store in its own order (one scan instead of a get per
-		// host) and sort here.
-		unsorted := q
-		unsorted.Sorted = false
-		var got []*Result
-		sm, err := s.searchObject(ctx, unsorted, hs, obj, all, func(r *Result) error {
-			c := *r
-			c.Content, c.pooled = nil, nil
-			got = append(got, &c)
-			return nil
-		})
-		if err != nil {
-			return sm, err
-		}
-		sort.SliceStable(got, func(i, j int) bool { return got[i].Host < got[j].Host })
-		for _, r := range got {
-			if err := emit(r); err != nil {
-				return sm, err
-			}
-		}
-		return sm, nil
-	}
-	ot := EncodeToken(obj)
-	sm := &ObjectSummary{Object: obj}
-	needContent := q.Mode == ModeContents || q.Grep != nil
 	if all == nil {
 		var err error
 		if all, err = s.scanMetas(ctx, obj); err != nil {
 			return nil, err
 		}
 	}
+	metas, sm := inScope(obj, all, hs)
+	p := newProgress(obj, len(metas), q.Progress)
+	emitOne := func(r *Result) error {
+		if r.Problem == "" {
+			sm.Matched++
+		}
+		return emit(r)
+	}
+	var err error
+	switch {
+	case q.ChangedSince > 0:
+		err = s.changed(ctx, q, hs, obj, metas, emitOne, p.step)
+	case q.Mode != ModeContents && q.Grep == nil:
+		err = metaResults(obj, metas, hs, emitOne, p.step)
+	case q.Sorted && q.Grep != nil:
+		// --grep returns only matching lines, so its results are small:
+		// scan the store in its own order (one scan instead of a get per
+		// host) and sort here.
+		err = s.sortedAfterScan(ctx, q, hs, obj, metas, emitOne, p.step)
+	default:
+		err = s.contents(ctx, q, hs, obj, metas, emitOne, p.step)
+	}
+	return sm, err
+}
+
+// inScope keeps the metadata of hosts in scope that still report the
+// object, and counts hosts, missing hosts and errors.
+func inScope(obj string, all map[string]*Meta, hs *hostSet) (map[string]*Meta, *ObjectSummary) {
+	sm := &ObjectSummary{Object: obj}
 	metas := make(map[string]*Meta, len(all))
 	for ht, m := range all {
 		rec, ok := hs.byToken[ht]
@@ -347,6 +359,9 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 			continue
 		}
 		metas[ht] = m
+		if m.Error != "" {
+			sm.Errors++
+		}
 	}
 	sm.Hosts = len(metas)
 	for ht, rec := range hs.byToken {
@@ -358,107 +373,102 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 		}
 	}
 	sort.Strings(sm.Sample)
-	for _, m := range metas {
-		if m.Error != "" {
-			sm.Errors++
+	return metas, sm
+}
+
+// progress reports every 256 results and the last one.
+type progress struct {
+	obj         string
+	done, total uint64
+	report      func(object string, done, total uint64)
+}
+
+func newProgress(obj string, total int, report func(string, uint64, uint64)) *progress {
+	return &progress{obj: obj, total: uint64(total), report: report}
+}
+
+func (p *progress) step() {
+	p.done++
+	if p.report != nil && (p.done%256 == 0 || p.done == p.total) {
+		p.report(p.obj, p.done, p.total)
+	}
+}
+
+// byHost returns the host tokens of metas sorted by host name.
+func byHost(metas map[string]*Meta) []string {
+	keys := make([]string, 0, len(metas))
+	for ht := range metas {
+		keys = append(keys, ht)
+	}
+	sort.Slice(keys, func(i, j int) bool { return metas[keys[i]].Host < metas[keys[j]].Host })
+	return keys
+}
+
+// metaResults answers the modes that need only the metadata (list, md5,
+// stat, wordcount, times), sorted by host. A host's error is a problem
+// only when it left no output (a command that exited non-zero but printed
+// something still has an md5, counts and times, as in --contents).
+func metaResults(obj string, metas map[string]*Meta, hs *hostSet, emit func(*Result) error, step func()) error {
+	for _, ht := range byHost(metas) {
+		m := metas[ht]
+		step()
+		r := &Result{Host: m.Host, Object: obj, Labels: hs.byToken[ht].Labels, Meta: m}
+		if m.MD5 == "" {
+			r.Problem = m.Error
+		}
+		if err := emit(r); err != nil {
+			return err
 		}
 	}
-	total := uint64(len(metas))
-	var done uint64
-	progress := func() {
-		done++
-		if q.Progress != nil && (done%256 == 0 || done == total) {
-			q.Progress(obj, done, total)
+	return nil
+}
+
+// sortedAfterScan runs an unsorted content search and emits its results
+// sorted by host (for --grep, whose results are small).
+func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*Meta, emit func(*Result) error, step func()) error {
+	q.Sorted = false
+	var got []*Result
+	err := s.contents(ctx, q, hs, obj, metas, func(r *Result) error {
+		c := *r
+		c.Content, c.pooled = nil, nil
+		got = append(got, &c)
+		return nil
+	}, step)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(got, func(i, j int) bool { return got[i].Host < got[j].Host })
+	for _, r := range got {
+		if err := emit(r); err != nil {
+			return err
 		}
 	}
-	emitOne := func(r *Result) error {
-		sm.Matched++
-		return emit(r)
-	}
-	if q.ChangedSince > 0 {
-		return sm, s.changed(ctx, q, hs, obj, metas, emitOne, progress)
-	}
-	if !needContent {
-		keys := make([]string, 0, len(metas))
-		for ht := range metas {
-			keys = append(keys, ht)
-		}
-		sort.Slice(keys, func(i, j int) bool { return metas[keys[i]].Host < metas[keys[j]].Host })
-		for _, ht := range keys {
-			m := metas[ht]
-			progress()
-			if err := emitOne(&Result{Host: m.Host, Object: obj, Labels: hs.byToken[ht].Labels, Meta: m, Problem: m.Error}); err != nil {
-				return sm, err
-			}
-		}
-		return sm, nil
-	}
-	// Contents: scan content records, decode and grep in parallel, emit
-	// in scan order (a bounded reorder window keeps memory bounded and the
-	// output deterministic).
-	type job struct {
-		seq   int
-		ht    string
-		rec   []byte
-		fetch bool // read the record by key (sorted mode)
-	}
-	type finished struct {
-		seq int
-		r   *Result
-	}
-	window := s.workers * 8
-	slots := make(chan struct{}, window)
-	jobs := make(chan job, window)
-	results := make(chan finished, window)
+	return nil
+}
+
+// contents reads content records (a store scan, or a get per host in host
+// order when q.Sorted), decodes and greps them in parallel and emits them
+// in the order they were read: an ordered parallel map whose window of
+// records in flight is bounded by the number of workers.
+func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*Meta, emit func(*Result) error, step func()) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := s.workers
 	if q.Sorted {
-		// Workers also wait on one get each: keep enough requests in flight.
-		workers = max(workers, 32)
-		window = max(window, workers*2)
-		slots = make(chan struct{}, window)
-	}
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range jobs {
-				rec, problem := j.rec, ""
-				if j.fetch {
-					e, err := s.kv.Get(cctx, contentKey(obj, metas[j.ht].Host))
-					switch {
-					case err == nil:
-						rec = e.Value
-					case !errors.Is(err, bus.ErrStateNotFound):
-						problem = err.Error()
-					}
-				}
-				results <- finished{j.seq, s.contentResult(q, obj, metas[j.ht], hs.byToken[j.ht], rec, problem)}
-			}
-		}()
+		workers = max(workers, 32) // workers also wait on one get each: keep requests in flight
 	}
 	var emitErr error
-	emitted := make(chan struct{})
-	go func() {
-		defer close(emitted)
-		pending := map[int]*Result{}
-		next := 0
-		for d := range results {
-			pending[d.seq] = d.r
-			for {
-				r, ok := pending[next]
-				if !ok {
-					break
-				}
-				delete(pending, next)
-				next++
-				<-slots
-				progress()
+	st := stream.New().WithMaxGoroutines(workers)
+	submit := func(ht string, rec []byte, fetch bool) error {
+		if err := cctx.Err(); err != nil {
+			return err
+		}
+		st.Go(func() stream.Callback {
+			r := s.contentTask(cctx, q, obj, metas[ht], hs.byToken[ht], rec, fetch)
+			return func() {
+				step()
 				if r != nil && emitErr == nil {
-					if err := emitOne(r); err != nil {
-						emitErr = err
+					if emitErr = emit(r); emitErr != nil {
 						cancel()
 					}
 				}
@@ -467,57 +477,57 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 					s.bufs.Put(r.pooled)
 				}
 			}
-		}
-	}()
-	seen := make(map[string]bool, len(metas))
-	seq := 0
-	send := func(j job) error {
-		select {
-		case slots <- struct{}{}:
-		case <-cctx.Done():
-			return cctx.Err()
-		}
-		j.seq = seq
-		jobs <- j
-		seq++
+		})
 		return nil
 	}
+	seen := make(map[string]bool, len(metas))
 	var scanErr error
 	if q.Sorted {
-		order := make([]string, 0, len(metas))
-		for ht := range metas {
-			order = append(order, ht)
-		}
-		sort.Slice(order, func(i, j int) bool { return metas[order[i]].Host < metas[order[j]].Host })
-		for _, ht := range order {
+		for _, ht := range byHost(metas) {
 			seen[ht] = true
-			if scanErr = send(job{ht: ht, fetch: true}); scanErr != nil {
+			if scanErr = submit(ht, nil, true); scanErr != nil {
 				break
 			}
 		}
 	} else {
-		scanErr = s.kv.Scan(cctx, []string{"c." + ot + ".*"}, func(e bus.StateEntry) error {
+		scanErr = s.kv.Scan(cctx, []string{"c." + EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
 			ht := lastToken(e.Key)
 			if metas[ht] == nil {
 				return nil
 			}
 			seen[ht] = true
-			return send(job{ht: ht, rec: e.Value})
+			return submit(ht, e.Value, false)
 		})
 	}
-	close(jobs)
-	wg.Wait()
-	close(results)
-	<-emitted
+	st.Wait()
 	if emitErr != nil {
-		return sm, emitErr
+		return emitErr
 	}
 	if scanErr != nil {
-		return sm, fmt.Errorf("hosts: read contents of %s: %w", obj, scanErr)
+		return fmt.Errorf("hosts: read contents of %s: %w", obj, scanErr)
 	}
-	// Hosts that reported the object but whose content is not stored
-	// (errors without output, or a "still the same" record the store
-	// never had the content of).
+	return emitUnread(q, obj, metas, seen, emit, step)
+}
+
+// contentTask reads (when fetch) and decodes one content record.
+func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *Meta, rec *HostRecord, raw []byte, fetch bool) *Result {
+	problem := ""
+	if fetch {
+		e, err := s.kv.Get(ctx, ContentKey(obj, m.Host))
+		switch {
+		case err == nil:
+			raw = e.Value
+		case !errors.Is(err, bus.ErrStateNotFound):
+			problem = err.Error()
+		}
+	}
+	return s.contentResult(q, obj, m, rec, raw, problem)
+}
+
+// emitUnread emits the hosts that reported the object but whose content
+// is not stored (errors without output, or a "still the same" record the
+// store never had the content of).
+func emitUnread(q Query, obj string, metas map[string]*Meta, seen map[string]bool, emit func(*Result) error, step func()) error {
 	var rest []*Meta
 	for ht, m := range metas {
 		if !seen[ht] {
@@ -526,19 +536,16 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 	}
 	sort.Slice(rest, func(i, j int) bool { return rest[i].Host < rest[j].Host })
 	for _, m := range rest {
-		progress()
-		if q.Grep != nil {
-			continue
-		}
+		step()
 		p := m.Error
 		if p == "" {
 			p = missingContent
 		}
-		if err := emitOne(&Result{Host: m.Host, Object: obj, Meta: m, Problem: p}); err != nil {
-			return sm, err
+		if err := emit(&Result{Host: m.Host, Object: obj, Meta: m, Problem: p}); err != nil {
+			return err
 		}
 	}
-	return sm, nil
+	return nil
 }
 
 const missingContent = "content not in the store (the collector sent only 'still the same'; run it with --full)"
@@ -576,10 +583,7 @@ func (s *Searcher) contentResult(q Query, obj string, m *Meta, rec *HostRecord, 
 		r.Problem = fmt.Sprintf("content not in the store: the host reports md5 %s, the store has %s (run the collector with --full)", m.MD5, h.MD5)
 	}
 	if r.Problem != "" {
-		if q.Grep != nil {
-			return nil
-		}
-		return r
+		return r // told on stderr (or in JSON), never printed as content
 	}
 	if q.Grep == nil {
 		r.Content = content
@@ -601,9 +605,11 @@ func (q *Query) matcher() *lineMatcher {
 }
 
 // lineMatcher finds the lines a regexp matches, like grep: candidate lines
-// are found with a literal the match must contain (when the pattern starts
-// with one), and the regexp runs on each line alone (the backtracker on a
-// short line is far faster than the NFA over a whole 40 KB document).
+// are found with a literal every match must contain (taken from the parsed
+// regexp, so '^net.core.netdev_budget ' uses "netdev_budget " although
+// its '.'s are not literal), and the regexp runs on each line alone (the
+// backtracker on a short line is far faster than the NFA over a whole
+// 40 KB document).
 type lineMatcher struct {
 	re  *regexp.Regexp
 	lit []byte
@@ -611,14 +617,61 @@ type lineMatcher struct {
 
 func newLineMatcher(re *regexp.Regexp) *lineMatcher {
 	m := &lineMatcher{re: re}
-	src := strings.TrimPrefix(re.String(), "(?m)")
-	src = strings.TrimPrefix(src, "^")
-	if r2, err := regexp.Compile(src); err == nil {
-		if p, _ := r2.LiteralPrefix(); p != "" {
-			m.lit = []byte(p)
-		}
+	if lit := requiredLiteral(re.String()); lit != "" {
+		m.lit = []byte(lit)
 	}
 	return m
+}
+
+// requiredLiteral returns the longest case-sensitive literal that every
+// match of the pattern contains and that cannot span a newline, or "".
+func requiredLiteral(pattern string) string {
+	re, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		return ""
+	}
+	lit := longestLiteral(re.Simplify())
+	if strings.ContainsRune(lit, '\n') {
+		return ""
+	}
+	return lit
+}
+
+func longestLiteral(re *syntax.Regexp) string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return ""
+		}
+		return string(re.Rune)
+	case syntax.OpCapture:
+		return longestLiteral(re.Sub[0])
+	case syntax.OpPlus:
+		return longestLiteral(re.Sub[0]) // at least one copy
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			return longestLiteral(re.Sub[0])
+		}
+	case syntax.OpConcat:
+		// Adjacent literals form one run; anything else ends the run but
+		// may itself require a longer literal.
+		best, run := "", ""
+		for _, sub := range re.Sub {
+			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
+				run += string(sub.Rune)
+			} else {
+				run = ""
+				if l := longestLiteral(sub); len(l) > len(best) {
+					best = l
+				}
+			}
+			if len(run) > len(best) {
+				best = run
+			}
+		}
+		return best
+	}
+	return ""
 }
 
 func (m *lineMatcher) lines(content []byte) []string {
@@ -689,7 +742,7 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 // versions returns the current and previous stored contents (prev nil when
 // there is none).
 func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, err error) {
-	hist, err := s.kv.History(ctx, contentKey(obj, hostname))
+	hist, err := s.kv.History(ctx, ContentKey(obj, hostname))
 	if err != nil {
 		return nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
 	}
@@ -710,7 +763,13 @@ func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, pre
 
 // Content returns the stored content of one object of one host.
 func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*Meta, []byte, error) {
-	e, err := s.kv.Get(ctx, metaKey(obj, hostname))
+	e, err := s.kv.Get(ctx, MetaKey(obj, hostname))
+	if errors.Is(err, bus.ErrStateNotFound) {
+		if _, herr := s.kv.Get(ctx, HostKey(hostname)); errors.Is(herr, bus.ErrStateNotFound) {
+			return nil, nil, fmt.Errorf("%w: no host named %q has reported (check the name with `sightline search --stale 0s`)", ErrUnknownHost, hostname)
+		}
+		return nil, nil, fmt.Errorf("%w: host %q does not report %q", ErrUnknownObject, hostname, obj)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("hosts: %s#%s: %w", hostname, obj, err)
 	}
@@ -718,7 +777,7 @@ func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*Meta, []
 	if err := json.Unmarshal(e.Value, &m); err != nil {
 		return nil, nil, fmt.Errorf("hosts: %s#%s: metadata: %w", hostname, obj, err)
 	}
-	c, err := s.kv.Get(ctx, contentKey(obj, hostname))
+	c, err := s.kv.Get(ctx, ContentKey(obj, hostname))
 	if err != nil {
 		return &m, nil, fmt.Errorf("hosts: %s#%s: content: %w", hostname, obj, err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
@@ -33,7 +34,7 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	ev.SpecVersion = schemas.SpecVersion
 	ev.DataContentType = "application/json"
 	ev.Type = w.Kind + "." + w.Name
-	ev.ID = eventID(w.In)
+	ev.ID = EventID(w.In)
 	obj, _ := w.Body.(map[string]any)
 
 	ev.CorrelationID = correlation.FromHeaders(w.In.Header)
@@ -82,18 +83,19 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 			obj["tag"] = json.Number(ev.SyncTag)
 		}
 		ev.Subject = ev.SyncScope
-		ev.Data, err = json.Marshal(obj)
+		ev.Data, err = marshal(obj)
 	}
 	return err
 }
 
-// eventID is the producer's Nats-Msg-Id when given, else derived from the
-// input's stream position so a redelivery produces the same id (and the
-// events stream drops the duplicate).
-func eventID(in *stage.Message) string {
+// EventID is the id of the event made of in: the producer's Nats-Msg-Id
+// when given, else derived from the input's stream position so a
+// redelivery produces the same id (and the events stream drops the
+// duplicate).
+func EventID(in *stage.Message) string {
 	// Invalid UTF-8 would be changed in the JSON envelope and no longer
 	// match the output's Nats-Msg-Id.
-	if id := strings.TrimSpace(in.Header.Get(stage.HeaderMsgID)); id != "" && len(id) <= 256 && utf8.ValidString(id) {
+	if id := strings.TrimSpace(in.Header.Get(stage.HeaderMsgID)); id != "" && len(id) <= limits.IDBytes && utf8.ValidString(id) {
 		return id
 	}
 	if in.Meta.Sequence > 0 {
@@ -199,7 +201,7 @@ func (c *Conform) conformLog(w *Work, obj map[string]any) (json.RawMessage, erro
 		if m := plainLevel.FindStringSubmatch(head); m != nil {
 			d["level"] = levels[strings.ToLower(m[1])]
 		}
-		return json.Marshal(d)
+		return marshal(d)
 	}
 	if _, ok := obj["message"].(string); !ok {
 		for _, k := range messageFields[1:] {
@@ -237,5 +239,19 @@ func (c *Conform) conformLog(w *Work, obj map[string]any) (json.RawMessage, erro
 	if err := c.Schemas.ValidatePayload(schemas.KindLog, obj); err != nil {
 		return nil, stage.Reject("schema", "log body violates log.schema.json", err)
 	}
-	return json.Marshal(obj)
+	return marshal(obj)
+}
+
+// marshal is json.Marshal without HTML escaping: '<', '>' and '&' stay one
+// byte each instead of six, so conforming a body never inflates it by more
+// than JSON itself requires.
+func marshal(v any) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return b[:len(b)-1], nil // Encode ends with a newline
 }

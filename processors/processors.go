@@ -16,11 +16,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
 
-// Subject prefixes of the streams (DESIGN.md contracts).
+// Subject prefixes of the streams (docs/architecture.md).
 const (
 	RawPrefix    = stage.RawPrefix
 	EventsPrefix = stage.EventsPrefix
@@ -54,6 +55,9 @@ type Pipeline struct {
 	stages []Stage
 	tracer trace.Tracer // nil: no spans
 	now    func() time.Time
+	// maxEvent bounds an output message (body and headers), so the events
+	// stream never refuses what the processor publishes.
+	maxEvent int
 }
 
 // Option configures a Pipeline.
@@ -69,12 +73,24 @@ func WithTracer(t trace.Tracer) Option {
 	}
 }
 
+// WithMaxEventBytes bounds an output message, body and headers (default
+// limits.MaxEventBytes): a conformed event larger than n is rejected with
+// class event_too_large before it is published. Set it to the events
+// stream's max message size less limits.EventHeaderBudget.
+func WithMaxEventBytes(n int) Option {
+	return func(p *Pipeline) {
+		if n > 0 {
+			p.maxEvent = n
+		}
+	}
+}
+
 // WithClock sets the clock (tests).
 func WithClock(now func() time.Time) Option { return func(p *Pipeline) { p.now = now } }
 
 // NewPipeline composes stages into a stage.Processor.
 func NewPipeline(stages []Stage, opts ...Option) *Pipeline {
-	p := &Pipeline{stages: stages, now: time.Now}
+	p := &Pipeline{stages: stages, now: time.Now, maxEvent: limits.MaxEventBytes}
 	for _, o := range opts {
 		o(p)
 	}
@@ -83,8 +99,11 @@ func NewPipeline(stages []Stage, opts ...Option) *Pipeline {
 
 // Config is what the standard pipeline needs.
 type Config struct {
-	MaxBodyBytes int               // bodies larger than this are rejected
-	Attributes   map[string]string // static enrichment attributes
+	MaxBodyBytes int // bodies larger than this are rejected
+	// MaxEventBytes bounds an output message (WithMaxEventBytes); 0:
+	// limits.MaxEventBytes.
+	MaxEventBytes int
+	Attributes    map[string]string // static enrichment attributes
 }
 
 // Standard builds validate → conform → enrich. The returned Enricher lets
@@ -95,7 +114,7 @@ func Standard(cfg Config, v *schemas.Validator, opts ...Option) (*Pipeline, *Enr
 		&Validate{MaxBodyBytes: cfg.MaxBodyBytes, Schemas: v},
 		&Conform{Schemas: v},
 		en,
-	}, opts...), en
+	}, append([]Option{WithMaxEventBytes(cfg.MaxEventBytes)}, opts...)...), en
 }
 
 // Process implements stage.Processor.
@@ -113,7 +132,25 @@ func (p *Pipeline) Process(ctx context.Context, in *stage.Message) ([]*stage.Mes
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
 	}
-	return []*stage.Message{Output(&w.Event, w.Kind, w.Name, w.Rest)}, nil
+	out := stage.EventMessage(&w.Event, w.Kind, w.Name, w.Rest)
+	if n := len(out.Data) + HeaderBytes(out.Header); n > p.maxEvent {
+		return nil, stage.Rejectf("event_too_large",
+			"conformed event is %d bytes (from a body of %d bytes), over the limit of %d bytes the events stream takes",
+			n, len(in.Data), p.maxEvent)
+	}
+	return []*stage.Message{out}, nil
+}
+
+// HeaderBytes is what h takes in a NATS message: the "NATS/1.0" line, one
+// "Key: value" line per value and the blank line.
+func HeaderBytes(h stage.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	return n
 }
 
 // apply runs one stage, in a span of its own when tracer is not nil.
@@ -131,50 +168,6 @@ func apply(ctx context.Context, tracer trace.Tracer, s Stage, w *Work) error {
 		span.RecordError(err)
 	}
 	return err
-}
-
-// Output builds the output message of a conformed event.
-func Output(ev *schemas.Event, kind, name, rest string) *stage.Message {
-	return &stage.Message{
-		Subject: EventsPrefix + kind + "." + name + rest,
-		Header:  OutputHeader(ev),
-		Data:    ev.AppendJSON(make([]byte, 0, encodedSize(ev))),
-		ID:      ev.ID,
-	}
-}
-
-// OutputHeader is the NATS header of a conformed event's message: its
-// correlation ID, type, content type, traceparent, sync scope and tag, and
-// its id as Nats-Msg-Id (so the bus publishes the map without copying it).
-func OutputHeader(ev *schemas.Event) stage.Header {
-	// One backing array for the header values: one allocation, not six.
-	vals := [6]string{ev.CorrelationID, ev.Type, "application/cloudevents+json", ev.TraceParent, ev.SyncScope, ev.ID}
-	h := make(stage.Header, 7)
-	h[stage.HeaderCorrelationID] = vals[0:1:1]
-	h[stage.HeaderEventType] = vals[1:2:2]
-	h[stage.HeaderContentType] = vals[2:3:3]
-	if ev.ID != "" {
-		h[stage.HeaderMsgID] = vals[5:6:6]
-	}
-	if ev.TraceParent != "" {
-		h[stage.HeaderTraceParent] = vals[3:4:4]
-	}
-	if ev.SyncScope != "" {
-		h[stage.HeaderSyncScope] = vals[4:5:5]
-		h[stage.HeaderSyncTag] = []string{ev.SyncTag}
-	}
-	return h
-}
-
-// encodedSize is a close upper estimate of the envelope's JSON length, so
-// AppendJSON writes into one allocation.
-func encodedSize(ev *schemas.Event) int {
-	n := 320 + len(ev.Data) + len(ev.ID) + len(ev.Source) + len(ev.Type) + len(ev.Subject) +
-		len(ev.CorrelationID) + len(ev.SyncScope) + len(ev.SyncTag) + len(ev.Producer) + len(ev.TraceParent)
-	for k, v := range ev.Attributes {
-		n += len(k) + len(v) + 6
-	}
-	return n + n/8 // escapes
 }
 
 // ParseSubject splits sightline.<stream>.<kind>.<name>[.<more>] after the
@@ -248,8 +241,8 @@ func (e *Enricher) Apply(_ context.Context, w *Work) error {
 func producer(h stage.Header) string {
 	for _, k := range []string{stage.HeaderProducer, "User-Agent"} {
 		if v := strings.TrimSpace(h.Get(k)); v != "" {
-			if len(v) > 256 {
-				v = strings.ToValidUTF8(v[:256], "") // not cut inside a character
+			if len(v) > limits.ProducerBytes {
+				v = strings.ToValidUTF8(v[:limits.ProducerBytes], "") // not cut inside a character
 			}
 			return v
 		}

@@ -16,7 +16,7 @@ import (
 	"github.com/sightline/sightline/processors"
 )
 
-// readmeExample is one `nats pub` of issue 2 and the input it sends.
+// readmeExample is one `nats pub` of the README and the input it sends.
 type readmeExample struct {
 	title   string
 	cmd     string

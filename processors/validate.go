@@ -4,16 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
 
-// DefaultMaxBodyBytes is the default body size limit (512 KiB).
-const DefaultMaxBodyBytes = 512 << 10
+// DefaultMaxBodyBytes is the default body size limit (limits.MaxBodyBytes).
+const DefaultMaxBodyBytes = limits.MaxBodyBytes
 
 // Validate checks the raw input: a known kind and a valid name in the
 // subject, the size limit, UTF-8, JSON where JSON is required, and the
@@ -72,7 +74,10 @@ func (v *Validate) Apply(_ context.Context, w *Work) error {
 		// The metric body is kept as sent, compacted: one pass does both.
 		doc, w.Compact, err = schemas.DecodeCompact(body, nil)
 	} else {
-		doc, err = schemas.Decode(body)
+		doc, err = schemas.DecodeBody(body)
+	}
+	if se := (*schemas.SyntaxError)(nil); errors.As(err, &se) && errors.Is(err, schemas.ErrTooDeep) {
+		return stage.Rejectf("too_deep", "%s body is nested deeper than the limit of %d levels (at byte offset %d)", kind, limits.MaxBodyDepth, se.Offset)
 	}
 	if err != nil {
 		return stage.Reject("not_json", kind+" body is not valid JSON", err)
@@ -87,6 +92,16 @@ func (v *Validate) Apply(_ context.Context, w *Work) error {
 	if kind != schemas.KindLog {
 		if err := v.Schemas.ValidatePayload(kind, obj); err != nil {
 			return stage.Reject("schema", kind+" body violates "+kind+".schema.json", err)
+		}
+	}
+	if kind == schemas.KindSnapshot {
+		// The graph and the host store hold numbers as 64-bit floats.
+		if path, n, ok := overflow(obj, ""); ok {
+			return stage.Rejectf("schema", "snapshot body has the number %.40s at %s, beyond a 64-bit float", n, path)
+		}
+		scope, _ := obj["scope"].(string)
+		if err := CheckScope(name, rest, scope); err != nil {
+			return err
 		}
 	}
 	w.Body = obj
@@ -132,8 +147,9 @@ func headerInt(s string) any {
 }
 
 // MaxSubjectBytes bounds an input subject, so the event's source
-// ("urn:sightline:subject:" + subject) stays within the envelope's 1024.
-const MaxSubjectBytes = 512
+// ("urn:sightline:subject:" + subject) stays within the envelope's
+// (limits.SubjectBytes).
+const MaxSubjectBytes = limits.SubjectBytes
 
 // validRest checks the subject tokens after the name (".a.b"): each
 // non-empty, without whitespace, control bytes or wildcards, so the output
@@ -156,6 +172,30 @@ func validRest(rest string) bool {
 }
 
 func validName(s string) bool { return stage.NameToken(s) }
+
+// overflow finds a number in v that a 64-bit float cannot hold (1e400),
+// and its JSON pointer.
+func overflow(v any, path string) (string, string, bool) {
+	switch x := v.(type) {
+	case json.Number:
+		if _, err := strconv.ParseFloat(string(x), 64); err != nil {
+			return path, string(x), true
+		}
+	case map[string]any:
+		for k, e := range x {
+			if p, n, ok := overflow(e, path+"/"+k); ok {
+				return p, n, true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p, n, ok := overflow(e, path+"/"+strconv.Itoa(i)); ok {
+				return p, n, true
+			}
+		}
+	}
+	return "", "", false
+}
 
 func firstInvalid(b []byte) int {
 	for i := 0; i < len(b); {

@@ -206,5 +206,5 @@ func SubjectMatches(filter, subject string) bool {
 // subjectMayMatch reports whether the events of kind.name, restored on
 // sightline.events.<kind>.<name>, match filter.
 func subjectMayMatch(filter, kind, name string) bool {
-	return SubjectMatches(filter, "sightline.events."+kind+"."+name)
+	return SubjectMatches(filter, stage.EventsPrefix+kind+"."+name)
 }

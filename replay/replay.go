@@ -179,14 +179,15 @@ func write(ctx context.Context, sink stage.Sink, batch []*stage.Message, o *Opti
 			sum.Written += uint64(len(pending))
 			return nil
 		}
-		var be *stage.BatchError
+		errs, whole := stage.Outcomes(err, len(pending))
 		var retry []*stage.Message
-		switch {
-		case errors.As(err, &be):
+		if whole && stage.IsPermanent(err) {
+			sum.Rejected += uint64(len(pending))
+			o.Logger.WarnContext(ctx, "replay: sink rejected batch", "messages", len(pending), "error", err)
+		} else {
 			for i, m := range pending {
-				ferr, failed := be.Failed[i]
-				switch {
-				case !failed:
+				switch ferr := errs[i]; {
+				case ferr == nil:
 					sum.Written++
 				case stage.IsPermanent(ferr):
 					sum.Rejected++
@@ -196,11 +197,6 @@ func write(ctx context.Context, sink stage.Sink, batch []*stage.Message, o *Opti
 					retry = append(retry, m)
 				}
 			}
-		case stage.IsPermanent(err):
-			sum.Rejected += uint64(len(pending))
-			o.Logger.WarnContext(ctx, "replay: sink rejected batch", "messages", len(pending), "error", err)
-		default:
-			retry = pending
 		}
 		if len(retry) == 0 {
 			return nil

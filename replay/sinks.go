@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -26,24 +25,18 @@ func (d *Discard) Close(context.Context) error { return nil }
 // Count is the number of messages written.
 func (d *Discard) Count() uint64 { return d.n.Load() }
 
-// Publisher publishes messages to JetStream with their ID as Nats-Msg-Id
-// and waits for the acks. *bus.Bus implements it.
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...*stage.Message) ([]bus.PublishResult, error)
-}
-
 // StreamSink re-publishes messages into the stream (the archive → stream
 // direction). Each message keeps its event id as Nats-Msg-Id, so the
 // stream drops copies of what it still holds within its duplicate window,
 // and the sinks downstream (idempotent by id) absorb the rest.
 type StreamSink struct {
-	pub        Publisher
+	pub        stage.Publisher
 	published  atomic.Uint64
 	duplicates atomic.Uint64
 }
 
 // NewStreamSink publishes through pub.
-func NewStreamSink(pub Publisher) *StreamSink { return &StreamSink{pub: pub} }
+func NewStreamSink(pub stage.Publisher) *StreamSink { return &StreamSink{pub: pub} }
 
 // Write publishes batch and waits for every ack.
 func (s *StreamSink) Write(ctx context.Context, batch []*stage.Message) error {

@@ -2,34 +2,51 @@ package schemas
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/sightline/sightline/internal/limits"
 )
 
-// maxDepth bounds nesting like encoding/json does, so a hostile body of
-// nested brackets costs bounded stack.
-const maxDepth = 10000
+// ErrTooDeep is wrapped by the SyntaxError of a value nested deeper than
+// the decoder's limit.
+var ErrTooDeep = errors.New("too deeply nested")
 
 // SyntaxError is a JSON syntax error with the byte offset where it was
 // found.
 type SyntaxError struct {
 	Msg    string
 	Offset int64
+	Err    error // ErrTooDeep, or nil
 }
 
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%s (at byte offset %d)", e.Msg, e.Offset)
 }
 
+// Unwrap returns ErrTooDeep for a depth error.
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
 // Decode parses one JSON value the way the validator expects: objects as
 // map[string]any (a repeated key keeps its last value), arrays as []any,
 // numbers as json.Number (kept exact), strings unescaped with invalid UTF-8
 // replaced by U+FFFD — what encoding/json with UseNumber returns. Only JSON
-// whitespace may follow the value.
+// whitespace may follow the value. It reads values nested up to
+// limits.DecoderMaxDepth, the depth every sink's decoder reads (a whole
+// event).
 func Decode(b []byte) (any, error) {
-	v, _, err := decode(b, nil, false)
+	v, _, err := decode(b, nil, false, limits.DecoderMaxDepth)
+	return v, err
+}
+
+// DecodeBody is Decode for a raw input body: nesting deeper than
+// limits.MaxBodyDepth fails with an error wrapping ErrTooDeep, so that the
+// body, once wrapped in the envelope, stays readable by every sink.
+func DecodeBody(b []byte) (any, error) {
+	v, _, err := decode(b, nil, false, limits.MaxBodyDepth)
 	return v, err
 }
 
@@ -37,13 +54,14 @@ func Decode(b []byte) (any, error) {
 // input without insignificant whitespace, the same bytes json.Compact
 // writes) to dst, in the same single pass. With a nil dst and nothing to
 // drop, the compact form is b itself (capacity-capped, so appending to it
-// never writes into b).
+// never writes into b). Like DecodeBody, it reads a raw input body: its
+// depth limit is limits.MaxBodyDepth.
 func DecodeCompact(b, dst []byte) (any, []byte, error) {
-	return decode(b, dst, true)
+	return decode(b, dst, true, limits.MaxBodyDepth)
 }
 
-func decode(b, dst []byte, compact bool) (any, []byte, error) {
-	d := decoder{data: b, src: string(b), dst: dst, compact: compact}
+func decode(b, dst []byte, compact bool, maxDepth int) (any, []byte, error) {
+	d := decoder{data: b, src: string(b), dst: dst, compact: compact, maxDepth: maxDepth}
 	d.skipSpace()
 	v, err := d.value(0)
 	if err != nil {
@@ -72,6 +90,9 @@ type decoder struct {
 	dst     []byte
 	seg     int // start of the segment not yet copied to dst
 	compact bool
+	// maxDepth bounds nesting, so a hostile body of nested brackets costs
+	// bounded stack.
+	maxDepth int
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -118,14 +139,12 @@ func (d *decoder) value(depth int) (any, error) {
 		return nil, d.unexpected("")
 	}
 	switch c := d.data[d.pos]; {
-	case c == '{':
-		if depth >= maxDepth {
-			return nil, d.errorf("exceeded max depth of %d", maxDepth)
+	case c == '{' || c == '[':
+		if depth >= d.maxDepth {
+			return nil, &SyntaxError{Msg: fmt.Sprintf("nested deeper than %d levels", d.maxDepth), Offset: int64(d.pos), Err: ErrTooDeep}
 		}
-		return d.object(depth + 1)
-	case c == '[':
-		if depth >= maxDepth {
-			return nil, d.errorf("exceeded max depth of %d", maxDepth)
+		if c == '{' {
+			return d.object(depth + 1)
 		}
 		return d.array(depth + 1)
 	case c == '"':

@@ -2,8 +2,10 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"time"
@@ -136,13 +138,17 @@ func appendField(b []byte, name, value string) []byte {
 }
 
 // appendString appends a JSON string. strconv.AppendQuote is not JSON-safe
-// for every input, so strings with unusual bytes go through encoding/json.
+// for every input, so strings with unusual bytes go through encoding/json,
+// without HTML escaping ('<' stays one byte, not six).
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
-			enc, _ := json.Marshal(s)
-			return append(b, enc...)
+		if c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			_ = enc.Encode(s) // a string: cannot fail
+			return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 		}
 	}
 	b = append(b, '"')
@@ -204,12 +210,15 @@ type LogData struct {
 // SnapshotData is the payload of a snapshot event: one part of the sync of
 // Scope at update tag Tag.
 type SnapshotData struct {
-	Scope         string         `json:"scope"`
-	Tag           int64          `json:"tag"`
-	Part          int            `json:"part,omitempty"`
-	Final         bool           `json:"final,omitempty"`
-	Count         int            `json:"count,omitempty"`
-	Source        string         `json:"source,omitempty"`
+	Scope  string `json:"scope"`
+	Tag    int64  `json:"tag"`
+	Part   int    `json:"part,omitempty"`
+	Final  bool   `json:"final,omitempty"`
+	Count  int    `json:"count,omitempty"`
+	Source string `json:"source,omitempty"`
+	// Force is ignored by the graph sink: forcing a sweep past the share
+	// guard is an operator action (`sightline graph sweep --force`), never
+	// a producer's. Kept so older producers' messages still decode.
 	Force         bool           `json:"force,omitempty"`
 	Nodes         []Node         `json:"nodes,omitempty"`
 	Relationships []Relationship `json:"relationships,omitempty"`
@@ -242,6 +251,49 @@ type Relationship struct {
 	To         NodeRef        `json:"to"`
 	Properties map[string]any `json:"properties,omitempty"`
 }
+
+// HostSnapshotObject is a HostObject as it travels in a host snapshot
+// part: the object plus how its content was carried.
+type HostSnapshotObject struct {
+	HostObject
+	// Encoding is "base64" when the content is not valid UTF-8.
+	Encoding string `json:"encoding,omitempty"`
+	// Truncated: the content was cut at the collector's max_object_bytes;
+	// MD5 and the counts are those of the full content.
+	Truncated bool `json:"truncated,omitempty"`
+	// Updated is when this content (this md5) was first collected.
+	Updated *time.Time `json:"updated,omitempty"`
+}
+
+// Decoded returns the content bytes carried (base64 decoded when needed).
+func (o *HostSnapshotObject) Decoded() ([]byte, error) {
+	switch o.Encoding {
+	case "":
+		return []byte(o.Content), nil
+	case "base64":
+		b, err := base64.StdEncoding.DecodeString(o.Content)
+		if err != nil {
+			return nil, fmt.Errorf("host object %s of %s: base64 content: %w", o.Name, o.Host, err)
+		}
+		return b, nil
+	default:
+		return nil, fmt.Errorf("host object %s of %s: unknown encoding %q", o.Name, o.Host, o.Encoding)
+	}
+}
+
+// HostSnapshotPart is the data of one part of a host's sync (scope
+// host:<name>): the snapshot's nodes plus the host's objects.
+type HostSnapshotPart struct {
+	SnapshotData
+	Objects []HostSnapshotObject `json:"objects,omitempty"`
+}
+
+var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
+
+// ValidHostname reports whether name can be a host name (it becomes the
+// sync scope host:<name>). Dots separate non-empty labels: the name is
+// also the tail of a subject.
+func ValidHostname(name string) bool { return len(name) <= 250 && hostnameRe.MatchString(name) }
 
 // HostObject is one file, command output or facts document of a host
 // snapshot (sysops-api style). Only Host and Name are required by the

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The README test command (`task test`) runs this: it brings up every service the tests need
-# (Neo4j, OpenSearch, the S3 server, a 3-node NATS cluster, Elasticsearch), installs Debian's
+# (Neo4j, OpenSearch, the S3 server, a 3-node NATS cluster, Elasticsearch, and TLS-only
+# instances of Neo4j, Elasticsearch and S3, and an OpenSearch with the security plugin set up
+# as in Compose), installs Debian's
 # Chromium for the browser test when it is missing, then runs every Go test with -race.
 # Extra arguments go to `go test` (e.g. `task test -- -run TestTrace ./sinks/index/`).
 set -euo pipefail
@@ -8,8 +10,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 
-step "services: Neo4j, OpenSearch, S3, NATS cluster, Elasticsearch"
-NATS=1 ES=1 bash deploy/local/services.sh up
+step "services: Neo4j, OpenSearch, S3, NATS cluster, Elasticsearch, TLS-only Neo4j, Elasticsearch and S3"
+NATS=1 ES=1 TLS=1 bash deploy/local/services.sh up
+step "OpenSearch with the security plugin, configured as in Compose (deploy/opensearch/)"
+# services.sh up rewrote services.env just now: add this one's variables to it.
+bash deploy/local/opensearch-security.sh up >>.local/services.env
 
 if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/lib/chromium/chromium ]]; then
 	step "installing Debian's chromium for the web page test"

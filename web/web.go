@@ -1,7 +1,8 @@
-// Package web holds the small trace page served by `sightline run` at /ui/:
-// paste a correlation ID, see its timeline as a waterfall grouped by
-// service, click an event to see its JSON. It talks only to
-// GET /v1/trace/{id} (sinks/index.NewAPI).
+// Package web holds the page served by `sightline run` at /ui/: recent
+// traces, a search view over GET /v1/search and a trace view over
+// GET /v1/trace/{id} (one row per event, levels and rejections marked,
+// service and kind filters, deep links in the address bar). It has no
+// external assets; see README.md.
 package web
 
 import "embed"

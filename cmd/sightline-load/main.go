@@ -3,6 +3,18 @@
 //	sightline-load publish -url nats://127.0.0.1:4222 -n 100000 -size 512 -rate 20000
 //	sightline-load backlog -dir /tmp/sl-backlog -n 1000000 -size 512
 //	sightline-load serve -http 127.0.0.1:8080
+//	sightline-load publish -n 100000 -wait-events -trace-api http://127.0.0.1:8080
+//	sightline-load drain -url nats://127.0.0.1:4222 -n 1000000 -consumer index -pid PID
+//
+// With -wait-events, publish then waits until SIGHTLINE_EVENTS holds n more
+// events (the processor's work); with -trace-api, every message carries a
+// Correlation-Id (load-<run>-<i>) and publish waits until the last one is
+// found by GET /v1/trace/{id} (searchable end to end). Times are from the
+// first publish.
+//
+// drain waits, on a running server, until SIGHTLINE_EVENTS holds n events
+// and the durable consumers named by -consumer have nothing pending, then
+// reports the time from its start and the peak RSS (VmHWM) of -pid.
 //
 // publish sends N metric messages of S bytes at R msgs/s (0 = as fast as
 // PubAcks allow) to a running server and reports msgs/s.
@@ -38,6 +50,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
+	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/httpingest"
 	"github.com/sightline/sightline/schemas"
@@ -52,7 +65,7 @@ func main() {
 	}
 }
 
-const usage = `usage: sightline-load publish|backlog|serve [flags]   (-h after a mode lists its flags)`
+const usage = `usage: sightline-load publish|backlog|serve|drain [flags]   (-h after a mode lists its flags)`
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -66,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return backlogCmd(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, args[1:], stderr)
+	case "drain":
+		return drainCmd(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("unknown mode %q\n%s", args[0], usage)
 }
@@ -122,7 +137,9 @@ func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	n := fs.Int("n", 100000, "messages to publish")
 	size := fs.Int("size", 512, "payload bytes")
 	rate := fs.Int("rate", 0, "messages per second (0 = unlimited)")
-	subject := fs.String("subject", "sightline.raw.metric.load", "subject")
+	subject := fs.String("subject", stage.RawPrefix+"metric.load", "subject")
+	waitEvents := fs.Bool("wait-events", false, "then wait until SIGHTLINE_EVENTS holds n more events")
+	traceAPI := fs.String("trace-api", "", "then wait until the last message's correlation id is found by GET <this>/v1/trace/{id}")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -135,16 +152,161 @@ func publishCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	var base uint64
+	if *waitEvents {
+		if base, err = streamMsgs(ctx, js, bus.StreamEvents); err != nil {
+			return err
+		}
+	}
+	cidPrefix := ""
+	if *traceAPI != "" {
+		cidPrefix = fmt.Sprintf("load-%x-", time.Now().UnixNano())
+	}
 	start := time.Now()
-	if err := publishN(ctx, js, *subject, *n, *size, *rate, newProgress(stderr)); err != nil {
+	if err := publishCIDs(ctx, js, *subject, *n, *size, *rate, cidPrefix, newProgress(stderr)); err != nil {
 		return err
 	}
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "published %d messages of %d bytes in %s: %.0f msgs/s\n", *n, *size, el.Round(time.Millisecond), float64(*n)/el.Seconds())
+	if *waitEvents {
+		for {
+			got, err := streamMsgs(ctx, js, bus.StreamEvents)
+			if err != nil {
+				return err
+			}
+			if got-base >= uint64(*n) {
+				break
+			}
+			if err := sleep(ctx, 20*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		el := time.Since(start)
+		fmt.Fprintf(stdout, "conformed %d events %s after the first publish: %.0f ev/s\n", *n, el.Round(time.Millisecond), float64(*n)/el.Seconds())
+	}
+	if *traceAPI != "" {
+		id := fmt.Sprintf("%s%d", cidPrefix, *n-1)
+		if err := waitTrace(ctx, *traceAPI, id); err != nil {
+			return err
+		}
+		el := time.Since(start)
+		fmt.Fprintf(stdout, "searchable: %s found %s after the first publish: %.0f ev/s end to end\n", id, el.Round(time.Millisecond), float64(*n)/el.Seconds())
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// waitTrace polls GET api/v1/trace/id until it answers 200.
+func waitTrace(ctx context.Context, api, id string) error {
+	c := &http.Client{Timeout: 10 * time.Second}
+	url := strings.TrimRight(api, "/") + "/v1/trace/" + id
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := c.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			if resp.StatusCode != http.StatusNotFound {
+				return fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+			}
+		}
+		if err := sleep(ctx, 20*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func streamMsgs(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s: %w", stream, err)
+	}
+	return info.State.Msgs, nil
+}
+
+func drainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("drain", flag.ContinueOnError)
+	url := fs.String("url", nats.DefaultURL, "NATS URL")
+	n := fs.Uint64("n", 1000000, "events SIGHTLINE_EVENTS must hold")
+	consumers := fs.String("consumer", "", "comma-separated durable consumers of SIGHTLINE_EVENTS that must have nothing pending")
+	pid := fs.Int("pid", 0, "process whose peak RSS (VmHWM) to report")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	nc, err := nats.Connect(*url, nats.Name("sightline-load"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("connect %s: %w", *url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	pr := newProgress(stderr)
+	var names []string
+	if *consumers != "" {
+		names = strings.Split(*consumers, ",")
+	}
+	for {
+		got, err := streamMsgs(ctx, js, bus.StreamEvents)
+		if err == nil && got >= *n {
+			done := true
+			for _, name := range names {
+				c, cerr := js.Consumer(ctx, bus.StreamEvents, name)
+				if cerr != nil {
+					done = false
+					break
+				}
+				ci, cerr := c.Info(ctx)
+				if cerr != nil || ci.NumPending > 0 || ci.NumAckPending > 0 {
+					done = false
+					break
+				}
+			}
+			if done {
+				break
+			}
+		}
+		pr.update("events", int(got), int(*n), "")
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
+	}
+	el := time.Since(start)
+	hwm := "?"
+	if *pid > 0 {
+		hwm = pidStatus(*pid, "VmHWM")
+	}
+	fmt.Fprintf(stdout, "drained %d events (consumers %s) in %s: %.0f ev/s; peak RSS VmHWM %s\n", *n, *consumers, el.Round(time.Millisecond), float64(*n)/el.Seconds(), hwm)
 	return nil
 }
 
 func publishN(ctx context.Context, js jetstream.JetStream, subject string, n, size, rate int, pr *progress) error {
+	return publishCIDs(ctx, js, subject, n, size, rate, "", pr)
+}
+
+// publishCIDs is publishN with a Correlation-Id header cidPrefix+i on
+// message i when cidPrefix is set.
+func publishCIDs(ctx context.Context, js jetstream.JetStream, subject string, n, size, rate int, cidPrefix string, pr *progress) error {
 	var tick <-chan time.Time
 	perTick := n
 	if rate > 0 {
@@ -162,7 +324,11 @@ func publishN(ctx context.Context, js jetstream.JetStream, subject string, n, si
 			}
 		}
 		for j := 0; j < perTick && i < n; j++ {
-			if _, err := js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: payload(i, size)}); err != nil {
+			msg := &nats.Msg{Subject: subject, Data: payload(i, size)}
+			if cidPrefix != "" {
+				msg.Header = nats.Header{"Correlation-Id": []string{cidPrefix + strconv.Itoa(i)}}
+			}
+			if _, err := js.PublishMsgAsync(msg); err != nil {
 				return fmt.Errorf("publish %d: %w", i, err)
 			}
 			i++
@@ -223,7 +389,7 @@ func backlogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if int(have) < *n {
 		fmt.Fprintf(stderr, "filling SIGHTLINE_RAW: %d → %d messages of %d bytes\n", have, *n, *size)
-		if err := publishN(ctx, b.JetStream(), "sightline.raw.metric.search_made", *n-int(have), *size, 0, newProgress(stderr)); err != nil {
+		if err := publishN(ctx, b.JetStream(), stage.RawPrefix+"metric.search_made", *n-int(have), *size, 0, newProgress(stderr)); err != nil {
 			return err
 		}
 	}
@@ -303,20 +469,19 @@ func writeHeap(path string) error {
 }
 
 func msgs(ctx context.Context, b *bus.Bus, stream string) (uint64, error) {
-	s, err := b.JetStream().Stream(ctx, stream)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("stream %s: %w", stream, err)
-	}
-	return info.State.Msgs, nil
+	return streamMsgs(ctx, b.JetStream(), stream)
 }
 
 // procStatus returns a line's value of /proc/self/status, e.g. "123456 kB".
-func procStatus(key string) string {
-	b, err := os.ReadFile("/proc/self/status")
+func procStatus(key string) string { return statusOf("/proc/self/status", key) }
+
+// pidStatus is procStatus of another process.
+func pidStatus(pid int, key string) string {
+	return statusOf(fmt.Sprintf("/proc/%d/status", pid), key)
+}
+
+func statusOf(path, key string) string {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return "?"
 	}

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 )
@@ -26,15 +26,16 @@ func newCollectCmd(g *globals) *cobra.Command {
 		Short: "Snapshot this host's files, command outputs and facts as one sync of scope host:<name>",
 		Long: `Collect reads the files and globs, runs the commands (each with a timeout) and builds the
 facts document listed in the collector config, then publishes them as one sync of scope
-host:<name> on sightline.raw.snapshot.host (parts under max_part_bytes, the last one final with
-the item count). Each object carries its content, md5, stat, line/word/byte counts, collection
+host:<name> on sightline.raw.snapshot.host.<name> (parts under max_part_bytes, the last one final
+with the item count). A collector identity minted with ` + "`sightline creds collector --host NAME`" + `
+may publish there and nowhere else. Each object carries its content, md5, stat, line/word/byte counts, collection
 time and exit status; a failed command or unreadable file is published with its error.
 
 Objects whose md5 is the one sent last time (state_file) go as cheap "still the same" records
 without content; full_every (default 24h) or --full resends everything. Run it from cron or a
 systemd timer every few minutes. --dry-run prints what would be sent and publishes nothing.
 
-The NATS connection comes from the Sightline configuration (--config, nats.urls).
+The NATS connection comes from the Sightline configuration (--config, nats.urls, nats.nkey_file).
 
 Collector config (YAML):
   host: web-01                     # default: the hostname
@@ -68,16 +69,19 @@ Collector config (YAML):
 			if err != nil {
 				return err
 			}
-			var pub host.Publisher = host.PublisherFunc(func(context.Context, ...*stage.Message) error { return nil })
+			pub := stage.DiscardPublisher
 			if !dryRun {
-				b, err := g.bus(ctx)
+				// Replies on the host's own inbox: the one a least-privilege
+				// collector identity may subscribe to (sightline creds).
+				b, err := g.bus(ctx, func(o *bus.Options) {
+					if o.InboxPrefix == "" {
+						o.InboxPrefix = host.InboxPrefix(c.Host())
+					}
+				})
 				if err != nil {
 					return err
 				}
-				pub = host.PublisherFunc(func(ctx context.Context, msgs ...*stage.Message) error {
-					_, err := b.Publish(ctx, msgs...)
-					return err
-				})
+				pub = b
 			}
 			rep, err := host.Run(ctx, c, pub, host.RunOptions{DryRun: dryRun, ForceFull: full})
 			if rep != nil {

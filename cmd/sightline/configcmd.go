@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -16,10 +15,11 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Short: "Show the effective configuration, list the keys, or check a file",
 	}
 	cmd.AddCommand(&cobra.Command{
-		Use:   "show",
-		Short: "Print the effective configuration as YAML (secrets masked)",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Use:     "show",
+		Short:   "Print the effective configuration as YAML (secrets masked)",
+		Example: "  sightline config show\n  sightline --config /etc/sightline/sightline.yaml --set graph.enabled=true config show",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.config()
 			if err != nil {
 				return err
@@ -28,28 +28,30 @@ func newConfigCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = os.Stdout.Write(y)
+			_, err = cmd.OutOrStdout().Write(y)
 			return err
 		},
 	}, &cobra.Command{
-		Use:   "check",
-		Short: "Load and validate the configuration; exit status 1 with every bad key named",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		Use:     "check",
+		Short:   "Load and validate the configuration; exit status 1 with every bad key named",
+		Example: "  sightline --config /etc/sightline/sightline.yaml config check\n  SIGHTLINE_PROCESSOR_BATCH=0 sightline config check",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := g.config(); err != nil {
 				return err
 			}
-			fmt.Println("configuration is valid")
+			fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")
 			return nil
 		},
 	}, &cobra.Command{
-		Use:   "keys",
-		Short: "List every key with the environment variable that overrides it",
-		Args:  cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+		Use:     "keys",
+		Short:   "List every key with the environment variable that overrides it",
+		Example: "  sightline config keys\n  sightline config keys | grep archive",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KEY\tENVIRONMENT")
-			for _, k := range config.Keys() {
+			for _, k := range config.Default(sinkSections()...).Keys() {
 				fmt.Fprintf(tw, "%s\t%s\n", k, config.EnvName(k))
 			}
 			return tw.Flush()

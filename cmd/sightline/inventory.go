@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/producers/inventory"
 )
 
@@ -38,9 +38,16 @@ func newInventoryCmd(g *globals) *cobra.Command {
                                                                                scope cloudmap:<namespace>
   graph     --file graph.json           {"nodes":[...],"relationships":[...]}  scope from the file or --scope
 The update tag is --tag, or the start time in ms, kept strictly increasing per scope in --state.`,
+		Example: `  sightline inventory publish --source file --file services.yaml
+  sightline inventory publish --source cloudmap --dir ./cloudmap-dump --namespace prod
+  sightline inventory publish --source graph --file graph.json --dry-run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			if force {
+				return errors.New("--force is no longer a producer's option: publish the sync, then an operator runs " +
+					"`sightline graph sweep --force SCOPE` (see `sightline graph sweep --help`)")
+			}
 			var s *inventory.Sync
 			var err error
 			switch source {
@@ -56,6 +63,9 @@ The update tag is --tag, or the start time in ms, kept strictly increasing per s
 			if err != nil {
 				return err
 			}
+			for _, w := range s.Warnings {
+				fmt.Fprintln(os.Stderr, "warning: "+termsafe.String(w))
+			}
 			if scope != "" {
 				s.Scope = scope
 			} else if namespace != "" && source == inventory.SourceFile {
@@ -64,7 +74,6 @@ The update tag is --tag, or the start time in ms, kept strictly increasing per s
 			if s.Scope == "" {
 				return errors.New("the graph document has no scope: pass --scope")
 			}
-			s.Force = s.Force || force
 			if tag > 0 {
 				s.Tag = tag
 			} else if s.Tag == 0 {
@@ -73,24 +82,19 @@ The update tag is --tag, or the start time in ms, kept strictly increasing per s
 				}
 			}
 			if subject == "" {
-				subject = "sightline.raw.snapshot.inventory"
+				subject = stage.RawPrefix + "snapshot.inventory"
 				if source == inventory.SourceGraph {
-					subject = "sightline.raw.snapshot.graph"
+					subject = stage.RawPrefix + "snapshot.graph"
 				}
 			}
-			var pub inventory.Publisher
-			if dryRun {
-				pub = inventory.PublisherFunc(func(context.Context, *stage.Message) error { return nil })
-			} else {
+			pub := stage.DiscardPublisher
+			if !dryRun {
 				b, err := g.bus(ctx)
 				if err != nil {
 					return err
 				}
 				defer b.Close()
-				pub = inventory.PublisherFunc(func(ctx context.Context, m *stage.Message) error {
-					_, err := b.Publish(ctx, m)
-					return err
-				})
+				pub = b
 			}
 			res, err := inventory.Publish(ctx, s, pub, inventory.WithSubject(subject), inventory.WithMaxPartBytes(maxBytes),
 				inventory.WithProgress(func(part, parts int) {
@@ -112,7 +116,7 @@ The update tag is --tag, or the start time in ms, kept strictly increasing per s
 				verb = "would publish"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s sync %s@%d: %d items in %d parts (%d bytes) on %s, correlation id %s\n",
-				verb, res.Scope, res.Tag, res.Items, res.Parts, res.Bytes, subject, res.CorrelationID)
+				verb, termsafe.String(res.Scope), res.Tag, res.Items, res.Parts, res.Bytes, termsafe.String(subject), termsafe.String(res.CorrelationID))
 			return nil
 		},
 	}
@@ -124,7 +128,8 @@ The update tag is --tag, or the start time in ms, kept strictly increasing per s
 	f.StringVar(&scope, "scope", "", "sync scope (default: <source>:<namespace>)")
 	f.Int64Var(&tag, "tag", 0, "update tag (default: now in ms, strictly increasing per scope)")
 	f.StringVar(&state, "state", defaultTagState(), "file keeping the last tag per scope")
-	f.BoolVar(&force, "force", false, "mark the sync force: its sweep ignores graph.sweep_max_share")
+	f.BoolVar(&force, "force", false, "no longer accepted: forcing a sweep is an operator action, sightline graph sweep --force SCOPE")
+	_ = f.MarkHidden("force")
 	f.IntVar(&maxBytes, "max-part-bytes", inventory.DefaultMaxPartBytes, "size limit of one part")
 	f.StringVar(&subject, "subject", "", "raw subject (default sightline.raw.snapshot.inventory, .graph for --source graph)")
 	f.BoolVar(&dryRun, "dry-run", false, "split and count, publish nothing")

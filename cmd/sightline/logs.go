@@ -9,14 +9,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sightline/sightline/internal/searchcli"
 	"github.com/sightline/sightline/sinks/index"
+	"github.com/sightline/sightline/sinks/index/searchapi"
 )
 
 // newLogsCmd is `sightline logs`.
 func newLogsCmd(g *globals) *cobra.Command {
 	var (
 		services, types, kinds, levels []string
-		since, until, api, cid         string
+		since, until, cid              string
 		limit                          int
 		follow, asJSON                 bool
 		every                          time.Duration
@@ -43,13 +45,13 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 			now := time.Now()
 			q := index.Query{CorrelationID: cid, Services: services, Types: types, Kinds: kinds, Levels: levels,
 				Text: strings.Join(args, " "), Limit: limit, Newest: true}
-			if q.From, err = index.ParseTime(since, now); err != nil {
+			if q.From, err = searchapi.ParseTime(since, now); err != nil {
 				return fmt.Errorf("--since: %w", err)
 			}
-			if q.To, err = index.ParseTime(until, now); err != nil {
+			if q.To, err = searchapi.ParseTime(until, now); err != nil {
 				return fmt.Errorf("--until: %w", err)
 			}
-			s, closeFn, err := index.OpenSearcher(cfg.Index.Config, api, index.WithLogger(g.logger()))
+			s, closeFn, err := g.searcher(cfg)
 			if err != nil {
 				return err
 			}
@@ -59,13 +61,13 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 				if asJSON {
 					return enc.Encode(d)
 				}
-				return index.PrintDocs(os.Stdout, []index.Document{d})
+				return searchcli.PrintDocs(os.Stdout, []index.Document{d})
 			}
 			if follow {
 				if q.From.IsZero() {
 					q.From = now.Add(-time.Minute)
 				}
-				return index.Follow(cmd.Context(), s, q, every, 10*time.Second, emit)
+				return searchcli.Follow(cmd.Context(), s, q, every, 10*time.Second, emit)
 			}
 			res, err := s.Search(cmd.Context(), q)
 			if err != nil {
@@ -77,7 +79,11 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 				}
 			}
 			if !asJSON && res.Total > len(res.Docs) {
-				fmt.Fprintf(os.Stderr, "(%d of %d matches shown; --limit to see more)\n", len(res.Docs), res.Total)
+				more := ""
+				if res.TotalCapped {
+					more = " or more"
+				}
+				fmt.Fprintf(os.Stderr, "(%d of %d%s matches shown; --limit to see more)\n", len(res.Docs), res.Total, more)
 			}
 			return nil
 		},
@@ -94,6 +100,5 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 	f.BoolVarP(&follow, "follow", "f", false, "keep printing new matches")
 	f.DurationVar(&every, "every", 2*time.Second, "how often --follow polls the index")
 	f.BoolVar(&asJSON, "json", false, "one JSON document per line")
-	f.StringVar(&api, "api", os.Getenv("SIGHTLINE_API"), "query a running `sightline run` over HTTP instead of opening the index")
 	return cmd
 }

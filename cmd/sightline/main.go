@@ -5,10 +5,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/sightline/sightline/internal/termsafe"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -18,7 +21,18 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "sightline:", err)
+		var code exitCode
+		if errors.As(err, &code) {
+			os.Exit(int(code))
+		}
+		// Errors can quote data (an API's answer, an event's field).
+		fmt.Fprintln(os.Stderr, "sightline:", termsafe.Text(err.Error()))
 		os.Exit(1)
 	}
 }
+
+// exitCode ends the command with that status and no message (the command
+// has said what it had to).
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }

@@ -1,20 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/replay"
+	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
-	"github.com/sightline/sightline/sinks/graph"
-	"github.com/sightline/sightline/sinks/index"
 )
 
 // newReplayCmd is `sightline replay`.
@@ -27,7 +29,7 @@ func newReplayCmd(g *globals) *cobra.Command {
 		batch                         int
 	)
 	cmd := &cobra.Command{
-		Use:   "replay --from TIME|SEQ [--to TIME|SEQ] --to-sink graph|index|archive|discard | --from-archive URL [--to-sink stream]",
+		Use:   "replay --from TIME|SEQ [--to TIME|SEQ] --to-sink SINK|discard | --from-archive URL [--to-sink stream]",
 		Short: "Re-feed events from the stream (or the archive) into a sink",
 		Long: `Replay reads SIGHTLINE_EVENTS in order with an ephemeral consumer (no durable state is
 touched) and writes every batch to the chosen sink; sinks are idempotent, so a replay can be
@@ -57,7 +59,7 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 			if toSink == "" {
 				toSink = "stream"
 				if fromArchive == "" {
-					return errors.New("--to-sink is required (graph, index, archive or discard)")
+					return fmt.Errorf("--to-sink is required (%s or discard)", strings.Join(sinkNames(), ", "))
 				}
 			}
 			if fromArchive == "" && start.IsZero() {
@@ -78,7 +80,11 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 			// The source.
 			var src replay.Source
 			if fromArchive != "" {
-				acfg := cfg.Archive.Config
+				ac, err := sinks.SectionOf[archive.Config](cfg, "archive")
+				if err != nil {
+					return err
+				}
+				acfg := *ac
 				acfg.URL = fromArchive
 				bucket, err := archive.OpenBucket(ctx, acfg)
 				if err != nil {
@@ -122,28 +128,37 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 				src = rs
 			}
 
-			// The sink.
+			// The sink (a dry run opens none: it only counts).
 			var sink stage.Sink
-			switch toSink {
-			case "discard":
-				sink = &replay.Discard{}
-			case "stream":
-				if !dryRun {
-					sink = replay.NewStreamSink(b)
-				} else {
-					sink = &replay.Discard{}
+			switch {
+			case toSink == "discard" || dryRun:
+				if _, ok := sinkSpec(toSink); !ok && toSink != "discard" && toSink != "stream" {
+					return fmt.Errorf("--to-sink %q: want %s, stream or discard", toSink, strings.Join(sinkNames(), ", "))
 				}
-			case "archive":
-				sink, err = archive.New(ctx, cfg.Archive.Config, archive.WithLogger(log))
-			case "graph":
-				sink, err = graph.New(ctx, cfg.Graph.Config, graph.WithLogger(log))
-			case "index":
-				sink, err = index.Open(cfg.Index.Config, index.WithLogger(log))
+				sink = &replay.Discard{}
+			case toSink == "stream":
+				sink = replay.NewStreamSink(b)
 			default:
-				return fmt.Errorf("--to-sink %q: want graph, index, archive, stream or discard", toSink)
-			}
-			if err != nil {
-				return err
+				spec, ok := sinkSpec(toSink)
+				if !ok {
+					return fmt.Errorf("--to-sink %q: want %s, stream or discard", toSink, strings.Join(sinkNames(), ", "))
+				}
+				o, err := openWithin(ctx, openTimeout, func(ctx context.Context) (*sinks.Opened, error) {
+					return spec.Open(ctx, cfg.Section(toSink), sinks.Env{Log: log, Bus: func(ctx context.Context) (*bus.Bus, error) { return g.bus(ctx) }})
+				})
+				if held := errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK); held || errors.Is(err, errOpenTimeout) {
+					what := "is held by another process"
+					if !held {
+						what = fmt.Sprintf("did not open within %s", openTimeout)
+					}
+					return fmt.Errorf("--to-sink %s: the sink's store %s (%w): a running `sightline run` holds the embedded index; "+
+						"stop it, or let it do the work with --from-archive ... --to-sink stream; `sightline trace --api %s` reads through it",
+						toSink, what, err, apiHint(g, cfg))
+				}
+				if err != nil {
+					return err
+				}
+				sink = o.Sink
 			}
 			defer sink.Close(ctx)
 
@@ -165,12 +180,61 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 	f.StringVar(&from, "from", "", "start: stream sequence, RFC 3339 time, date, or duration ago (2h, 7d)")
 	f.StringVar(&to, "to", "", "stop after: sequence or time (default: the end of the stream when the replay starts)")
 	f.StringArrayVar(&subjects, "subject", nil, "subject filter, e.g. 'sightline.events.metric.>' (repeatable)")
-	f.StringVar(&toSink, "to-sink", "", "graph, index, archive, discard, or stream (only with --from-archive, its default)")
+	f.StringVar(&toSink, "to-sink", "", "a sink ("+strings.Join(sinkNames(), ", ")+"), discard, or stream (only with --from-archive, its default)")
 	f.StringVar(&fromArchive, "from-archive", "", "read archived objects instead: s3://bucket/prefix or a directory")
 	f.BoolVar(&dryRun, "dry-run", false, "count what would be replayed, write nothing")
 	f.Float64Var(&rate, "rate", 0, "limit to N events per second (0: unlimited)")
 	f.IntVar(&batch, "batch", 1000, "events per sink write")
 	return cmd
+}
+
+// openTimeout bounds how long replay waits for a sink to open: the
+// embedded index waits for its file lock while `sightline run` holds it.
+var openTimeout = 10 * time.Second
+
+var errOpenTimeout = errors.New("timed out")
+
+// openWithin runs open and gives up after d (the open goes on in the
+// background and is closed if it ever finishes).
+func openWithin(ctx context.Context, d time.Duration, open func(context.Context) (*sinks.Opened, error)) (*sinks.Opened, error) {
+	type res struct {
+		o   *sinks.Opened
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		o, err := open(ctx)
+		ch <- res{o, err}
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.o, r.err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	go func() { // close it if it opens after all
+		if r := <-ch; r.err == nil && r.o != nil {
+			_ = r.o.Sink.Close(context.Background())
+		}
+	}()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return nil, errOpenTimeout
+}
+
+// apiHint is the HTTP address of the running `sightline run`: --api, or
+// the configured http.listen.
+func apiHint(g *globals, cfg *config.Config) string {
+	if g.api.url != "" {
+		return g.api.url
+	}
+	if cfg.HTTP.Listen == "" {
+		return "http://127.0.0.1:8080"
+	}
+	return "http://" + cfg.HTTP.Listen
 }
 
 func isTerminal(f *os.File) bool {

@@ -20,6 +20,8 @@ type globals struct {
 	configPath string
 	sets       []string
 	logLevel   string
+	natsURL    string  // --nats: shorthand for --set nats.urls=URL
+	api        apiAuth // --api, --token-file, --api-ca
 
 	once    sync.Once
 	cfg     *config.Config
@@ -53,12 +55,16 @@ then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
 	f.StringVarP(&g.configPath, "config", "c", os.Getenv("SIGHTLINE_CONFIG"), "YAML configuration file")
 	f.StringArrayVar(&g.sets, "set", nil, "override one key, e.g. --set processor.attributes.site=lab1 (repeatable)")
 	f.StringVar(&g.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level)")
+	f.StringVar(&g.natsURL, "nats", "", "NATS server(s) to use, e.g. nats://127.0.0.1:5222 (same as --set nats.urls=...; env SIGHTLINE_NATS_URLS); "+
+		"without it, commands reach the embedded server of sightline run at nats.listen (env SIGHTLINE_NATS_LISTEN)")
+	addAPIFlags(f, &g.api)
 	root.AddCommand(
 		newRunCmd(g), newStatusCmd(g), newConfigCmd(g),
 		newTraceCmd(g), newLogsCmd(g),
 		newGraphCmd(g), newInventoryCmd(g),
 		newReplayCmd(g),
 		newCollectCmd(g), newSearchCmd(g),
+		newCredsCmd(),
 	)
 	return root
 }
@@ -66,11 +72,8 @@ then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
 // config loads and validates the configuration once.
 func (g *globals) config() (*config.Config, error) {
 	g.once.Do(func() {
-		sets := g.sets
-		if g.logLevel != "" {
-			sets = append(append([]string(nil), sets...), "log.level="+g.logLevel)
-		}
-		g.cfg, g.cfgErr = config.Load(g.configPath, os.Environ(), sets)
+		sets := g.allSets()
+		g.cfg, g.cfgErr = config.Load(g.configPath, os.Environ(), sets, sinkSections()...)
 		if g.cfgErr != nil {
 			return
 		}
@@ -79,6 +82,18 @@ func (g *globals) config() (*config.Config, error) {
 		g.log, g.cfgErr = telemetry.NewLogger(os.Stderr, g.cfg.Log.Format, &g.level)
 	})
 	return g.cfg, g.cfgErr
+}
+
+// allSets is --set plus the global flags that stand for keys.
+func (g *globals) allSets() []string {
+	sets := append([]string(nil), g.sets...)
+	if g.natsURL != "" {
+		sets = append(sets, "nats.urls="+g.natsURL)
+	}
+	if g.logLevel != "" {
+		sets = append(sets, "log.level="+g.logLevel)
+	}
+	return sets
 }
 
 // logger is the configured logger (a plain stderr logger before the
@@ -91,8 +106,9 @@ func (g *globals) logger() *slog.Logger {
 }
 
 // bus connects as a client: to nats.urls, or to the embedded server of a
-// running `sightline run` at nats.listen. It never starts a server.
-func (g *globals) bus(ctx context.Context) (*bus.Bus, error) {
+// running `sightline run` at nats.listen. It never starts a server. tune
+// adjusts the options (a collector's inbox prefix).
+func (g *globals) bus(ctx context.Context, tune ...func(*bus.Options)) (*bus.Bus, error) {
 	cfg, err := g.config()
 	if err != nil {
 		return nil, err
@@ -103,6 +119,9 @@ func (g *globals) bus(ctx context.Context) (*bus.Bus, error) {
 		o.URLs = []string{"nats://" + cfg.NATS.Listen}
 	}
 	o.Logger = g.logger()
+	for _, f := range tune {
+		f(&o)
+	}
 	b, err := bus.Connect(ctx, o)
 	if err != nil {
 		if len(cfg.NATS.URLs) == 0 {

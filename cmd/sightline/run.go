@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -19,17 +18,19 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
+	"github.com/sightline/sightline/internal/httpauth"
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/telemetry"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/httpingest"
 	"github.com/sightline/sightline/schemas"
+	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
-	"github.com/sightline/sightline/sinks/graph"
 	"github.com/sightline/sightline/sinks/index"
+	"github.com/sightline/sightline/sinks/index/searchapi"
 )
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -38,6 +39,7 @@ func newRunCmd(g *globals) *cobra.Command {
 		statsdHost    string
 		statsdPort    int
 		statsdPrefix  string
+		stages        []string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -49,10 +51,15 @@ archives them under .sightline/archive, and serves /healthz, /readyz, /metrics, 
 the trace/search API and the trace page on 127.0.0.1:8080.
 
 SIGINT/SIGTERM drain: fetching stops, in-flight batches finish and are acked. SIGHUP reloads the
-configuration file: log.level and processor.attributes change at once; other keys need a restart.`,
+configuration file: log.level and processor.attributes change at once; other keys need a restart.
+
+Scale-out: workers started against one JetStream cluster (nats.urls) share the durable
+consumers, so they split the work; --stages runs a subset of the stages in a worker, so the busy
+one scales alone (README, "Scale-out").`,
 		Example: `  sightline run
   nats pub sightline.raw.metric.search_made '{"query":"cats","n_results":3,"user_id":"1234"}'
-  sightline status`,
+  sightline status
+  sightline run --set nats.urls=nats://n1:4222,nats://n2:4222 --stages processor,index`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if statsdEnabled {
@@ -65,15 +72,20 @@ configuration file: log.level and processor.attributes change at once; other key
 			if err != nil {
 				return err
 			}
-			return runPipeline(cmd.Context(), g, cfg)
+			filter, err := parseStages(stages, cfg)
+			if err != nil {
+				return err
+			}
+			return runPipeline(cmd.Context(), g, cfg, filter)
 		},
 	}
-	// The Cartography seed's statsd flags (same as telemetry.statsd.*).
+	// Cartography's statsd flags (same as telemetry.statsd.*).
 	f := cmd.Flags()
 	f.BoolVar(&statsdEnabled, "statsd-enabled", false, "send pipeline counters to statsd (DogStatsD tags)")
 	f.StringVar(&statsdHost, "statsd-host", "127.0.0.1", "statsd host")
 	f.IntVar(&statsdPort, "statsd-port", 8125, "statsd UDP port")
 	f.StringVar(&statsdPrefix, "statsd-prefix", "", "metric name prefix (default \"sightline.\")")
+	f.StringSliceVar(&stages, "stages", nil, "run only these stages (processor and sink names, comma-separated); default: every enabled one")
 	return cmd
 }
 
@@ -86,16 +98,23 @@ type pipeline struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 	enrich  *processors.Enricher
+	opened  map[string]*sinks.Opened
 	closers []func(context.Context) error
+	onHUP   []func() // reloads that ride on SIGHUP beside the configuration's (tokens, certificate)
+	// mu guards opened and closers: a sink whose service was down at
+	// start is opened later, from its retry goroutine.
+	mu sync.Mutex
+	// stages is the subset of stages this worker runs (--stages); nil: all.
+	stages stageFilter
 }
 
-func runPipeline(ctx context.Context, g *globals, cfg *config.Config) error {
+func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages stageFilter) error {
 	log := g.logger()
 	// A soft memory limit keeps RSS bounded while a large backlog drains,
 	// and under it a higher GC target saves CPU (both measured in
 	// BENCHMARKS.md); GOMEMLIMIT and GOGC, when set, win.
 	cfg.Runtime.Apply()
-	p := &pipeline{cfg: cfg, log: log, metrics: telemetry.NewMetrics(), mux: http.NewServeMux()}
+	p := &pipeline{cfg: cfg, log: log, metrics: telemetry.NewMetrics(), mux: http.NewServeMux(), stages: stages}
 
 	tracer, shutdownTraces, err := telemetry.NewTracer(ctx, cfg.Telemetry.Traces, version)
 	if err != nil {
@@ -120,13 +139,17 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config) error {
 			return fmt.Errorf("nats.store_dir: %w", err)
 		}
 	}
-	b, err := bus.Connect(ctx, o)
+	if len(o.URLs) == 0 && cfg.NATS.ServerConfig == "" && !cfg.NATS.Loopback() {
+		log.Warn("nats.insecure is true: the embedded NATS server accepts every client without authentication, including deletes (docs/security-nats.md)",
+			"listen", cfg.NATS.Listen)
+	}
+	b, err := connectBus(ctx, o, log)
 	if err != nil {
 		return err
 	}
 	p.bus = b
 	defer b.Close()
-	if err := b.EnsureStreams(ctx, cfg.StreamsConfig()); err != nil {
+	if err := p.ensureStreams(ctx); err != nil {
 		return err
 	}
 
@@ -136,41 +159,27 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config) error {
 		return err
 	}
 
-	if cfg.Processor.Enabled {
+	if cfg.Processor.Enabled && stages.runs("processor") {
 		if err := p.startProcessor(grp, gctx, tracer); err != nil {
 			return err
 		}
 	}
-	if cfg.Index.Enabled {
-		if err := p.startIndex(grp, gctx); err != nil {
-			return err
-		}
-	}
-	if cfg.Graph.Enabled {
-		if err := p.startGraph(grp, gctx); err != nil {
-			return err
-		}
-	}
-	if cfg.Archive.Enabled {
-		if err := p.startArchive(grp, gctx); err != nil {
-			return err
-		}
-	}
-	if cfg.Hosts.Enabled {
-		grp.Go(func() error { return hosts.Run(gctx, b, cfg.Hosts.Config, log.With("sink", "hosts")) })
-	}
+	p.startSinks(grp, gctx)
 	grp.Go(func() error { p.reloadOnHUP(gctx, g); return nil })
 	p.ready.Store(true)
-	log.Info("sightline running", "version", version, "nats", b.ClientURL(), "http", cfg.HTTP.Listen,
-		"processor", cfg.Processor.Enabled, "index", indexMode(cfg), "graph", cfg.Graph.Enabled, "archive", cfg.Archive.Enabled, "hosts", cfg.Hosts.Enabled)
+	log.Info("sightline running", append([]any{"version", version, "nats", b.ClientURL(), "http", cfg.HTTP.Listen,
+		"processor", cfg.Processor.Enabled}, sinkStates(cfg)...)...)
 
 	err = grp.Wait()
 	p.ready.Store(false)
 	log.Info("sightline stopping: consumers drained, closing sinks")
 	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for i := len(p.closers) - 1; i >= 0; i-- {
-		if cerr := p.closers[i](closeCtx); cerr != nil {
+	p.mu.Lock()
+	closers := p.closers
+	p.mu.Unlock()
+	for i := len(closers) - 1; i >= 0; i-- {
+		if cerr := closers[i](closeCtx); cerr != nil {
 			log.Warn("close", "error", cerr)
 		}
 	}
@@ -184,28 +193,43 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config) error {
 	return nil
 }
 
-func indexMode(cfg *config.Config) string {
-	switch {
-	case !cfg.Index.Enabled:
-		return "off"
-	case cfg.Index.Remote():
-		return strings.Join(cfg.Index.URLs, ",")
-	default:
-		return "embedded:" + cfg.Index.EmbeddedPath
+// sinkStates are the start-up log attributes of the sinks: off, on, or
+// where the sink writes when its section says (Summary).
+func sinkStates(cfg *config.Config) []any {
+	var out []any
+	for _, name := range cfg.SectionNames() {
+		sec := cfg.Section(name)
+		var v any = sec.IsEnabled()
+		if s, ok := sec.(interface{ Summary() string }); ok {
+			v = "off"
+			if sec.IsEnabled() {
+				v = s.Summary()
+			}
+		}
+		out = append(out, name, v)
 	}
+	return out
 }
 
 func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Server, error) {
 	p.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	p.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	p.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !p.ready.Load() || !p.bus.Connected() {
 			http.Error(w, "not ready: starting, stopping or disconnected from NATS", http.StatusServiceUnavailable)
 			return
 		}
+		if why := p.bus.NotReady(); why != "" { // a stalled consumer, a failing component (docs/consumers.md)
+			if httpauth.Anonymous(r.Context()) { // the reason names services and errors: token holders only
+				why = "a component is failing (send a read token, or see GET /healthz/components)"
+			}
+			http.Error(w, "not ready: "+why, http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
+	p.registerComponents()
 	p.mux.Handle("GET /metrics", p.metrics.Handler())
 	p.mux.Handle("POST /v1/events", httpingest.New(p.bus, httpingest.WithLogger(p.log.With("component", "ingest")),
 		httpingest.WithMaxBodyBytes(int64(p.cfg.HTTP.IngestMaxBody)), httpingest.WithMaxItems(p.cfg.HTTP.IngestMaxItems),
@@ -218,6 +242,9 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
 	srv := &http.Server{Handler: p.mux, ReadHeaderTimeout: 10 * time.Second}
+	if ln, err = p.secureHTTP(ctx, srv, ln); err != nil {
+		return nil, err
+	}
 	grp.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)
@@ -240,7 +267,9 @@ func (p *pipeline) startProcessor(grp *errgroup.Group, ctx context.Context, trac
 		return err
 	}
 	pc := p.cfg.Processor
-	proc, en := processors.Standard(processors.Config{MaxBodyBytes: pc.MaxBodyBytes, Attributes: pc.Attributes}, v, processors.WithTracer(tracer))
+	proc, en := processors.Standard(processors.Config{MaxBodyBytes: pc.MaxBodyBytes, Attributes: pc.Attributes,
+		// An external server's max payload may be below the events stream's limit.
+		MaxEventBytes: min(int(p.cfg.Streams.Events.MaxMsgSize), int(p.bus.Conn().MaxPayload())) - limits.EventHeaderBudget}, v, processors.WithTracer(tracer))
 	p.enrich = en
 	cc := bus.ConsumerConfig{
 		Stage: "process", Stream: bus.StreamRaw, Durable: pc.Consumer,
@@ -250,63 +279,68 @@ func (p *pipeline) startProcessor(grp *errgroup.Group, ctx context.Context, trac
 	return nil
 }
 
-// runSink runs s behind a durable consumer and closes it after the consumer
-// has drained.
-func (p *pipeline) runSink(grp *errgroup.Group, ctx context.Context, cc bus.ConsumerConfig, s stage.Sink) {
-	grp.Go(func() error { return p.bus.RunSink(ctx, cc, s) })
+// startSinks opens every enabled sink of the table and runs its
+// consumers; each sink is closed after its consumers have drained. A sink
+// whose service is unreachable does not stop the others: it is retried in
+// the background (openSink) and reported failing meanwhile.
+func (p *pipeline) startSinks(grp *errgroup.Group, ctx context.Context) {
+	env := sinks.Env{
+		Registerer: p.metrics.Registry(),
+		Bus:        func(context.Context) (*bus.Bus, error) { return p.bus, nil },
+		Publish: func(ctx context.Context, msgs ...*stage.Message) error {
+			_, err := p.bus.Publish(ctx, msgs...)
+			return err
+		},
+		Handle: p.mux.Handle,
+	}
+	p.opened = map[string]*sinks.Opened{}
+	for _, spec := range sinkTable {
+		sec := p.cfg.Section(spec.Name)
+		if sec == nil || !sec.IsEnabled() || !p.stages.runs(spec.Name) {
+			continue
+		}
+		env.Log = p.log.With("sink", spec.Name)
+		p.openSink(grp, ctx, spec, sec, env)
+	}
 }
 
-func (p *pipeline) startIndex(grp *errgroup.Group, ctx context.Context) error {
-	idx, err := index.Open(p.cfg.Index.Config, index.WithLogger(p.log.With("sink", "index")))
-	if err != nil {
-		return fmt.Errorf("index sink: %w", err)
+// runOpened runs the consumers and background loops of an opened sink.
+func (p *pipeline) runOpened(grp *errgroup.Group, ctx context.Context, name string, o *sinks.Opened) {
+	p.mu.Lock()
+	p.opened[name] = o
+	p.closers = append(p.closers, o.Sink.Close)
+	p.mu.Unlock()
+	reported := healthSink{Sink: o.Sink, name: "sink " + name, bus: p.bus}
+	for _, cc := range o.Consumers {
+		grp.Go(func() error { return p.bus.RunSink(ctx, cc, reported) })
 	}
-	p.closers = append(p.closers, idx.Close)
-	p.runSink(grp, ctx, bus.ConsumerConfig{Stage: "index", Stream: bus.StreamEvents, Durable: "index",
-		Filters: []string{p.cfg.Index.EventsSubject}, Batch: 1000, Linger: 200 * time.Millisecond, AckWait: 2 * time.Minute}, idx)
-	p.runSink(grp, ctx, bus.ConsumerConfig{Stage: "index-dlq", Stream: bus.StreamDLQ, Durable: "index-dlq",
-		Filters: []string{p.cfg.Index.DLQSubject}, Batch: 500, Linger: 200 * time.Millisecond, AckWait: 2 * time.Minute}, idx)
-	grp.Go(func() error { idx.RunRetention(ctx); return nil })
+	for _, run := range o.Background {
+		grp.Go(func() error { run(ctx); return nil })
+	}
+	if name == "index" {
+		p.startSearchAPI(ctx, o)
+	}
+}
 
+// startSearchAPI serves the trace/search API and page from the index
+// sink's store, listing archive objects too when the archive is on.
+func (p *pipeline) startSearchAPI(ctx context.Context, o *sinks.Opened) {
+	idx, ok := o.Sink.(index.Index)
+	if !ok {
+		return
+	}
 	locators := []index.Locator{index.StreamLocator}
-	if p.cfg.Archive.Enabled {
-		if bkt, err := archive.OpenBucket(ctx, p.cfg.Archive.Config); err == nil {
+	if ac, err := sinks.SectionOf[archive.Config](p.cfg, "archive"); err == nil && ac.Enabled {
+		if bkt, err := archive.OpenBucket(ctx, *ac); err == nil {
+			p.mu.Lock()
 			p.closers = append(p.closers, func(context.Context) error { return bkt.Close() })
-			locators = append(locators, archive.TraceLocator(archive.NewReader(bkt), p.cfg.Archive.URL))
+			p.mu.Unlock()
+			locators = append(locators, index.SpanLocator(archive.TraceLocator(archive.NewReader(bkt), ac.URL)))
 		} else {
 			p.log.Warn("trace search will not list archive objects", "error", err)
 		}
 	}
-	index.RegisterAPI(p.mux, index.NewAPI(idx, p.log.With("component", "api"), locators...))
-	return nil
-}
-
-func (p *pipeline) startGraph(grp *errgroup.Group, ctx context.Context) error {
-	s, err := graph.New(ctx, p.cfg.Graph.Config, graph.WithLogger(p.log.With("sink", "graph")),
-		graph.WithRegisterer(p.metrics.Registry()))
-	if err != nil {
-		return fmt.Errorf("graph sink (graph.uri %s): %w", p.cfg.Graph.URI, err)
-	}
-	p.closers = append(p.closers, s.Close)
-	// Syncs of one scope are serialized by the sink's scope lock; one lane
-	// keeps the parts of a sync in order.
-	p.runSink(grp, ctx, bus.ConsumerConfig{Stage: "graph", Stream: bus.StreamEvents, Durable: p.cfg.Graph.Consumer,
-		Filters: []string{p.cfg.Graph.Subject}, Batch: 500, Lanes: 1, Linger: 100 * time.Millisecond, AckWait: 2 * time.Minute}, s)
-	return nil
-}
-
-func (p *pipeline) startArchive(grp *errgroup.Group, ctx context.Context) error {
-	a := p.cfg.Archive
-	s, err := archive.New(ctx, a.Config, archive.WithLogger(p.log.With("sink", "archive")))
-	if err != nil {
-		return fmt.Errorf("archive sink (archive.url %s): %w", a.URL, err)
-	}
-	p.closers = append(p.closers, s.Close)
-	// Messages wait in the batch unacked: AckWait covers linger + upload.
-	p.runSink(grp, ctx, bus.ConsumerConfig{Stage: "archive", Stream: bus.StreamEvents, Durable: "archive",
-		Filters: []string{a.Subject}, Batch: a.BatchMaxMessages, BatchBytes: a.BatchMaxBytes, Linger: a.BatchMaxAge,
-		Lanes: 1, AckWait: a.BatchMaxAge + a.PutTimeout + time.Minute, MaxAckPending: 2 * a.BatchMaxMessages}, s)
-	return nil
+	searchapi.Register(p.mux, searchapi.New(idx, p.log.With("component", "api"), locators...))
 }
 
 // reloadOnHUP re-reads the configuration on SIGHUP and applies what can
@@ -321,11 +355,10 @@ func (p *pipeline) reloadOnHUP(ctx context.Context, g *globals) {
 			return
 		case <-hup:
 		}
-		sets := g.sets
-		if g.logLevel != "" {
-			sets = append(append([]string(nil), sets...), "log.level="+g.logLevel)
+		for _, f := range p.onHUP {
+			f()
 		}
-		nc, err := config.Load(g.configPath, os.Environ(), sets)
+		nc, err := config.Load(g.configPath, os.Environ(), g.allSets(), sinkSections()...)
 		if err != nil {
 			p.log.Error("reload refused: the new configuration is invalid; keeping the running one", "error", err)
 			continue
@@ -343,12 +376,7 @@ func (p *pipeline) reloadOnHUP(ctx context.Context, g *globals) {
 }
 
 // needsRestart reports whether next differs from running in anything but
-// the keys a reload applies.
+// the keys a reload applies (secrets included).
 func needsRestart(running, next *config.Config) bool {
-	a, b := *running, *next
-	a.Log.Level, b.Log.Level = "", ""
-	a.Processor.Attributes, b.Processor.Attributes = nil, nil
-	ya, errA := a.YAML()
-	yb, errB := b.YAML()
-	return errA != nil || errB != nil || !bytes.Equal(ya, yb)
+	return running.Changed(next, "log.level", "processor.attributes")
 }

@@ -5,12 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/sightline/sightline/internal/testutil"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,32 +19,24 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// TestRunEndToEnd runs `sightline run` on the embedded defaults (moved to
-// free ports and a temp dir) and does what the README's tour does.
-func TestRunEndToEnd(t *testing.T) {
-	dir := t.TempDir()
-	natsAddr, httpAddr := freePort(t), freePort(t)
-	base := "http://" + httpAddr
-	sets := []string{
+// embeddedSets moves `sightline run`'s embedded defaults to free ports and
+// a temp dir.
+func embeddedSets(dir, natsAddr, httpAddr string) []string {
+	return []string{
 		"--set", "nats.listen=" + natsAddr,
 		"--set", "nats.store_dir=" + filepath.Join(dir, "js"),
 		"--set", "http.listen=" + httpAddr,
 		"--set", "index.embedded_path=" + filepath.Join(dir, "index"),
 		"--set", "archive.url=" + filepath.Join(dir, "archive"),
-		"--set", "archive.batch_max_age=1s",
-		"--set", "processor.attributes.site=lab1",
 		"--log-level", "warn",
 	}
+}
+
+// runInProcess runs `sightline run` with sets in this process until stop:
+// stop cancels it, waits up to 60 s for it to drain (an error of the test
+// when it does not) and returns what run returned.
+func runInProcess(t *testing.T, sets []string) (ctx context.Context, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -51,15 +44,34 @@ func TestRunEndToEnd(t *testing.T) {
 		root.SetArgs(append([]string{"run"}, sets...))
 		done <- root.ExecuteContext(ctx)
 	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run returned %v", err)
+	var once sync.Once
+	var runErr error
+	return ctx, func() error { // a second call returns the first's answer
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(60 * time.Second):
+				t.Error("run did not drain within 60s")
 			}
-		case <-time.After(60 * time.Second):
-			t.Error("run did not drain within 60s")
+		})
+		return runErr
+	}
+}
+
+// TestRunEndToEnd runs `sightline run` on the embedded defaults (moved to
+// free ports and a temp dir) and does what the README's tour does.
+func TestRunEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	base := "http://" + httpAddr
+	sets := append(embeddedSets(dir, natsAddr, httpAddr),
+		"--set", "archive.batch_max_age=1s",
+		"--set", "processor.attributes.site=lab1")
+	ctx, stop := runInProcess(t, sets)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("run returned %v", err)
 		}
 	}()
 	waitHTTP(t, base+"/readyz", 200, 60*time.Second)
@@ -175,11 +187,9 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 
 	// Drain: the archive writes what it holds before run returns.
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	done <- nil
 	var objects int
 	_ = filepath.Walk(filepath.Join(dir, "archive"), func(p string, fi os.FileInfo, err error) error {
 		if err == nil && strings.HasSuffix(p, ".ndjson.gz") {

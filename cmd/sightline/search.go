@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/hosts"
+	"github.com/sightline/sightline/internal/termsafe"
+	"github.com/sightline/sightline/sinks"
 )
 
 // newSearchCmd is `sightline search`, the fleet search of the host cache
@@ -87,7 +89,11 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			if err != nil {
 				return err
 			}
-			hc := cfg.Hosts.Config
+			hcp, err := sinks.SectionOf[hosts.Config](cfg, "hosts")
+			if err != nil {
+				return err
+			}
+			hc := *hcp
 			q := hosts.Query{Search: search, Mode: mode, Labels: map[string]string{}, ChangedSince: changedSince, Sorted: !unsorted}
 			if scope == "" {
 				scope = hc.DefaultScope
@@ -95,10 +101,14 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			switch scope {
 			case "global":
 			case "site":
-				if hc.Local["site"] != "" {
-					q.Labels["site"] = hc.Local["site"]
+				if hc.Local["site"] == "" {
+					return errors.New("--scope site: hosts.local has no site label for this machine (set hosts.local.site, or use --site S or --scope global)")
 				}
+				q.Labels["site"] = hc.Local["site"]
 			case "local":
+				if len(hc.Local) == 0 {
+					return errors.New("--scope local: hosts.local is empty, so nothing says which hosts are local (set hosts.local, or use --scope global)")
+				}
 				for k, v := range hc.Local {
 					q.Labels[k] = v
 				}
@@ -145,7 +155,7 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 				if asJSON {
 					return json.NewEncoder(out).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
 				}
-				hosts.PrintStale(out, now, recs, inScope, stale)
+				hosts.PrintStale(out, os.Stderr, now, recs, inScope, stale)
 				return nil
 			}
 			if listFiles && search == "" {
@@ -153,8 +163,18 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 				if err != nil {
 					return err
 				}
+				enc := json.NewEncoder(out)
 				for _, n := range names {
-					fmt.Fprintln(out, n)
+					if asJSON {
+						if err := enc.Encode(map[string]string{"object": n}); err != nil {
+							return err
+						}
+						continue
+					}
+					fmt.Fprintln(out, termsafe.String(n))
+				}
+				if len(names) == 0 {
+					return errNothingMatched
 				}
 				return nil
 			}
@@ -186,6 +206,9 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			}
 
 			pr := hosts.NewPrinter(out, mode, prefix, asJSON)
+			if !asJSON {
+				pr.Errs = os.Stderr
+			}
 			pr.Grep = q.Grep != nil
 			pr.Now = now
 			prog := newProgress(noProgress)
@@ -209,7 +232,10 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 					hosts.PrintSummary(os.Stderr, sum)
 				}
 			}
-			return err
+			if err != nil {
+				return err
+			}
+			return emptyScope(sum, q, site, labels, hostsFile)
 		},
 	}
 	f := cmd.Flags()
@@ -238,6 +264,36 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 	return cmd
 }
 
+// errNothingMatched ends a search that found nothing with exit status 1
+// and no message (like grep).
+var errNothingMatched = exitCode(1)
+
+// emptyScope turns a search that found nothing into an error: a scope
+// (--site, --label, --hosts-file) with no host is a mistake to name; a
+// search in a real scope that matched nothing (--grep, --changed-since)
+// exits 1 quietly.
+func emptyScope(sum *hosts.Summary, q hosts.Query, site string, labels []string, hostsFile string) error {
+	if sum == nil {
+		return nil
+	}
+	if sum.HostsInScope == 0 {
+		switch {
+		case hostsFile != "" && len(q.Hosts) > 0 && len(sum.UnknownHosts) == len(q.Hosts):
+			return fmt.Errorf("--hosts-file %s: none of its %d hosts has ever reported", hostsFile, len(q.Hosts))
+		case hostsFile != "":
+			return fmt.Errorf("--hosts-file %s: no host of it is in scope", hostsFile)
+		case site != "":
+			return fmt.Errorf("--site %s: no host with that site has reported (unknown site?)", site)
+		case len(labels) > 0 || len(q.Labels) > 0:
+			return fmt.Errorf("no host has the labels %v (check --label / --scope)", q.Labels)
+		}
+	}
+	if sum.Results == 0 {
+		return errNothingMatched
+	}
+	return nil
+}
+
 // progress draws "[object] done/total" on stderr when it is a terminal.
 type progress struct {
 	mu    sync.Mutex
@@ -264,7 +320,7 @@ func (p *progress) update(object string, done, total uint64) {
 		return
 	}
 	p.last = time.Now()
-	fmt.Fprintf(os.Stderr, "\r\033[K[%s] %d/%d hosts", object, done, total)
+	fmt.Fprintf(os.Stderr, "\r\033[K[%s] %d/%d hosts", termsafe.String(object), done, total)
 	p.shown = true
 }
 

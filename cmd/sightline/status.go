@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/termsafe"
 )
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -21,9 +24,12 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `Status connects to JetStream (a running ` + "`sightline run`" + ` on nats.listen, or nats.urls) and prints
 each stream with its messages, bytes and consumers (pending = not yet delivered, ack pending =
 delivered, not acked), then the messages held per kind: in (raw), out (conformed) and
-rejected (DLQ). Counts are what the streams hold now, within their retention.`,
+rejected by the processor (DLQ), so that in = out + rejected; and apart, per sink, the dead
+letters of events a sink could not store (those events are counted out). Kinds other than
+metric, log and snapshot count as "other". Counts are what the streams hold now, within their
+retention.`,
 		Example: `  sightline status
-  sightline status --json | jq '.Kinds'`,
+  sightline status --json | jq '.kinds'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := g.bus(cmd.Context())
@@ -34,9 +40,12 @@ rejected (DLQ). Counts are what the streams hold now, within their retention.`,
 			if err != nil {
 				return err
 			}
+			// What each running `sightline run` says of its parts (docs/consumers.md).
+			st.Instances, _ = b.Instances(cmd.Context(), time.Second)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
+				enc.SetEscapeHTML(false)
 				return enc.Encode(st)
 			}
 			return printStatus(cmd.OutOrStdout(), st)
@@ -46,6 +55,8 @@ rejected (DLQ). Counts are what the streams hold now, within their retention.`,
 	return cmd
 }
 
+// printStatus writes the status tables; names come from the streams and
+// subjects (publishers choose the kinds), so they are escaped.
 func printStatus(w io.Writer, st *bus.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STREAM\tMESSAGES\tBYTES\tFIRST\tLAST\tLAST MESSAGE")
@@ -57,7 +68,7 @@ func printStatus(w io.Writer, st *bus.Status) error {
 		if s.Description != "" && s.Messages == 0 && strings.HasPrefix(s.Description, "(missing") {
 			last = s.Description
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", s.Name, s.Messages, humanBytes(s.Bytes), s.FirstSeq, s.LastSeq, last)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%d\t%s\n", termsafe.String(s.Name), s.Messages, humanBytes(s.Bytes), s.FirstSeq, s.LastSeq, termsafe.String(last))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "CONSUMER\tSTREAM\tFILTER\tPENDING\tACK PENDING\tREDELIVERED\tDELIVERED SEQ")
@@ -67,15 +78,45 @@ func printStatus(w io.Writer, st *bus.Status) error {
 			if filter == "" {
 				filter = "(all)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", c.Name, s.Name, filter, c.Pending, c.AckPending, c.Redelivered, c.Delivered)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\n", termsafe.String(c.Name), termsafe.String(s.Name), termsafe.String(filter), c.Pending, c.AckPending, c.Redelivered, c.Delivered)
 		}
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "KIND\tIN (raw)\tOUT (events)\tREJECTED (dlq)")
+	fmt.Fprintln(tw, "KIND\tIN (raw)\tOUT (events)\tREJECTED (dlq)\tSINK DLQ")
 	for _, k := range st.Kinds {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\n", k.Kind, k.In, k.Out, k.Rejected)
+		sinks := "-"
+		if len(k.SinkDLQ) > 0 {
+			var parts []string
+			for _, s := range slices.Sorted(maps.Keys(k.SinkDLQ)) {
+				// Anyone may publish to sightline.dlq.>: no raw bytes on the terminal.
+				parts = append(parts, fmt.Sprintf("%s %d", termsafe.String(s), k.SinkDLQ[s]))
+			}
+			sinks = strings.Join(parts, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", termsafe.String(k.Kind), k.In, k.Out, k.Rejected, sinks)
 	}
+	printHealth(tw, st.Instances)
 	return tw.Flush()
+}
+
+// printHealth lists what each running process reports of its parts (any
+// client may answer on the health subject: escaped).
+func printHealth(tw io.Writer, insts []bus.InstanceHealth) {
+	if len(insts) == 0 {
+		return
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "INSTANCE\tCOMPONENT\tSTATE\tSINCE\tREASON")
+	for _, in := range insts {
+		for _, c := range in.Components {
+			state := "ok"
+			if !c.OK {
+				state = "FAILING"
+			}
+			since := c.Since.Local().Format(time.DateTime) + " (" + time.Since(c.Since).Round(time.Second).String() + " ago)"
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termsafe.String(in.Instance), termsafe.String(c.Component), state, since, termsafe.String(c.Reason))
+		}
+	}
 }
 
 func humanBytes(n uint64) string {

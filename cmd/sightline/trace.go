@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sightline/sightline/internal/searchcli"
 	"github.com/sightline/sightline/sinks/index"
 )
 
@@ -15,7 +16,6 @@ import (
 func newTraceCmd(g *globals) *cobra.Command {
 	var (
 		asJSON bool
-		api    string
 	)
 	cmd := &cobra.Command{
 		Use:   "trace CORRELATION_ID",
@@ -29,14 +29,15 @@ While ` + "`sightline run`" + ` holds the embedded index, pass --api with its HT
 Exit status 1 when nothing carries the ID.`,
 		Example: `  sightline trace 4bf92f3577b34da6a3ce929d0e0e4736
   sightline trace req-42 --json | jq '.events[] | {offset_ms, service, type}'
-  sightline trace req-42 --api http://127.0.0.1:8080`,
+  sightline trace req-42 --api http://127.0.0.1:8080
+  sightline trace req-42 --api https://sightline:8080 --token-file ~/.sightline/read.token --api-ca ca.pem`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.config()
 			if err != nil {
 				return err
 			}
-			s, closeFn, err := index.OpenSearcher(cfg.Index.Config, api, index.WithLogger(g.logger()))
+			s, closeFn, err := g.searcher(cfg)
 			if err != nil {
 				return err
 			}
@@ -52,7 +53,7 @@ Exit status 1 when nothing carries the ID.`,
 					return eerr
 				}
 			} else if err == nil {
-				if perr := index.PrintTimeline(os.Stdout, tl); perr != nil {
+				if perr := searchcli.PrintTimeline(os.Stdout, tl); perr != nil {
 					return perr
 				}
 			}
@@ -63,6 +64,5 @@ Exit status 1 when nothing carries the ID.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the timeline as JSON")
-	cmd.Flags().StringVar(&api, "api", os.Getenv("SIGHTLINE_API"), "query a running `sightline run` over HTTP (e.g. http://127.0.0.1:8080) instead of opening the index")
 	return cmd
 }

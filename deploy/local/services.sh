@@ -1,26 +1,34 @@
 #!/usr/bin/env bash
 # Start, stop and report the real services Sightline's tests use, without Docker.
 #
-#   deploy/local/services.sh up     [neo4j|opensearch|s3|nats|elasticsearch ...]
+#   deploy/local/services.sh up     [neo4j|opensearch|s3|nats|elasticsearch|neo4j-tls|elasticsearch-tls|s3-tls ...]
 #   deploy/local/services.sh down   [...]
 #   deploy/local/services.sh status [...]
 #   deploy/local/services.sh env        # print the env of the running services
 #
-# With no names: neo4j opensearch s3, plus nats when NATS=1 and elasticsearch when ES=1.
+# With no names: neo4j opensearch s3, plus nats when NATS=1, elasticsearch when ES=1, and
+# TLS-only second instances (neo4j-tls, elasticsearch-tls, s3-tls; certificates from a local CA)
+# when TLS=1.
 # Everything lives under the git-ignored .local/ at the repo root:
 #   .local/cache/                      downloads and builds (Maven repo, jars, zips, Go binaries)
 #   .local/services/<name>/            conf, data, logs/, pid
 #   .local/services/secrets.env        generated passwords and keys (mode 600)
-#   .local/services.env                the SIGHTLINE_* variables tests read
+#   .local/services/tls/               the local CA and the server certificate (TLS=1)
+#   .local/services.env                the SIGHTLINE_TEST_* variables tests read
+# SIGHTLINE_TEST_SERVICES_DIR and SIGHTLINE_TEST_SERVICES_ENV move the services folder and the env
+# file (for example to start TLS instances next to services another checkout runs).
 # See deploy/README.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="$ROOT/.local"
+# A checkout whose .local is a link to another's shares its services: resolve the link, so that
+# the pid checks (which match the path in a process's command line) recognise them.
+[[ -L "$LOCAL" ]] && LOCAL="$(cd -P "$LOCAL" && pwd)"
 CACHE="$LOCAL/cache"
-SVC="$LOCAL/services"
+SVC="${SIGHTLINE_TEST_SERVICES_DIR:-$LOCAL/services}"
 BIN="$LOCAL/bin"
-ENV_FILE="$LOCAL/services.env"
+ENV_FILE="${SIGHTLINE_TEST_SERVICES_ENV:-$LOCAL/services.env}"
 SECRETS="$SVC/secrets.env"
 
 NEO4J_VERSION="${NEO4J_VERSION:-5.26.30}"
@@ -37,12 +45,19 @@ ELASTICSEARCH_TRANSPORT_PORT="${ELASTICSEARCH_TRANSPORT_PORT:-9301}"
 S3_PORT="${S3_PORT:-9000}"
 S3_BUCKET="${S3_BUCKET:-sightline}"
 S3_REGION="${S3_REGION:-us-east-1}"
+# TLS=1: second instances that only speak TLS, on their own ports and data folders.
+NEO4J_TLS_BOLT_PORT="${NEO4J_TLS_BOLT_PORT:-7688}"
+NEO4J_TLS_HTTP_PORT="${NEO4J_TLS_HTTP_PORT:-7475}"
+ELASTICSEARCH_TLS_PORT="${ELASTICSEARCH_TLS_PORT:-9202}"
+ELASTICSEARCH_TLS_TRANSPORT_PORT="${ELASTICSEARCH_TLS_TRANSPORT_PORT:-9302}"
+S3_TLS_PORT="${S3_TLS_PORT:-9002}"
+TLS_DIR="$SVC/tls"
 NATS_CLIENT_PORTS=(14222 14223 14224)
 NATS_CLUSTER_PORTS=(16222 16223 16224)
 NATS_MONITOR_PORTS=(18222 18223 18224)
 
-SVC_USER="${SIGHTLINE_SVC_USER:-sightline-svc}"
-TIMEOUT="${SIGHTLINE_SERVICES_TIMEOUT:-180s}"
+SVC_USER="${SIGHTLINE_TEST_SVC_USER:-sightline-svc}"
+TIMEOUT="${SIGHTLINE_TEST_SERVICES_TIMEOUT:-180s}"
 MVN_OPTS=(-B -q -Dmaven.repo.local="$CACHE/m2")
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -52,6 +67,7 @@ default_services() {
 	local s=(neo4j opensearch s3)
 	[[ "${NATS:-}" == 1 || "${NATS:-}" == true ]] && s+=(nats)
 	[[ "${ES:-}" == 1 || "${ES:-}" == true ]] && s+=(elasticsearch)
+	[[ "${TLS:-}" == 1 || "${TLS:-}" == true ]] && s+=(neo4j-tls elasticsearch-tls s3-tls)
 	echo "${s[@]}"
 }
 
@@ -75,7 +91,7 @@ pid_of() {
 # java_home MAJOR...: a JDK whose major version is one of MAJOR.
 java_home() {
 	local want=("$@") c v
-	for c in ${SIGHTLINE_JAVA_HOME:-} /usr/lib/jvm/* "$(dirname "$(dirname "$(readlink -f "$(command -v java 2>/dev/null || echo /nonexistent)")")")"; do
+	for c in ${SIGHTLINE_TEST_JAVA_HOME:-} /usr/lib/jvm/* "$(dirname "$(dirname "$(readlink -f "$(command -v java 2>/dev/null || echo /nonexistent)")")")"; do
 		[[ -x "$c/bin/java" ]] || continue
 		v="$("$c/bin/java" -XshowSettings:properties -version 2>&1 | awk -F' = ' '/java.specification.version/ {print $2}')"
 		for w in "${want[@]}"; do [[ "$v" == "$w" ]] && { echo "$c"; return 0; }; done
@@ -91,7 +107,7 @@ ensure_java17() {
 			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jdk-headless >/dev/null; }
 		JAVA17="$(java_home 17 21)" && return 0
 	fi
-	die "Neo4j 5.26 and OpenSearch 2.19 need a JDK 17 or 21; set SIGHTLINE_JAVA_HOME"
+	die "Neo4j 5.26 and OpenSearch 2.19 need a JDK 17 or 21; set SIGHTLINE_TEST_JAVA_HOME"
 }
 
 ensure_mvn() {
@@ -187,7 +203,7 @@ fetch_zip() {
 		die "$a: Maven download failed, see $CACHE/$a-fetch.log"
 	zip="$CACHE/m2/${g//.//}/$a/$v/$a-$v.zip"
 	rm -rf "$dest" "$dest.tmp" && mkdir -p "$dest.tmp"
-	unzip -q "$zip" -d "$dest.tmp" || die "$a: cannot unzip $zip"
+	unzip -o -q "$zip" -d "$dest.tmp" || die "$a: cannot unzip $zip"
 	mv "$dest.tmp"/*/ "$dest" && rmdir "$dest.tmp"
 	touch "$dest/.complete"
 }
@@ -225,11 +241,12 @@ prepare_nats() {
 
 # ---------------------------------------------------------------- start
 
-start_neo4j() {
-	local dir="$SVC/neo4j" lib="$CACHE/neo4j-$NEO4J_VERSION/lib" pid
-	if pid="$(pid_of neo4j)"; then log "neo4j: already running (pid $pid)"; return 0; fi
-	check_port_free neo4j "$NEO4J_BOLT_PORT"
-	check_port_free neo4j "$NEO4J_HTTP_PORT"
+# start_neo4j_instance NAME BOLT_PORT HTTP_PORT [EXTRA_CONF]: one Neo4j under $SVC/NAME.
+start_neo4j_instance() {
+	local name="$1" bolt="$2" http="$3" extra="${4:-}" dir="$SVC/$1" lib="$CACHE/neo4j-$NEO4J_VERSION/lib" pid
+	if pid="$(pid_of "$name")"; then log "$name: already running (pid $pid)"; return 0; fi
+	check_port_free "$name" "$bolt"
+	check_port_free "$name" "$http"
 	mkdir -p "$dir"/{conf,data,logs,run,plugins,import}
 	cat >"$dir/conf/neo4j.conf" <<-EOF
 		# generated by deploy/local/services.sh; edits are overwritten on the next up
@@ -241,10 +258,10 @@ start_neo4j() {
 		server.default_listen_address=127.0.0.1
 		server.default_advertised_address=127.0.0.1
 		server.bolt.enabled=true
-		server.bolt.listen_address=127.0.0.1:$NEO4J_BOLT_PORT
-		server.bolt.advertised_address=127.0.0.1:$NEO4J_BOLT_PORT
+		server.bolt.listen_address=127.0.0.1:$bolt
+		server.bolt.advertised_address=127.0.0.1:$bolt
 		server.http.enabled=true
-		server.http.listen_address=127.0.0.1:$NEO4J_HTTP_PORT
+		server.http.listen_address=127.0.0.1:$http
 		server.https.enabled=false
 		server.memory.heap.initial_size=256m
 		server.memory.heap.max_size=512m
@@ -254,13 +271,14 @@ start_neo4j() {
 		db.tx_log.rotation.retention_policy=2 files
 		db.tx_log.preallocate=false
 	EOF
+	[[ -z $extra ]] || printf '%s\n' "$extra" >>"$dir/conf/neo4j.conf"
 	if [[ ! -f "$dir/data/dbms/auth.ini" && ! -d "$dir/data/databases" ]]; then
-		log "neo4j: setting the initial password (first start)"
+		log "$name: setting the initial password (first start)"
 		NEO4J_HOME="$dir" NEO4J_CONF="$dir/conf" "$JAVA17/bin/java" -cp "$lib/*" org.neo4j.cli.AdminTool \
 			dbms set-initial-password "$NEO4J_PASSWORD" >"$dir/logs/set-initial-password.log" 2>&1 ||
-			die "neo4j: set-initial-password failed, see $dir/logs/set-initial-password.log"
+			die "$name: set-initial-password failed, see $dir/logs/set-initial-password.log"
 	fi
-	log "neo4j: starting $NEO4J_VERSION on bolt://127.0.0.1:$NEO4J_BOLT_PORT"
+	log "$name: starting $NEO4J_VERSION on bolt port $bolt"
 	(
 		cd "$dir"
 		export NEO4J_HOME="$dir" NEO4J_CONF="$dir/conf"
@@ -274,10 +292,67 @@ start_neo4j() {
 	echo $! >"$dir/pid"
 }
 
-# start_search NAME HOME PORT TRANSPORT_PORT JAVA_HOME: OpenSearch or Elasticsearch,
-# single node on loopback, run as the non-root service user.
+start_neo4j() { start_neo4j_instance neo4j "$NEO4J_BOLT_PORT" "$NEO4J_HTTP_PORT"; }
+
+# ---------------------------------------------------------------- TLS (TLS=1)
+
+# ensure_tls: a local CA and one server certificate for 127.0.0.1 and localhost, made once
+# with openssl under $SVC/tls (ca.pem is what clients trust; ca.key never leaves the folder).
+ensure_tls() {
+	[[ -f "$TLS_DIR/server.pem" && -f "$TLS_DIR/ca.pem" ]] && return 0
+	command -v openssl >/dev/null || die "openssl is needed for TLS=1"
+	log "tls: creating a local CA and a server certificate in $TLS_DIR"
+	mkdir -p "$TLS_DIR"
+	(
+		cd "$TLS_DIR"
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=Sightline local test CA" \
+			-keyout ca.key -out ca.pem -addext "basicConstraints=critical,CA:TRUE" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+		openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out server.key 2>/dev/null
+		openssl req -new -key server.key -subj "/CN=localhost" -out server.csr 2>/dev/null
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+			-extfile server.ext -out server.pem 2>/dev/null
+		rm -f server.csr server.ext ca.srl
+		chmod 644 ca.pem server.pem
+		chmod 640 server.key
+	) || die "tls: openssl failed"
+}
+
+# prepare_locked NAME: prepare_NAME while holding $CACHE/NAME.lock (flock when available).
+prepare_locked() {
+	if command -v flock >/dev/null; then
+		(
+			flock 9
+			"prepare_$1"
+		) 9>"$CACHE/$1.lock"
+	else
+		"prepare_$1"
+	fi
+}
+
+prepare_neo4j-tls() { prepare_neo4j; }
+prepare_elasticsearch-tls() { prepare_elasticsearch; }
+prepare_s3-tls() { prepare_s3; }
+
+start_neo4j-tls() {
+	ensure_tls
+	mkdir -p "$SVC/neo4j-tls/certificates/bolt/trusted" "$SVC/neo4j-tls/certificates/bolt/revoked"
+	cp "$TLS_DIR/server.pem" "$TLS_DIR/server.key" "$SVC/neo4j-tls/certificates/bolt/"
+	cp "$TLS_DIR/ca.pem" "$SVC/neo4j-tls/certificates/bolt/trusted/"
+	start_neo4j_instance neo4j-tls "$NEO4J_TLS_BOLT_PORT" "$NEO4J_TLS_HTTP_PORT" "server.bolt.tls_level=REQUIRED
+dbms.ssl.policy.bolt.enabled=true
+dbms.ssl.policy.bolt.base_directory=$SVC/neo4j-tls/certificates/bolt
+dbms.ssl.policy.bolt.private_key=server.key
+dbms.ssl.policy.bolt.public_certificate=server.pem
+dbms.ssl.policy.bolt.client_auth=NONE"
+}
+
+# start_search NAME HOME PORT TRANSPORT_PORT JAVA_HOME [KIND [EXTRA_YML]]: OpenSearch or
+# Elasticsearch (KIND, default NAME), single node on loopback, run as the non-root service user.
 start_search() {
-	local name="$1" home="$2" port="$3" tport="$4" jhome="$5" dir="$SVC/$1" pid
+	local name="$1" home="$2" port="$3" tport="$4" jhome="$5" kind="${6:-$1}" extra="${7:-}" dir="$SVC/$1" pid
 	if pid="$(pid_of "$name")"; then log "$name: already running (pid $pid)"; return 0; fi
 	check_port_free "$name" "$port"
 	check_port_free "$name" "$tport"
@@ -291,7 +366,7 @@ start_search() {
 	# Elasticsearch 8 sizes its heap from the machine's RAM unless told: pin it for both
 	mkdir -p "$dir/config/jvm.options.d"
 	printf -- '-Xms512m\n-Xmx512m\n' >"$dir/config/jvm.options.d/sightline-heap.options"
-	cat >"$dir/config/$([[ $name == opensearch ]] && echo opensearch.yml || echo elasticsearch.yml)" <<-EOF
+	cat >"$dir/config/$kind.yml" <<-EOF
 		# generated by deploy/local/services.sh; edits are overwritten on the next up
 		cluster.name: sightline-local-$name
 		node.name: $name-0
@@ -304,20 +379,25 @@ start_search() {
 		action.auto_create_index: true
 		cluster.routing.allocation.disk.threshold_enabled: false
 	EOF
-	if [[ $name == elasticsearch ]]; then
+	if [[ -n $extra ]]; then
+		printf '%s\n' "$extra" >>"$dir/config/$kind.yml"
+	elif [[ $kind == elasticsearch ]]; then
 		printf 'xpack.security.enabled: false\n' \
 			>>"$dir/config/elasticsearch.yml"
 	fi
+	if [[ $name == *-tls ]]; then # certificates must live in the config folder
+		mkdir -p "$dir/config/tls" && cp "$TLS_DIR/ca.pem" "$TLS_DIR/server.pem" "$TLS_DIR/server.key" "$dir/config/tls/"
+	fi
 	chown -R "$SVC_USER:" "$dir" 2>/dev/null || true
-	log "$name: starting on http://127.0.0.1:$port as user $SVC_USER"
+	log "$name: starting on port $port as user $SVC_USER"
 	local prefix=OPENSEARCH
-	[[ $name == elasticsearch ]] && prefix=ES
+	[[ $kind == elasticsearch ]] && prefix=ES
 	(
 		cd "$dir"
 		exec </dev/null >"$dir/logs/console.log" 2>&1
 		as_svc_user setsid env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$dir" \
 			"${prefix}_JAVA_HOME=$jhome" "${prefix}_PATH_CONF=$dir/config" "${prefix}_TMPDIR=$dir/tmp" \
-			"$home/bin/$name" -p "$dir/run/$name.pid"
+			"$home/bin/$kind" -p "$dir/run/$name.pid"
 	) &
 	echo $! >"$dir/pid"
 }
@@ -330,6 +410,43 @@ start_elasticsearch() {
 	local j
 	j="$(java_home 25 24 23 22 21)" || die "elasticsearch: needs a JDK 21+ (none found under /usr/lib/jvm)"
 	start_search elasticsearch "$CACHE/elasticsearch-$ELASTICSEARCH_VERSION" "$ELASTICSEARCH_PORT" "$ELASTICSEARCH_TRANSPORT_PORT" "$j"
+}
+
+# elasticsearch-tls: HTTPS only (x-pack security with the local CA's certificate); anonymous
+# requests act as superuser, since this instance exists to test TLS, not authentication.
+start_elasticsearch-tls() {
+	local j
+	j="$(java_home 25 24 23 22 21)" || die "elasticsearch-tls: needs a JDK 21+ (none found under /usr/lib/jvm)"
+	ensure_tls
+	start_search elasticsearch-tls "$CACHE/elasticsearch-$ELASTICSEARCH_VERSION" "$ELASTICSEARCH_TLS_PORT" \
+		"$ELASTICSEARCH_TLS_TRANSPORT_PORT" "$j" elasticsearch "xpack.security.enabled: true
+xpack.security.http.ssl.enabled: true
+xpack.security.http.ssl.key: tls/server.key
+xpack.security.http.ssl.certificate: tls/server.pem
+xpack.security.http.ssl.certificate_authorities: [tls/ca.pem]
+xpack.security.transport.ssl.enabled: false
+xpack.security.authc.anonymous.username: sightline-test
+xpack.security.authc.anonymous.roles: superuser
+xpack.security.authc.anonymous.authz_exception: true
+xpack.ml.enabled: false"
+}
+
+start_s3-tls() {
+	local dir="$SVC/s3-tls" bin="$CACHE/gobin/versitygw@$VERSITYGW_VERSION/versitygw" pid
+	if pid="$(pid_of s3-tls)"; then log "s3-tls: already running (pid $pid)"; return 0; fi
+	ensure_tls
+	check_port_free s3-tls "$S3_TLS_PORT"
+	mkdir -p "$dir"/{data,meta,logs}
+	log "s3-tls: starting versitygw $VERSITYGW_VERSION on https://127.0.0.1:$S3_TLS_PORT"
+	(
+		cd "$dir"
+		export ROOT_ACCESS_KEY_ID="$S3_ACCESS_KEY" ROOT_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
+		exec setsid nohup "$bin" --port "127.0.0.1:$S3_TLS_PORT" --region "$S3_REGION" --quiet \
+			--cert "$TLS_DIR/server.pem" --key "$TLS_DIR/server.key" \
+			--access-log "$dir/logs/access.log" \
+			posix --sidecar "$dir/meta" "$dir/data" </dev/null >"$dir/logs/versitygw.log" 2>&1
+	) &
+	echo $! >"$dir/pid"
 }
 
 start_s3() {
@@ -413,6 +530,30 @@ wait_elasticsearch() {
 	log "elasticsearch: healthy (_cluster/health green/yellow)"
 }
 
+wait_neo4j-tls() {
+	local out
+	out="$(svcctl neo4j -timeout "$TIMEOUT" -pidfile "$SVC/neo4j-tls/pid" -uri "bolt+s://127.0.0.1:$NEO4J_TLS_BOLT_PORT" \
+		-ca "$TLS_DIR/ca.pem" -user neo4j -password "$NEO4J_PASSWORD" 2>&1)" ||
+		fail_with_log neo4j-tls "$SVC/neo4j-tls/logs/neo4j.log" "$out (also $SVC/neo4j-tls/logs/console.log, debug.log)"
+	log "neo4j-tls: healthy (bolt+s answered RETURN 1, certificate checked against the local CA)"
+}
+
+wait_elasticsearch-tls() {
+	local out
+	out="$(svcctl elasticsearch -timeout "$TIMEOUT" -pidfile "$SVC/elasticsearch-tls/pid" \
+		-url "https://127.0.0.1:$ELASTICSEARCH_TLS_PORT" -ca "$TLS_DIR/ca.pem" 2>&1)" ||
+		fail_with_log elasticsearch-tls "$SVC/elasticsearch-tls/logs/sightline-local-elasticsearch-tls.log" "$out (also $SVC/elasticsearch-tls/logs/console.log)"
+	log "elasticsearch-tls: healthy over https"
+}
+
+wait_s3-tls() {
+	local out
+	out="$(svcctl s3 -timeout "$TIMEOUT" -pidfile "$SVC/s3-tls/pid" -endpoint "https://127.0.0.1:$S3_TLS_PORT" -ca "$TLS_DIR/ca.pem" \
+		-access "$S3_ACCESS_KEY" -secret "$S3_SECRET_KEY" -region "$S3_REGION" -bucket "$S3_BUCKET" 2>&1)" ||
+		fail_with_log s3-tls "$SVC/s3-tls/logs/versitygw.log" "$out"
+	log "s3-tls: healthy over https (bucket $S3_BUCKET)"
+}
+
 wait_s3() {
 	local out
 	out="$(svcctl s3 -timeout "$TIMEOUT" -pidfile "$SVC/s3/pid" -endpoint "http://127.0.0.1:$S3_PORT" \
@@ -448,27 +589,45 @@ write_env() {
 	{
 		echo "# written by deploy/local/services.sh up; git-ignored (contains secrets)"
 		if pid_of neo4j >/dev/null; then
-			echo "SIGHTLINE_NEO4J_URI=bolt://127.0.0.1:$NEO4J_BOLT_PORT"
-			echo "SIGHTLINE_NEO4J_USER=neo4j"
-			echo "SIGHTLINE_NEO4J_PASSWORD=$NEO4J_PASSWORD"
+			echo "SIGHTLINE_TEST_NEO4J_URI=bolt://127.0.0.1:$NEO4J_BOLT_PORT"
+			echo "SIGHTLINE_TEST_NEO4J_USER=neo4j"
+			echo "SIGHTLINE_TEST_NEO4J_PASSWORD=$NEO4J_PASSWORD"
 		fi
 		if pid_of opensearch >/dev/null; then
-			echo "SIGHTLINE_OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT"
+			echo "SIGHTLINE_TEST_OPENSEARCH_URL=http://127.0.0.1:$OPENSEARCH_PORT"
 		fi
 		if pid_of elasticsearch >/dev/null; then
-			echo "SIGHTLINE_ELASTICSEARCH_URL=http://127.0.0.1:$ELASTICSEARCH_PORT"
+			echo "SIGHTLINE_TEST_ELASTICSEARCH_URL=http://127.0.0.1:$ELASTICSEARCH_PORT"
 		fi
 		if pid_of s3 >/dev/null; then
-			echo "SIGHTLINE_S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
-			echo "SIGHTLINE_S3_BUCKET=$S3_BUCKET"
-			echo "SIGHTLINE_S3_ACCESS_KEY=$S3_ACCESS_KEY"
-			echo "SIGHTLINE_S3_SECRET_KEY=$S3_SECRET_KEY"
-			echo "SIGHTLINE_S3_REGION=$S3_REGION"
+			echo "SIGHTLINE_TEST_S3_ENDPOINT=http://127.0.0.1:$S3_PORT"
+			echo "SIGHTLINE_TEST_S3_BUCKET=$S3_BUCKET"
+			echo "SIGHTLINE_TEST_S3_ACCESS_KEY=$S3_ACCESS_KEY"
+			echo "SIGHTLINE_TEST_S3_SECRET_KEY=$S3_SECRET_KEY"
+			echo "SIGHTLINE_TEST_S3_REGION=$S3_REGION"
+		fi
+		if [[ -f "$TLS_DIR/ca.pem" ]] && { pid_of neo4j-tls || pid_of elasticsearch-tls || pid_of s3-tls; } >/dev/null; then
+			echo "SIGHTLINE_TEST_TLS_CA_FILE=$TLS_DIR/ca.pem"
+		fi
+		if pid_of neo4j-tls >/dev/null; then
+			echo "SIGHTLINE_TEST_NEO4J_TLS_URI=bolt+s://127.0.0.1:$NEO4J_TLS_BOLT_PORT"
+			echo "SIGHTLINE_TEST_NEO4J_TLS_USER=neo4j"
+			echo "SIGHTLINE_TEST_NEO4J_TLS_PASSWORD=$NEO4J_PASSWORD"
+		fi
+		if pid_of elasticsearch-tls >/dev/null; then
+			echo "SIGHTLINE_TEST_ELASTICSEARCH_TLS_URL=https://127.0.0.1:$ELASTICSEARCH_TLS_PORT"
+		fi
+		if pid_of s3-tls >/dev/null; then
+			echo "SIGHTLINE_TEST_S3_TLS_ENDPOINT=https://127.0.0.1:$S3_TLS_PORT"
+			echo "SIGHTLINE_TEST_S3_TLS_BUCKET=$S3_BUCKET"
+			echo "SIGHTLINE_TEST_S3_TLS_ACCESS_KEY=$S3_ACCESS_KEY"
+			echo "SIGHTLINE_TEST_S3_TLS_SECRET_KEY=$S3_SECRET_KEY"
+			echo "SIGHTLINE_TEST_S3_TLS_REGION=$S3_REGION"
 		fi
 		if pid_of nats >/dev/null; then
 			local urls="" p
 			for p in "${NATS_CLIENT_PORTS[@]}"; do urls+="nats://127.0.0.1:$p,"; done
-			echo "SIGHTLINE_NATS_CLUSTER_URLS=${urls%,}"
+			echo "SIGHTLINE_TEST_NATS_CLUSTER_URLS=${urls%,}"
 		fi
 	} >"$tmp"
 	umask 022
@@ -491,12 +650,20 @@ cmd_up() {
 	ensure_tools
 	ensure_java17
 	# downloads and builds run in parallel; each is a no-op when cached
-	local pids=() fails=0
+	# A TLS-only instance runs the same download as its plain twin: each artifact is prepared
+	# once (two parallel unzips into one folder fail on a fresh machine), under a lock so two
+	# concurrent "up" runs do not race either.
+	local pids=() fails=0 prepared=" " base
 	for n in "${names[@]}"; do
 		case "$n" in
-		neo4j | opensearch | elasticsearch | s3) ("prepare_$n") & pids+=($!) ;;
+		neo4j | opensearch | elasticsearch | s3 | neo4j-tls | elasticsearch-tls | s3-tls)
+			base="${n%-tls}"
+			[[ $prepared == *" $base "* ]] && continue
+			prepared+="$base "
+			(prepare_locked "$base") & pids+=($!)
+			;;
 		nats) ;;
-		*) die "unknown service '$n' (neo4j, opensearch, s3, nats, elasticsearch)" ;;
+		*) die "unknown service '$n' (neo4j, opensearch, s3, nats, elasticsearch, neo4j-tls, elasticsearch-tls, s3-tls)" ;;
 		esac
 	done
 	(cd "$ROOT" && go build -o "$BIN/svcctl" ./deploy/local/svcctl) & pids+=($!)
@@ -526,7 +693,7 @@ stop_pid() { # NAME PID
 
 cmd_down() {
 	local names=("$@") n pid i
-	((${#names[@]})) || names=(nats elasticsearch s3 opensearch neo4j)
+	((${#names[@]})) || names=(nats s3-tls elasticsearch-tls neo4j-tls elasticsearch s3 opensearch neo4j)
 	for n in "${names[@]}"; do
 		if [[ $n == nats ]]; then
 			for i in 0 1 2; do
@@ -548,7 +715,7 @@ cmd_down() {
 
 cmd_status() {
 	local names=("$@") n pid state rc=0
-	((${#names[@]})) || names=(neo4j opensearch s3 nats elasticsearch)
+	((${#names[@]})) || names=(neo4j opensearch s3 nats elasticsearch neo4j-tls elasticsearch-tls s3-tls)
 	[[ -f "$SECRETS" ]] && source "$SECRETS"
 	for n in "${names[@]}"; do
 		if pid="$(pid_of "$n")"; then
@@ -558,11 +725,14 @@ cmd_status() {
 			elasticsearch) "$BIN/svcctl" elasticsearch -timeout 0s -url "http://127.0.0.1:$ELASTICSEARCH_PORT" 2>/dev/null && state=healthy || state=unhealthy ;;
 			s3) "$BIN/svcctl" s3 -timeout 0s -endpoint "http://127.0.0.1:$S3_PORT" -access "${S3_ACCESS_KEY:-}" -secret "${S3_SECRET_KEY:-}" -region "$S3_REGION" 2>/dev/null && state=healthy || state=unhealthy ;;
 			nats) curl -fsS -m 2 "http://127.0.0.1:${NATS_MONITOR_PORTS[0]}/healthz" >/dev/null 2>&1 && state=healthy || state=unhealthy ;;
+			neo4j-tls) "$BIN/svcctl" neo4j -timeout 0s -uri "bolt+s://127.0.0.1:$NEO4J_TLS_BOLT_PORT" -ca "$TLS_DIR/ca.pem" -password "${NEO4J_PASSWORD:-}" 2>/dev/null && state=healthy || state=unhealthy ;;
+			elasticsearch-tls) "$BIN/svcctl" elasticsearch -timeout 0s -url "https://127.0.0.1:$ELASTICSEARCH_TLS_PORT" -ca "$TLS_DIR/ca.pem" 2>/dev/null && state=healthy || state=unhealthy ;;
+			s3-tls) "$BIN/svcctl" s3 -timeout 0s -endpoint "https://127.0.0.1:$S3_TLS_PORT" -ca "$TLS_DIR/ca.pem" -access "${S3_ACCESS_KEY:-}" -secret "${S3_SECRET_KEY:-}" -region "$S3_REGION" 2>/dev/null && state=healthy || state=unhealthy ;;
 			esac
 			[[ $state == healthy ]] || rc=1
-			printf '%-14s %-10s pid %-8s logs %s\n' "$n" "$state" "$pid" "$([[ $n == nats ]] && echo "$SVC/nats/n{0,1,2}/logs/" || echo "$SVC/$n/logs/")"
+			printf '%-18s %-10s pid %-8s logs %s\n' "$n" "$state" "$pid" "$([[ $n == nats ]] && echo "$SVC/nats/n{0,1,2}/logs/" || echo "$SVC/$n/logs/")"
 		else
-			printf '%-14s %-10s\n' "$n" stopped
+			printf '%-18s %-10s\n' "$n" stopped
 		fi
 	done
 	return $rc

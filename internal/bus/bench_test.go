@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,15 +76,42 @@ func preload(b *testing.B, bb *bus.Bus, n int) {
 	wait()
 }
 
+// BenchmarkSync is the processor under each fsync policy of the embedded
+// server (nats.sync), the copy baseline beside each, in the same run:
+//
+//	go test -run '^$' -bench BenchmarkSync -benchtime 100000x -count 5 ./internal/bus/
+func BenchmarkSync(b *testing.B) {
+	for _, sync := range []string{bus.SyncAlways, "2m"} {
+		b.Run("copy-"+sync, func(b *testing.B) { benchPipelineSync(b, sync, runCopy) })
+		b.Run("process-"+sync, func(b *testing.B) {
+			benchPipelineSync(b, sync, func(ctx context.Context, bb *bus.Bus) error {
+				return bb.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, pipeline(b))
+			})
+		})
+	}
+}
+
+// benchPipeline runs under the embedded default fsync policy, or the one
+// SIGHTLINE_BENCH_SYNC names ("2m": NATS's own default).
 func benchPipeline(b *testing.B, run func(context.Context, *bus.Bus) error) {
+	benchPipelineSync(b, os.Getenv("SIGHTLINE_BENCH_SYNC"), run)
+}
+
+func benchPipelineSync(b *testing.B, sync string, run func(context.Context, *bus.Bus) error) {
 	if len(payload(0)) != 512 {
 		b.Fatalf("payload is %d bytes", len(payload(0)))
 	}
 	// The Go runtime settings `sightline run` applies (memory limit, GC
 	// target), for the baseline and the candidate alike.
 	defer config.Default().Runtime.Apply()()
-	bb := newBus(b, "")
+	bb, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: b.TempDir(), Logger: testLogger(b), Sync: sync})
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer bb.Close()
+	if err := bb.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
+		b.Fatal(err)
+	}
 	n := b.N
 	preload(b, bb, n)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -20,37 +21,98 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/sightline/sightline/internal/limits"
 )
 
 // Options says where the bus is. With no URLs an embedded JetStream server
 // is started.
 type Options struct {
-	URLs []string // external cluster; empty starts the embedded server
-	Name string   // client connection name
+	URLs []string `yaml:"urls"` // external cluster; empty starts the embedded server
+	Name string   `yaml:"name"` // client connection name
 
 	// Embedded server.
-	Host       string // default 127.0.0.1
-	Port       int    // default 4222; -1 picks a free port (tests)
-	StoreDir   string // JetStream file storage
-	MaxPayload int    // bytes; default 8 MiB
+	Host       string `yaml:"-"`           // default 127.0.0.1
+	Port       int    `yaml:"-"`           // default 4222; -1 picks a free port (tests)
+	StoreDir   string `yaml:"store_dir"`   // JetStream file storage
+	MaxPayload int    `yaml:"max_payload"` // bytes; default limits.ServerMaxPayload
+	// ServerConfig is a nats-server configuration file for the embedded
+	// server (users, nkeys, accounts, permissions): the file's settings
+	// apply, Host, Port, StoreDir, MaxPayload and Sync above win over its own.
+	// The in-process connection then authenticates with the credentials
+	// below, like a client of an external cluster.
+	ServerConfig string `yaml:"server_config"`
+	// Sync is the embedded server's fsync policy: SyncAlways (a PubAck
+	// means on disk; `sightline run`'s default) or a duration between
+	// syncs; empty keeps NATS's own default (2m). See ParseSync and
+	// docs/consumers.md.
+	Sync string `yaml:"sync"`
+
+	// StallTimeout is how long a consumer may have pending work without
+	// progress before it is reported stalled and its pull loop restarted
+	// (ConsumerConfig.StallTimeout; default DefaultStallTimeout).
+	StallTimeout time.Duration `yaml:"stall_timeout"`
 
 	// Authentication for an external cluster.
-	CredsFile string
-	NKeyFile  string
-	User      string
-	Password  string
-	Token     string
+	CredsFile string `yaml:"creds_file"`
+	NKeyFile  string `yaml:"nkey_file"`
+	User      string `yaml:"user"`
+	Password  string `yaml:"password" secret:"true"`
+	Token     string `yaml:"token" secret:"true"`
+	// InboxPrefix replaces _INBOX in this connection's reply subjects, so
+	// a server can let an identity subscribe to its own replies only.
+	InboxPrefix string `yaml:"inbox_prefix"`
 
 	// TLS for an external cluster.
-	TLSCA                 string
-	TLSCert               string
-	TLSKey                string
-	TLSInsecureSkipVerify bool
+	TLSCA                 string `yaml:"tls_ca"`
+	TLSCert               string `yaml:"tls_cert"`
+	TLSKey                string `yaml:"tls_key"`
+	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
 
-	Logger   *slog.Logger
-	Tracer   trace.Tracer
-	Observer Observer
+	Logger   *slog.Logger `yaml:"-"`
+	Tracer   trace.Tracer `yaml:"-"`
+	Observer Observer     `yaml:"-"`
 }
+
+// SyncAlways is the fsync policy under which the server writes every
+// message to disk before it acknowledges it (`sightline run`'s default,
+// config key nats.sync).
+const SyncAlways = "always"
+
+// ParseSync reads a sync policy: "always" → fsync before every
+// acknowledgement; a Go duration ("2m", "30s") → fsync at that interval;
+// empty → the server's own default (an interval of 2 minutes).
+func ParseSync(s string) (always bool, interval time.Duration, err error) {
+	switch s {
+	case "":
+		return false, 0, nil
+	case SyncAlways:
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("sync %q: want \"always\" or a positive duration such as \"2m\"", s)
+	}
+	return false, d, nil
+}
+
+// Connection liveness: a server that stops answering (a frozen node) is
+// given up after about pingInterval × (maxPingsOut+1) and the client moves
+// to another server of the cluster; a write that cannot be flushed for
+// flusherTimeout does the same; a PubAck not back in publishAckTimeout
+// (lost with a node, or a server that fsyncs thousands of messages
+// slowly) fails its publish, and the input is redelivered.
+const (
+	pingInterval      = 2 * time.Second
+	maxPingsOut       = 2
+	flusherTimeout    = 10 * time.Second
+	publishAckTimeout = 30 * time.Second
+	// embeddedPingInterval applies to the in-process connection to the
+	// embedded server: it has no other node to move to and lives and dies
+	// with this process, so quick pings only turned a busy moment (megabyte
+	// messages under -race on a loaded machine) into a "stale connection".
+	embeddedPingInterval = 30 * time.Second
+)
 
 // Bus is a connection to JetStream (and the embedded server, if any).
 type Bus struct {
@@ -61,6 +123,17 @@ type Bus struct {
 	tracer trace.Tracer
 	traced bool // tracer is a real one (not the no-op)
 	obs    Observer
+	health healthState
+
+	stallTimeout time.Duration // consumers' default
+
+	// dlqMax is the largest dead letter the DLQ stream and the server
+	// take (EnsureStreams); 0 until known.
+	dlqMax atomic.Int64
+
+	// dropPulls, in tests, swallows the pull requests of pull loop
+	// generations up to this one (a server that lost them).
+	dropPulls atomic.Uint64
 }
 
 // ErrClosed is returned by operations on a closed bus.
@@ -68,7 +141,7 @@ var ErrClosed = errors.New("bus: closed")
 
 // Connect starts the embedded server (when no URL is given) and connects.
 func Connect(ctx context.Context, o Options) (*Bus, error) {
-	b := &Bus{log: o.Logger, tracer: o.Tracer, obs: o.Observer}
+	b := &Bus{log: o.Logger, tracer: o.Tracer, obs: o.Observer, stallTimeout: o.StallTimeout}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
@@ -81,23 +154,38 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		b.obs = NopObserver{}
 	}
 	urls := strings.Join(o.URLs, ",")
+	// A permissions violation while connecting (an identity refused its
+	// inbox or the JetStream API) ends the connect at once.
+	denied := make(chan error, 1)
 	nopts := []nats.Option{
 		nats.Name(orDefault(o.Name, "sightline")),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectBufSize(64 << 20),
+		nats.PingInterval(pingInterval),
+		nats.MaxPingsOutstanding(maxPingsOut),
+		nats.FlusherTimeout(flusherTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				b.log.Warn("nats disconnected", "error", err)
+				b.SetHealth("nats", fmt.Errorf("disconnected: %w", err))
 			}
 		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) { b.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+			b.SetHealth("nats", nil)
+		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
 			if sub != nil {
 				subj = sub.Subject
 			}
 			b.log.Warn("nats async error", "subject", subj, "error", err)
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				select {
+				case denied <- err:
+				default:
+				}
+			}
 		}),
 	}
 	if urls == "" {
@@ -107,7 +195,15 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		}
 		b.srv = srv
 		urls = srv.ClientURL()
-		nopts = append(nopts, nats.InProcessServer(srv))
+		nopts = append(nopts, nats.InProcessServer(srv), nats.PingInterval(embeddedPingInterval))
+		if o.ServerConfig != "" {
+			auth, err := authOptions(o)
+			if err != nil {
+				b.shutdownServer()
+				return nil, err
+			}
+			nopts = append(nopts, auth...)
+		}
 	} else {
 		auth, err := authOptions(o)
 		if err != nil {
@@ -115,23 +211,39 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		}
 		nopts = append(nopts, auth...)
 	}
+	if o.InboxPrefix != "" {
+		nopts = append(nopts, nats.CustomInboxPrefix(o.InboxPrefix))
+	}
 	nc, err := nats.Connect(urls, nopts...)
 	if err != nil {
 		b.shutdownServer()
 		return nil, fmt.Errorf("bus: connect %s: %w", redact(urls), err)
 	}
 	b.nc = nc
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
 	if err != nil {
 		nc.Close()
 		b.shutdownServer()
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
 	b.js = js
-	if _, err := js.AccountInfo(ctx); err != nil {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case err := <-denied:
+			cancel(err)
+		case <-actx.Done():
+		}
+	}()
+	if _, err := js.AccountInfo(actx); err != nil {
 		b.Close()
+		if cause := context.Cause(actx); errors.Is(cause, nats.ErrPermissionViolation) {
+			return nil, fmt.Errorf("bus: %s refused this identity: %w", redact(urls), cause)
+		}
 		return nil, fmt.Errorf("bus: JetStream is not enabled on %s: %w", redact(urls), err)
 	}
+	b.SetHealth("nats", nil)
 	return b, nil
 }
 
@@ -149,17 +261,29 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 	}
 	maxPayload := o.MaxPayload
 	if maxPayload <= 0 {
-		maxPayload = 8 << 20
+		maxPayload = limits.ServerMaxPayload
 	}
-	srv, err := server.NewServer(&server.Options{
-		ServerName: "sightline-embedded",
-		Host:       orDefault(o.Host, "127.0.0.1"),
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   dir,
-		MaxPayload: int32(maxPayload),
-		NoSigs:     true,
-	})
+	always, interval, err := ParseSync(o.Sync)
+	if err != nil {
+		return nil, fmt.Errorf("bus: embedded server: %w", err)
+	}
+	sopts := &server.Options{}
+	if o.ServerConfig != "" {
+		fo, err := server.ProcessConfigFile(o.ServerConfig)
+		if err != nil {
+			return nil, fmt.Errorf("bus: embedded server: config %s: %w", o.ServerConfig, err)
+		}
+		sopts = fo
+	}
+	sopts.ServerName = "sightline-embedded"
+	sopts.Host = orDefault(o.Host, "127.0.0.1")
+	sopts.Port = port
+	sopts.JetStream = true
+	sopts.StoreDir = dir
+	sopts.MaxPayload = int32(maxPayload)
+	sopts.NoSigs = true
+	sopts.SyncAlways, sopts.SyncInterval = always, interval
+	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)
 	}
@@ -168,7 +292,7 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("bus: embedded server on %s:%d did not start (port in use? set nats.embedded.port or nats.url)", orDefault(o.Host, "127.0.0.1"), port)
 	}
-	log.Info("embedded JetStream server started", "url", srv.ClientURL(), "store_dir", dir)
+	log.Info("embedded JetStream server started", "url", srv.ClientURL(), "store_dir", dir, "sync", orDefault(o.Sync, "server default (2m)"))
 	return srv, nil
 }
 

@@ -105,13 +105,18 @@ func TestExternalServerAuthentication(t *testing.T) {
 // `task services:up NATS=1`, with the URL list.
 func TestExternalCluster(t *testing.T) {
 	urls := testsvc.NATSCluster(t)
-	// Replicated over the three nodes, sized for the test servers' storage.
+	roundTrip(t, bus.Options{URLs: urls}, clusterStreams())
+}
+
+// clusterStreams are the streams replicated over the three nodes of the
+// local cluster, sized for its servers' storage.
+func clusterStreams() bus.StreamsConfig {
 	sc := bus.DefaultStreams()
 	sc.Replicas = 3
 	for _, l := range []*bus.StreamLimits{&sc.Raw, &sc.Events, &sc.DLQ} {
 		l.MaxBytes = 64 << 20
 	}
-	roundTrip(t, bus.Options{URLs: urls}, sc)
+	return sc
 }
 
 // selfSigned writes a CA-less self-signed server certificate for

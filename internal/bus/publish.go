@@ -14,11 +14,9 @@ import (
 var ErrPublish = errors.New("bus: publish")
 
 // PublishResult is the stream position a published message got.
-type PublishResult struct {
-	Stream    string
-	Sequence  uint64
-	Duplicate bool
-}
+type PublishResult = stage.PublishResult
+
+var _ stage.Publisher = (*Bus)(nil)
 
 // Publish sends msgs to JetStream (asynchronously, all at once) and waits for
 // every PubAck. Each message's ID becomes its Nats-Msg-Id.

@@ -29,7 +29,7 @@ type ReplayOptions struct {
 // ReplaySource reads a stream range in order with an ephemeral ordered
 // consumer. It is not safe for concurrent use.
 type ReplaySource struct {
-	it      jetstream.MessagesContext
+	rd      *streamReader
 	opts    ReplayOptions
 	last    uint64 // last sequence to deliver (when not following)
 	total   uint64 // messages in range when the replay started (estimate)
@@ -82,15 +82,14 @@ func (b *Bus) Replay(ctx context.Context, o ReplayOptions) (*ReplaySource, error
 		}
 		r.total = r.last - first + 1
 	}
-	cons, err := s.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("bus: replay %s: ordered consumer: %w", o.Stream, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.BatchSize*2, 256)))
+	rd, err := b.newStreamReader(ctx, o.Stream, jetstream.ConsumerConfig{
+		FilterSubjects: cfg.FilterSubjects, DeliverPolicy: cfg.DeliverPolicy,
+		OptStartSeq: cfg.OptStartSeq, OptStartTime: cfg.OptStartTime,
+	}, max(o.BatchSize, 256), true)
 	if err != nil {
 		return nil, fmt.Errorf("bus: replay %s: %w", o.Stream, err)
 	}
-	r.it = it
+	r.rd = rd
 	return r, nil
 }
 
@@ -129,7 +128,9 @@ func (r *ReplaySource) Next(ctx context.Context) ([]*stage.Message, error) {
 			}
 		}
 		out = append(out, sm)
-		if !r.opts.Follow && sm.Meta.Sequence >= r.last {
+		// Pending 0: nothing more matches the filters (the range's last
+		// message may be one they leave out).
+		if !r.opts.Follow && (sm.Meta.Sequence >= r.last || sm.Meta.Pending == 0) {
 			r.done = true
 			r.Stop()
 			return out, nil
@@ -142,28 +143,20 @@ var errIdle = errors.New("idle")
 
 // nextMsg waits for one message. With haveSome it waits only briefly so a
 // partial batch is returned instead of stalling.
-func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (jetstream.Msg, error) {
+func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (*nats.Msg, error) {
 	wait := 5 * time.Second
 	if haveSome {
 		wait = 100 * time.Millisecond
 	}
 	for {
-		if ctx.Err() != nil {
-			r.Stop()
-			return nil, ctx.Err()
-		}
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		m, err := r.it.Next(jetstream.NextContext(wctx))
-		cancel()
+		m, err := r.rd.next(ctx, wait)
 		switch {
 		case err == nil:
 			return m, nil
-		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return nil, io.EOF
 		case ctx.Err() != nil:
 			r.Stop()
 			return nil, ctx.Err()
-		case errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, errReaderIdle):
 			if haveSome {
 				return nil, errIdle
 			}
@@ -178,7 +171,7 @@ func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (jetstream.Ms
 
 // Stop ends the replay.
 func (r *ReplaySource) Stop() {
-	if r.it != nil {
-		r.it.Stop()
+	if r.rd != nil {
+		r.rd.stop()
 	}
 }

@@ -2,11 +2,8 @@ package bus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,11 +28,26 @@ type ConsumerConfig struct {
 	Batch         int      // most messages per batch (default 256)
 	BatchBytes    int      // most payload bytes per batch (default 8 MiB)
 	Linger        time.Duration
-	Lanes         int           // batches in flight at once (default 2)
-	Workers       int           // goroutines processing one batch (processors; default GOMAXPROCS)
-	MaxAckPending int           // bounded in-flight work (default 4 * Batch * Lanes)
-	AckWait       time.Duration // default 60s
-	Backoff       []time.Duration
+	Lanes         int // batches in flight at once (default 2)
+	Workers       int // goroutines processing one batch (processors; default GOMAXPROCS)
+	MaxAckPending int // bounded in-flight work (default 4 * Batch * Lanes)
+	// AckWait is how long the server waits for an acknowledgement before
+	// it redelivers (default DefaultAckWait). While a message is held
+	// (buffered, gathered into a batch, processed or written) the bus
+	// sends in-progress acknowledgements every AckWait/3, so AckWait
+	// bounds how long the messages of a dead process wait, not how long a
+	// batch may take.
+	AckWait time.Duration
+	// MaxHold bounds how long a batch's messages are kept from
+	// redelivery by in-progress acknowledgements (default 10m): a stage
+	// stuck longer lets its messages go to another instance.
+	MaxHold time.Duration
+	// StallTimeout is how long the consumer may have pending work without
+	// receiving or settling anything before it is reported stalled and its
+	// pull loop restarted (default: Options.StallTimeout, else
+	// DefaultStallTimeout).
+	StallTimeout time.Duration
+	Backoff      []time.Duration
 	// DrainTimeout bounds how long in-flight work may take after shutdown
 	// starts (default 30s).
 	DrainTimeout time.Duration
@@ -44,8 +56,13 @@ type ConsumerConfig struct {
 // maxPrefetch bounds the messages a consumer buffers ahead of its batches.
 const maxPrefetch = 2048
 
-// pullExpiry is how long one pull request of a consumer lives.
-const pullExpiry = 2 * time.Second
+// DefaultAckWait is the consumers' ack wait: the longest a message held by
+// a process that died waits before another instance gets it.
+const DefaultAckWait = 15 * time.Second
+
+// DefaultStallTimeout is how long a consumer with pending work may make no
+// progress before it is reported stalled.
+const DefaultStallTimeout = time.Minute
 
 // DefaultBackoff is the redelivery delay by attempt.
 var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
@@ -67,8 +84,12 @@ func (c *ConsumerConfig) defaults() {
 		c.MaxAckPending = 4 * c.Batch * c.Lanes
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = time.Minute
+		c.AckWait = DefaultAckWait
 	}
+	if c.MaxHold <= 0 {
+		c.MaxHold = 10 * time.Minute
+	}
+
 	if len(c.Backoff) == 0 {
 		c.Backoff = DefaultBackoff
 	}
@@ -93,7 +114,7 @@ func (c *ConsumerConfig) backoff(delivered uint64) time.Duration {
 
 // input is one fetched message and what became of it.
 type input struct {
-	msg  jetstream.Msg
+	msg  *nats.Msg
 	in   *stage.Message
 	kind string
 	outs []*stage.Message
@@ -107,8 +128,14 @@ type input struct {
 // batches from Lanes goroutines. After ctx is done it stops fetching,
 // finishes what was fetched, and returns.
 func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context.Context, []*input)) error {
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = b.stallTimeout
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
 	c.defaults()
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, jetstream.ConsumerConfig{
+	cfg := jetstream.ConsumerConfig{
 		Durable:        c.Durable,
 		Description:    "sightline " + c.Stage,
 		FilterSubjects: c.Filters,
@@ -117,43 +144,27 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 		MaxDeliver:     -1,
 		MaxAckPending:  c.MaxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
-	})
-	if err != nil {
-		return fmt.Errorf("bus: consumer %s on %s: %w", c.Durable, c.Stream, err)
 	}
-	// Prefetch: what the client holds beyond the batches being gathered and
-	// handled. Lanes batches ahead, but never more than maxPrefetch
-	// messages: a sink with 50,000-message batches (the archive) would
-	// otherwise buffer 100,000 messages (~130 MB) before its first Write.
-	prefetch := min(c.Batch*c.Lanes, maxPrefetch)
-	ch := make(chan jetstream.Msg, prefetch)
-	stopped := make(chan struct{})
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case ch <- m:
-		case <-stopped:
-			_ = m.Nak() // shutting down: hand it back now, not after AckWait
-		}
-	},
-		jetstream.PullMaxMessages(prefetch),
-		// Pull requests live 2s instead of 30s. nats.go's Consume can stop
-		// re-pulling when every message of a request is handled before it
-		// notes the request as sent; only its missed-heartbeat check
-		// (2 × expiry/2) then pulls again. That was a 30s stall in ~1 core
-		// benchmark round of 8; now it costs at most 2s. (A Fetch loop
-		// avoids the race but cost ~15% more CPU per event here.)
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				b.log.Warn("consume error", "stage", c.Stage, "consumer", c.Durable, "error", err)
-			}
-		}))
+	if err := b.createConsumer(ctx, c, cfg); err != nil {
+		return err
+	}
+	p := newPuller(b, c, cfg)
+	p.mu.Lock()
+	err := p.subscribe()
+	if err == nil {
+		p.pull()
+	}
+	p.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("bus: consume %s: %w", c.Durable, err)
 	}
 	b.log.Info("consumer started", "stage", c.Stage, "stream", c.Stream, "consumer", c.Durable, "filters", c.Filters)
 
-	go b.watchPending(ctx, cons, c)
+	pullCtx, stopPull := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPull()
+	go p.run(pullCtx)
+	go b.watch(pullCtx, p)
+	b.serveHealth()
 
 	// work gets a context that outlives ctx by DrainTimeout so in-flight
 	// batches finish their publishes and acks during shutdown.
@@ -161,115 +172,56 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	defer cancelWork()
 	go func() {
 		<-ctx.Done()
-		// Drain: stop pulling, but hand what the client already buffered
+		// Drain: stop pulling, but hand what the client already received
 		// to the lanes so it is processed now rather than after AckWait.
-		cc.Drain()
-		select {
-		case <-cc.Closed():
-		case <-time.After(c.DrainTimeout / 2):
-			cc.Stop()
-		}
-		close(stopped)
+		p.stop(c.DrainTimeout / 2)
 		t := time.AfterFunc(c.DrainTimeout, cancelWork)
 		<-workCtx.Done()
 		t.Stop()
 	}()
 
 	var wg sync.WaitGroup
-	for range c.Lanes {
+	for _, l := range p.lanes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
-				batch := b.gather(ctx, ch, stopped, c)
+				batch := p.gather(ctx, l)
 				if len(batch) == 0 {
 					return
 				}
-				handle(workCtx, b.inputs(batch, c))
+				ins := b.inputs(batch, c)
+				handle(workCtx, ins)
+				l.clear()
+				p.settled.Add(uint64(len(ins)))
+				signal(p.wake)
 			}
 		}()
 	}
 	wg.Wait()
+	stopPull()
 	// Fetched but never handled (delivered while shutting down): nak them
 	// so another instance gets them at once.
-	for {
-		select {
-		case m := <-ch:
-			_ = m.Nak()
-			continue
-		case <-time.After(100 * time.Millisecond):
-		}
-		break
-	}
+	p.nakRest()
 	b.log.Info("consumer stopped", "stage", c.Stage, "consumer", c.Durable)
 	return nil
 }
 
-// gather blocks for one message, then takes what else is ready (waiting up
-// to Linger) until the batch is full. After stop it drains what is left in
-// the channel and returns an empty batch when nothing is.
-func (b *Bus) gather(ctx context.Context, ch chan jetstream.Msg, stopped chan struct{}, c ConsumerConfig) []jetstream.Msg {
-	var first jetstream.Msg
-	select {
-	case first = <-ch:
-	case <-stopped:
-		select {
-		case first = <-ch:
-		case <-time.After(50 * time.Millisecond):
-			return nil
-		}
-	}
-	batch := []jetstream.Msg{first}
-	size := len(first.Data())
-	var timer <-chan time.Time
-	if c.Linger > 0 {
-		t := time.NewTimer(c.Linger)
-		defer t.Stop()
-		timer = t.C
-	}
-	for len(batch) < c.Batch && size < c.BatchBytes {
-		select {
-		case m := <-ch:
-			batch = append(batch, m)
-			size += len(m.Data())
-			continue
-		default:
-		}
-		if timer == nil || ctx.Err() != nil {
-			break
-		}
-		select {
-		case m := <-ch:
-			batch = append(batch, m)
-			size += len(m.Data())
-			continue
-		case <-timer:
-		case <-ctx.Done():
-		}
-		break
-	}
-	return batch
-}
-
-func (b *Bus) inputs(batch []jetstream.Msg, c ConsumerConfig) []*input {
+func (b *Bus) inputs(batch []*nats.Msg, c ConsumerConfig) []*input {
 	ins := make([]*input, len(batch))
 	slab := make([]input, len(batch)) // one allocation for the batch
 	for i, m := range batch {
 		sm := toStage(m)
 		sm.Meta.Consumer = c.Durable
-		slab[i] = input{msg: m, in: sm, kind: kindOf(m.Subject())}
+		slab[i] = input{msg: m, in: sm, kind: kindOf(m.Subject)}
 		ins[i] = &slab[i]
 		b.obs.Received(c.Stage, ins[i].kind, sm.Meta.Delivered > 1)
 	}
 	return ins
 }
 
-func toStage(m jetstream.Msg) *stage.Message {
-	sm := &stage.Message{Subject: m.Subject(), Header: stage.Header(m.Headers()), Data: m.Data()}
-	if sm.Header == nil {
-		sm.Header = stage.Header{}
-	}
-	sm.ID = sm.Header.Get(jetstream.MsgIDHeader)
+func toStage(m *nats.Msg) *stage.Message {
+	sm := newStageMessage(m.Subject, m.Header, m.Data)
 	if md, err := m.Metadata(); err == nil {
 		sm.Meta = stage.Meta{
 			Stream: md.Stream, Sequence: md.Sequence.Stream, Delivered: md.NumDelivered,
@@ -279,13 +231,20 @@ func toStage(m jetstream.Msg) *stage.Message {
 	return sm
 }
 
-// kindOf returns the kind token of sightline.<stream>.<kind>.<...>.
-func kindOf(subject string) string {
-	parts := strings.SplitN(subject, ".", 4)
-	if len(parts) >= 3 && parts[0] == "sightline" {
-		return parts[2]
+func newStageMessage(subject string, h nats.Header, data []byte) *stage.Message {
+	sm := &stage.Message{Subject: subject, Header: stage.Header(h), Data: data}
+	if sm.Header == nil {
+		sm.Header = stage.Header{}
 	}
-	return "unknown"
+	sm.ID = sm.Header.Get(jetstream.MsgIDHeader)
+	return sm
+}
+
+// kindOf returns the kind of sightline.<stream>.<kind>.<...> for the
+// metrics: metric, log, snapshot or other (stage.KindOf).
+func kindOf(subject string) string {
+	kind, _ := stage.KindOf(subject)
+	return kind
 }
 
 var propagator = propagation.TraceContext{}
@@ -318,10 +277,10 @@ func (b *Bus) startSpan(ctx context.Context, c ConsumerConfig, in *input) {
 	if cid != "" {
 		ctx = correlation.NewContext(ctx, cid)
 	}
-	ctx, span := b.tracer.Start(ctx, c.Stage+" "+in.msg.Subject(), trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx, span := b.tracer.Start(ctx, c.Stage+" "+in.msg.Subject, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.destination.name", in.msg.Subject()),
+			attribute.String("messaging.destination.name", in.msg.Subject),
 			attribute.Int64("messaging.message.delivery_count", int64(in.in.Meta.Delivered)),
 			attribute.Int64("sightline.stream_sequence", int64(in.in.Meta.Sequence)),
 		))
@@ -343,7 +302,7 @@ func (b *Bus) endSpan(in *input) {
 }
 
 // toNats converts an output message for publishing. Headers that already
-// carry the message's ID as Nats-Msg-Id (what processors.Output builds)
+// carry the message's ID as Nats-Msg-Id (what stage.EventMessage builds)
 // are used as they are; otherwise they are copied, never changed.
 func toNats(m *stage.Message) *nats.Msg {
 	if m.ID != "" && len(m.Header[jetstream.MsgIDHeader]) == 1 && m.Header[jetstream.MsgIDHeader][0] == m.ID {
@@ -360,57 +319,28 @@ func toNats(m *stage.Message) *nats.Msg {
 	return nm
 }
 
-// dlqMessage builds the dead letter of an input: original bytes, original
-// headers (NATS control headers renamed so they keep their value without
-// acting again), and the reason.
+// dlqMessage builds the dead letter of an input (stage.DeadLetter).
 func dlqMessage(in *stage.Message, stageName string, reason error) *nats.Msg {
-	nm := nats.NewMsg(stage.DLQSubject(in.Subject))
-	for k, v := range in.Header {
-		if strings.HasPrefix(strings.ToLower(k), "nats-") {
-			nm.Header[stage.HeaderOriginalPrefix+k] = v
-			continue
-		}
-		nm.Header[k] = v
-	}
-	nm.Data = in.Data
-	text := reason.Error()
-	var pe *stage.PermanentError
-	if errors.As(reason, &pe) {
-		text = pe.Error()
-	}
-	if len(text) > 2000 {
-		text = text[:2000] + "…"
-	}
-	nm.Header.Set(stage.HeaderDLQReason, strings.ReplaceAll(strings.ReplaceAll(text, "\r", " "), "\n", " "))
-	nm.Header.Set(stage.HeaderDLQStage, stageName)
-	nm.Header.Set(stage.HeaderDLQSubject, in.Subject)
-	nm.Header.Set(stage.HeaderDLQStream, in.Meta.Stream)
-	nm.Header.Set(stage.HeaderDLQSequence, strconv.FormatUint(in.Meta.Sequence, 10))
-	nm.Header.Set(stage.HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	if class := stage.PermanentClass(reason); class != "" {
-		nm.Header.Set("Sightline-Dlq-Class", class)
-	}
-	if nm.Header.Get(stage.HeaderCorrelationID) == "" {
-		if cid := correlation.FromHeaders(in.Header); cid != "" {
-			nm.Header.Set(stage.HeaderCorrelationID, cid)
-		}
-	}
-	nm.Header.Set(jetstream.MsgIDHeader, "dlq:"+stageName+":"+in.Meta.Stream+":"+strconv.FormatUint(in.Meta.Sequence, 10))
-	return nm
+	return toNats(stage.DeadLetter(in, stageName, reason, time.Now()))
 }
 
-// watchPending reports the consumer backlog every few seconds.
-func (b *Bus) watchPending(ctx context.Context, cons jetstream.Consumer, c ConsumerConfig) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		if info, err := cons.Info(ctx); err == nil {
-			b.obs.Pending(c.Stream, c.Durable, info.NumPending+uint64(info.NumAckPending))
+// createConsumer creates or updates the durable consumer, retrying for up
+// to 30 s: a stream just created on a cluster may have no leader yet ("no
+// responders"), which must not stop the pipeline at start.
+func (b *Bus) createConsumer(ctx context.Context, c ConsumerConfig, cfg jetstream.ConsumerConfig) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+		_, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+		if err == nil {
+			return nil
 		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("bus: consumer %s on %s: %w", c.Durable, c.Stream, err)
+		}
+		b.log.Debug("consumer not created yet, retrying", "consumer", c.Durable, "stream", c.Stream, "error", err)
 		select {
 		case <-ctx.Done():
-			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }

@@ -105,7 +105,7 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			ps[i].dlq = true
 		case stage.IsPermanent(in.err):
 			ps[i].dlq = true
-			f, err := b.js.PublishMsgAsync(dlqMessage(in.in, c.Stage, in.err))
+			f, err := b.js.PublishMsgAsync(b.deadLetter(in.in, c.Stage, in.err))
 			if err != nil {
 				ps[i].err = err
 				break
@@ -144,37 +144,49 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 		switch {
 		case in.err != nil && !stage.IsPermanent(in.err):
 			b.obs.Retried(c.Stage, in.kind)
-			log().Warn("transient failure, will redeliver", "error", in.err, "delivered", in.in.Meta.Delivered)
-			_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+			if in.sink {
+				// A sink outage fails whole batches: its health (one line per
+				// outage and recovery) says so, not a line per message.
+				log().Debug("transient failure, will redeliver", "error", in.err, "delivered", in.in.Meta.Delivered)
+			} else {
+				log().Warn("transient failure, will redeliver", "error", in.err, "delivered", in.in.Meta.Delivered)
+			}
+			b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 		case p.err != nil && !p.dlq && isPayloadTooBig(p.err):
 			// The output can never be published: treat as bad input.
-			perm := stage.Reject("too_large", "conformed event exceeds the server's max payload", p.err)
+			// The same class and wording as the processor's own check
+			// (processors: event_too_large), with what refused it.
+			size := 0
+			for _, o := range in.outs {
+				size += len(o.Data)
+			}
+			perm := stage.Reject("event_too_large", fmt.Sprintf("conformed event is %d bytes, refused for its size", size), p.err)
 			in.err = perm
-			if _, err := b.js.PublishMsg(ctx, dlqMessage(in.in, c.Stage, perm)); err != nil {
-				_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+			if _, err := b.js.PublishMsg(ctx, b.deadLetter(in.in, c.Stage, perm)); err != nil {
+				b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 				continue
 			}
-			b.obs.Rejected(c.Stage, in.kind, "too_large")
-			_ = in.msg.Term()
+			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(perm))
+			b.term(in.msg, stage.PermanentClass(perm))
 		case p.err != nil:
 			b.obs.Retried(c.Stage, in.kind)
 			log().Warn("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
-			_ = in.msg.NakWithDelay(c.backoff(in.in.Meta.Delivered))
+			b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 		case p.dlq && in.in.Meta.Stream == StreamDLQ:
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
 			log().Error("dead letter rejected by a sink; dropped from this consumer (it stays in the DLQ stream)", "reason", in.err.Error())
-			_ = in.msg.TermWithReason(stage.PermanentClass(in.err))
+			b.term(in.msg, stage.PermanentClass(in.err))
 		case p.dlq:
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
 			log().Info("rejected to DLQ", "reason", in.err.Error())
-			_ = in.msg.TermWithReason(stage.PermanentClass(in.err))
+			b.term(in.msg, stage.PermanentClass(in.err))
 		default:
 			n := len(in.outs)
 			if in.sink {
 				n = 1 // stored
 			}
 			b.obs.Emitted(c.Stage, in.kind, n)
-			_ = in.msg.Ack()
+			_ = b.nc.Publish(in.msg.Reply, ackAck)
 		}
 	}
 }
@@ -215,27 +227,17 @@ func (b *Bus) writeBatch(ctx context.Context, c ConsumerConfig, s stage.Sink, ba
 		msgs[i] = in.in
 	}
 	err := safeWrite(ctx, s, msgs)
-	var be *stage.BatchError
-	switch {
-	case err == nil:
-	case errors.As(err, &be):
-		for i, e := range be.Failed {
-			if i >= 0 && i < len(batch) {
-				batch[i].err = e
-			}
-		}
-	default:
-		for _, in := range batch {
-			in.err = err
-		}
+	errs, whole := stage.Outcomes(err, len(batch))
+	for i, e := range errs {
+		batch[i].err = e
 	}
 	per := time.Since(start) / time.Duration(len(batch))
 	for _, in := range batch {
 		b.obs.Observed(c.Stage, in.kind, per)
 	}
 	b.settle(ctx, c, batch)
-	if err != nil && be == nil && !stage.IsPermanent(err) {
-		b.log.Warn("sink write failed, batch will be redelivered", "stage", c.Stage, "messages", len(batch), "error", err)
+	if whole && !stage.IsPermanent(err) {
+		b.log.Debug("sink write failed, batch will be redelivered", "stage", c.Stage, "messages", len(batch), "error", err)
 	}
 	for _, in := range batch {
 		b.endSpan(in)

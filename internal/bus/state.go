@@ -43,6 +43,7 @@ var ErrStateNotFound = errors.New("bus: state key not found")
 
 // State is a latest-state bucket.
 type State struct {
+	b      *Bus
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream string
@@ -69,7 +70,7 @@ func (b *Bus) OpenState(ctx context.Context, c StateConfig) (*State, error) {
 	if maxBytes == 0 {
 		maxBytes = -1
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	want := jetstream.KeyValueConfig{
 		Bucket:      c.Bucket,
 		Description: c.Description,
 		History:     uint8(hist),
@@ -77,11 +78,34 @@ func (b *Bus) OpenState(ctx context.Context, c StateConfig) (*State, error) {
 		Storage:     storage,
 		Replicas:    max(1, c.Replicas),
 		Compression: c.Compression,
-	})
+	}
+	// A bucket that already has this configuration is used as it is: no
+	// update request, so a read-only identity (stream info only) opens it.
+	kv, err := b.js.KeyValue(ctx, c.Bucket)
+	if err == nil && sameKV(ctx, kv, want) {
+		return &State{b: b, js: b.js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
+	}
+	kv, err = b.js.CreateOrUpdateKeyValue(ctx, want)
 	if err != nil {
 		return nil, fmt.Errorf("bus: state bucket %s: %w", c.Bucket, err)
 	}
-	return &State{js: b.js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
+	return &State{b: b, js: b.js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
+}
+
+// sameKV reports whether kv already has the configuration want.
+func sameKV(ctx context.Context, kv jetstream.KeyValue, want jetstream.KeyValueConfig) bool {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return false
+	}
+	si, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return false
+	}
+	cfg := si.StreamInfo().Config
+	return cfg.Description == want.Description && st.History() == int64(want.History) &&
+		cfg.MaxBytes == want.MaxBytes && cfg.Storage == want.Storage &&
+		cfg.Replicas == want.Replicas && st.IsCompressed() == want.Compression && st.TTL() == want.TTL
 }
 
 // ValidStateKey reports whether key can be stored: dot-separated tokens of
@@ -215,22 +239,21 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	// misses heartbeats under load re-creates itself from the next stream
 	// sequence, which drops "last per subject" and delivers superseded
 	// revisions (seen as a stale value and a count of 101 for 100 keys).
-	// This one keeps its position on the server across re-pulls.
-	cons, err := s.js.CreateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
-		FilterSubjects:    subs,
-		DeliverPolicy:     jetstream.DeliverLastPerSubjectPolicy,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-	})
+	// This one keeps its position on the server across re-pulls, and the
+	// bus's reader takes a stored entry with an empty value and a Status
+	// header for an entry, not for the server's "no messages".
+	rd, err := s.b.newStreamReader(ctx, s.stream, jetstream.ConsumerConfig{
+		FilterSubjects: subs,
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	}, o.batch, false)
 	if err != nil {
 		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = s.js.DeleteConsumer(dctx, s.stream, cons.CachedInfo().Name)
-	}()
+	defer rd.stop()
+	cons, err := s.js.Consumer(ctx, s.stream, rd.name)
+	if err != nil {
+		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
+	}
 	info, err := cons.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
@@ -239,22 +262,9 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	if total == 0 {
 		return nil
 	}
-	// Messages() shares Consume's re-pull race (see router.go): a scan can
-	// stop receiving until the missed-heartbeat check (2 × expiry/2)
-	// re-pulls and Next reports ErrNoHeartbeat once; the scan then goes on.
-	it, err := cons.Messages(jetstream.PullMaxMessages(o.batch), jetstream.PullExpiry(pullExpiry))
-	if err != nil {
-		return fmt.Errorf("bus: state scan: %w", err)
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 	var done uint64
 	for {
-		m, err := it.Next()
-		if errors.Is(err, jetstream.ErrNoHeartbeat) && ctx.Err() == nil {
-			continue
-		}
+		m, err := rd.next(ctx, time.Hour)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("bus: state scan: %w", ctx.Err())
@@ -266,9 +276,9 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 			return fmt.Errorf("bus: state scan: %w", err)
 		}
 		done++
-		if op := m.Headers().Get("KV-Operation"); op == "" {
-			key := strings.TrimPrefix(m.Subject(), s.prefix)
-			if err := fn(StateEntry{Key: key, Value: m.Data(), Revision: md.Sequence.Stream, Time: md.Timestamp}); err != nil {
+		if op := m.Header.Get("KV-Operation"); op == "" {
+			key := strings.TrimPrefix(m.Subject, s.prefix)
+			if err := fn(StateEntry{Key: key, Value: m.Data, Revision: md.Sequence.Stream, Time: md.Timestamp}); err != nil {
 				return err
 			}
 		}

@@ -5,49 +5,57 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // StreamStatus describes one stream.
 type StreamStatus struct {
-	Name        string
-	Description string
-	Subjects    []string
-	Messages    uint64
-	Bytes       uint64
-	FirstSeq    uint64
-	LastSeq     uint64
-	LastTime    time.Time
-	Consumers   []ConsumerStatus
+	Name        string           `json:"name"`
+	Description string           `json:"description"`
+	Subjects    []string         `json:"subjects"`
+	Messages    uint64           `json:"messages"`
+	Bytes       uint64           `json:"bytes"`
+	FirstSeq    uint64           `json:"first_seq"`
+	LastSeq     uint64           `json:"last_seq"`
+	LastTime    time.Time        `json:"last_time"`
+	Consumers   []ConsumerStatus `json:"consumers"`
 }
 
 // ConsumerStatus describes one consumer of a stream.
 type ConsumerStatus struct {
-	Name        string
-	Description string
-	Filters     []string
-	Pending     uint64 // not yet delivered (lag)
-	AckPending  int    // delivered, not yet acked
-	Redelivered int    // delivered more than once, not yet acked
-	Delivered   uint64 // last delivered stream sequence
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Filters     []string `json:"filters"`
+	Pending     uint64   `json:"pending"`     // not yet delivered (lag)
+	AckPending  int      `json:"ack_pending"` // delivered, not yet acked
+	Redelivered int      `json:"redelivered"` // delivered more than once, not yet acked
+	Delivered   uint64   `json:"delivered"`   // last delivered stream sequence
 }
 
 // KindCounts counts messages held per kind in the three streams: In (raw),
-// Out (conformed events), Rejected (DLQ).
+// Out (conformed events), Rejected (the processor's dead letters), so that
+// In = Out + Rejected; and SinkDLQ, the dead letters sinks wrote for events
+// of the kind they could not store (those events are also in Out), by sink
+// stage. Kinds other than metric, log and snapshot count as "other".
 type KindCounts struct {
-	Kind     string
-	In       uint64
-	Out      uint64
-	Rejected uint64
+	Kind     string            `json:"kind"`
+	In       uint64            `json:"in"`
+	Out      uint64            `json:"out"`
+	Rejected uint64            `json:"rejected"`
+	SinkDLQ  map[string]uint64 `json:"sink_dlq,omitempty"`
 }
 
 // Status is a snapshot of the topology.
 type Status struct {
-	Streams []StreamStatus
-	Kinds   []KindCounts
+	Streams []StreamStatus `json:"streams"`
+	Kinds   []KindCounts   `json:"kinds"`
+	// Instances is what each running process answered on HealthSubject
+	// (filled by the caller with Instances; Status does not wait for it).
+	Instances []InstanceHealth `json:"instances,omitempty"`
 }
 
 // Status reads the streams, their consumers and per-kind counts.
@@ -63,7 +71,7 @@ func (b *Bus) Status(ctx context.Context) (*Status, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: status %s: %w", name, err)
 		}
-		prefix := map[string]string{StreamRaw: "sightline.raw.", StreamEvents: "sightline.events.", StreamDLQ: "sightline.dlq."}[name]
+		prefix := map[string]string{StreamRaw: stage.RawPrefix, StreamEvents: stage.EventsPrefix, StreamDLQ: stage.DLQPrefix}[name]
 		info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
 		if err != nil {
 			return nil, fmt.Errorf("bus: status %s: %w", name, err)
@@ -74,7 +82,7 @@ func (b *Bus) Status(ctx context.Context) (*Status, error) {
 			LastSeq: info.State.LastSeq, LastTime: info.State.LastTime,
 		}
 		for subj, n := range info.State.Subjects {
-			kind, _, _ := strings.Cut(strings.TrimPrefix(subj, prefix), ".")
+			kind, sinkStage := stage.KindOf(subj)
 			kc := counts[kind]
 			if kc == nil {
 				kc = &KindCounts{Kind: kind}
@@ -86,6 +94,13 @@ func (b *Bus) Status(ctx context.Context) (*Status, error) {
 			case StreamEvents:
 				kc.Out += n
 			case StreamDLQ:
+				if sinkStage != "" {
+					if kc.SinkDLQ == nil {
+						kc.SinkDLQ = map[string]uint64{}
+					}
+					kc.SinkDLQ[sinkStage] += n
+					continue
+				}
 				kc.Rejected += n
 			}
 		}

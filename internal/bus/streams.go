@@ -3,12 +3,16 @@ package bus
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/limits"
+	"github.com/sightline/sightline/internal/stage"
 )
 
-// Stream names (DESIGN.md contracts).
+// Stream names (docs/architecture.md).
 const (
 	StreamRaw    = "SIGHTLINE_RAW"
 	StreamEvents = "SIGHTLINE_EVENTS"
@@ -17,28 +21,36 @@ const (
 
 // StreamLimits are the limits of one stream.
 type StreamLimits struct {
-	MaxAge     time.Duration
-	MaxBytes   int64
-	MaxMsgSize int32
-	Duplicates time.Duration // dedup window by Nats-Msg-Id
+	MaxAge     time.Duration `yaml:"max_age"`
+	MaxBytes   int64         `yaml:"max_bytes"`
+	MaxMsgSize int32         `yaml:"max_msg_size"`
+	Duplicates time.Duration `yaml:"duplicates"` // dedup window by Nats-Msg-Id
 }
 
 // StreamsConfig configures the three streams.
 type StreamsConfig struct {
-	Replicas int
-	Memory   bool // memory storage instead of file (tests)
-	Raw      StreamLimits
-	Events   StreamLimits
-	DLQ      StreamLimits
+	Replicas int          `yaml:"replicas"`
+	Memory   bool         `yaml:"-"` // memory storage instead of file (tests)
+	Raw      StreamLimits `yaml:"raw"`
+	Events   StreamLimits `yaml:"events"`
+	DLQ      StreamLimits `yaml:"dlq"`
+	// FitStorage lets EnsureStreams shrink the streams' MaxBytes (all by
+	// the same factor, halving until they fit) when the server or cluster
+	// has less storage than they ask for; without it such a start fails
+	// with an error naming the keys to set.
+	FitStorage bool `yaml:"fit_storage"`
 }
 
-// DefaultStreams are sensible production limits.
+// DefaultStreams are sensible production limits. The message sizes come
+// from internal/limits: the raw stream takes every message the server
+// takes, so a core publish is either stored or refused to its publisher.
 func DefaultStreams() StreamsConfig {
 	return StreamsConfig{
-		Replicas: 1,
-		Raw:      StreamLimits{MaxAge: 72 * time.Hour, MaxBytes: 10 << 30, MaxMsgSize: 1 << 20, Duplicates: 10 * time.Minute},
-		Events:   StreamLimits{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, MaxMsgSize: 2 << 20, Duplicates: 10 * time.Minute},
-		DLQ:      StreamLimits{MaxAge: 30 * 24 * time.Hour, MaxBytes: 5 << 30, MaxMsgSize: 2 << 20, Duplicates: 10 * time.Minute},
+		Replicas:   1,
+		Raw:        StreamLimits{MaxAge: 72 * time.Hour, MaxBytes: 10 << 30, MaxMsgSize: limits.RawMaxMsgSize, Duplicates: 10 * time.Minute},
+		Events:     StreamLimits{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, MaxMsgSize: limits.EventsMaxMsgSize, Duplicates: 10 * time.Minute},
+		DLQ:        StreamLimits{MaxAge: 30 * 24 * time.Hour, MaxBytes: 5 << 30, MaxMsgSize: limits.DLQMaxMsgSize, Duplicates: 10 * time.Minute},
+		FitStorage: true,
 	}
 }
 
@@ -64,18 +76,99 @@ func (c StreamsConfig) StreamConfigs() []jetstream.StreamConfig {
 		}
 	}
 	return []jetstream.StreamConfig{
-		mk(StreamRaw, "Sightline raw input from producers (nats pub, collectors, HTTP ingest); deduplicated by Nats-Msg-Id; processors read here", "sightline.raw.>", c.Raw),
-		mk(StreamEvents, "Sightline conformed CloudEvents (validated, conformed, enriched); every sink and every replay reads here", "sightline.events.>", c.Events),
-		mk(StreamDLQ, "Sightline dead letters: rejected input with its original bytes and headers and a Sightline-Dlq-Reason header", "sightline.dlq.>", c.DLQ),
+		mk(StreamRaw, "Sightline raw input from producers (nats pub, collectors, HTTP ingest); deduplicated by Nats-Msg-Id; processors read here", stage.RawPrefix+">", c.Raw),
+		mk(StreamEvents, "Sightline conformed CloudEvents (validated, conformed, enriched); every sink and every replay reads here", stage.EventsPrefix+">", c.Events),
+		mk(StreamDLQ, "Sightline dead letters: rejected input with its original bytes and headers and a Sightline-Dlq-Reason header", stage.DLQPrefix+">", c.DLQ),
 	}
 }
 
 // EnsureStreams creates or updates the three streams (idempotent).
+//
+// Sizes are checked against the server first: a raw stream whose
+// MaxMsgSize is below the server's max payload is raised to it (a core
+// publish between the two would be taken by the server and dropped by the
+// stream without a word to the publisher), and dead letters are cut to
+// what both the DLQ stream and the server take. When the streams' MaxBytes
+// do not fit the storage the server or cluster offers ("insufficient
+// storage", "no suitable peers for placement"), FitStorage halves them all
+// until they fit and logs the sizes chosen; otherwise the error names the
+// keys to set.
 func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
+	serverMax := b.nc.MaxPayload()
+	if serverMax > 0 && c.Raw.MaxMsgSize > 0 && int64(c.Raw.MaxMsgSize) < serverMax {
+		b.log.Info("raw stream max message size raised to the server's max payload, so that no core publish the server takes is dropped",
+			"key", "streams.raw.max_msg_size", "configured", c.Raw.MaxMsgSize, "server_max_payload", serverMax)
+		c.Raw.MaxMsgSize = int32(serverMax)
+	}
+	dlqMax := serverMax
+	if c.DLQ.MaxMsgSize > 0 && (dlqMax <= 0 || int64(c.DLQ.MaxMsgSize) < dlqMax) {
+		dlqMax = int64(c.DLQ.MaxMsgSize)
+	}
+	b.dlqMax.Store(dlqMax)
+
+	for div := int64(1); ; div *= 2 {
+		err := b.ensureStreams(ctx, c, div)
+		if err == nil {
+			if div > 1 {
+				b.log.Warn("stream sizes shrunk to fit the storage the server or cluster offers; set streams.<raw|events|dlq>.max_bytes to choose them",
+					"replicas", max(1, c.Replicas), "raw_max_bytes", c.Raw.MaxBytes/div, "events_max_bytes", c.Events.MaxBytes/div, "dlq_max_bytes", c.DLQ.MaxBytes/div)
+			}
+			return nil
+		}
+		if !insufficientStorage(err) {
+			return err
+		}
+		if err := b.overReserved(); err != nil {
+			return err
+		}
+		if !c.FitStorage || div >= 1024 {
+			return fmt.Errorf("%w: the server or cluster has not the storage for these streams (max_bytes raw %d, events %d, dlq %d, %d replicas): "+
+				"set streams.raw.max_bytes, streams.events.max_bytes and streams.dlq.max_bytes (or streams.replicas) to what it offers, "+
+				"or streams.fit_storage: true to shrink them to fit", err, c.Raw.MaxBytes/div, c.Events.MaxBytes/div, c.DLQ.MaxBytes/div, max(1, c.Replicas))
+		}
+	}
+}
+
+// overReserved explains the one refusal no shrinking can get past: streams
+// already in the embedded server's store that reserve more than it now
+// offers (its max_file_store, by default a share of the disk space free at
+// start, shrinks as the disk fills). The server then refuses every change
+// to them, a smaller size too.
+func (b *Bus) overReserved() error {
+	if b.srv == nil {
+		return nil
+	}
+	_, reserved, err := b.srv.JetStreamReservedResources()
+	cfg := b.srv.JetStreamConfig()
+	if err != nil || cfg == nil || reserved <= cfg.MaxStore {
+		return nil
+	}
+	return fmt.Errorf("bus: the streams already in %s reserve %d bytes of file storage but the embedded server offers %d "+
+		"(its max_file_store: by default 75%% of the disk space free when it starts), and it refuses any change to them while they do, "+
+		"a smaller size too: set max_file_store to at least %d in the file named by nats.server_config (jetstream { max_file_store: ... }), "+
+		"or free disk space", cfg.StoreDir, reserved, cfg.MaxStore, reserved)
+}
+
+// ensureStreams creates or updates every stream at 1/div of its MaxBytes,
+// in order, stopping at the first refusal. (Trying the refused ones again
+// after the others was tried: on a cluster it created the smaller streams
+// beside a refused one, and the nodes' reservations then passed their
+// storage, which the server holds against every later change.)
+func (b *Bus) ensureStreams(ctx context.Context, c StreamsConfig, div int64) error {
 	for _, sc := range c.StreamConfigs() {
+		if sc.MaxBytes > 0 {
+			sc.MaxBytes /= div
+		}
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("bus: ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// insufficientStorage reports a refusal for want of storage (one server:
+// "insufficient storage resources available"; a cluster: "no suitable
+// peers for placement, insufficient storage").
+func insufficientStorage(err error) bool {
+	return strings.Contains(strings.ToLower(err.Error()), "insufficient")
 }

@@ -7,79 +7,51 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"regexp"
 	"runtime/debug"
-	"strconv"
 	"time"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/httpauth"
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/telemetry"
-	"github.com/sightline/sightline/sinks/archive"
-	"github.com/sightline/sightline/sinks/graph"
-	"github.com/sightline/sightline/sinks/index"
 )
 
-// Config is the whole configuration of the sightline binary.
+// Config is the whole configuration of the sightline binary: the core
+// sections below, then one section per sink of the binary's sink table
+// (Section), each owned by its sink's package.
 type Config struct {
-	NATS      NATS       `yaml:"nats"`
-	Streams   Streams    `yaml:"streams"`
-	Processor Processor  `yaml:"processor"`
-	HTTP      HTTP       `yaml:"http"`
-	Log       Log        `yaml:"log"`
-	Runtime   Runtime    `yaml:"runtime"`
-	Telemetry Telemetry  `yaml:"telemetry"`
-	Graph     GraphSink  `yaml:"graph"`
-	Index     IndexSink  `yaml:"index"`
-	Archive   ArchiveSnk `yaml:"archive"`
-	Hosts     HostsStore `yaml:"hosts"`
-}
+	NATS      NATS      `yaml:"nats"`
+	Streams   Streams   `yaml:"streams"`
+	Processor Processor `yaml:"processor"`
+	HTTP      HTTP      `yaml:"http"`
+	Log       Log       `yaml:"log"`
+	Runtime   Runtime   `yaml:"runtime"`
+	Telemetry Telemetry `yaml:"telemetry"`
 
-// HostsStore is the hosts section: the latest-state store of host
-// snapshots behind `sightline search` (enabled plus the store's own keys).
-type HostsStore struct {
-	Enabled      bool `yaml:"enabled"`
-	hosts.Config `yaml:",inline"`
+	sections []namedSection
 }
 
 // NATS says where JetStream is: an external cluster (urls) or the embedded
 // server (listen, store_dir).
 type NATS struct {
-	URLs       []string `yaml:"urls"`
-	Listen     string   `yaml:"listen"`
-	StoreDir   string   `yaml:"store_dir"`
-	MaxPayload int      `yaml:"max_payload"`
-	Name       string   `yaml:"name"`
-	CredsFile  string   `yaml:"creds_file"`
-	NKeyFile   string   `yaml:"nkey_file"`
-	User       string   `yaml:"user"`
-	Password   string   `yaml:"password"`
-	Token      string   `yaml:"token"`
-	TLSCA      string   `yaml:"tls_ca"`
-	TLSCert    string   `yaml:"tls_cert"`
-	TLSKey     string   `yaml:"tls_key"`
+	// The connection's options (urls, name, store_dir, max_payload,
+	// server_config, credentials, inbox_prefix, tls_*): the bus's own type,
+	// so every option it has can be set here.
+	bus.Options `yaml:",inline"`
+	// Listen is the embedded server's host:port.
+	Listen string `yaml:"listen"`
+	// Insecure lets the embedded server listen beyond loopback without
+	// server_config (anyone who reaches it may publish and read anything).
+	Insecure bool `yaml:"insecure"`
 }
 
-// Streams are the limits of the three streams.
-type Streams struct {
-	Replicas int          `yaml:"replicas"`
-	Raw      StreamLimits `yaml:"raw"`
-	Events   StreamLimits `yaml:"events"`
-	DLQ      StreamLimits `yaml:"dlq"`
-}
+// Streams are the limits of the three streams (the bus's own type).
+type Streams = bus.StreamsConfig
 
 // StreamLimits of one stream.
-type StreamLimits struct {
-	MaxAge     time.Duration `yaml:"max_age"`
-	MaxBytes   int64         `yaml:"max_bytes"`
-	MaxMsgSize int32         `yaml:"max_msg_size"`
-	Duplicates time.Duration `yaml:"duplicates"`
-}
+type StreamLimits = bus.StreamLimits
 
 // Processor configures validate → conform → enrich.
 type Processor struct {
@@ -99,6 +71,37 @@ type HTTP struct {
 	Listen         string `yaml:"listen"`
 	IngestMaxBody  int    `yaml:"ingest_max_body"`
 	IngestMaxItems int    `yaml:"ingest_max_items"`
+	// TLSCert and TLSKey (PEM files) serve HTTPS; SIGHUP re-reads them.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// Auth names the bearer-token files (internal/httpauth); empty: no
+	// authentication, allowed only on a loopback listener or with Insecure.
+	Auth httpauth.Config `yaml:"auth"`
+	// Insecure allows a listener beyond loopback without authentication;
+	// `sightline run` then logs a warning at every start.
+	Insecure bool `yaml:"insecure"`
+}
+
+// Loopback reports whether the listener accepts loopback connections only
+// (127.0.0.0/8, ::1 or localhost).
+func (h HTTP) Loopback() bool { return loopbackAddr(h.Listen) }
+
+// Loopback reports whether the embedded server's listener accepts loopback
+// connections only.
+func (n NATS) Loopback() bool { return loopbackAddr(n.Listen) }
+
+// loopbackAddr reports whether a host:port listener accepts loopback
+// connections only (127.0.0.0/8, ::1 or localhost).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Runtime tunes the Go runtime of `sightline run`.
@@ -155,59 +158,40 @@ type Statsd struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
-// GraphSink is the graph section: enabled plus the sink's own keys.
-type GraphSink struct {
-	Enabled      bool `yaml:"enabled"`
-	graph.Config `yaml:",inline"`
-}
-
-// IndexSink is the index section: enabled plus the sink's own keys.
-type IndexSink struct {
-	Enabled      bool `yaml:"enabled"`
-	index.Config `yaml:",inline"`
-}
-
-// ArchiveSnk is the archive section: enabled plus the sink's own keys.
-type ArchiveSnk struct {
-	Enabled        bool `yaml:"enabled"`
-	archive.Config `yaml:",inline"`
-}
-
 // Default is the embedded default: JetStream on 127.0.0.1:4222 with data
-// under .sightline/, the processor, the embedded index and the archive in a
-// local directory; the graph sink off until a Neo4j URI is configured.
-func Default() *Config {
-	s := bus.DefaultStreams()
-	lim := func(l bus.StreamLimits) StreamLimits {
-		return StreamLimits{MaxAge: l.MaxAge, MaxBytes: l.MaxBytes, MaxMsgSize: l.MaxMsgSize, Duplicates: l.Duplicates}
-	}
-	return &Config{
-		NATS:    NATS{Listen: "127.0.0.1:4222", StoreDir: ".sightline/jetstream", MaxPayload: 8 << 20, Name: "sightline"},
-		Streams: Streams{Replicas: s.Replicas, Raw: lim(s.Raw), Events: lim(s.Events), DLQ: lim(s.DLQ)},
-		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: 512 << 10,
-			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: time.Minute},
-		HTTP:      HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: 8 << 20, IngestMaxItems: 10000},
+// under .sightline/, the processor, and each section of sections with its
+// own defaults.
+func Default(sections ...SectionDef) *Config {
+	c := &Config{
+		NATS: NATS{Listen: "127.0.0.1:4222", Options: bus.Options{StoreDir: ".sightline/jetstream", MaxPayload: limits.ServerMaxPayload, Name: "sightline",
+			Sync: bus.SyncAlways, StallTimeout: bus.DefaultStallTimeout}},
+		Streams: bus.DefaultStreams(),
+		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: limits.MaxBodyBytes,
+			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: bus.DefaultAckWait},
+		HTTP:      HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: limits.HTTPMaxBodyBytes, IngestMaxItems: limits.HTTPMaxItems},
 		Runtime:   Runtime{MemoryLimit: 200 << 20, GCPercent: 200},
 		Log:       Log{Level: "info", Format: "json"},
 		Telemetry: Telemetry{Traces: telemetry.TracingConfig{Exporter: "none", SampleRatio: 1, ServiceName: "sightline"}, Statsd: Statsd{Interval: 10 * time.Second}},
-		Graph:     GraphSink{Config: graph.DefaultConfig()},
-		Index:     IndexSink{Enabled: true, Config: index.DefaultConfig()},
-		Archive:   ArchiveSnk{Enabled: true, Config: archive.DefaultConfig()},
-		Hosts:     HostsStore{Enabled: true, Config: hosts.DefaultConfig()},
+		sections:  make([]namedSection, 0, len(sections)),
 	}
+	for _, d := range sections {
+		c.sections = append(c.sections, namedSection{d.Name, d.New()})
+	}
+	return c
 }
 
 // Load builds the configuration: defaults, then the YAML file (when path is
 // not empty), then SIGHTLINE_* variables from env, then each "key=value" of
-// sets. It validates the result.
-func Load(path string, env []string, sets []string) (*Config, error) {
-	c := Default()
+// sets. It validates the result. sections are the sink sections of the
+// binary (its sink table).
+func Load(path string, env []string, sets []string, sections ...SectionDef) (*Config, error) {
+	c := Default(sections...)
 	if path != "" {
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("config: %w", err)
 		}
-		if err := decodeYAML(b, c); err != nil {
+		if err := c.decodeYAML(b); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -225,55 +209,6 @@ func Load(path string, env []string, sets []string) (*Config, error) {
 	return c, nil
 }
 
-func decodeYAML(b []byte, c *Config) error {
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)                                            // a misspelt key is an error, not a silent default
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file is fine
-		return nameKeys(b, err)
-	}
-	return nil
-}
-
-var lineRE = regexp.MustCompile(`line (\d+): `)
-
-// nameKeys rewrites "line 3: cannot unmarshal ..." as
-// "processor.batch (line 3): cannot unmarshal ..." so every error names
-// its key.
-func nameKeys(src []byte, err error) error {
-	var root yaml.Node
-	if yaml.Unmarshal(src, &root) != nil {
-		return err
-	}
-	keys := map[int]string{}
-	var visit func(n *yaml.Node, path string)
-	visit = func(n *yaml.Node, path string) {
-		switch n.Kind {
-		case yaml.DocumentNode, yaml.SequenceNode:
-			for _, c := range n.Content {
-				visit(c, path)
-			}
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				k := n.Content[i].Value
-				if path != "" {
-					k = path + "." + k
-				}
-				keys[n.Content[i].Line] = k
-				visit(n.Content[i+1], k)
-			}
-		}
-	}
-	visit(&root, "")
-	msg := lineRE.ReplaceAllStringFunc(err.Error(), func(m string) string {
-		n, _ := strconv.Atoi(lineRE.FindStringSubmatch(m)[1])
-		if k, ok := keys[n]; ok {
-			return k + " (line " + strconv.Itoa(n) + "): "
-		}
-		return m
-	})
-	return errors.New(msg)
-}
-
 // Validate checks every section; each error names its key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -287,9 +222,18 @@ func (c *Config) Validate() error {
 		if c.NATS.StoreDir == "" {
 			bad("nats.store_dir", "must not be empty with the embedded server")
 		}
+		if _, _, err := net.SplitHostPort(c.NATS.Listen); err == nil && !loopbackAddr(c.NATS.Listen) && c.NATS.ServerConfig == "" && !c.NATS.Insecure {
+			bad("nats.listen", "%q is beyond loopback without authentication: set nats.server_config (users and permissions, see docs/security-nats.md) or nats.insecure: true", c.NATS.Listen)
+		}
 	}
 	if c.NATS.MaxPayload < 1024 || c.NATS.MaxPayload > 64<<20 {
 		bad("nats.max_payload", "must be between 1024 and 67108864, got %d", c.NATS.MaxPayload)
+	}
+	if _, _, err := bus.ParseSync(c.NATS.Sync); err != nil {
+		bad("nats.sync", "%v", err)
+	}
+	if c.NATS.StallTimeout < time.Second {
+		bad("nats.stall_timeout", "must be at least 1s, got %s", c.NATS.StallTimeout)
 	}
 	if (c.NATS.TLSCert == "") != (c.NATS.TLSKey == "") {
 		bad("nats.tls_cert", "tls_cert and tls_key must be set together")
@@ -337,6 +281,22 @@ func (c *Config) Validate() error {
 			bad("http.listen", "%q is not host:port (empty disables the HTTP server)", c.HTTP.Listen)
 		}
 	}
+	if c.HTTP.Listen != "" && !c.HTTP.Loopback() && !c.HTTP.Auth.Enabled() && !c.HTTP.Insecure {
+		bad("http.listen", "%s is not a loopback address and authentication is off: set http.auth.tokens_file or "+
+			"http.auth.token_files (README, Security), or set http.insecure: true to serve without authentication", c.HTTP.Listen)
+	}
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		if c.HTTP.TLSCert == "" {
+			bad("http.tls_cert", "http.tls_key is set: set http.tls_cert and http.tls_key together")
+		} else {
+			bad("http.tls_key", "http.tls_cert is set: set http.tls_cert and http.tls_key together")
+		}
+	}
+	for _, tf := range c.HTTP.Auth.TokenFiles {
+		if err := httpauth.CheckTokenFileEntry(tf); err != nil {
+			bad("http.auth.token_files", "%v", err)
+		}
+	}
 	if c.HTTP.IngestMaxBody < 1024 {
 		bad("http.ingest_max_body", "must be at least 1024")
 	}
@@ -363,17 +323,10 @@ func (c *Config) Validate() error {
 			bad("telemetry.statsd.address", "%q is not host:port", a)
 		}
 	}
-	if c.Graph.Enabled {
-		errs = append(errs, c.Graph.Config.Validate())
-	}
-	if c.Index.Enabled {
-		errs = append(errs, c.Index.Config.Validate())
-	}
-	if c.Archive.Enabled {
-		errs = append(errs, c.Archive.Config.Validate())
-	}
-	if c.Hosts.Enabled {
-		errs = append(errs, c.Hosts.Config.Validate())
+	for _, s := range c.sections {
+		if s.value.IsEnabled() {
+			errs = append(errs, s.value.Validate())
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -392,11 +345,7 @@ func attrName(s string) bool {
 
 // BusOptions converts the nats section.
 func (c *Config) BusOptions() bus.Options {
-	o := bus.Options{
-		URLs: c.NATS.URLs, Name: c.NATS.Name, StoreDir: c.NATS.StoreDir, MaxPayload: c.NATS.MaxPayload,
-		CredsFile: c.NATS.CredsFile, NKeyFile: c.NATS.NKeyFile, User: c.NATS.User, Password: c.NATS.Password,
-		Token: c.NATS.Token, TLSCA: c.NATS.TLSCA, TLSCert: c.NATS.TLSCert, TLSKey: c.NATS.TLSKey,
-	}
+	o := c.NATS.Options
 	if host, port, err := net.SplitHostPort(c.NATS.Listen); err == nil {
 		o.Host = host
 		fmt.Sscanf(port, "%d", &o.Port)
@@ -405,26 +354,20 @@ func (c *Config) BusOptions() bus.Options {
 }
 
 // StreamsConfig converts the streams section.
-func (c *Config) StreamsConfig() bus.StreamsConfig {
-	lim := func(l StreamLimits) bus.StreamLimits {
-		return bus.StreamLimits{MaxAge: l.MaxAge, MaxBytes: l.MaxBytes, MaxMsgSize: l.MaxMsgSize, Duplicates: l.Duplicates}
-	}
-	return bus.StreamsConfig{Replicas: c.Streams.Replicas, Raw: lim(c.Streams.Raw), Events: lim(c.Streams.Events), DLQ: lim(c.Streams.DLQ)}
-}
+func (c *Config) StreamsConfig() bus.StreamsConfig { return c.Streams }
 
 // YAML renders the configuration (secrets masked) for `sightline config`.
-func (c *Config) YAML() ([]byte, error) {
-	cp := *c
-	mask := func(s *string) {
-		if *s != "" {
-			*s = "********"
-		}
+func (c *Config) YAML() ([]byte, error) { return c.render(true) }
+
+// Changed reports whether next differs from c, secrets included (compared
+// unmasked), ignoring the keys listed (the ones a reload applies).
+func (c *Config) Changed(next *Config, ignore ...string) bool {
+	a, b := c.clone(), next.clone()
+	for _, k := range ignore {
+		_ = a.clearKey(k)
+		_ = b.clearKey(k)
 	}
-	mask(&cp.NATS.Password)
-	mask(&cp.NATS.Token)
-	mask(&cp.Graph.Password)
-	mask(&cp.Index.Password)
-	mask(&cp.Index.APIKey)
-	mask(&cp.Archive.SecretKey)
-	return yaml.Marshal(&cp)
+	ya, errA := a.render(false)
+	yb, errB := b.render(false)
+	return errA != nil || errB != nil || !bytes.Equal(ya, yb)
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -12,25 +13,43 @@ import (
 // EnvPrefix starts every environment override.
 const EnvPrefix = "SIGHTLINE_"
 
-// aliases map the variables `task services:up` prints (and the Compose env
-// files use) onto keys.
-var aliases = map[string]string{
+// TestEnvPrefix starts the variables of tests and test services
+// (deploy/local/services.sh writes SIGHTLINE_TEST_NEO4J_URI, ...): the
+// configuration never reads them.
+const TestEnvPrefix = "SIGHTLINE_TEST_"
+
+// commandEnv are the SIGHTLINE_ variables the commands read besides the
+// configuration keys (flag defaults).
+var commandEnv = map[string]bool{
+	"SIGHTLINE_CONFIG":           true, // --config
+	"SIGHTLINE_API":              true, // trace/logs --api
+	"SIGHTLINE_API_TOKEN_FILE":   true, // the token trace/logs send to --api
+	"SIGHTLINE_API_CA_FILE":      true, // the CA of an https --api
+	"SIGHTLINE_COLLECTOR_CONFIG": true, // collect --config
+}
+
+// renamedEnv are variables earlier releases read, with the key that
+// replaces each, so an old environment file gets a precise error.
+var renamedEnv = map[string]string{
 	"SIGHTLINE_NATS_URL":       "nats.urls",
-	"SIGHTLINE_NEO4J_URI":      "graph.uri",
+	"SIGHTLINE_NEO4J_URI":      "graph.uri (and graph.enabled)",
 	"SIGHTLINE_NEO4J_USER":     "graph.user",
 	"SIGHTLINE_NEO4J_PASSWORD": "graph.password",
 	"SIGHTLINE_OPENSEARCH_URL": "index.urls",
 	"SIGHTLINE_S3_ENDPOINT":    "archive.endpoint",
+	"SIGHTLINE_S3_BUCKET":      "archive.url (s3://bucket/prefix)",
 	"SIGHTLINE_S3_REGION":      "archive.region",
 	"SIGHTLINE_S3_ACCESS_KEY":  "archive.access_key",
 	"SIGHTLINE_S3_SECRET_KEY":  "archive.secret_key",
 }
 
-// Keys lists every settable key with its environment variable, sorted.
-func Keys() []string {
+// Keys lists every settable key, sorted.
+func (c *Config) Keys() []string {
 	var out []string
-	walk(reflect.ValueOf(Default()).Elem(), "", func(key string, _ reflect.Value) {
-		out = append(out, key)
+	c.each(func(prefix string, v reflect.Value) {
+		walk(v, prefix, func(key string, _ reflect.StructField, _ reflect.Value) {
+			out = append(out, key)
+		})
 	})
 	sort.Strings(out)
 	return out
@@ -44,19 +63,19 @@ func EnvName(key string) string {
 	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 }
 
-// applyEnv applies SIGHTLINE_* variables. A SIGHTLINE_ variable that names
-// no key is an error, so a typo never goes unnoticed — except the
-// variables other tools read (listed in ignoredEnv).
+// applyEnv applies SIGHTLINE_* variables. A SIGHTLINE_ variable that
+// names no key is an error (with the nearest variable that does), so a typo
+// never goes unnoticed; only the test variables (TestEnvPrefix) and the
+// commands' own (commandEnv) are left alone.
 func applyEnv(c *Config, env []string) error {
 	byEnv := map[string]string{}
-	for _, k := range Keys() {
+	for _, k := range c.Keys() {
 		byEnv[EnvName(k)] = k
 	}
-	// Service aliases first so an explicit key variable wins.
 	vars := map[string]string{}
 	for _, kv := range env {
 		name, val, ok := strings.Cut(kv, "=")
-		if ok && strings.HasPrefix(name, EnvPrefix) {
+		if ok && strings.HasPrefix(name, EnvPrefix) && !strings.HasPrefix(name, TestEnvPrefix) && !commandEnv[name] {
 			vars[name] = val
 		}
 	}
@@ -64,55 +83,37 @@ func applyEnv(c *Config, env []string) error {
 	for n := range vars {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool {
-		_, ai := aliases[names[i]]
-		_, aj := aliases[names[j]]
-		if ai != aj {
-			return ai
-		}
-		return names[i] < names[j]
-	})
+	sort.Strings(names)
+	var errs []error
 	for _, name := range names {
 		key, ok := byEnv[name]
 		if !ok {
-			key, ok = aliases[name]
-		}
-		if !ok {
-			if ignoredEnv(name) {
-				continue
-			}
-			return fmt.Errorf("environment %s: no configuration key %s (see `sightline config keys`)", name, strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix), "_", ".")))
+			errs = append(errs, unknownEnv(name, byEnv))
+			continue
 		}
 		if err := setKey(c, key, vars[name]); err != nil {
-			return fmt.Errorf("environment %s: %w", name, err)
-		}
-		// A service URL in the environment turns its sink on.
-		switch name {
-		case "SIGHTLINE_NEO4J_URI":
-			c.Graph.Enabled = true
-		case "SIGHTLINE_S3_ENDPOINT":
-			if !strings.HasPrefix(c.Archive.URL, "s3://") {
-				if b := vars["SIGHTLINE_S3_BUCKET"]; b != "" {
-					c.Archive.URL = "s3://" + b + "/sightline"
-					c.Archive.PathStyle = true
-				}
-			}
+			errs = append(errs, fmt.Errorf("environment %s: %w", name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// ignoredEnv are SIGHTLINE_ variables read by tests and scripts, not the config.
-func ignoredEnv(name string) bool {
-	switch name {
-	case "SIGHTLINE_S3_BUCKET", "SIGHTLINE_CONFIG", "SIGHTLINE_API", "SIGHTLINE_ES_URL",
-		"SIGHTLINE_NATS_URLS_CLUSTER", "SIGHTLINE_SERVICES_DIR":
-		return true
+func unknownEnv(name string, byEnv map[string]string) error {
+	if key, ok := renamedEnv[name]; ok {
+		return fmt.Errorf("environment %s: no longer read; set %s instead", name, EnvName(strings.Fields(key)[0]))
 	}
-	return strings.HasPrefix(name, "SIGHTLINE_TEST_") || strings.HasPrefix(name, "SIGHTLINE_NATS_CLUSTER") ||
-		strings.HasPrefix(name, "SIGHTLINE_ES_") || strings.HasPrefix(name, "SIGHTLINE_NEO4J_") ||
-		strings.HasPrefix(name, "SIGHTLINE_OPENSEARCH_") || strings.HasPrefix(name, "SIGHTLINE_S3_") ||
-		strings.HasPrefix(name, "SIGHTLINE_MINIO_") || strings.HasPrefix(name, "SIGHTLINE_VERSITY")
+	known := make([]string, 0, len(byEnv)+len(commandEnv))
+	for n := range byEnv {
+		known = append(known, n)
+	}
+	for n := range commandEnv {
+		known = append(known, n)
+	}
+	if s := Suggest(name, known); s != "" {
+		return fmt.Errorf("environment %s: no such variable; did you mean %s?", name, s)
+	}
+	return fmt.Errorf("environment %s: no configuration key %s (see `sightline config keys`; test variables start with %s)",
+		name, strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix), "_", ".")), TestEnvPrefix)
 }
 
 // Set applies one "key=value" (the --set flag).
@@ -127,28 +128,70 @@ func Set(c *Config, kv string) error {
 	return nil
 }
 
-func setKey(c *Config, key, val string) error {
-	var target reflect.Value
-	found := false
-	walk(reflect.ValueOf(c).Elem(), "", func(k string, v reflect.Value) {
-		if k == key {
-			target, found = v, true
+// lookup finds the field of key, or the map field of which key names one
+// entry (processor.attributes.site): then entry is "site".
+func (c *Config) lookup(key string) (target reflect.Value, entry string, found bool) {
+	c.each(func(prefix string, v reflect.Value) {
+		if found || !strings.HasPrefix(key, prefix) {
+			return
 		}
-	})
-	if !found {
-		// processor.attributes.site=lab1 sets one map entry.
-		if rest, ok := strings.CutPrefix(key, "processor.attributes."); ok && rest != "" {
-			if c.Processor.Attributes == nil {
-				c.Processor.Attributes = map[string]string{}
+		walk(v, prefix, func(k string, _ reflect.StructField, fv reflect.Value) {
+			switch {
+			case found:
+			case k == key:
+				target, found = fv, true
+			case fv.Kind() == reflect.Map && strings.HasPrefix(key, k+".") && len(key) > len(k)+1:
+				target, entry, found = fv, key[len(k)+1:], true
 			}
-			c.Processor.Attributes[rest] = val
-			return nil
+		})
+	})
+	return target, entry, found
+}
+
+func setKey(c *Config, key, val string) error {
+	target, entry, found := c.lookup(key)
+	if !found {
+		msg := fmt.Sprintf("%s: no such key", key)
+		if s := Suggest(key, c.Keys()); s != "" {
+			msg += "; did you mean " + s + "?"
+		} else {
+			msg += " (see `sightline config keys`)"
 		}
-		return fmt.Errorf("%s: no such key (see `sightline config keys`)", key)
+		return errors.New(msg)
+	}
+	if entry != "" {
+		// processor.attributes.site=lab1 sets one map entry.
+		if target.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("%s: cannot be set from text", key)
+		}
+		if target.IsNil() {
+			target.Set(reflect.MakeMap(target.Type()))
+		}
+		target.SetMapIndex(reflect.ValueOf(entry), reflect.ValueOf(strings.TrimSpace(val)))
+		return nil
 	}
 	if err := setValue(target, val); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
+	return nil
+}
+
+// get returns the text of a string key.
+func (c *Config) get(key string) (string, bool) {
+	v, entry, ok := c.lookup(key)
+	if !ok || entry != "" || v.Kind() != reflect.String {
+		return "", false
+	}
+	return v.String(), true
+}
+
+// clearKey sets key to its zero value.
+func (c *Config) clearKey(key string) error {
+	v, entry, ok := c.lookup(key)
+	if !ok || entry != "" {
+		return fmt.Errorf("%s: no such key", key)
+	}
+	v.Set(reflect.Zero(v.Type()))
 	return nil
 }
 
@@ -212,7 +255,7 @@ func setValue(v reflect.Value, s string) error {
 
 // walk calls f for every leaf field with its dotted yaml key; inline
 // structs contribute their fields to the parent's key.
-func walk(v reflect.Value, prefix string, f func(key string, v reflect.Value)) {
+func walk(v reflect.Value, prefix string, f func(key string, sf reflect.StructField, v reflect.Value)) {
 	t := v.Type()
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -234,6 +277,6 @@ func walk(v reflect.Value, prefix string, f func(key string, v reflect.Value)) {
 			walk(fv, key+".", f)
 			continue
 		}
-		f(key, fv)
+		f(key, sf, fv)
 	}
 }

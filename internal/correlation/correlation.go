@@ -10,17 +10,24 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/sightline/sightline/internal/limits"
 )
 
-// Header is the header every Sightline output message carries.
-const Header = "Correlation-Id"
+// Header is the header every Sightline output message carries; HeaderX and
+// HeaderRequestID are the other request headers an ID is taken from.
+const (
+	Header          = "Correlation-Id"
+	HeaderX         = "X-Correlation-Id"
+	HeaderRequestID = "X-Request-Id"
+)
 
 // headerNames are the request headers a correlation ID is taken from, in
 // order of preference.
-var headerNames = []string{"Correlation-Id", "X-Correlation-Id", "X-Request-Id"}
+var headerNames = []string{Header, HeaderX, HeaderRequestID}
 
 // MaxLen bounds an accepted correlation ID; longer values are ignored.
-const MaxLen = 256
+const MaxLen = limits.CorrelationIDBytes
 
 type ctxKey struct{}
 

@@ -12,6 +12,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/limits"
+	"github.com/sightline/sightline/schemas"
 )
 
 // Header is a NATS-style header map. Lookups through Get are
@@ -88,6 +92,34 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
+// Publisher sends messages to JetStream, each with its ID as Nats-Msg-Id,
+// and waits for every PubAck: the one publishing contract of producers,
+// the HTTP ingest and replay (*bus.Bus implements it).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...*Message) ([]PublishResult, error)
+}
+
+// PublishResult is the stream position a published message got; Duplicate
+// is true when JetStream dropped it as a repeat of its Nats-Msg-Id.
+type PublishResult struct {
+	Stream    string
+	Sequence  uint64
+	Duplicate bool
+}
+
+// PublisherFunc adapts a function to Publisher.
+type PublisherFunc func(ctx context.Context, msgs ...*Message) ([]PublishResult, error)
+
+// Publish calls f.
+func (f PublisherFunc) Publish(ctx context.Context, msgs ...*Message) ([]PublishResult, error) {
+	return f(ctx, msgs...)
+}
+
+// DiscardPublisher publishes nothing and reports success (dry runs).
+var DiscardPublisher Publisher = PublisherFunc(func(_ context.Context, msgs ...*Message) ([]PublishResult, error) {
+	return make([]PublishResult, len(msgs)), nil
+})
+
 // PermanentError marks bad input: retrying cannot help, the message goes to
 // the dead-letter queue with Reason.
 type PermanentError struct {
@@ -156,16 +188,91 @@ func (e *BatchError) Error() string {
 	return fmt.Sprintf("%d of the batch failed (%d permanent)", len(e.Failed), perm)
 }
 
+// Outcomes reads what a Sink.Write of n messages returned, the one place
+// the contract is interpreted (router, replay, contract suite): the error
+// of each message, nil where it was stored; nil when err is nil (all
+// stored). A *BatchError fails the indexes it names (others in range are
+// stored); any other error fails every message, and whole is then true.
+// A failure that IsPermanent goes to the DLQ; any other is retried.
+func Outcomes(err error, n int) (errs []error, whole bool) {
+	if err == nil {
+		return nil, false
+	}
+	errs = make([]error, n)
+	var be *BatchError
+	if !errors.As(err, &be) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs, true
+	}
+	for i, e := range be.Failed {
+		if i >= 0 && i < n {
+			errs[i] = e
+		}
+	}
+	return errs, false
+}
+
+// EventHeader is the NATS header of a conformed event's message: its
+// correlation ID, type, content type, traceparent, sync scope and tag, and
+// its id as Nats-Msg-Id (so the bus publishes the map without copying it).
+func EventHeader(ev *schemas.Event) Header {
+	// One backing array for the header values: one allocation, not six.
+	vals := [6]string{ev.CorrelationID, ev.Type, "application/cloudevents+json", ev.TraceParent, ev.SyncScope, ev.ID}
+	h := make(Header, 7)
+	h[HeaderCorrelationID] = vals[0:1:1]
+	h[HeaderEventType] = vals[1:2:2]
+	h[HeaderContentType] = vals[2:3:3]
+	if ev.ID != "" {
+		h[HeaderMsgID] = vals[5:6:6]
+	}
+	if ev.TraceParent != "" {
+		h[HeaderTraceParent] = vals[3:4:4]
+	}
+	if ev.SyncScope != "" {
+		h[HeaderSyncScope] = vals[4:5:5]
+		h[HeaderSyncTag] = []string{ev.SyncTag}
+	}
+	return h
+}
+
+// EventMessage is the message of a conformed event on the events stream:
+// subject sightline.events.<kind>.<name><rest>, the event's header
+// (EventHeader) and its JSON envelope. The processors emit every event
+// this way, and so does a sink publishing events of its own (the graph's
+// sweep decisions).
+func EventMessage(ev *schemas.Event, kind, name, rest string) *Message {
+	return &Message{
+		Subject: EventsPrefix + kind + "." + name + rest,
+		Header:  EventHeader(ev),
+		Data:    ev.AppendJSON(make([]byte, 0, encodedSize(ev))),
+		ID:      ev.ID,
+	}
+}
+
+// encodedSize is a close upper estimate of the envelope's JSON length, so
+// AppendJSON writes into one allocation.
+func encodedSize(ev *schemas.Event) int {
+	n := 320 + len(ev.Data) + len(ev.ID) + len(ev.Source) + len(ev.Type) + len(ev.Subject) +
+		len(ev.CorrelationID) + len(ev.SyncScope) + len(ev.SyncTag) + len(ev.Producer) + len(ev.TraceParent)
+	for k, v := range ev.Attributes {
+		n += len(k) + len(v) + 6
+	}
+	return n + n/8 // escapes
+}
+
 // Well-known header names.
 const (
-	HeaderCorrelationID   = "Correlation-Id"
-	HeaderXCorrelationID  = "X-Correlation-Id"
-	HeaderXRequestID      = "X-Request-Id"
+	HeaderCorrelationID   = correlation.Header
+	HeaderXCorrelationID  = correlation.HeaderX
+	HeaderXRequestID      = correlation.HeaderRequestID
 	HeaderTraceParent     = "traceparent"
 	HeaderTraceState      = "tracestate"
 	HeaderMsgID           = "Nats-Msg-Id"
 	HeaderProducer        = "Sightline-Producer"
 	HeaderDLQReason       = "Sightline-Dlq-Reason"
+	HeaderDLQClass        = "Sightline-Dlq-Class"
 	HeaderDLQStage        = "Sightline-Dlq-Stage"
 	HeaderDLQSubject      = "Sightline-Dlq-Subject"
 	HeaderDLQStream       = "Sightline-Dlq-Stream"
@@ -181,29 +288,65 @@ const (
 	HeaderProducerVersion = "Sightline-Producer-Version"
 )
 
-// Subject prefixes of the three streams (DESIGN.md contracts).
+// Subject prefixes of the three streams (docs/architecture.md).
 const (
 	RawPrefix    = "sightline.raw."
 	EventsPrefix = "sightline.events."
 	DLQPrefix    = "sightline.dlq."
 )
 
+// SinkDLQPrefix is where the sinks' dead letters go:
+// sightline.dlq.sink.<stage>.<kind>.<name>..., apart from the processor's
+// rejections of raw input, so each is counted on its own.
+const SinkDLQPrefix = DLQPrefix + "sink."
+
 // DLQSubject is where a rejected message goes: its subject with the raw or
-// events prefix swapped for the DLQ prefix (any other subject is kept whole
+// events prefix swapped for the DLQ prefix (any other subject, and a raw
+// subject whose kind would read as sightline.dlq.sink., is kept whole
 // under sightline.dlq.other.).
 func DLQSubject(subject string) string {
 	for _, p := range []string{RawPrefix, EventsPrefix} {
-		if s, ok := strings.CutPrefix(subject, p); ok && s != "" {
+		if s, ok := strings.CutPrefix(subject, p); ok && s != "" && !strings.HasPrefix(s, "sink.") && s != "sink" {
 			return DLQPrefix + s
 		}
 	}
 	return DLQPrefix + "other." + strings.ReplaceAll(subject, ".", "_")
 }
 
+// DeadLetterSubject is where stageName's dead letter of a message on
+// subject goes: a conformed event a sink cannot store goes to
+// sightline.dlq.sink.<stage>.<kind>.<name>...; anything else to
+// DLQSubject(subject).
+func DeadLetterSubject(stageName, subject string) string {
+	if s, ok := strings.CutPrefix(subject, EventsPrefix); ok && s != "" && NameToken(stageName) {
+		return SinkDLQPrefix + stageName + "." + s
+	}
+	return DLQSubject(subject)
+}
+
+// KindOf returns the kind of a message on any Sightline subject, for
+// counting: metric, log, snapshot, or "other" for anything else (so a
+// hostile subject cannot make a new metric label). For a sink's dead
+// letter it also returns the sink's stage.
+func KindOf(subject string) (kind, sinkStage string) {
+	parts := strings.SplitN(subject, ".", 6)
+	if len(parts) < 3 || parts[0] != "sightline" {
+		return "other", ""
+	}
+	kind = parts[2]
+	if parts[1] == "dlq" && kind == "sink" && len(parts) >= 5 {
+		kind, sinkStage = parts[4], parts[3]
+	}
+	if !schemas.KnownKind(kind) {
+		kind = "other"
+	}
+	return kind, sinkStage
+}
+
 // NameToken reports whether s is 1-128 of [A-Za-z0-9_-]: a kind or event
 // name that is safe as a subject token, an index field and a partition key.
 func NameToken(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+	if len(s) == 0 || len(s) > limits.NameBytes {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -131,3 +131,43 @@ func TestProcessorFunc(t *testing.T) {
 		t.Fatalf("got %v %v", out, err)
 	}
 }
+
+func TestDeadLetterSubjectAndKindOf(t *testing.T) {
+	for _, c := range []struct{ stageName, subject, want, kind, sink string }{
+		{"process", "sightline.raw.metric.search_made", "sightline.dlq.metric.search_made", "metric", ""},
+		{"index", "sightline.events.log.api.x", "sightline.dlq.sink.index.log.api.x", "log", "index"},
+		{"graph", "sightline.events.snapshot.inv", "sightline.dlq.sink.graph.snapshot.inv", "snapshot", "graph"},
+		// A raw kind that would read as a sink's dead letter is kept whole under other.
+		{"process", "sightline.raw.sink.index.metric.x", "sightline.dlq.other.sightline_raw_sink_index_metric_x", "other", ""},
+		{"process", "sightline.raw.bogus.x", "sightline.dlq.bogus.x", "other", ""},
+	} {
+		got := stage.DeadLetterSubject(c.stageName, c.subject)
+		if got != c.want {
+			t.Errorf("DeadLetterSubject(%s, %s) = %s, want %s", c.stageName, c.subject, got, c.want)
+		}
+		if kind, sink := stage.KindOf(got); kind != c.kind || sink != c.sink {
+			t.Errorf("KindOf(%s) = %s, %s; want %s, %s", got, kind, sink, c.kind, c.sink)
+		}
+	}
+	for subject, kind := range map[string]string{"sightline.raw.metric.a": "metric", "sightline.raw.\x01evil.a": "other", "x": "other", "sightline.dlq.sink": "other"} {
+		if got, _ := stage.KindOf(subject); got != kind {
+			t.Errorf("KindOf(%q) = %s, want %s", subject, got, kind)
+		}
+	}
+}
+
+func TestOutcomes(t *testing.T) {
+	if errs, whole := stage.Outcomes(nil, 3); errs != nil || whole {
+		t.Fatalf("nil: %v %v", errs, whole)
+	}
+	down := errors.New("down")
+	errs, whole := stage.Outcomes(down, 2)
+	if !whole || len(errs) != 2 || errs[0] != down || errs[1] != down {
+		t.Fatalf("plain error: %v %v", errs, whole)
+	}
+	bad := stage.Rejectf("schema", "bad")
+	errs, whole = stage.Outcomes(fmt.Errorf("wrapped: %w", &stage.BatchError{Failed: map[int]error{1: bad, 7: down, -1: down}}), 3)
+	if whole || len(errs) != 3 || errs[0] != nil || errs[1] != bad || errs[2] != nil {
+		t.Fatalf("batch error: %v %v", errs, whole)
+	}
+}

@@ -21,6 +21,8 @@ type Metrics struct {
 	redeliver *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	pending   *prometheus.GaugeVec
+	stalled   *prometheus.GaugeVec
+	stalls    *prometheus.CounterVec
 }
 
 // NewMetrics registers the pipeline metrics and the Go and process
@@ -52,8 +54,14 @@ func NewMetrics() *Metrics {
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sightline_consumer_pending", Help: "Consumer backlog: messages not yet delivered plus delivered but not acked.",
 		}, []string{"stream", "consumer"}),
+		stalled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sightline_consumer_stalled", Help: "1 while a consumer has pending work and makes no progress (its pull loop is being restarted), else 0.",
+		}, []string{"stream", "consumer"}),
+		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sightline_consumer_stalls_total", Help: "Times a consumer was found stalled.",
+		}, []string{"stream", "consumer"}),
 	}
-	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.redeliver, m.latency, m.pending,
+	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.redeliver, m.latency, m.pending, m.stalled, m.stalls,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -92,4 +100,15 @@ func (m *Metrics) Observed(stage, kind string, d time.Duration) {
 
 func (m *Metrics) Pending(stream, consumer string, n uint64) {
 	m.pending.WithLabelValues(stream, consumer).Set(float64(n))
+}
+
+// Stalled records a consumer entering or leaving the stalled state
+// (bus.StallObserver).
+func (m *Metrics) Stalled(stream, consumer string, stalled bool) {
+	v := 0.0
+	if stalled {
+		v = 1
+		m.stalls.WithLabelValues(stream, consumer).Inc()
+	}
+	m.stalled.WithLabelValues(stream, consumer).Set(v)
 }

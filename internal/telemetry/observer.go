@@ -46,3 +46,12 @@ func (f Fanout) Pending(stream, consumer string, n uint64) {
 		o.Pending(stream, consumer, n)
 	}
 }
+
+// Stalled forwards to the observers that record stalls.
+func (f Fanout) Stalled(stream, consumer string, stalled bool) {
+	for _, o := range f {
+		if so, ok := o.(bus.StallObserver); ok {
+			so.Stalled(stream, consumer, stalled)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 // Package testsvc finds the real services a test needs (Neo4j, OpenSearch, Elasticsearch,
 // an S3-compatible server, a NATS cluster) that `task services:up` started.
 //
-// Each function reads the SIGHTLINE_* environment variables, falling back to the file
+// Each function reads the SIGHTLINE_TEST_* environment variables (a prefix the sightline
+// configuration never reads, so a shell that sourced the file can still run sightline),
+// falling back to the file
 // .local/services.env found by walking up from the working directory, and checks that the
 // service's port answers. When a service is missing the test is skipped with a message
 // saying how to start it, except when CI=true: then the test fails, so CI never passes
@@ -26,20 +28,32 @@ const EnvFile = ".local/services.env"
 
 // Variable names; other packages and scripts rely on them.
 const (
-	EnvNeo4jURI         = "SIGHTLINE_NEO4J_URI"
-	EnvNeo4jUser        = "SIGHTLINE_NEO4J_USER"
-	EnvNeo4jPassword    = "SIGHTLINE_NEO4J_PASSWORD"
-	EnvOpenSearchURL    = "SIGHTLINE_OPENSEARCH_URL"
-	EnvElasticsearchURL = "SIGHTLINE_ELASTICSEARCH_URL"
-	EnvS3Endpoint       = "SIGHTLINE_S3_ENDPOINT"
-	EnvS3Bucket         = "SIGHTLINE_S3_BUCKET"
-	EnvS3AccessKey      = "SIGHTLINE_S3_ACCESS_KEY"
-	EnvS3SecretKey      = "SIGHTLINE_S3_SECRET_KEY"
-	EnvS3Region         = "SIGHTLINE_S3_REGION"
-	EnvNATSClusterURLs  = "SIGHTLINE_NATS_CLUSTER_URLS"
-	startHint           = "start it with `task services:up` (deploy/README.md)"
-	natsStartHint       = "start it with `task services:up NATS=1` (deploy/README.md)"
-	elasticsearchHint   = "start it with `task services:up ES=1` (deploy/README.md)"
+	EnvNeo4jURI         = "SIGHTLINE_TEST_NEO4J_URI"
+	EnvNeo4jUser        = "SIGHTLINE_TEST_NEO4J_USER"
+	EnvNeo4jPassword    = "SIGHTLINE_TEST_NEO4J_PASSWORD"
+	EnvOpenSearchURL    = "SIGHTLINE_TEST_OPENSEARCH_URL"
+	EnvElasticsearchURL = "SIGHTLINE_TEST_ELASTICSEARCH_URL"
+	EnvS3Endpoint       = "SIGHTLINE_TEST_S3_ENDPOINT"
+	EnvS3Bucket         = "SIGHTLINE_TEST_S3_BUCKET"
+	EnvS3AccessKey      = "SIGHTLINE_TEST_S3_ACCESS_KEY"
+	EnvS3SecretKey      = "SIGHTLINE_TEST_S3_SECRET_KEY"
+	EnvS3Region         = "SIGHTLINE_TEST_S3_REGION"
+	EnvNATSClusterURLs  = "SIGHTLINE_TEST_NATS_CLUSTER_URLS"
+	// TLS-only second instances (task services:up TLS=1), for tests only.
+	EnvTestTLSCAFile           = "SIGHTLINE_TEST_TLS_CA_FILE"
+	EnvTestNeo4jTLSURI         = "SIGHTLINE_TEST_NEO4J_TLS_URI"
+	EnvTestNeo4jTLSUser        = "SIGHTLINE_TEST_NEO4J_TLS_USER"
+	EnvTestNeo4jTLSPassword    = "SIGHTLINE_TEST_NEO4J_TLS_PASSWORD"
+	EnvTestElasticsearchTLSURL = "SIGHTLINE_TEST_ELASTICSEARCH_TLS_URL"
+	EnvTestS3TLSEndpoint       = "SIGHTLINE_TEST_S3_TLS_ENDPOINT"
+	EnvTestS3TLSBucket         = "SIGHTLINE_TEST_S3_TLS_BUCKET"
+	EnvTestS3TLSAccessKey      = "SIGHTLINE_TEST_S3_TLS_ACCESS_KEY"
+	EnvTestS3TLSSecretKey      = "SIGHTLINE_TEST_S3_TLS_SECRET_KEY"
+	EnvTestS3TLSRegion         = "SIGHTLINE_TEST_S3_TLS_REGION"
+	tlsHint                    = "start it with `task services:up TLS=1` (deploy/README.md)"
+	startHint                  = "start it with `task services:up` (deploy/README.md)"
+	natsStartHint              = "start it with `task services:up NATS=1` (deploy/README.md)"
+	elasticsearchHint          = "start it with `task services:up ES=1` (deploy/README.md)"
 )
 
 // Neo4jInfo is how to reach the local Neo4j.
@@ -91,6 +105,34 @@ func S3(t testing.TB) S3Info {
 	return S3Info{Endpoint: v[0], Bucket: v[1], AccessKey: v[2], SecretKey: v[3], Region: v[4]}
 }
 
+// Neo4jTLS returns the TLS-only Neo4j (bolt+s://) and the CA file that
+// signed its certificate, or skips (fails when CI=true).
+func Neo4jTLS(t testing.TB) (Neo4jInfo, string) {
+	t.Helper()
+	v := require(t, "Neo4j with TLS", tlsHint, EnvTestNeo4jTLSURI, EnvTestNeo4jTLSUser, EnvTestNeo4jTLSPassword, EnvTestTLSCAFile)
+	reachable(t, "Neo4j with TLS", tlsHint, v[0])
+	return Neo4jInfo{URI: v[0], User: v[1], Password: v[2]}, v[3]
+}
+
+// ElasticsearchTLS returns the base URL (https://) of the TLS-only
+// Elasticsearch and the CA file, or skips (fails when CI=true).
+func ElasticsearchTLS(t testing.TB) (string, string) {
+	t.Helper()
+	v := require(t, "Elasticsearch with TLS", tlsHint, EnvTestElasticsearchTLSURL, EnvTestTLSCAFile)
+	reachable(t, "Elasticsearch with TLS", tlsHint, v[0])
+	return v[0], v[1]
+}
+
+// S3TLS returns the TLS-only S3 server (https://) and the CA file, or
+// skips (fails when CI=true).
+func S3TLS(t testing.TB) (S3Info, string) {
+	t.Helper()
+	v := require(t, "S3 with TLS", tlsHint, EnvTestS3TLSEndpoint, EnvTestS3TLSBucket, EnvTestS3TLSAccessKey,
+		EnvTestS3TLSSecretKey, EnvTestS3TLSRegion, EnvTestTLSCAFile)
+	reachable(t, "S3 with TLS", tlsHint, v[0])
+	return S3Info{Endpoint: v[0], Bucket: v[1], AccessKey: v[2], SecretKey: v[3], Region: v[4]}, v[5]
+}
+
 // NATSCluster returns the client URLs of the optional local 3-node NATS cluster, or
 // skips (fails when CI=true).
 func NATSCluster(t testing.TB) []string {
@@ -103,15 +145,22 @@ func NATSCluster(t testing.TB) []string {
 	return urls
 }
 
-// Lookup returns the value of a SIGHTLINE_* variable from the environment or, when unset
-// there, from .local/services.env.
+// Lookup returns the value of a SIGHTLINE_TEST_* variable from the environment or, when
+// unset there, from .local/services.env. A services.env written before the variables
+// moved under SIGHTLINE_TEST_ (SIGHTLINE_NEO4J_URI, ...) is still read.
 func Lookup(name string) (string, bool) {
 	if v, ok := os.LookupEnv(name); ok && v != "" {
 		return v, true
 	}
 	f := fileEnv()
-	v, ok := f[name]
-	return v, ok && v != ""
+	if v, ok := f[name]; ok && v != "" {
+		return v, true
+	}
+	if rest, ok := strings.CutPrefix(name, "SIGHTLINE_TEST_"); ok {
+		v, ok := f["SIGHTLINE_"+rest]
+		return v, ok && v != ""
+	}
+	return "", false
 }
 
 // CI reports whether missing services must fail tests (CI=true) rather than skip them.
@@ -222,4 +271,23 @@ func parseEnvFile(path string) (map[string]string, error) {
 		vars[strings.TrimSpace(k)] = v
 	}
 	return vars, sc.Err()
+}
+
+// Variables of the OpenSearch that runs the Compose stack's security configuration
+// (deploy/local/opensearch-security.sh, started by the README test command).
+const (
+	EnvOpenSearchSecurityURL       = "SIGHTLINE_TEST_OPENSEARCH_SECURITY_URL"
+	EnvOpenSearchSecurityCAFile    = "SIGHTLINE_TEST_OPENSEARCH_SECURITY_CA_FILE"
+	EnvOpenSearchSecurityPasswords = "SIGHTLINE_TEST_OPENSEARCH_SECURITY_PASSWORDS"
+	openSearchSecurityHint         = "start it with `bash deploy/local/opensearch-security.sh up >> .local/services.env` (task test does)"
+)
+
+// OpenSearchSecurity returns the URL, the CA file and the passwords file (KEY=VALUE lines)
+// of the OpenSearch with the security plugin configured as in Compose.
+func OpenSearchSecurity(t testing.TB) (url, caFile, passwordsFile string) {
+	t.Helper()
+	v := require(t, "OpenSearch with the security plugin", openSearchSecurityHint,
+		EnvOpenSearchSecurityURL, EnvOpenSearchSecurityCAFile, EnvOpenSearchSecurityPasswords)
+	reachable(t, "OpenSearch with the security plugin", openSearchSecurityHint, v[0])
+	return v[0], v[1], v[2]
 }

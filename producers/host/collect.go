@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,7 +54,7 @@ func NewCollector(cfg Config, opts ...CollectorOption) (*Collector, error) {
 		if err != nil {
 			return nil, fmt.Errorf("host: hostname: %w", err)
 		}
-		if !ValidHostname(h) {
+		if !schemas.ValidHostname(h) {
 			return nil, fmt.Errorf("host: hostname %q is not usable as a host name; set host: in the config", h)
 		}
 		c.host = h
@@ -62,6 +64,9 @@ func NewCollector(cfg Config, opts ...CollectorOption) (*Collector, error) {
 
 // Host is the host name objects are collected for.
 func (c *Collector) Host() string { return c.host }
+
+// Subject is where this collector publishes: SubjectFor(subject, host).
+func (c *Collector) Subject() string { return SubjectFor(c.cfg.Subject, c.host) }
 
 // Collect reads every configured file, runs every command and builds the
 // facts document. Failures become objects carrying Error; Collect itself
@@ -81,7 +86,7 @@ func (c *Collector) Collect(ctx context.Context) ([]Object, error) {
 			return nil, fmt.Errorf("host: collect: %w", err)
 		}
 		if !hasMeta(pat) {
-			add(c.file(pat))
+			add(c.file(ctx, pat))
 			continue
 		}
 		matches, err := filepath.Glob(pat)
@@ -95,7 +100,10 @@ func (c *Collector) Collect(ctx context.Context) ([]Object, error) {
 		}
 		sort.Strings(matches)
 		for _, m := range matches {
-			add(c.file(m))
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("host: collect: %w", err)
+			}
+			add(c.file(ctx, m))
 		}
 	}
 	for _, cmd := range c.cfg.Commands {
@@ -103,6 +111,9 @@ func (c *Collector) Collect(ctx context.Context) ([]Object, error) {
 			return nil, fmt.Errorf("host: collect: %w", err)
 		}
 		add(c.command(ctx, cmd))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("host: collect: %w", err)
 	}
 	if c.cfg.Facts {
 		add(c.facts())
@@ -113,11 +124,20 @@ func (c *Collector) Collect(ctx context.Context) ([]Object, error) {
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 func (c *Collector) failed(name, typ string, err error) Object {
-	return Object{HostObject: schemas.HostObject{Host: c.host, Name: name, Type: typ, Collected: c.now().UTC(), Error: err.Error()}}
+	return Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: name, Type: typ, Collected: c.now().UTC(), Error: err.Error()}}}
 }
 
-func (c *Collector) file(path string) Object {
-	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: path, Type: TypeFile, Collected: c.now().UTC()}}
+// file collects one path. Only regular files are opened: a FIFO, device or
+// socket becomes an error object without being opened (opening a FIFO
+// blocks, reading /dev/zero never ends, opening some devices has side
+// effects). The open is non-blocking and the opened file is checked to be
+// the regular file that was stat'ed, so a path swapped for a FIFO between
+// stat and open is refused too. The content is streamed: md5 and counts
+// cover the whole file in bounded memory, the content is cut at
+// MaxObjectBytes, and the read is abandoned at FileTimeout or when ctx is
+// done.
+func (c *Collector) file(ctx context.Context, path string) Object {
+	o := Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: path, Type: TypeFile, Collected: c.now().UTC()}}}
 	st, err := os.Stat(path)
 	if err != nil {
 		o.Error = err.Error()
@@ -128,21 +148,98 @@ func (c *Collector) file(path string) Object {
 		o.Error = path + ": is a directory"
 		return o
 	}
-	f, err := os.Open(path)
+	if !st.Mode().IsRegular() {
+		o.Error = fmt.Sprintf("%s: not a regular file (%s), not read", path, fileKind(st.Mode()))
+		return o
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
 	if err != nil {
 		o.Error = err.Error()
 		return o
 	}
-	defer f.Close()
-	// Read one byte past the limit's worth of md5 input: md5 and counts
-	// cover the whole file, content is cut at MaxObjectBytes.
-	b, err := io.ReadAll(f)
-	if err != nil {
+	fst, err := f.Stat()
+	if err != nil || !fst.Mode().IsRegular() || !os.SameFile(st, fst) {
+		f.Close()
+		o.Error = fmt.Sprintf("%s: changed between stat and open (now %s), not read", path, fileKind(fst.Mode()))
+		if err != nil {
+			o.Error = fmt.Sprintf("stat %s: %v", path, err)
+		}
+		return o
+	}
+	c.setStat(&o, fst)
+	sum := newContentSum(c.cfg.MaxObjectBytes)
+	if err := readAll(ctx, f, sum, c.cfg.FileTimeout); err != nil {
 		o.Error = fmt.Sprintf("read %s: %v", path, err)
 		return o
 	}
-	o.SetContent(b, c.cfg.MaxObjectBytes)
+	o.setSum(sum)
 	return o
+}
+
+// fileKind names a file type for an error message.
+func fileKind(m os.FileMode) string {
+	switch {
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeCharDevice != 0:
+		return "character device"
+	case m&os.ModeDevice != 0:
+		return "block device"
+	case m.IsDir():
+		return "directory"
+	case m.IsRegular():
+		return "regular file"
+	default:
+		return "irregular file"
+	}
+}
+
+// readChunk is the read size of a streamed file.
+const readChunk = 64 << 10
+
+// readAll streams f into sum and closes f. It gives up when ctx is done or
+// timeout passed; a read stuck in the kernel (a /proc or /sys file that
+// blocks) is left behind and its file closed when it returns.
+func readAll(ctx context.Context, f *os.File, sum *contentSum, timeout time.Duration) error {
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	go func() {
+		defer f.Close()
+		buf := make([]byte, readChunk)
+		for !stop.Load() {
+			n, err := f.Read(buf)
+			if n > 0 && !stop.Load() {
+				_, _ = sum.Write(buf[:n])
+			}
+			if err == io.EOF {
+				done <- nil
+				return
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	var tc <-chan time.Time
+	if timeout > 0 {
+		t := time.NewTimer(timeout)
+		defer t.Stop()
+		tc = t.C
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-tc:
+		stop.Store(true)
+		return fmt.Errorf("timed out after %s", timeout)
+	case <-ctx.Done():
+		stop.Store(true)
+		return ctx.Err()
+	}
 }
 
 func (c *Collector) setStat(o *Object, st os.FileInfo) {
@@ -180,56 +277,130 @@ func (c *Collector) groupName(gid uint32) string {
 	return n
 }
 
-// maxCommandOutput bounds what is read from a command (the content is cut
-// at MaxObjectBytes anyway; md5 and counts cover up to this much).
-const maxCommandOutput = 64 << 20
+// stderrKept bounds the stderr kept for a command's error.
+const stderrKept = 4096
 
+// pipeDrain is how long the output of a command is still read after its
+// process group was killed (a child that left the group with setsid may
+// hold the pipe open).
+const pipeDrain = 500 * time.Millisecond
+
+// command runs one command in a process group of its own. Its stdout is
+// streamed (md5 and counts over all of it in bounded memory, content cut at
+// MaxObjectBytes). At the timeout, when ctx is done, and after the command
+// exits, the whole group is killed: no child outlives the collection.
 func (c *Collector) command(ctx context.Context, cmd Command) Object {
-	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: cmd.Name, Type: TypeCommand, Collected: c.now().UTC()}}
+	o := Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: cmd.Name, Type: TypeCommand, Collected: c.now().UTC()}}}
 	timeout := cmd.Timeout
 	if timeout <= 0 {
 		timeout = c.cfg.CommandTimeout
 	}
-	cctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var x *exec.Cmd
+	argv := cmd.Run
 	if cmd.Shell != "" {
-		x = exec.CommandContext(cctx, "/bin/sh", "-c", cmd.Shell)
-	} else {
-		x = exec.CommandContext(cctx, cmd.Run[0], cmd.Run[1:]...)
+		argv = []string{"/bin/sh", "-c", cmd.Shell}
 	}
-	x.WaitDelay = time.Second
-	var stdout limitedBuffer
-	stdout.max = maxCommandOutput
-	var stderr limitedBuffer
-	stderr.max = 4096
-	x.Stdout, x.Stderr = &stdout, &stderr
-	err := x.Run()
-	code := 0
-	if x.ProcessState != nil {
-		code = x.ProcessState.ExitCode()
-	}
+	stdout := newContentSum(c.cfg.MaxObjectBytes)
+	stderr := &limitedBuffer{max: stderrKept}
+	code, err := runGroup(ctx, argv, timeout, stdout, stderr)
+	var ee *exec.ExitError
 	switch {
-	case cctx.Err() == context.DeadlineExceeded:
+	case errors.Is(err, errTimedOut):
 		o.Error = fmt.Sprintf("timed out after %s", timeout)
 		code = -1
+	case ctx.Err() != nil && err != nil:
+		o.Error = fmt.Sprintf("interrupted: %v", ctx.Err())
+		code = -1
+	case errors.As(err, &ee):
+		o.Error = strings.TrimSpace(fmt.Sprintf("%v: %s", err, bytes.TrimSpace(stderr.Bytes())))
+		o.Error = strings.TrimSuffix(o.Error, ":")
 	case err != nil:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			o.Error = strings.TrimSpace(fmt.Sprintf("%v: %s", err, bytes.TrimSpace(stderr.Bytes())))
-			o.Error = strings.TrimSuffix(o.Error, ":")
-		} else {
-			o.Error = err.Error()
-			code = -1
-		}
+		o.Error = err.Error()
+		code = -1
 	}
 	o.ExitCode = &code
-	if stdout.Len() > 0 || err == nil {
-		o.SetContent(stdout.Bytes(), c.cfg.MaxObjectBytes)
+	if stdout.n > 0 || err == nil {
+		o.setSum(stdout)
 	}
 	return o
 }
 
+var errTimedOut = errors.New("timed out")
+
+// runGroup starts argv as the leader of a new process group with stdout
+// and stderr on pipes, waits for it, the timeout or ctx, then kills the
+// group and drains the pipes. It returns the exit code (-1 when killed) and
+// the error: errTimedOut, ctx.Err(), an *exec.ExitError or a start error.
+func runGroup(ctx context.Context, argv []string, timeout time.Duration, stdout, stderr io.Writer) (int, error) {
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return -1, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return -1, err
+	}
+	x := exec.Command(argv[0], argv[1:]...)
+	// *os.File outputs are handed to the child as they are: Wait does not
+	// wait for a grandchild that inherited them.
+	x.Stdout, x.Stderr = outW, errW
+	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = x.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		return -1, err
+	}
+	pgid := x.Process.Pid
+	var wg sync.WaitGroup
+	drain := func(r *os.File, w io.Writer) {
+		defer wg.Done()
+		_, _ = io.Copy(w, r)
+	}
+	wg.Add(2)
+	go drain(outR, stdout)
+	go drain(errR, stderr)
+	waited := make(chan error, 1)
+	go func() { waited <- x.Wait() }()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case err = <-waited:
+	case <-timer.C:
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-waited
+		err = errTimedOut
+	case <-ctx.Done():
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-waited
+		err = ctx.Err()
+	}
+	// Whatever the group left running (background children) goes too;
+	// their output written so far stays in the pipes and is read.
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(pipeDrain):
+		// A process that left the group holds a pipe: stop reading.
+		outR.Close()
+		errR.Close()
+		<-drained
+	}
+	outR.Close()
+	errR.Close()
+	code := -1
+	if x.ProcessState != nil && (err == nil || errors.As(err, new(*exec.ExitError))) {
+		code = x.ProcessState.ExitCode()
+	}
+	return code, err
+}
+
+// limitedBuffer keeps the first max bytes written and discards the rest.
 type limitedBuffer struct {
 	bytes.Buffer
 	max int
@@ -288,7 +459,7 @@ func (c *Collector) facts() Object {
 	for k, v := range c.cfg.ExtraFacts {
 		f[k] = v
 	}
-	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: FactsName, Type: TypeFacts, Collected: c.now().UTC()}}
+	o := Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: FactsName, Type: TypeFacts, Collected: c.now().UTC()}}}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		o.Error = fmt.Sprintf("facts: %v", err)

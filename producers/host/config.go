@@ -11,7 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sightline/sightline/internal/stage"
+
+	"github.com/sightline/sightline/schemas"
 )
 
 // Config is the collector configuration file (`sightline collect host
@@ -40,11 +44,16 @@ type Config struct {
 	FullEvery time.Duration `yaml:"full_every"`
 	// CommandTimeout is the default timeout of a command.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// FileTimeout bounds the reading of one file (a huge file, or a /proc
+	// or /sys file whose read blocks); the object gets an error.
+	FileTimeout time.Duration `yaml:"file_timeout"`
 	// MaxObjectBytes cuts the content of one object (truncated: true).
 	MaxObjectBytes int `yaml:"max_object_bytes"`
 	// MaxPartBytes bounds the JSON body of one message.
 	MaxPartBytes int `yaml:"max_part_bytes"`
-	// Subject is where parts are published.
+	// Subject is the prefix parts are published under: the collector of
+	// host H publishes on <subject>.H, the subject NATS permissions give
+	// that host alone (see SubjectFor).
 	Subject string `yaml:"subject"`
 }
 
@@ -59,8 +68,22 @@ type Command struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
-// Subject is the default raw subject of host snapshots.
-const Subject = "sightline.raw.snapshot.host"
+// Subject is the default subject prefix of host snapshots; the snapshots of
+// host H travel on Subject + "." + H.
+const Subject = stage.RawPrefix + "snapshot.host"
+
+// SubjectFor is the subject the collector of hostname publishes on:
+// prefix.hostname (a dotted host name spans several subject tokens). The
+// processor refuses a sync on it whose scope is not host:<hostname>.
+func SubjectFor(prefix, hostname string) string { return prefix + "." + hostname }
+
+// InboxPrefix is the reply-subject prefix of the collector of hostname:
+// one subject token per host ('.' becomes '~', which host names cannot
+// hold), so the server can let each collector subscribe to its own
+// replies only (_INBOX.host.<token>.>).
+func InboxPrefix(hostname string) string {
+	return "_INBOX.host." + strings.ReplaceAll(hostname, ".", "~")
+}
 
 // Defaults for the collector.
 const (
@@ -68,6 +91,7 @@ const (
 	DefaultMaxPartBytes   = 448 << 10
 	DefaultCommandTimeout = 30 * time.Second
 	DefaultFullEvery      = 24 * time.Hour
+	DefaultFileTimeout    = time.Minute
 )
 
 // DefaultConfig returns a config with every default set and nothing to
@@ -82,6 +106,7 @@ func DefaultConfig() Config {
 		StateFile:      st,
 		FullEvery:      DefaultFullEvery,
 		CommandTimeout: DefaultCommandTimeout,
+		FileTimeout:    DefaultFileTimeout,
 		MaxObjectBytes: DefaultMaxObjectBytes,
 		MaxPartBytes:   DefaultMaxPartBytes,
 		Subject:        Subject,
@@ -105,19 +130,14 @@ func LoadConfig(path string) (Config, error) {
 }
 
 var (
-	hostRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,249}$`)
 	labelRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 )
-
-// ValidHostname reports whether name can be a host name (it becomes the
-// sync scope host:<name>).
-func ValidHostname(name string) bool { return hostRe.MatchString(name) }
 
 // Validate reports every invalid key by name.
 func (c *Config) Validate() error {
 	var errs []error
-	if c.Host != "" && !ValidHostname(c.Host) {
-		errs = append(errs, fmt.Errorf("host: %q must be letters, digits, '.', '_' or '-' (up to 250)", c.Host))
+	if c.Host != "" && !schemas.ValidHostname(c.Host) {
+		errs = append(errs, fmt.Errorf("host: %q must be letters, digits, '_' or '-', labels separated by single dots (up to 250)", c.Host))
 	}
 	for k := range c.Labels {
 		if !labelRe.MatchString(k) || k == "labels" || strings.HasPrefix(k, "fact_") || reservedProp[k] {
@@ -152,6 +172,9 @@ func (c *Config) Validate() error {
 	if c.CommandTimeout <= 0 {
 		errs = append(errs, errors.New("command_timeout: must be positive"))
 	}
+	if c.FileTimeout <= 0 {
+		errs = append(errs, errors.New("file_timeout: must be positive"))
+	}
 	if c.FullEvery < 0 {
 		errs = append(errs, errors.New("full_every: must not be negative (0 disables)"))
 	}
@@ -161,8 +184,8 @@ func (c *Config) Validate() error {
 	if c.MaxPartBytes < 4096 {
 		errs = append(errs, errors.New("max_part_bytes: must be at least 4096"))
 	}
-	if !strings.HasPrefix(c.Subject, "sightline.raw.snapshot.") {
-		errs = append(errs, fmt.Errorf("subject: %q must be under sightline.raw.snapshot.", c.Subject))
+	if !strings.HasPrefix(c.Subject, stage.RawPrefix+"snapshot.") || strings.ContainsAny(c.Subject, " *>") || strings.HasSuffix(c.Subject, ".") || strings.Contains(c.Subject, "..") {
+		errs = append(errs, fmt.Errorf("subject: %q must be a subject under sightline.raw.snapshot. (the host name is appended)", c.Subject))
 	}
 	return errors.Join(errs...)
 }

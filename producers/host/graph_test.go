@@ -20,7 +20,6 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
 
 	"github.com/sightline/sightline/internal/bus"
-	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/host"
@@ -119,10 +118,7 @@ func TestHostSyncIntoNeo4j(t *testing.T) {
 		}
 	})
 
-	publisher := host.PublisherFunc(func(ctx context.Context, msgs ...*stage.Message) error {
-		_, err := b.Publish(ctx, msgs...)
-		return err
-	})
+	publisher := b
 
 	// A neighbouring host's scope, synced first with an older tag: the
 	// sweeps of host:<name> must leave it alone.
@@ -134,7 +130,7 @@ func TestHostSyncIntoNeo4j(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := publisher.Publish(ctx, nmsgs...); err != nil {
+	if _, err := publisher.Publish(ctx, nmsgs...); err != nil {
 		t.Fatal(err)
 	}
 	waitCompleted(ctx, t, sink, b, nscope, 1000)

@@ -12,8 +12,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
-	"time"
+	"hash"
 	"unicode/utf8"
 
 	"github.com/sightline/sightline/schemas"
@@ -29,18 +28,11 @@ const (
 // FactsName is the object name of the host facts document.
 const FactsName = "facts"
 
-// Object is one file, command output or facts document of a host: the
-// schema's HostObject (what travels in a snapshot) plus what the collector
-// adds.
+// Object is one file, command output or facts document of a host: what
+// travels in a snapshot part (schemas.HostSnapshotObject) plus the content
+// as read.
 type Object struct {
-	schemas.HostObject
-	// Encoding is "base64" when the content is not valid UTF-8.
-	Encoding string `json:"encoding,omitempty"`
-	// Truncated: the content was cut at the collector's max_object_bytes;
-	// MD5 and the counts are those of the full content.
-	Truncated bool `json:"truncated,omitempty"`
-	// Updated is when this content (this md5) was first collected.
-	Updated *time.Time `json:"updated,omitempty"`
+	schemas.HostSnapshotObject
 
 	raw []byte // full content as read (not sent)
 }
@@ -52,15 +44,23 @@ func (o *Object) Raw() []byte { return o.raw }
 // SetContent fills Content/Encoding/Truncated, MD5 and the counts from b.
 // maxBytes <= 0 means no limit.
 func (o *Object) SetContent(b []byte, maxBytes int) {
-	o.raw = b
-	sum := md5.Sum(b)
-	o.MD5 = hex.EncodeToString(sum[:])
-	o.Lines, o.Words, o.Bytes = WordCount(b)
-	keep := b
-	if maxBytes > 0 && len(keep) > maxBytes {
-		keep = keep[:maxBytes]
+	s := newContentSum(maxBytes)
+	_, _ = s.Write(b)
+	o.setSum(s)
+}
+
+// setSum fills Content/Encoding/Truncated, MD5 and the counts from what was
+// streamed through s: the counts and md5 describe everything written, the
+// content is the kept head.
+func (o *Object) setSum(s *contentSum) {
+	o.MD5 = hex.EncodeToString(s.h.Sum(nil))
+	o.Lines, o.Words, o.Bytes = s.lines, s.words, s.n
+	keep := s.head
+	if s.n > len(keep) {
 		o.Truncated = true
+		keep = trimPartialRune(keep)
 	}
+	o.raw = keep
 	if utf8.Valid(keep) {
 		o.Content, o.Encoding = string(keep), ""
 	} else {
@@ -68,34 +68,64 @@ func (o *Object) SetContent(b []byte, maxBytes int) {
 	}
 }
 
-// Decoded returns the content bytes of a received object.
-func (o *Object) Decoded() ([]byte, error) {
-	switch o.Encoding {
-	case "":
-		return []byte(o.Content), nil
-	case "base64":
-		b, err := base64.StdEncoding.DecodeString(o.Content)
-		if err != nil {
-			return nil, fmt.Errorf("host: object %s of %s: base64 content: %w", o.Name, o.Host, err)
+// trimPartialRune drops an incomplete UTF-8 sequence cut at the end of b,
+// so text cut at the limit stays text.
+func trimPartialRune(b []byte) []byte {
+	for k := 1; k <= utf8.UTFMax-1 && k <= len(b); k++ {
+		if c := b[len(b)-k]; utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-k:]) {
+				return b[:len(b)-k]
+			}
+			return b
 		}
-		return b, nil
-	default:
-		return nil, fmt.Errorf("host: object %s of %s: unknown encoding %q", o.Name, o.Host, o.Encoding)
 	}
+	return b
+}
+
+// contentSum is an io.Writer summing everything written to it in bounded
+// memory: md5 and wc counts over all of it, and the first max bytes kept.
+type contentSum struct {
+	max             int // <= 0: keep everything
+	head            []byte
+	h               hash.Hash
+	lines, words, n int
+	inWord          bool
+}
+
+func newContentSum(max int) *contentSum { return &contentSum{max: max, h: md5.New()} }
+
+// Write implements io.Writer; it never fails.
+func (s *contentSum) Write(p []byte) (int, error) {
+	s.h.Write(p)
+	if room := s.max - len(s.head); s.max <= 0 {
+		s.head = append(s.head, p...)
+	} else if room > 0 {
+		s.head = append(s.head, p[:min(room, len(p))]...)
+	}
+	s.count(p)
+	return len(p), nil
+}
+
+// count adds p to the wc counts.
+func (s *contentSum) count(p []byte) {
+	s.n += len(p)
+	s.lines += bytes.Count(p, []byte{'\n'})
+	in := s.inWord
+	for _, c := range p {
+		space := c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
+		if !space && !in {
+			s.words++
+		}
+		in = !space
+	}
+	s.inWord = in
 }
 
 // WordCount counts like wc(1): newlines, whitespace-separated words, bytes.
 func WordCount(b []byte) (lines, words, nbytes int) {
-	lines = bytes.Count(b, []byte{'\n'})
-	in := false
-	for _, c := range b {
-		space := c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
-		if !space && !in {
-			words++
-		}
-		in = !space
-	}
-	return lines, words, len(b)
+	var s contentSum
+	s.count(b)
+	return s.lines, s.words, s.n
 }
 
 // Part is the payload of one message of a host sync: schemas.SnapshotData

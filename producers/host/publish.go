@@ -13,21 +13,9 @@ import (
 
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/schemas"
 )
-
-// Publisher sends messages; the CLI wires it to internal/bus.
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...*stage.Message) error
-}
-
-// PublisherFunc adapts a function to Publisher.
-type PublisherFunc func(ctx context.Context, msgs ...*stage.Message) error
-
-// Publish calls f.
-func (f PublisherFunc) Publish(ctx context.Context, msgs ...*stage.Message) error {
-	return f(ctx, msgs...)
-}
 
 // HostNode is the (:Host) graph node every part carries, so the graph sink
 // keeps hosts and their labels and facts current. Its properties are the
@@ -197,7 +185,7 @@ type ReportLine struct {
 
 // Run is one collection: collect, mark unchanged objects, split, publish
 // (unless dry-run) and save the state file.
-func Run(ctx context.Context, c *Collector, pub Publisher, o RunOptions) (*Report, error) {
+func Run(ctx context.Context, c *Collector, pub stage.Publisher, o RunOptions) (*Report, error) {
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
@@ -225,7 +213,7 @@ func Run(ctx context.Context, c *Collector, pub Publisher, o RunOptions) (*Repor
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := Messages(c.cfg.Subject, parts)
+	msgs, err := Messages(c.Subject(), parts)
 	if err != nil {
 		return nil, err
 	}
@@ -258,7 +246,7 @@ func Run(ctx context.Context, c *Collector, pub Publisher, o RunOptions) (*Repor
 	if o.DryRun {
 		return rep, nil
 	}
-	if err := pub.Publish(ctx, msgs...); err != nil {
+	if _, err := pub.Publish(ctx, msgs...); err != nil {
 		return rep, fmt.Errorf("host: publish %s tag %d: %w", scope, tag, err)
 	}
 	if err := next.Save(c.cfg.StateFile); err != nil {
@@ -276,9 +264,9 @@ func (r *Report) Print(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ACTION\tTYPE\tBYTES\tMD5\tOBJECT")
 	for _, l := range r.Objects {
-		name := l.Name
+		name := termsafe.String(l.Name) // file names may hold any byte but / and NUL
 		if l.Error != "" {
-			name += "  (" + l.Error + ")"
+			name += "  (" + termsafe.String(l.Error) + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", l.Action, l.Type, l.Bytes, l.MD5, name)
 	}
@@ -286,6 +274,6 @@ func (r *Report) Print(w io.Writer) error {
 		return err
 	}
 	_, err := fmt.Fprintf(w, "%s %s tag %d: %d objects (%d full, %d same, %d errors) in %d parts, %d bytes, correlation id %s\n",
-		verb, r.Scope, r.Tag, len(r.Objects), r.Full, r.Unchanged, r.Errors, r.Parts, r.Bytes, r.CorrelationID)
+		verb, termsafe.String(r.Scope), r.Tag, len(r.Objects), r.Full, r.Unchanged, r.Errors, r.Parts, r.Bytes, r.CorrelationID)
 	return err
 }

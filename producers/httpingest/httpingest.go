@@ -19,22 +19,16 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/correlation"
+	inputlimits "github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 )
 
-// Publisher publishes messages to JetStream and waits for every PubAck;
-// *bus.Bus satisfies it.
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...*stage.Message) ([]bus.PublishResult, error)
-}
-
-// Defaults of the limits.
+// Defaults of the limits (internal/limits).
 const (
-	DefaultMaxBodyBytes = 8 << 20   // whole request body
-	DefaultMaxItems     = 1000      // events per request
-	DefaultMaxItemBytes = 512 << 10 // one event's data (the processor's own limit)
+	DefaultMaxBodyBytes = inputlimits.HTTPMaxBodyBytes // whole request body
+	DefaultMaxItems     = inputlimits.HTTPMaxItems     // events per request
+	DefaultMaxItemBytes = inputlimits.HTTPMaxItemBytes // one event's data (the processor's own limit)
 )
 
 const rawPrefix = stage.RawPrefix
@@ -44,7 +38,7 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 
 // Handler serves POST /v1/events.
 type Handler struct {
-	pub        Publisher
+	pub        stage.Publisher
 	log        *slog.Logger
 	maxBody    int64
 	lim        limits
@@ -62,7 +56,7 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 // WithMaxBodyBytes bounds the request body (default 8 MiB); larger → 413.
 func WithMaxBodyBytes(n int64) Option { return func(h *Handler) { h.maxBody = n } }
 
-// WithMaxItems bounds the events of one request (default 1000); more → 413.
+// WithMaxItems bounds the events of one request (default 10000); more → 413.
 func WithMaxItems(n int) Option { return func(h *Handler) { h.lim.maxItems = n } }
 
 // WithMaxItemBytes bounds one event's data (default 512 KiB); larger → 413.
@@ -80,7 +74,7 @@ func WithRetryAfter(d time.Duration) Option { return func(h *Handler) { h.retryA
 func WithProducer(name string) Option { return func(h *Handler) { h.producer = name } }
 
 // New returns the handler. Mount it on POST /v1/events.
-func New(pub Publisher, opts ...Option) http.Handler {
+func New(pub stage.Publisher, opts ...Option) http.Handler {
 	h := &Handler{
 		pub: pub, maxBody: DefaultMaxBodyBytes,
 		lim:     limits{maxItems: DefaultMaxItems, maxItemBytes: DefaultMaxItemBytes},

@@ -1,18 +1,17 @@
 package httpingest_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/testutil"
 	"github.com/sightline/sightline/producers/httpingest"
 	"github.com/sightline/sightline/schemas"
 )
@@ -20,24 +19,7 @@ import (
 type env struct {
 	b   *bus.Bus
 	srv *httptest.Server
-	log *syncBuf
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log *testutil.SyncBuffer
 }
 
 // newEnv starts the embedded JetStream server, the real processor and the
@@ -46,7 +28,7 @@ func newEnv(t *testing.T, opts ...httpingest.Option) *env {
 	t.Helper()
 	b := bustest.New(t)
 	bustest.RunProcessor(t, b, nil)
-	logs := &syncBuf{}
+	logs := &testutil.SyncBuffer{}
 	opts = append([]httpingest.Option{httpingest.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))}, opts...)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", httpingest.New(b, opts...))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,34 +22,9 @@ import (
 // conform) into the real graph sink: services, instances and DEPENDS_ON
 // edges appear; a second sync without "pipeline" removes it.
 func TestCloudMapIntoNeo4j(t *testing.T) {
-	info := testsvc.Neo4j(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
-	sink, err := graph.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sink.Close(context.Background()) }) // after the scope cleanup below
-	v, err := schemas.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pipe, _ := processors.Standard(processors.Config{}, v)
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	ns := "e2e-" + hex.EncodeToString(b)
+	ctx, sink, pub, ns := e2e(t)
 	scope := "cloudmap:" + ns
 	t.Cleanup(func() { _ = sink.DeleteScope(context.Background(), scope) })
-
-	pub := inventory.PublisherFunc(func(ctx context.Context, m *stage.Message) error {
-		outs, err := pipe.Process(ctx, m)
-		if err != nil {
-			return err
-		}
-		return sink.Write(ctx, outs)
-	})
 	s, err := inventory.LoadCloudMap("testdata/cloudmap", ns)
 	if err != nil {
 		t.Fatal(err)
@@ -94,5 +70,113 @@ func TestCloudMapIntoNeo4j(t *testing.T) {
 	st, err := sink.Status(ctx, scope)
 	if err != nil || len(st) != 1 || st[0].LastCompleted != 2000 {
 		t.Fatalf("status: %+v %v", st, err)
+	}
+}
+
+// e2e wires the real processors (validate, conform) into the real graph
+// sink; it returns a fresh namespace name.
+func e2e(t *testing.T) (context.Context, *graph.Sink, stage.Publisher, string) {
+	info := testsvc.Neo4j(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	cfg := graph.DefaultConfig()
+	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	sink, err := graph.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sink.Close(context.Background()) }) // after the scope cleanups
+	v, err := schemas.NewValidator()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe, _ := processors.Standard(processors.Config{}, v)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	pub := stage.PublisherFunc(func(ctx context.Context, msgs ...*stage.Message) ([]stage.PublishResult, error) {
+		for _, m := range msgs {
+			outs, err := pipe.Process(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			if err := sink.Write(ctx, outs); err != nil {
+				return nil, err
+			}
+		}
+		return make([]stage.PublishResult, len(msgs)), nil
+	})
+	return ctx, sink, pub, "e2e-" + hex.EncodeToString(b)
+}
+
+// A file inventory and a Cloud Map inventory naming the same namespace
+// share the Service node "<ns>/backend". When Cloud Map drops backend, its
+// sweep releases its claim only: the file scope's Service node and its
+// DEPENDS_ON edge stay; Cloud Map's own edges to backend go.
+func TestFileAndCloudMapShareNamespace(t *testing.T) {
+	ctx, sink, pub, ns := e2e(t)
+	t.Cleanup(func() {
+		_ = sink.DeleteScope(context.Background(), "cloudmap:"+ns)
+		_ = sink.DeleteScope(context.Background(), "file:"+ns)
+	})
+	file, err := inventory.FromServiceMap(&inventory.ServiceMap{Namespace: ns, Services: []inventory.Service{
+		{Name: "backend", DependsOn: []string{"db"}, Properties: map[string]any{"team": "core"}}, {Name: "db"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file.Tag = 1000
+	if _, err := inventory.Publish(ctx, file, pub); err != nil {
+		t.Fatal(err)
+	}
+	cm, err := inventory.LoadCloudMap("testdata/cloudmap", ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Tag = time.Now().UnixMilli()
+	if _, err := inventory.Publish(ctx, cm, pub); err != nil {
+		t.Fatal(err)
+	}
+	count := func(q string) int64 {
+		res, err := neo4j.ExecuteQuery(ctx, sink.Driver(), q, map[string]any{"k": ns + "/backend"}, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := res.Records[0].Get("n")
+		return n.(int64)
+	}
+	backend := `MATCH (s:Service {id: $k}) RETURN count(s) AS n`
+	fileEdge := `MATCH (:Service {id: $k})-[r:DEPENDS_ON]->(d:Service) WHERE d.id ENDS WITH '/db' RETURN count(r) AS n`
+	cmEdges := `MATCH (:Service {id: $k})-[r]-() WHERE r.syncscope STARTS WITH 'cloudmap:' RETURN count(r) AS n`
+	if count(backend) != 1 || count(fileEdge) != 1 || count(cmEdges) == 0 {
+		t.Fatalf("before: backend %d, file edge %d, cloud map edges %d", count(backend), count(fileEdge), count(cmEdges))
+	}
+	// Cloud Map drops backend.
+	var nodes []schemas.Node
+	for _, n := range cm.Nodes {
+		if !strings.HasPrefix(n.Key, ns+"/backend") {
+			nodes = append(nodes, n)
+		}
+	}
+	var rels []schemas.Relationship
+	for _, r := range cm.Relationships {
+		if !strings.HasPrefix(r.From.Key, ns+"/backend") && r.To.Key != ns+"/backend" {
+			rels = append(rels, r)
+		}
+	}
+	cm.Nodes, cm.Relationships, cm.Tag = nodes, rels, cm.Tag+1
+	if _, err := inventory.Publish(ctx, cm, pub); err != nil {
+		t.Fatal(err)
+	}
+	st, err := sink.Status(ctx, "cloudmap:"+ns)
+	if err != nil || len(st) != 1 || st[0].LastCompleted != cm.Tag {
+		t.Fatalf("cloud map sync not swept: %+v %v", st, err)
+	}
+	if n := count(backend); n != 1 {
+		t.Fatalf("the Cloud Map sweep deleted the file scope's Service node (%d left)", n)
+	}
+	if n := count(fileEdge); n != 1 {
+		t.Fatalf("the Cloud Map sweep deleted the file scope's relationship (%d left)", n)
+	}
+	if n := count(cmEdges); n != 0 {
+		t.Fatalf("Cloud Map's own edges to backend kept: %d", n)
 	}
 }

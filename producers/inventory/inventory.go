@@ -30,10 +30,12 @@ var (
 
 // Sync is the current state of one scope, ready to publish.
 type Sync struct {
-	Scope         string
-	Tag           int64
-	Source        string
-	Force         bool
+	Scope  string
+	Tag    int64
+	Source string
+	// Warnings describe what the source reader changed to fit the graph
+	// (attribute names that collided); the CLI prints them on stderr.
+	Warnings      []string
 	Nodes         []schemas.Node
 	Relationships []schemas.Relationship
 }
@@ -41,16 +43,7 @@ type Sync struct {
 // Items is the number of nodes plus relationships.
 func (s *Sync) Items() int { return len(s.Nodes) + len(s.Relationships) }
 
-// Publisher sends one message; the CLI wires it to internal/bus.
-type Publisher interface {
-	Publish(ctx context.Context, m *stage.Message) error
-}
-
-// PublisherFunc adapts a function to Publisher.
-type PublisherFunc func(ctx context.Context, m *stage.Message) error
-
 // Publish calls f.
-func (f PublisherFunc) Publish(ctx context.Context, m *stage.Message) error { return f(ctx, m) }
 
 // Option configures Publish.
 type Option func(*options)
@@ -96,7 +89,7 @@ func Split(s *Sync, maxBytes int) ([]schemas.SnapshotData, error) {
 		maxBytes = DefaultMaxPartBytes
 	}
 	head := func(part int) schemas.SnapshotData {
-		return schemas.SnapshotData{Scope: s.Scope, Tag: s.Tag, Part: part, Source: s.Source, Force: s.Force}
+		return schemas.SnapshotData{Scope: s.Scope, Tag: s.Tag, Part: part, Source: s.Source}
 	}
 	// Room for the part's own fields (scope, tag, part, final, count, ...).
 	overhead := 256 + len(s.Scope) + len(s.Source)
@@ -140,8 +133,8 @@ func Split(s *Sync, maxBytes int) ([]schemas.SnapshotData, error) {
 // Publish splits the sync and publishes every part on the raw snapshot
 // subject with Nats-Msg-Id "<scope>:<tag>:<part>", so a re-run of the same
 // sync is deduplicated by the stream.
-func Publish(ctx context.Context, s *Sync, pub Publisher, opts ...Option) (Result, error) {
-	o := options{maxBytes: DefaultMaxPartBytes, subject: "sightline.raw.snapshot.inventory"}
+func Publish(ctx context.Context, s *Sync, pub stage.Publisher, opts ...Option) (Result, error) {
+	o := options{maxBytes: DefaultMaxPartBytes, subject: stage.RawPrefix + "snapshot.inventory"}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -175,7 +168,7 @@ func Publish(ctx context.Context, s *Sync, pub Publisher, opts ...Option) (Resul
 			m.Header.Set(stage.HeaderSyncFinal, "true")
 			m.Header.Set(stage.HeaderSyncCount, strconv.Itoa(parts[i].Count))
 		}
-		if err := pub.Publish(ctx, m); err != nil {
+		if _, err := pub.Publish(ctx, m); err != nil {
 			return res, fmt.Errorf("inventory: publish %s part %d of %d: %w", s.Scope, i, len(parts), err)
 		}
 		res.Bytes += len(body)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,9 @@ func TestCloudMap(t *testing.T) {
 	}
 	ns := "ns-shop00000000001/"
 	want := []string{
+		"ns-shop00000000001 -HAS_SERVICE-> " + ns + "backend",
+		"ns-shop00000000001 -HAS_SERVICE-> " + ns + "frontend",
+		"ns-shop00000000001 -HAS_SERVICE-> " + ns + "pipeline",
 		ns + "backend -DEPENDS_ON-> " + ns + "pipeline",
 		ns + "backend/arn:aws:lambda:eu-west-1:123456789012:function:backend -REGISTERED-> " + ns + "backend",
 		ns + "frontend -DEPENDS_ON-> " + ns + "backend", // comma list
@@ -117,9 +121,9 @@ func TestSplitAndPublish(t *testing.T) {
 			To:   schemas.NodeRef{Label: "Service", Key: "svc-" + strconv.Itoa((i+1)%2000)}})
 	}
 	var got []*stage.Message
-	res, err := Publish(context.Background(), s, PublisherFunc(func(_ context.Context, m *stage.Message) error {
-		got = append(got, m)
-		return nil
+	res, err := Publish(context.Background(), s, stage.PublisherFunc(func(_ context.Context, msgs ...*stage.Message) ([]stage.PublishResult, error) {
+		got = append(got, msgs...)
+		return make([]stage.PublishResult, len(msgs)), nil
 	}), WithMaxPartBytes(32<<10))
 	if err != nil {
 		t.Fatal(err)
@@ -175,5 +179,49 @@ func TestTagStoreStrictlyIncreasing(t *testing.T) {
 	d, _ := st.Next("other")
 	if err != nil || a != 1_000_000 || b != a+1 || c != b+1 || d != 1 {
 		t.Fatalf("tags %d %d %d %d (%v)", a, b, c, d, err)
+	}
+}
+
+// list-namespaces output makes the namespace a node with its name and
+// type (namespace -> service <- instance); discover-instances output is
+// read like list-instances; attributes colliding after normalising are
+// both kept and reported.
+func TestCloudMapNamespacesDiscoverCollisions(t *testing.T) {
+	s, err := LoadCloudMap("testdata/cloudmap-discover", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := "ns-pay000000000001"
+	want := []string{
+		ns + " -HAS_SERVICE-> " + ns + "/ledger",
+		ns + "/ledger/ledger-1 -REGISTERED-> " + ns + "/ledger",
+	}
+	if got := rels(s); !reflect.DeepEqual(got, want) {
+		t.Fatalf("relationships\n got %v\nwant %v", got, want)
+	}
+	var nsNode, inst map[string]any
+	for _, n := range s.Nodes {
+		switch n.Label {
+		case LabelNamespace:
+			nsNode = n.Properties
+		case LabelInstance:
+			inst = n.Properties
+		}
+	}
+	if nsNode["name"] != "payments.local" || nsNode["type"] != "DNS_PRIVATE" || nsNode["namespace_id"] != ns {
+		t.Fatalf("namespace node: %v", nsNode)
+	}
+	if inst["aws_instance_ipv4"] != "10.2.0.1" || inst["aws_instance_ipv4_2"] != "10.2.0.99" ||
+		inst["health_status"] != "HEALTHY" || inst["aws_instance_port"] != "8443" {
+		t.Fatalf("instance properties: %v", inst)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], `"AWS_INSTANCE_IPV4" and "aws-instance-ipv4"`) ||
+		!strings.Contains(s.Warnings[0], "aws_instance_ipv4_2") {
+		t.Fatalf("warnings: %q", s.Warnings)
+	}
+	// --namespace by the namespace's name picks its list-namespaces entry.
+	s2, err := LoadCloudMap("testdata/cloudmap-discover", "payments.local")
+	if err != nil || s2.Scope != "cloudmap:payments.local" || s2.Nodes[0].Properties["type"] != "DNS_PRIVATE" {
+		t.Fatalf("namespace by name: %v %+v", err, s2.Nodes[0])
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/sightline/sightline/schemas"
 )
@@ -20,8 +20,10 @@ import (
 const (
 	LabelService     = "Service"
 	LabelInstance    = "Instance"
+	LabelNamespace   = "Namespace"
 	RelDependsOn     = "DEPENDS_ON"
 	RelRegistered    = "REGISTERED"
+	RelHasService    = "HAS_SERVICE"
 	TagRelationship  = "NEO4J_RELATIONSHIP_TO_SERVICE"
 	SourceFile       = "file"
 	SourceCloudMap   = "cloudmap"
@@ -144,11 +146,27 @@ type cmServices struct {
 	} `json:"Services"`
 }
 
+// cmInstances is list-instances output ({"Instances": [{"Id", "Attributes"}]})
+// or discover-instances output ({"Instances": [{"InstanceId", "NamespaceName",
+// "ServiceName", "HealthStatus", "Attributes"}]}).
 type cmInstances struct {
 	Instances []struct {
-		ID         string            `json:"Id"`
-		Attributes map[string]string `json:"Attributes"`
+		ID           string            `json:"Id"`
+		InstanceID   string            `json:"InstanceId"`
+		HealthStatus string            `json:"HealthStatus"`
+		Attributes   map[string]string `json:"Attributes"`
 	} `json:"Instances"`
+}
+
+// cmNamespaces is list-namespaces output.
+type cmNamespaces struct {
+	Namespaces []struct {
+		ID          string `json:"Id"`
+		Arn         string `json:"Arn"`
+		Name        string `json:"Name"`
+		Type        string `json:"Type"`
+		Description string `json:"Description"`
+	} `json:"Namespaces"`
 }
 
 type cmTags struct {
@@ -160,32 +178,45 @@ type cmTags struct {
 
 // LoadCloudMap reads AWS Cloud Map CLI output from a directory:
 //
+//	namespaces.json                aws servicediscovery list-namespaces (optional)
 //	services.json                  aws servicediscovery list-services
 //	instances/<service>.json       aws servicediscovery list-instances --service-id <id>
+//	                               or discover-instances --namespace-name <ns> --service-name <name>
 //	tags/<service>.json            aws servicediscovery list-tags-for-resource --resource-arn <arn>
 //
-// where <service> is the service Id or Name. The tag
+// where <service> is the service Id or Name. The namespace becomes a node
+// (:Namespace)-[:HAS_SERVICE]->(:Service)<-[:REGISTERED]-(:Instance), with
+// the namespace's name, type and ARN when namespaces.json lists it. The tag
 // NEO4J_RELATIONSHIP_TO_SERVICE (one name or a comma list) makes DEPENDS_ON
 // edges. namespace overrides the NamespaceId of the services (scope
-// "cloudmap:<namespace>").
+// "cloudmap:<namespace>"). Instance attributes whose property names collide
+// after normalising are all kept (the later ones suffixed _2, _3, ...) and
+// reported in Sync.Warnings.
 func LoadCloudMap(dir, namespace string) (*Sync, error) {
 	var svcs cmServices
 	if err := readJSON(filepath.Join(dir, "services.json"), &svcs, true); err != nil {
 		return nil, err
 	}
-	if namespace == "" {
-		for _, s := range svcs.Services {
-			if s.NamespaceID != "" {
-				namespace = s.NamespaceID
-				break
-			}
+	var nss cmNamespaces
+	if err := readJSON(filepath.Join(dir, "namespaces.json"), &nss, false); err != nil {
+		return nil, err
+	}
+	nsID := ""
+	for _, s := range svcs.Services {
+		if s.NamespaceID != "" {
+			nsID = s.NamespaceID
+			break
 		}
+	}
+	if namespace == "" {
+		namespace = nsID
 	}
 	m := &ServiceMap{Namespace: namespace}
 	byName := map[string]bool{}
 	for _, s := range svcs.Services {
 		byName[s.Name] = true
 	}
+	var warnings []string
 	for _, cs := range svcs.Services {
 		svc := Service{Name: cs.Name, Properties: map[string]any{"service_id": cs.ID, "arn": cs.Arn}}
 		if cs.Description != "" {
@@ -196,11 +227,20 @@ func LoadCloudMap(dir, namespace string) (*Sync, error) {
 			return nil, err
 		}
 		for _, in := range ins.Instances {
-			props := map[string]any{}
-			for k, v := range in.Attributes {
-				props[attrName(k)] = v
+			id := in.ID
+			if id == "" {
+				id = in.InstanceID // discover-instances
 			}
-			svc.Instances = append(svc.Instances, Instance{ID: in.ID, Properties: props})
+			props, collisions := attrProps(in.Attributes)
+			for _, c := range collisions {
+				warnings = append(warnings, fmt.Sprintf("service %q instance %q: %s", cs.Name, id, c))
+			}
+			if in.HealthStatus != "" {
+				if _, taken := props["health_status"]; !taken {
+					props["health_status"] = in.HealthStatus
+				}
+			}
+			svc.Instances = append(svc.Instances, Instance{ID: id, Properties: props})
 		}
 		var tags cmTags
 		if err := readEither(dir, "tags", cs.ID, cs.Name, &tags); err != nil {
@@ -229,8 +269,67 @@ func LoadCloudMap(dir, namespace string) (*Sync, error) {
 		return nil, err
 	}
 	s.Source = SourceCloudMap
-	s.Scope = SourceCloudMap + ":" + strings.TrimPrefix(s.Scope, SourceFile+":")
+	ns := strings.TrimPrefix(s.Scope, SourceFile+":")
+	s.Scope = SourceCloudMap + ":" + ns
+	s.Warnings = warnings
+	// The namespace node: from list-namespaces when it lists the namespace
+	// (by Id, or by Name when --namespace named it), else just its id.
+	props := map[string]any{"name": ns}
+	if nsID != "" {
+		props["namespace_id"] = nsID
+	}
+	for _, n := range nss.Namespaces {
+		if n.ID == ns || n.Name == ns || (n.ID != "" && n.ID == nsID) {
+			props = map[string]any{"namespace_id": n.ID, "name": n.Name}
+			for k, v := range map[string]string{"arn": n.Arn, "type": n.Type, "description": n.Description} {
+				if v != "" {
+					props[k] = v
+				}
+			}
+			break
+		}
+	}
+	s.Nodes = append([]schemas.Node{{Label: LabelNamespace, Key: ns, Properties: props}}, s.Nodes...)
+	for _, svc := range m.Services {
+		s.Relationships = append(s.Relationships, schemas.Relationship{Type: RelHasService,
+			From: schemas.NodeRef{Label: LabelNamespace, Key: ns},
+			To:   schemas.NodeRef{Label: LabelService, Key: ns + "/" + svc.Name}})
+	}
 	return s, nil
+}
+
+// attrProps turns Cloud Map attributes into properties. Names that
+// collide after normalising (AWS_INSTANCE_IPV4 and aws-instance-ipv4) are
+// all kept: in sorted order of the original names, the first takes the
+// name, the next ones get _2, _3, ...; each collision is described.
+func attrProps(attrs map[string]string) (map[string]any, []string) {
+	keys := make([]string, 0, len(attrs))
+	for k := range attrs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	props := make(map[string]any, len(attrs))
+	from := map[string]string{}
+	var collisions []string
+	for _, k := range keys {
+		name := attrName(k)
+		if first, taken := from[name]; taken {
+			alt := name
+			for i := 2; ; i++ {
+				suffix := fmt.Sprintf("_%d", i)
+				alt = name[:min(len(name), 64-len(suffix))] + suffix
+				if _, used := from[alt]; !used {
+					break
+				}
+			}
+			collisions = append(collisions, fmt.Sprintf("attributes %q and %q both become property %s; %q is stored as %s",
+				first, k, name, k, alt))
+			name = alt
+		}
+		from[name] = k
+		props[name] = attrs[k]
+	}
+	return props, collisions
 }
 
 // attrName turns a Cloud Map attribute (AWS_INSTANCE_IPV4, custom keys
@@ -270,7 +369,11 @@ func LoadGraph(path string) (*Sync, error) {
 	if err := readJSON(path, &d, true); err != nil {
 		return nil, err
 	}
-	s := &Sync{Scope: d.Scope, Tag: d.Tag, Source: SourceGraph, Force: d.Force, Nodes: d.Nodes, Relationships: d.Relationships}
+	if d.Force {
+		return nil, fmt.Errorf("inventory: graph %s: \"force\" is no longer accepted from a producer: "+
+			"publish the sync, then an operator runs `sightline graph sweep --force SCOPE`", path)
+	}
+	s := &Sync{Scope: d.Scope, Tag: d.Tag, Source: SourceGraph, Nodes: d.Nodes, Relationships: d.Relationships}
 	if d.Source != "" {
 		s.Source = d.Source
 	}

@@ -1,5 +1,5 @@
 // Package track is the Go client library for Sightline metric events: the
-// obs.track('search_made', {...}) of the Skywatch seed.
+// obs.track('search_made', {...}) of Skywatch.
 //
 //	t := track.New(pub, track.WithService("search-api", "1.4.2"))
 //	defer t.Close(ctx)
@@ -34,7 +34,6 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -48,13 +47,13 @@ type Header = stage.Header
 
 // PublishResult is the stream position a published message got; Duplicate
 // is true when JetStream dropped it as a repeat of a Nats-Msg-Id.
-type PublishResult = bus.PublishResult
+type PublishResult = stage.PublishResult
 
-// Publisher publishes messages to JetStream and waits for every PubAck.
-// *bus.Bus satisfies it; JetStream and Conn adapt nats.go handles.
-type Publisher interface {
-	Publish(ctx context.Context, msgs ...*Message) ([]PublishResult, error)
-}
+// Publisher publishes messages to JetStream and waits for every PubAck
+// (Sightline's one publishing contract, under a name importable from
+// outside the module). *bus.Bus satisfies it; JetStream and Conn adapt
+// nats.go handles.
+type Publisher = stage.Publisher
 
 // Subject prefix of metric events.
 const subjectPrefix = stage.RawPrefix + "metric."

@@ -15,16 +15,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gocloud.dev/blob"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks"
 )
 
 // ErrClosed is returned by Write after Close.
@@ -40,10 +43,20 @@ type Sink struct {
 	log       *slog.Logger
 	now       func() time.Time
 	codec     codec
+	// dir is the archive's local directory (lock file, temporary files);
+	// s3Bucket and s3Prefix name its S3 location. Known when New opened it.
+	dir                string
+	s3Bucket, s3Prefix string
+	// etagNotMD5 turns off the torn-read check (see torn); lastTorn is the
+	// last ETag/MD5 pair that failed it.
+	etagNotMD5 atomic.Bool
+	lastTorn   atomic.Value
+	// stripes serialize merges of one key within the process; locker
+	// (when set) across processes writing the same store.
+	stripes [64]sync.Mutex
+	locker  Locker
 
-	mu     sync.RWMutex
-	closed bool
-	wg     sync.WaitGroup
+	writes sinks.Writes
 }
 
 // Option configures a Sink.
@@ -51,6 +64,27 @@ type Option func(*Sink)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Sink) { s.log = l } }
+
+// Locker serializes the merges of one window object across processes (two
+// workers sharing the archive consumer), on stores whose conditional PUT
+// cannot be trusted to do it (see README, "Exactly once").
+type Locker interface {
+	// Lock waits until this process holds the lock named key or ctx is done.
+	Lock(ctx context.Context, key string) (Lock, error)
+}
+
+// Lock is a held lock.
+type Lock interface {
+	// Context is derived from Lock's ctx and is done (its Err non-nil) as
+	// soon as the lock may be lost: the merge writes nothing after.
+	Context() context.Context
+	// Release gives the lock up.
+	Release()
+}
+
+// WithLocker makes the merges of a store (not a local directory, which
+// locks a file) take locker's lock on their window first.
+func WithLocker(l Locker) Option { return func(s *Sink) { s.locker = l } }
 
 // WithClock sets the clock used for manifests' written_at.
 func WithClock(now func() time.Time) Option { return func(s *Sink) { s.now = now } }
@@ -70,6 +104,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		return nil, err
 	}
 	s.ownBucket = true
+	if u := cfg.URL; strings.HasPrefix(u, "s3://") {
+		s.s3Bucket, s.s3Prefix = splitS3URL(u)
+	} else {
+		if u == "" {
+			u = DefaultDir
+		}
+		s.dir, _ = filepath.Abs(strings.TrimPrefix(u, "file://"))
+	}
+	s.cleanTemp(ctx)
 	return s, nil
 }
 
@@ -98,13 +141,17 @@ type head struct {
 	CorrelationID string    `json:"correlationid"`
 }
 
-// partition is the messages of a batch that share one object.
+// partition is the messages of a batch that share one object: one
+// (kind, type, date, hour) directory and, for messages read from a stream,
+// one window of window_sequences stream sequences.
 type partition struct {
-	dir   string // kind=…/type=…/date=…/hour=…/
-	kind  string
-	name  string
-	idx   []int // indexes into the batch, in batch order
-	heads []head
+	dir    string // kind=…/type=…/date=…/hour=…/
+	kind   string
+	name   string
+	stream string // set for a window: every message has stream metadata
+	window uint64 // window index: sequences [window*W, (window+1)*W)
+	idx    []int  // indexes into the batch, in batch order
+	heads  []head
 }
 
 // Write archives batch: one object per (kind, type, date, hour) partition of
@@ -113,14 +160,10 @@ type partition struct {
 // (transient, retried by the router). Write returns nil only when every
 // message is stored.
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
+	if !s.writes.Begin() {
 		return ErrClosed
 	}
-	s.wg.Add(1)
-	s.mu.RUnlock()
-	defer s.wg.Done()
+	defer s.writes.Done()
 
 	failed := map[int]error{}
 	parts := map[string]*partition{}
@@ -143,10 +186,17 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 		seen[h.ID] = struct{}{}
 		t := h.Time.UTC()
 		dir := fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", kind, name, t.Format("2006-01-02"), t.Hour())
-		p := parts[dir]
+		// The object of a message is a function of the message alone
+		// (partition and sequence window), never of how it was batched.
+		group, stream, window := dir, "", uint64(0)
+		if m.Meta.Sequence > 0 && m.Meta.Stream != "" {
+			stream, window = m.Meta.Stream, m.Meta.Sequence/s.window()
+			group = fmt.Sprintf("%s%s/%d", dir, stream, window)
+		}
+		p := parts[group]
 		if p == nil {
-			p = &partition{dir: dir, kind: kind, name: name}
-			parts[dir] = p
+			p = &partition{dir: dir, kind: kind, name: name, stream: stream, window: window}
+			parts[group] = p
 		}
 		p.idx = append(p.idx, i)
 		p.heads = append(p.heads, h)
@@ -165,7 +215,11 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	for _, d := range dirs {
 		p := parts[d]
 		g.Go(func() error {
-			if err := s.writePartition(wctx, p, batch); err != nil {
+			write := s.writePartition
+			if p.stream != "" {
+				write = s.mergeWindow
+			}
+			if err := write(wctx, p, batch); err != nil {
 				err = fmt.Errorf("archive sink: put %s: %w", p.dir, err)
 				s.log.ErrorContext(ctx, "archive sink: upload failed", "partition", p.dir, "messages", len(p.idx), "error", err)
 				mu.Lock()
@@ -234,7 +288,9 @@ func decodeHead(m *stage.Message) (head, string, string, error) {
 	if len(m.Data) == 0 {
 		return h, "", "", stage.Rejectf("archive_decode", "empty message body")
 	}
-	if err := json.Unmarshal(m.Data, &h); err != nil {
+	if fast, ok := scanHead(m.Data); ok {
+		h = fast
+	} else if err := json.Unmarshal(m.Data, &h); err != nil {
 		return h, "", "", stage.Reject("archive_decode", "body is not a conformed JSON event", err)
 	}
 	if h.ID == "" {
@@ -258,14 +314,14 @@ func decodeHead(m *stage.Message) (head, string, string, error) {
 func keySafe(s string) bool { return stage.NameToken(s) }
 
 // objectName derives the object's name from what it holds, so writing the
-// same messages again overwrites the same object: the stream and the first
-// and last stream sequence when the messages come from a stream, otherwise a
-// hash of their event ids.
-func (s *Sink) objectName(p *partition, batch []*stage.Message) string {
-	first, last := batch[p.idx[0]].Meta, batch[p.idx[len(p.idx)-1]].Meta
+// same messages again, in any grouping, names the same object: for messages
+// read from a stream, the stream and the bounds of their sequence window
+// (see mergeWindow); otherwise a hash of their event ids.
+func (s *Sink) objectName(p *partition) string {
 	ext := s.extension()
-	if first.Sequence > 0 && last.Sequence > 0 && first.Stream != "" {
-		return fmt.Sprintf("%s-%012d-%012d%s", streamSlug(first.Stream), first.Sequence, last.Sequence, ext)
+	if p.stream != "" {
+		w := s.window()
+		return fmt.Sprintf("%s-%012d-%012d%s", streamSlug(p.stream), p.window*w, (p.window+1)*w-1, ext)
 	}
 	h := sha256.New()
 	for _, hd := range p.heads {
@@ -306,61 +362,29 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writePartition streams one object: the compressor writes straight into the
-// blob writer, which uploads in parts, so a batch is never held twice. On
-// any error the upload is aborted (context cancelled before Close), leaving
-// no partial object.
+// writePartition streams one object of messages without stream metadata
+// (named by a hash of their ids, so rewriting it needs no merge): the
+// compressor writes straight into the blob writer, which uploads in parts,
+// so a batch is never held twice. On any error the upload is aborted
+// (context cancelled before Close), leaving no partial object.
 func (s *Sink) writePartition(ctx context.Context, p *partition, batch []*stage.Message) (err error) {
-	key := p.dir + s.objectName(p, batch)
-	m := &Manifest{
-		Version: ManifestVersion, Key: key, Kind: p.kind, Type: p.kind + "." + p.name,
-		Format: s.cfg.format(), Compression: s.codec.name, Count: len(p.idx),
-	}
-	if s.cfg.format() == FormatParquet {
-		m.Compression = "snappy"
-	}
-	ids := make(map[string]struct{}, 16)
+	key := p.dir + s.objectName(p)
+	msgs := make([]*stage.Message, len(p.idx))
 	for j, i := range p.idx {
-		h := p.heads[j]
-		if m.FirstTime.IsZero() || h.Time.Before(m.FirstTime) {
-			m.FirstTime = h.Time.UTC()
-		}
-		if h.Time.After(m.LastTime) {
-			m.LastTime = h.Time.UTC()
-		}
-		if seq := batch[i].Meta.Sequence; seq > 0 {
-			if m.FirstSequence == 0 || seq < m.FirstSequence {
-				m.FirstSequence = seq
-			}
-			if seq > m.LastSequence {
-				m.LastSequence = seq
-			}
-			m.Stream = batch[i].Meta.Stream
-		}
-		if h.CorrelationID != "" {
-			ids[h.CorrelationID] = struct{}{}
-		}
+		msgs[j] = batch[i]
 	}
-	m.setCorrelationIDs(ids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
+	m := s.newManifest(key, p, msgs, p.heads, nil)
 
 	octx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	contentType := "application/x-ndjson"
-	if s.cfg.format() == FormatParquet {
-		contentType = "application/vnd.apache.parquet"
-	}
 	w, err := s.bucket.NewWriter(octx, key, &blob.WriterOptions{
-		ContentType: contentType, BufferSize: s.cfg.PartSize, MaxConcurrency: 1,
+		ContentType: s.contentType(), BufferSize: s.cfg.PartSize, MaxConcurrency: 1,
 	})
 	if err != nil {
 		return fmt.Errorf("open %s: %w", key, err)
 	}
 	cw := &countWriter{w: w}
-	if s.cfg.format() == FormatParquet {
-		m.RawBytes, err = writeParquet(cw, p, batch)
-	} else {
-		m.RawBytes, err = s.writeNDJSON(cw, p, batch)
-	}
+	m.RawBytes, err = s.encode(cw, msgs)
 	if err != nil {
 		cancel() // abort: Close after cancel discards the upload
 		_ = w.Close()
@@ -369,29 +393,106 @@ func (s *Sink) writePartition(ctx context.Context, p *partition, batch []*stage.
 	if err := w.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", key, err)
 	}
+	if s.dir != "" {
+		if err := syncLocalFile(s.dir, key); err != nil {
+			return err
+		}
+	}
 	m.Bytes = cw.n
+	return s.putManifest(ctx, m)
+}
+
+func (s *Sink) contentType() string {
+	if s.cfg.format() == FormatParquet {
+		return "application/vnd.apache.parquet"
+	}
+	return "application/x-ndjson"
+}
+
+// encode writes msgs as one data object in the configured format and
+// returns the NDJSON size of its events.
+func (s *Sink) encode(w io.Writer, msgs []*stage.Message) (int64, error) {
+	if s.cfg.format() == FormatParquet {
+		return writeParquet(w, msgs)
+	}
+	return s.writeNDJSON(w, msgs)
+}
+
+// newManifest describes msgs (heads[i] decoded from msgs[i]) stored at key.
+// seqs, when set, widens the sequence range (sequences of events already in
+// the object whose lines do not carry them).
+func (s *Sink) newManifest(key string, p *partition, msgs []*stage.Message, heads []head, seqs *Manifest) *Manifest {
+	m := &Manifest{
+		Version: ManifestVersion, Key: key, Kind: p.kind, Type: p.kind + "." + p.name,
+		Format: s.cfg.format(), Compression: s.codec.name, Count: len(msgs),
+	}
+	if s.cfg.format() == FormatParquet {
+		m.Compression = "snappy"
+	}
+	if seqs != nil && seqs.FirstSequence > 0 {
+		m.FirstSequence, m.LastSequence, m.Stream = seqs.FirstSequence, seqs.LastSequence, seqs.Stream
+	}
+	ids := make(map[string]struct{}, 16)
+	for j, msg := range msgs {
+		h := heads[j]
+		if h.ID == "" {
+			continue // a line already stored that is not an event: nothing to describe
+		}
+		if m.FirstTime.IsZero() || h.Time.Before(m.FirstTime) {
+			m.FirstTime = h.Time.UTC()
+		}
+		if h.Time.After(m.LastTime) {
+			m.LastTime = h.Time.UTC()
+		}
+		if seq := msg.Meta.Sequence; seq > 0 {
+			if m.FirstSequence == 0 || seq < m.FirstSequence {
+				m.FirstSequence = seq
+			}
+			if seq > m.LastSequence {
+				m.LastSequence = seq
+			}
+			m.Stream = msg.Meta.Stream
+		}
+		if h.CorrelationID != "" {
+			ids[h.CorrelationID] = struct{}{}
+		}
+	}
+	m.setCorrelationIDs(ids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
+	return m
+}
+
+func (s *Sink) putManifest(ctx context.Context, m *Manifest) error {
 	m.WrittenAt = s.now().UTC()
 	mb, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("manifest of %s: %w", key, err)
+		return fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
-	if err := s.bucket.WriteAll(ctx, key+ManifestSuffix, mb, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("manifest of %s: %w", key, err)
+	if s.dir != "" {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("manifest of %s: %w", m.Key, err)
+		}
+		if err := writeLocalDurable(s.dir, m.Key+ManifestSuffix, mb, false); err != nil {
+			return fmt.Errorf("manifest of %s: %w", m.Key, err)
+		}
+		return nil
+	}
+	if err := s.bucket.WriteAll(ctx, m.Key+ManifestSuffix, mb, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
+		return fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
 	return nil
 }
 
 var newline = []byte{'\n'}
 
-func (s *Sink) writeNDJSON(w io.Writer, p *partition, batch []*stage.Message) (int64, error) {
+func (s *Sink) writeNDJSON(w io.Writer, msgs []*stage.Message) (int64, error) {
 	enc, err := s.codec.writer(w)
 	if err != nil {
 		return 0, err
 	}
 	var raw int64
 	var buf bytes.Buffer
-	for _, i := range p.idx {
-		data := batch[i].Data
+	for _, msg := range msgs {
+		data := msg.Data
 		if bytes.IndexByte(data, '\n') >= 0 {
 			// A pretty-printed body would break NDJSON: store it compacted.
 			buf.Reset()
@@ -420,19 +521,10 @@ func (s *Sink) writeNDJSON(w io.Writer, p *partition, batch []*stage.Message) (i
 // Close waits for writes in flight, then refuses new ones and closes the
 // bucket when the sink opened it.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if first, err := s.writes.Close(ctx); err != nil {
+		return fmt.Errorf("archive sink: close: %w", err)
+	} else if !first {
 		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("archive sink: close: %w", ctx.Err())
 	}
 	if s.ownBucket {
 		if err := s.bucket.Close(); err != nil {
@@ -440,4 +532,28 @@ func (s *Sink) Close(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Readable reports whether the archive can store the conformed event m and
+// read it back: nil, or the permanent error Write would dead-letter it
+// with. It decodes m the way Write does (its head, its Parquet row and the
+// event line rebuilt from that row, and the line read back as a stream
+// message).
+func Readable(m *stage.Message) error {
+	if _, _, _, err := decodeHead(m); err != nil {
+		return err
+	}
+	row, err := rowOf(m)
+	if err != nil {
+		return stage.Reject("archive_decode", "event does not make a Parquet row", err)
+	}
+	line, err := row.EventLine()
+	if err != nil {
+		return stage.Reject("archive_decode", "Parquet row does not make an event line", err)
+	}
+	if _, err := EventMessage(line); err != nil {
+		return err
+	}
+	_, err = EventMessage(m.Data)
+	return err
 }

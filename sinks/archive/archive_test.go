@@ -12,7 +12,6 @@ import (
 	"gocloud.dev/blob"
 
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
 )
@@ -318,7 +317,7 @@ func TestEventMessageRestoresHeaders(t *testing.T) {
 		DataContentType: "application/json", CorrelationID: "cid-1", SyncScope: "aws:123", SyncTag: "1700000000000",
 		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", Data: []byte(`{"count":1}`),
 	}
-	for _, orig := range []*stage.Message{plain, processors.Output(ev, "snapshot", "hosts", "")} {
+	for _, orig := range []*stage.Message{plain, stage.EventMessage(ev, "snapshot", "hosts", "")} {
 		m, err := archive.EventMessage(orig.Data)
 		if err != nil {
 			t.Fatal(err)

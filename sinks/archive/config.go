@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // Compression names accepted in Config.Compression.
@@ -25,6 +27,8 @@ const DefaultDir = ".sightline/archive"
 
 // Config is the `archive` section of the Sightline configuration.
 type Config struct {
+	// Enabled starts the archive sink in `sightline run`.
+	Enabled bool `yaml:"enabled"`
 	// URL is where objects go: "s3://bucket/prefix", "file:///abs/dir" or a plain
 	// directory path. Empty means DefaultDir.
 	URL string `yaml:"url"`
@@ -34,7 +38,10 @@ type Config struct {
 	Region string `yaml:"region"`
 	// AccessKey and SecretKey; empty means the AWS default chain (env, profile, IMDS).
 	AccessKey string `yaml:"access_key"`
-	SecretKey string `yaml:"secret_key"`
+	SecretKey string `yaml:"secret_key" secret:"true"`
+	// CAFile is a PEM file of the CAs to trust for an https:// Endpoint
+	// instead of the system roots.
+	CAFile string `yaml:"ca_file"`
 	// PathStyle addresses buckets as endpoint/bucket/key (needed by MinIO, versitygw).
 	PathStyle bool `yaml:"path_style"`
 
@@ -53,6 +60,16 @@ type Config struct {
 	PutTimeout time.Duration `yaml:"put_timeout"`
 	// PartSize is the multipart upload part size (the upload buffer per object).
 	PartSize int `yaml:"part_size"`
+	// WindowSequences is W: an object holds the events of one partition
+	// whose stream sequences fall in [k*W, (k+1)*W). An event's object
+	// depends on the event alone, never on how it was batched.
+	WindowSequences int `yaml:"window_sequences"`
+	// LeaseTTL is the TTL of the per-window leases (a JetStream key-value
+	// bucket) that serialize merges of an S3 archive across processes
+	// under `sightline run`; 0 turns them off (merges then rely on the
+	// store's conditional PUT alone). A killed worker's lease frees its
+	// window after at most this long.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 
 	// Subject is the filter subject of the archive consumer.
 	Subject string `yaml:"subject"`
@@ -66,10 +83,11 @@ type Config struct {
 }
 
 // DefaultConfig is the production default: a local directory, gzip NDJSON,
-// batches of up to 20,000 messages / 16 MiB / 2 minutes (objects of a few
+// batches of up to 5,000 messages / 16 MiB / 2 minutes (objects of a few
 // MB compressed; the batch is held in memory until its Write is acked).
 func DefaultConfig() Config {
 	return Config{
+		Enabled:            true,
 		URL:                DefaultDir,
 		Region:             "us-east-1",
 		Compression:        CompressionGzip,
@@ -79,8 +97,10 @@ func DefaultConfig() Config {
 		Concurrency:        4,
 		PutTimeout:         5 * time.Minute,
 		PartSize:           8 << 20,
-		Subject:            "sightline.events.>",
-		BatchMaxMessages:   20000,
+		WindowSequences:    20000,
+		LeaseTTL:           20 * time.Second,
+		Subject:            stage.EventsPrefix + ">",
+		BatchMaxMessages:   5000,
 		BatchMaxBytes:      16 << 20,
 		BatchMaxAge:        2 * time.Minute,
 	}
@@ -88,6 +108,9 @@ func DefaultConfig() Config {
 
 // ErrConfig is wrapped by every configuration error.
 var ErrConfig = errors.New("invalid archive configuration")
+
+// IsEnabled implements config.Section.
+func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate checks the configuration; errors name the key as archive.<key>.
 func (c Config) Validate() error {
@@ -101,6 +124,9 @@ func (c Config) Validate() error {
 		}
 	} else if strings.Contains(c.URL, "://") && !strings.HasPrefix(c.URL, "file://") {
 		bad("url", "%q: scheme must be s3:// or file:// (or a plain directory path)", c.URL)
+	}
+	if c.CAFile != "" && !strings.HasPrefix(c.Endpoint, "https://") {
+		bad("ca_file", "set, but archive.endpoint %q is not https://", c.Endpoint)
 	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		bad("access_key", "access_key and secret_key must be set together")
@@ -133,6 +159,12 @@ func (c Config) Validate() error {
 	}
 	if c.PartSize < 5<<20 {
 		bad("part_size", "must be at least 5 MiB (the S3 multipart minimum)")
+	}
+	if c.WindowSequences < 0 || c.WindowSequences > 10_000_000 {
+		bad("window_sequences", "must be between 1 and 10000000 (0: the default 20000)")
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < 2*time.Second {
+		bad("lease_ttl", "must be 0 (off) or at least 2s, got %s", c.LeaseTTL)
 	}
 	if c.Subject == "" {
 		bad("subject", "must not be empty")

@@ -19,10 +19,6 @@ import (
 // The archive sink against the shared contract (sinks/sinktest), on the real
 // S3-compatible server and on a local directory, in both formats.
 
-const rebatchNA = "objects are named by the stream-sequence range they hold, so a redelivery " +
-	"in another batch shape writes a second object holding the same event; readers collapse " +
-	"copies by event id (Reader.Events, and replay keeps the id as Nats-Msg-Id so the stream drops them)"
-
 const rejectNote = "the store accepts any bytes, so the refusal is the sink's own: an event whose type " +
 	"cannot be a partition key (it would climb out of its partition)"
 
@@ -88,8 +84,7 @@ type store struct {
 // archiveHarness builds the harness over fresh stores.
 func archiveHarness(format string, fresh func(t *testing.T) store) sinktest.Harness {
 	return sinktest.Harness{
-		Name:      "archive/" + format,
-		RebatchNA: rebatchNA,
+		Name: "archive/" + format,
 		Open: func(t *testing.T) *sinktest.Target {
 			st := fresh(t)
 			cfg := st.sink

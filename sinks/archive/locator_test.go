@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sightline/sightline/internal/locate"
 	"github.com/sightline/sightline/sinks/archive"
-	"github.com/sightline/sightline/sinks/index"
 )
 
 func TestTraceLocator(t *testing.T) {
@@ -19,14 +19,14 @@ func TestTraceLocator(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc := archive.TraceLocator(archive.NewReader(openBucket(t, cfg)), "file:///archive")
-	for _, docs := range [][]index.Document{nil, {{ID: "x", Time: at}}} {
-		got, err := loc.Locate(ctxFor(t), "req-42", docs)
+	for _, span := range []locate.Span{{}, {From: at.Add(-time.Hour), To: at.Add(time.Hour)}} {
+		got, err := loc(ctxFor(t), "req-42", span)
 		if err != nil || len(got) != 1 || got[0].Where != "archive" ||
 			!strings.HasPrefix(got[0].Ref, "file:///archive/kind=log/type=api/date=2026-11-22/hour=05/events-") {
-			t.Fatalf("docs %v: %+v, %v", docs, got, err)
+			t.Fatalf("span %v: %+v, %v", span, got, err)
 		}
 	}
-	got, err := loc.Locate(ctxFor(t), "req-42", []index.Document{{Time: at.Add(5 * time.Hour)}})
+	got, err := loc(ctxFor(t), "req-42", locate.Span{From: at.Add(4 * time.Hour), To: at.Add(6 * time.Hour)})
 	if err != nil || len(got) != 0 {
 		t.Fatalf("out of range: %+v, %v", got, err)
 	}

@@ -102,14 +102,14 @@ func (r *ParquetRow) EventLine() ([]byte, error) {
 
 // writeParquet writes the partition's events as one snappy-compressed
 // Parquet file and returns the size of their NDJSON form.
-func writeParquet(w io.Writer, p *partition, batch []*stage.Message) (int64, error) {
+func writeParquet(w io.Writer, msgs []*stage.Message) (int64, error) {
 	pw := parquet.NewGenericWriter[ParquetRow](w,
 		parquet.Compression(&parquet.Snappy),
 		parquet.MaxRowsPerRowGroup(parquetRowGroup),
 		parquet.CreatedBy("sightline archive sink", "", ""),
 	)
 	var raw int64
-	rows := make([]ParquetRow, 0, min(len(p.idx), 1024))
+	rows := make([]ParquetRow, 0, min(len(msgs), 1024))
 	flush := func() error {
 		if _, err := pw.Write(rows); err != nil {
 			return fmt.Errorf("%w: write rows: %w", ErrParquet, err)
@@ -117,12 +117,12 @@ func writeParquet(w io.Writer, p *partition, batch []*stage.Message) (int64, err
 		rows = rows[:0]
 		return nil
 	}
-	for _, i := range p.idx {
-		row, err := rowOf(batch[i])
+	for _, msg := range msgs {
+		row, err := rowOf(msg)
 		if err != nil {
 			return 0, err
 		}
-		raw += int64(len(batch[i].Data)) + 1
+		raw += int64(len(msg.Data)) + 1
 		rows = append(rows, row)
 		if len(rows) == cap(rows) {
 			if err := flush(); err != nil {

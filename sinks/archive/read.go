@@ -18,7 +18,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 )
 
@@ -160,9 +159,18 @@ func (r *Reader) ReadLines(ctx context.Context, key string, fn func(line []byte)
 		return fmt.Errorf("archive: read %s: %w", key, err)
 	}
 	defer br.Close()
-	dr, err := decompressor(key, bufio.NewReaderSize(br, 256<<10))
-	if err != nil {
+	if err := readNDJSON(key, br, fn); err != nil {
 		return fmt.Errorf("archive: read %s: %w", key, err)
+	}
+	return nil
+}
+
+// readNDJSON calls fn with each non-empty line of the (compressed, by the
+// key's extension) NDJSON object read from rd.
+func readNDJSON(key string, rd io.Reader, fn func(line []byte) error) error {
+	dr, err := decompressor(key, bufio.NewReaderSize(rd, 256<<10))
+	if err != nil {
+		return err
 	}
 	defer dr.Close()
 	sc := bufio.NewScanner(dr)
@@ -176,10 +184,7 @@ func (r *Reader) ReadLines(ctx context.Context, key string, fn func(line []byte)
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("archive: read %s: %w", key, err)
-	}
-	return nil
+	return sc.Err()
 }
 
 // Manifest reads the manifest of the data object at key.
@@ -225,8 +230,11 @@ func (r *Reader) Locate(ctx context.Context, correlationID string, tr TimeRange)
 	for _, o := range objs {
 		g.Go(func() error {
 			m, err := r.Manifest(gctx, o.Key)
-			if gcerrors.Code(errors.Unwrap(err)) == gcerrors.NotFound || gcerrors.Code(err) == gcerrors.NotFound {
-				// No manifest (its PUT failed after the data's): search the object itself.
+			if gcerrors.Code(errors.Unwrap(err)) == gcerrors.NotFound || gcerrors.Code(err) == gcerrors.NotFound ||
+				err == nil && m.Bytes > 0 && o.Size > 0 && m.Bytes != o.Size {
+				// No manifest, or one describing another version of the
+				// object (the writer stopped between the data's PUT and the
+				// manifest's; the next write repairs it): search the object itself.
 				m = &Manifest{Key: o.Key, FirstTime: o.Hour, LastTime: o.Hour.Add(time.Hour - 1)}
 				if found, err := r.contains(gctx, o.Key, correlationID); err != nil || !found {
 					return err
@@ -320,7 +328,7 @@ type lineHead struct {
 }
 
 // EventMessage rebuilds the stream message of an archived event line, as
-// processors.Output published it: subject sightline.events.<kind>.<name>,
+// the processor published it: subject sightline.events.<kind>.<name>,
 // ID (Nats-Msg-Id) = event id, headers Correlation-Id, Sightline-Type,
 // Content-Type, traceparent and the sync headers, Data = the line itself
 // (copied, byte for byte). Subject tokens after the name are not archived
@@ -334,10 +342,10 @@ func EventMessage(line []byte) (*stage.Message, error) {
 	if ev.ID == "" || !ok || !keySafe(kind) || !keySafe(name) {
 		return nil, stage.Rejectf("archive_decode", "archived event %q has type %q", ev.ID, ev.Type)
 	}
-	h := processors.OutputHeader(&schemas.Event{ID: ev.ID, Type: ev.Type, CorrelationID: ev.CorrelationID,
+	h := stage.EventHeader(&schemas.Event{ID: ev.ID, Type: ev.Type, CorrelationID: ev.CorrelationID,
 		TraceParent: ev.TraceParent, SyncScope: ev.SyncScope, SyncTag: ev.SyncTag})
 	return &stage.Message{
-		Subject: processors.EventsPrefix + kind + "." + name,
+		Subject: stage.EventsPrefix + kind + "." + name,
 		Header:  h,
 		Data:    slices.Clone(line),
 		ID:      ev.ID,

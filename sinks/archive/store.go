@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/s3blob"
+
+	"github.com/sightline/sightline/internal/tlsca"
 )
 
 // OpenBucket opens the bucket Config.URL names, already restricted to its
@@ -67,7 +70,20 @@ func s3Client(ctx context.Context, cfg Config) (*s3.Client, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
+	var httpc *http.Client
+	if cfg.CAFile != "" {
+		tc, err := tlsca.Config(cfg.CAFile, false)
+		if err != nil {
+			return nil, fmt.Errorf("%w: archive.ca_file: %w", ErrConfig, err)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = tc
+		httpc = &http.Client{Transport: tr}
+	}
 	mod := func(o *s3.Options) {
+		if httpc != nil {
+			o.HTTPClient = httpc
+		}
 		o.UsePathStyle = cfg.PathStyle
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)

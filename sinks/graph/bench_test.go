@@ -57,7 +57,7 @@ func benchSync(b *testing.B, scope, px string, tag int64, n, per int) []*stage.M
 	return msgs
 }
 
-// naive is the Cloud Map seed's approach: one query (one auto-commit
+// naive is the naive approach of the Cloud Map to Neo4j write-up: one query (one auto-commit
 // transaction) per node and per relationship.
 func naive(ctx context.Context, b *testing.B, d neo4j.DriverWithContext, px string, tag int64, n int) {
 	sess := d.NewSession(ctx, neo4j.SessionConfig{})
@@ -128,12 +128,12 @@ func vmHWM() string {
 // BenchmarkSync upserts a 100,000-node, 300,000-relationship sync through
 // the sink, then sweeps all of it with a forced one-node sync; the naive
 // per-item MERGE baseline runs on a 5,000-item subset (1,250 nodes, 3,750
-// relationships) in the same process. Set SIGHTLINE_BENCH_NODES to change n.
+// relationships) in the same process. Set SIGHTLINE_TEST_BENCH_NODES to change n.
 //
 //	go test -run '^$' -bench BenchmarkSync -benchtime 1x ./sinks/graph/
 func BenchmarkSync(b *testing.B) {
 	n := 100_000
-	if v, err := strconv.Atoi(os.Getenv("SIGHTLINE_BENCH_NODES")); err == nil && v > 0 {
+	if v, err := strconv.Atoi(os.Getenv("SIGHTLINE_TEST_BENCH_NODES")); err == nil && v > 0 {
 		n = v
 	}
 	ctx := context.Background()
@@ -176,13 +176,16 @@ func BenchmarkSync(b *testing.B) {
 		b.StopTimer()
 		rate := float64(4*n) / elapsed.Seconds()
 
-		// Sweep everything: a one-node sync marked force.
-		var rep SweepReport
-		s.report = func(_ context.Context, r SweepReport) { rep = r }
-		last := schemas.SnapshotData{Scope: scope, Tag: 2000, Final: true, Count: 1, Force: true,
+		// Sweep everything: a one-node sync, refused by the share guard,
+		// then forced by the operator.
+		last := schemas.SnapshotData{Scope: scope, Tag: 2000, Final: true, Count: 1,
 			Nodes: []schemas.Node{{Label: bLabel, Key: px + "survivor"}}}
 		if err := s.Write(ctx, []*stage.Message{syncPart(b, last)}); err != nil {
 			b.Fatalf("sweep sync: %v", err)
+		}
+		rep, err := s.Sweep(ctx, scope, SweepOptions{Force: true, Operator: "benchmark"})
+		if err != nil {
+			b.Fatalf("forced sweep: %v", err)
 		}
 		s.report = nil
 		if rep.DeletedNodes != int64(n) || rep.DeletedRels != int64(3*n) {

@@ -5,17 +5,24 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // Config is the `graph` section of the Sightline configuration.
 type Config struct {
+	// Enabled starts the graph sink (off until a Neo4j server is configured) in `sightline run`.
+	Enabled bool `yaml:"enabled"`
 	// URI of the Neo4j server, e.g. bolt://127.0.0.1:7687 or neo4j://host:7687.
 	URI string `yaml:"uri"`
 	// User and Password authenticate with Basic auth. PasswordFile, when set,
 	// is read instead of Password (so the secret stays out of the config file).
 	User         string `yaml:"user"`
-	Password     string `yaml:"password"`
+	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
+	// CAFile is a PEM file of the CAs to trust for a TLS URI (bolt+s://,
+	// neo4j+s://) instead of the system roots.
+	CAFile string `yaml:"ca_file"`
 	// Database is the Neo4j database name; empty means the server default.
 	Database string `yaml:"database"`
 
@@ -33,22 +40,35 @@ type Config struct {
 	// RetryTime bounds the driver's retries of transient errors inside one
 	// Write; past it the error goes back to the router, which naks.
 	RetryTime time.Duration `yaml:"retry_time"`
+	// MaxTagSkew rejects parts whose tag (ms since 1970) is further than this
+	// ahead of the sink's clock: one far-future sync would freeze its scope.
+	MaxTagSkew time.Duration `yaml:"max_tag_skew"`
+	// OpenSyncMaxAge: a sync still open after this long is logged and
+	// counted in sightline_graph_open_syncs_over_age (alert rule in
+	// deploy/prometheus/alerts.yml).
+	OpenSyncMaxAge time.Duration `yaml:"open_sync_max_age"`
 }
 
 // DefaultConfig returns the defaults: local Neo4j, 50% share guard,
 // 10,000-row sweep batches.
 func DefaultConfig() Config {
 	return Config{
-		URI:           "bolt://127.0.0.1:7687",
-		User:          "neo4j",
-		Consumer:      "graph",
-		Subject:       "sightline.events.snapshot.>",
-		SweepMaxShare: 0.5,
-		SweepBatch:    10000,
-		WriteChunk:    5000,
-		RetryTime:     10 * time.Second,
+		Enabled:        false,
+		URI:            "bolt://127.0.0.1:7687",
+		User:           "neo4j",
+		Consumer:       "graph",
+		Subject:        stage.EventsPrefix + "snapshot.>",
+		SweepMaxShare:  0.5,
+		SweepBatch:     10000,
+		WriteChunk:     5000,
+		RetryTime:      10 * time.Second,
+		MaxTagSkew:     24 * time.Hour,
+		OpenSyncMaxAge: time.Hour,
 	}
 }
+
+// IsEnabled implements config.Section.
+func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate reports every invalid key as graph.<key>.
 func (c Config) Validate() error {
@@ -58,13 +78,16 @@ func (c Config) Validate() error {
 	} else if !strings.Contains(c.URI, "://") {
 		errs = append(errs, fmt.Errorf("graph.uri: %q is not a URI (bolt://host:7687 or neo4j://host:7687)", c.URI))
 	}
+	if c.CAFile != "" && !strings.HasPrefix(c.URI, "bolt+s://") && !strings.HasPrefix(c.URI, "neo4j+s://") {
+		errs = append(errs, fmt.Errorf("graph.ca_file: set, but graph.uri %q does not use TLS (bolt+s:// or neo4j+s://)", c.URI))
+	}
 	if c.Password != "" && c.PasswordFile != "" {
 		errs = append(errs, errors.New("graph.password_file: set either password or password_file, not both"))
 	}
 	if c.Consumer == "" {
 		errs = append(errs, errors.New("graph.consumer: must not be empty"))
 	}
-	if !strings.HasPrefix(c.Subject, "sightline.events.") {
+	if !strings.HasPrefix(c.Subject, stage.EventsPrefix) {
 		errs = append(errs, fmt.Errorf("graph.subject: %q must be under sightline.events.", c.Subject))
 	}
 	if c.SweepMaxShare <= 0 || c.SweepMaxShare > 1 {
@@ -78,6 +101,12 @@ func (c Config) Validate() error {
 	}
 	if c.RetryTime < 0 {
 		errs = append(errs, fmt.Errorf("graph.retry_time: must not be negative, got %s", c.RetryTime))
+	}
+	if c.MaxTagSkew < time.Second {
+		errs = append(errs, fmt.Errorf("graph.max_tag_skew: must be at least 1s, got %s", c.MaxTagSkew))
+	}
+	if c.OpenSyncMaxAge < time.Second {
+		errs = append(errs, fmt.Errorf("graph.open_sync_max_age: must be at least 1s, got %s", c.OpenSyncMaxAge))
 	}
 	return errors.Join(errs...)
 }

@@ -292,13 +292,15 @@ func TestShareGuard(t *testing.T) {
 		t.Fatalf("forced sweep: %+v %v", rep, err)
 	}
 	f.check(f.picture(), f.want(map[string]string{"a": "1", "b": "1"}))
-	// A snapshot marked force sweeps past the guard by itself.
-	d := schemas.SnapshotData{Scope: f.scope, Tag: 3000, Final: true, Count: 0, Force: true,
-		Nodes: nil}
-	d.Count = 1
-	d.Nodes = []schemas.Node{f.svc("z", 3)}
+	// A snapshot marked force no longer sweeps past the guard by itself
+	// (TestProducerForceIgnored): forcing is the operator's call.
+	d := schemas.SnapshotData{Scope: f.scope, Tag: 3000, Final: true, Count: 1, Force: true,
+		Nodes: []schemas.Node{f.svc("z", 3)}}
 	f.write(syncPart(t, d))
-	f.check(f.picture(), f.want(map[string]string{"z": "3"}))
+	f.check(f.picture(), f.want(map[string]string{"a": "1", "b": "1", "z": "3"}))
+	if y := f.syncStatus(3000); y.Status != statusRefused {
+		t.Fatalf("sync 3000 marked force: %+v, want refused", y)
+	}
 }
 
 // Neo4j unreachable mid-sync: writes fail transiently (the router would

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/sinktest"
 )
@@ -80,7 +79,7 @@ func syncPart(t testing.TB, d schemas.SnapshotData) *stage.Message {
 		ID: id, Source: "urn:test", Type: "snapshot.graph", Time: time.Now().UTC(),
 		CorrelationID: "corr-" + id, SyncScope: d.Scope, SyncTag: fmt.Sprint(d.Tag), Data: data,
 	}
-	return processors.Output(&ev, "snapshot", "graph", "")
+	return stage.EventMessage(&ev, "snapshot", "graph", "")
 }
 
 // world is a picture of a scope: nodes "Label:key" → selected properties,

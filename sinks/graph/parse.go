@@ -22,6 +22,7 @@ var (
 // reservedProps are written by the sink itself; a part may not set them.
 var reservedProps = map[string]bool{
 	"id": true, "lastupdated": true, "firstseen": true, "syncscope": true, "correlationid": true,
+	"syncscopes": true, "synctags": true, "syncshared": true,
 }
 
 // internalLabels are the sink's own bookkeeping labels; a part may not use them.
@@ -327,4 +328,12 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Readable reports whether the graph sink can read the conformed snapshot
+// event m: nil (also for a part of host objects only, which the sink
+// ignores), or the permanent error Write would dead-letter it with.
+func Readable(m *stage.Message) error {
+	_, err := parse(m)
+	return err
 }

@@ -5,6 +5,7 @@ package graph
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/tlsca"
+	"github.com/sightline/sightline/sinks"
 )
 
 // Sentinel errors.
@@ -57,10 +60,11 @@ type Sink struct {
 	report    func(context.Context, SweepReport)
 	m         *metrics
 
-	mu       sync.Mutex
-	closed   bool
-	inflight sync.WaitGroup
-	schema   sync.Map // "L:<label>" / "T:<type>" → struct{} once its constraint/index exists
+	writes sinks.Writes
+	schema sync.Map // "L:<label>" / "T:<type>" → struct{} once its constraint/index exists
+
+	openMu     sync.Mutex
+	openLogged map[string]bool // open syncs over the age already logged
 }
 
 // New connects to Neo4j, checks connectivity and creates the constraints
@@ -74,6 +78,14 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		o(s)
 	}
 	s.m = newMetrics(s.reg)
+	opened := false
+	defer func() {
+		if !opened {
+			// A failed New is retried (sightline run keeps trying a sink
+			// whose service is down): leave the registry as it was.
+			s.m.unregister(s.reg)
+		}
+	}()
 	if s.driver == nil {
 		pw := cfg.Password
 		if cfg.PasswordFile != "" {
@@ -83,7 +95,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 			}
 			pw = strings.TrimSpace(string(b))
 		}
+		var tc *tls.Config
+		if cfg.CAFile != "" {
+			var err error
+			if tc, err = tlsca.Config(cfg.CAFile, false); err != nil {
+				return nil, fmt.Errorf("graph sink: graph.ca_file: %w", err)
+			}
+		}
 		d, err := neo4j.NewDriverWithContext(cfg.URI, neo4j.BasicAuth(cfg.User, pw, ""), func(c *neoconfig.Config) {
+			c.TlsConfig = tc
 			c.MaxTransactionRetryTime = cfg.RetryTime
 			c.SocketConnectTimeout = 5 * time.Second
 			c.ConnectionAcquisitionTimeout = 30 * time.Second
@@ -101,13 +121,16 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		"CREATE CONSTRAINT sightline_scope IF NOT EXISTS FOR (s:" + labelScope + ") REQUIRE s.scope IS UNIQUE",
 		"CREATE CONSTRAINT sightline_sync IF NOT EXISTS FOR (s:" + labelSync + ") REQUIRE s.id IS UNIQUE",
 		"CREATE INDEX sightline_sync_scope IF NOT EXISTS FOR (s:" + labelSync + ") ON (s.scope)",
+		"CREATE INDEX sightline_sync_status IF NOT EXISTS FOR (s:" + labelSync + ") ON (s.status)",
 		"CREATE INDEX sightline_node_scope IF NOT EXISTS FOR (n:" + labelNode + ") ON (n.syncscope, n.lastupdated)",
+		"CREATE INDEX sightline_node_shared IF NOT EXISTS FOR (n:" + labelNode + ") ON (n.syncshared)",
 	} {
 		if err := s.schemaQuery(ctx, q); err != nil {
 			s.closeDriver(ctx)
 			return nil, err
 		}
 	}
+	opened = true
 	return s, nil
 }
 
@@ -156,6 +179,10 @@ func (s *Sink) ensureSchema(ctx context.Context, labels, types []string) error {
 		if err := s.schemaQuery(ctx, q); err != nil {
 			return err
 		}
+		q = "CREATE INDEX " + quote("sightline_relshared_"+t) + " IF NOT EXISTS FOR ()-[r:" + quote(t) + "]-() ON (r.syncshared)"
+		if err := s.schemaQuery(ctx, q); err != nil {
+			return err
+		}
 		s.schema.Store("T:"+t, struct{}{})
 	}
 	return nil
@@ -165,14 +192,10 @@ func (s *Sink) ensureSchema(ctx context.Context, labels, types []string) error {
 // write transaction. Bad messages fail permanently (DLQ); a Neo4j outage
 // outlasting the retry time fails the rest transiently (nak, redelivery).
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !s.writes.Begin() {
 		return ErrClosed
 	}
-	s.inflight.Add(1)
-	s.mu.Unlock()
-	defer s.inflight.Done()
+	defer s.writes.Done()
 
 	failed := map[int]error{}
 	var transient error
@@ -216,19 +239,10 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 // Close waits for in-flight writes and closes the driver. Write after Close
 // returns ErrClosed.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if first, err := s.writes.Close(ctx); err != nil {
+		return fmt.Errorf("graph sink: close: %w", err)
+	} else if !first {
 		return nil
-	}
-	s.closed = true
-	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("graph sink: close: %w", ctx.Err())
 	}
 	s.m.unregister(s.reg)
 	return s.closeDriver(ctx)
@@ -250,13 +264,28 @@ type partResult struct {
 	applied  int64
 	expected int64
 	status   string
-	force    bool
 	stale    bool // the part's tag was not newer than the scope's last completed sync
 	repeat   bool // the part had been applied before (redelivery)
 }
 
 func (s *Sink) apply(ctx context.Context, p *part) error {
 	start := time.Now()
+	if limit := start.Add(s.cfg.MaxTagSkew).UnixMilli(); p.tag > limit {
+		s.m.rejected.Inc()
+		err := stage.Rejectf("future_tag", "graph sink: tag %d of scope %s is %s in the future, over graph.max_tag_skew %s "+
+			"(tags are update times in ms since 1970, or any counter below that); a later tag would freeze the scope",
+			p.tag, p.scope, aheadBy(p.tag, start), s.cfg.MaxTagSkew)
+		s.log.Warn("graph sink: rejected part", "scope", p.scope, "tag", p.tag, "part", p.num,
+			"correlation_id", p.cid, "err", err)
+		return err
+	}
+	if p.force {
+		// force in a message was how a producer bypassed the share guard;
+		// only an operator forces a sweep now (`sightline graph sweep --force`).
+		s.m.forceIgnored.Inc()
+		s.log.Warn("graph sink: producer's force flag ignored; an operator forces a sweep with `sightline graph sweep --force SCOPE`",
+			"scope", p.scope, "tag", p.tag, "part", p.num, "correlation_id", p.cid)
+	}
 	if err := s.ensureSchema(ctx, p.labels, p.types); err != nil {
 		return err
 	}
@@ -285,7 +314,7 @@ func (s *Sink) apply(ctx context.Context, p *part) error {
 		log.Debug("graph sink: part applied", "items", p.items, "applied", r.applied)
 	}
 	if r.final && r.applied == r.expected && (r.status == statusOpen || r.status == statusSweeping) {
-		_, err := s.sweep(ctx, p.scope, p.tag, SweepOptions{Force: r.force}, p.cid)
+		_, err := s.sweep(ctx, p.scope, p.tag, SweepOptions{}, p.cid)
 		return err
 	}
 	if r.final && r.applied > r.expected && r.status == statusOpen {
@@ -311,22 +340,22 @@ ON CREATE SET s.created = $now, s.completed = 0
 SET s.lockseq = coalesce(s.lockseq, 0) + 1
 MERGE (y:` + labelSync + ` {id: $syncid})
 ON CREATE SET y.scope = $scope, y.tag = $tag, y.parts = [], y.applied = 0, y.final = false,
-              y.status = 'open', y.started = $now, y.force = false
+              y.status = 'open', y.started = $now, y.force_requested = false
 RETURN s.completed AS completed, $part IN y.parts AS seen, coalesce(s.labels, []) AS labels,
        coalesce(s.types, []) AS types`
 
 const qRecord = `
 MATCH (y:` + labelSync + ` {id: $syncid})
 SET y.parts = y.parts + $part, y.applied = y.applied + $items, y.updated = $now,
-    y.correlationid = $cid, y.force = y.force OR $force
+    y.correlationid = $cid, y.force_requested = coalesce(y.force_requested, false) OR $force
 FOREACH (_ IN CASE WHEN $final THEN [1] ELSE [] END | SET y.final = true, y.expected = $count)
 RETURN y.final AS final, y.applied AS applied, coalesce(y.expected, -1) AS expected,
-       y.status AS status, y.force AS force`
+       y.status AS status`
 
 const qState = `
 MATCH (y:` + labelSync + ` {id: $syncid})
 RETURN y.final AS final, y.applied AS applied, coalesce(y.expected, -1) AS expected,
-       y.status AS status, y.force AS force`
+       y.status AS status`
 
 func (s *Sink) applyTx(ctx context.Context, tx neo4j.ManagedTransaction, p *part) (partResult, error) {
 	now := time.Now().UnixMilli()
@@ -382,8 +411,6 @@ func fillResult(r *partResult, rec *neo4j.Record) {
 	r.expected = asInt(rec, "expected")
 	st, _ := rec.Get("status")
 	r.status, _ = st.(string)
-	fo, _ := rec.Get("force")
-	r.force, _ = fo.(bool)
 }
 
 // updateScopeLists records the labels and relationship types a scope uses,
@@ -442,22 +469,26 @@ func (s *Sink) runChunks(ctx context.Context, tx neo4j.ManagedTransaction, q str
 
 // nodeQuery upserts nodes of one label group. Identifiers were validated by
 // parse and are backtick-quoted; every value is a parameter. A write whose
-// tag is older than the stored lastupdated changes nothing.
+// tag is older than the scope's own claim on the node changes nothing;
+// another scope's claim never blocks it (tags of different scopes are not
+// comparable) and is kept (claims.go).
 func nodeQuery(g *nodeGroup) string {
 	labels := ":" + labelNode
 	for _, l := range g.extras {
 		labels += ":" + quote(l)
 	}
 	return `UNWIND $rows AS row
-MERGE (n:` + quote(g.label) + ` {id: row.key})
-WITH n, row WHERE n.lastupdated IS NULL OR n.lastupdated <= $tag
+MERGE (n:` + quote(g.label) + ` {id: row.key})` + writeClaim("n", "n, row") + `
 SET n` + labels + `
-WITH n, row, row.props AS props, coalesce(n.firstseen, $tag) AS fs
-SET n = props{.*, id: row.key, firstseen: fs, lastupdated: $tag, syncscope: $scope, correlationid: $cid}`
+WITH n, row, nsc, ntg, row.props AS props, coalesce(n.firstseen, $tag) AS fs
+SET n = props{.*, id: row.key, firstseen: fs, lastupdated: $tag, syncscope: $scope, correlationid: $cid,
+              ` + claimProps + `}`
 }
 
 // relQuery upserts relationships of one (type, from label, to label) group,
-// creating missing endpoints as placeholders owned by the scope.
+// creating missing endpoints as placeholders claimed by the scope, and
+// claiming existing endpoints (so no other scope's sweep deletes a node
+// this scope still links to).
 func relQuery(g *relGroup) string {
 	placeholder := func(v string) string {
 		return `ON CREATE SET ` + v + `:` + labelNode + `, ` + v + `.firstseen = $tag, ` + v + `.lastupdated = $tag, ` +
@@ -467,11 +498,12 @@ func relQuery(g *relGroup) string {
 MERGE (a:` + quote(g.from) + ` {id: row.from})
 ` + placeholder("a") + `
 MERGE (b:` + quote(g.to) + ` {id: row.to})
-` + placeholder("b") + `
-MERGE (a)-[r:` + quote(g.typ) + `]->(b)
-WITH r, row WHERE r.lastupdated IS NULL OR r.lastupdated <= $tag
-WITH r, row.props AS props, coalesce(r.firstseen, $tag) AS fs
-SET r = props{.*, firstseen: fs, lastupdated: $tag, syncscope: $scope, correlationid: $cid}`
+` + placeholder("b") + refClaim("a") + refClaim("b") + `
+WITH a, b, row
+MERGE (a)-[r:` + quote(g.typ) + `]->(b)` + writeClaim("r", "r, row") + `
+WITH r, nsc, ntg, row.props AS props, coalesce(r.firstseen, $tag) AS fs
+SET r = props{.*, firstseen: fs, lastupdated: $tag, syncscope: $scope, correlationid: $cid,
+              ` + claimProps + `}`
 }
 
 func single(ctx context.Context, tx neo4j.ManagedTransaction, q string, params map[string]any) (*neo4j.Record, error) {
@@ -491,6 +523,15 @@ func asInt(rec *neo4j.Record, key string) int64 {
 		return int64(x)
 	}
 	return 0
+}
+
+// aheadBy says how far tag (ms) is ahead of now, for messages.
+func aheadBy(tag int64, now time.Time) string {
+	d := tag - now.UnixMilli()
+	if d > int64(100*365*24*time.Hour/time.Millisecond) {
+		return fmt.Sprintf("%d years", d/int64(365*24*time.Hour/time.Millisecond))
+	}
+	return (time.Duration(d) * time.Millisecond).Round(time.Second).String()
 }
 
 func toAny(s []string) []any {

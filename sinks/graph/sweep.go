@@ -11,9 +11,12 @@ import (
 
 // SweepOptions change a sweep.
 type SweepOptions struct {
-	Force  bool  // ignore the share guard
+	Force  bool  // ignore the share guard (an operator's decision, never a message's)
 	DryRun bool  // count what would go, change nothing
 	Tag    int64 // the sync to sweep for; 0 = the newest complete one (Sweep only)
+	// Operator names who asked (the audit line and the sync record), e.g.
+	// "alice (neo4j user ops)".
+	Operator string
 }
 
 // SweepReport says what a sweep decided and did.
@@ -30,9 +33,14 @@ type SweepReport struct {
 	MaxShare     float64 `json:"max_share"`
 	DeletedNodes int64   `json:"deleted_nodes"`
 	DeletedRels  int64   `json:"deleted_relationships"`
-	Seconds      float64 `json:"seconds"`
-	Forced       bool    `json:"forced,omitempty"`
-	Correlation  string  `json:"correlationid,omitempty"`
+	// Released: stale claims of this scope on items another scope still
+	// claims; those items are kept.
+	ReleasedNodes int64   `json:"released_nodes,omitempty"`
+	ReleasedRels  int64   `json:"released_relationships,omitempty"`
+	Seconds       float64 `json:"seconds"`
+	Forced        bool    `json:"forced,omitempty"`
+	Operator      string  `json:"operator,omitempty"`
+	Correlation   string  `json:"correlationid,omitempty"`
 	// Dry runs only: stale nodes per label and a sample of them.
 	StaleByLabel map[string]int64 `json:"stale_by_label,omitempty"`
 	Sample       []string         `json:"sample,omitempty"`
@@ -74,7 +82,8 @@ RETURN s.completed AS completed, max(y.tag) AS tag`, map[string]any{"scope": sco
 // each taking the scope lock so writes of the scope wait for it.
 func (s *Sink) sweep(ctx context.Context, scope string, tag int64, opts SweepOptions, cid string) (SweepReport, error) {
 	start := time.Now()
-	rep := SweepReport{Scope: scope, Tag: tag, MaxShare: s.cfg.SweepMaxShare, Forced: opts.Force, Correlation: cid}
+	rep := SweepReport{Scope: scope, Tag: tag, MaxShare: s.cfg.SweepMaxShare, Forced: opts.Force, Correlation: cid,
+		Operator: opts.Operator}
 	sess := s.session(ctx, neo4j.AccessModeWrite)
 	defer sess.Close(ctx)
 
@@ -95,40 +104,44 @@ func (s *Sink) sweep(ctx context.Context, scope string, tag int64, opts SweepOpt
 
 	params := map[string]any{"scope": scope, "tag": tag, "limit": int64(s.cfg.SweepBatch)}
 	lock := "MATCH (s:" + labelScope + " {scope: $scope}) SET s.lockseq = s.lockseq + 1 WITH s "
-	deleteLoop := func(q string, counter *int64) error {
+	deleteLoop := func(q string, deleted, released *int64) error {
 		for {
-			n, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+			res, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 				rec, err := single(ctx, tx, lock+q, params)
 				if err != nil {
-					return int64(0), err
+					return [2]int64{}, err
 				}
-				return asInt(rec, "n"), nil
+				return [2]int64{asInt(rec, "n"), asInt(rec, "deleted")}, nil
 			})
 			if err != nil {
 				return err
 			}
-			*counter += n.(int64)
-			if n.(int64) == 0 {
+			n := res.([2]int64)
+			*deleted += n[1]
+			*released += n[0] - n[1]
+			if n[0] == 0 {
 				return nil
 			}
 		}
 	}
 	for _, t := range types {
-		q := "MATCH ()-[r:" + quote(t) + "]->() WHERE r.syncscope = $scope AND r.lastupdated < $tag " +
-			"WITH r LIMIT $limit DELETE r RETURN count(*) AS n"
-		if err := deleteLoop(q, &rep.DeletedRels); err != nil {
-			s.m.errors.Inc()
-			return rep, fmt.Errorf("graph sink: sweep %s@%d: relationships %s: %w", scope, tag, t, err)
+		pat := "()-[r:" + quote(t) + "]->()"
+		for _, q := range []string{ownedMatch(pat, "r", "<", "tag"), sharedMatch(pat, "r", "<", "tag")} {
+			if err := deleteLoop(q+releaseClaim("r", "DELETE"), &rep.DeletedRels, &rep.ReleasedRels); err != nil {
+				s.m.errors.Inc()
+				return rep, fmt.Errorf("graph sink: sweep %s@%d: relationships %s: %w", scope, tag, t, err)
+			}
 		}
 	}
 	// Nodes go in smaller batches: DETACH DELETE also removes their
 	// remaining relationships, which count against the transaction's memory.
 	params["limit"] = int64(max(1, s.cfg.SweepBatch/2))
-	q := "MATCH (n:" + labelNode + ") WHERE n.syncscope = $scope AND n.lastupdated < $tag " +
-		"WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n"
-	if err := deleteLoop(q, &rep.DeletedNodes); err != nil {
-		s.m.errors.Inc()
-		return rep, fmt.Errorf("graph sink: sweep %s@%d: nodes: %w", scope, tag, err)
+	pat := "(n:" + labelNode + ")"
+	for _, q := range []string{ownedMatch(pat, "n", "<", "tag"), sharedMatch(pat, "n", "<", "tag")} {
+		if err := deleteLoop(q+releaseClaim("n", "DETACH DELETE"), &rep.DeletedNodes, &rep.ReleasedNodes); err != nil {
+			s.m.errors.Inc()
+			return rep, fmt.Errorf("graph sink: sweep %s@%d: nodes: %w", scope, tag, err)
+		}
 	}
 	rep.Result = statusSwept
 	rep.Seconds = time.Since(start).Seconds()
@@ -137,10 +150,12 @@ func (s *Sink) sweep(ctx context.Context, scope string, tag int64, opts SweepOpt
 MATCH (s:`+labelScope+` {scope: $scope}) MATCH (y:`+labelSync+` {id: $syncid})
 SET y.status = 'swept', y.deleted_nodes = coalesce(y.deleted_nodes, 0) + $dn,
     y.deleted_relationships = coalesce(y.deleted_relationships, 0) + $dr, y.swept_at = $now,
+    y.released = coalesce(y.released, 0) + $rel,
     y.sweep_seconds = $secs,
     s.last_swept = CASE WHEN coalesce(s.last_swept, 0) < $tag THEN $tag ELSE s.last_swept END`,
 			map[string]any{"scope": scope, "syncid": syncID(scope, tag), "tag": tag, "dn": rep.DeletedNodes,
-				"dr": rep.DeletedRels, "now": time.Now().UnixMilli(), "secs": rep.Seconds})
+				"dr": rep.DeletedRels, "now": time.Now().UnixMilli(), "secs": rep.Seconds,
+				"rel": rep.ReleasedNodes + rep.ReleasedRels})
 		return nil, err
 	})
 	if err != nil {
@@ -163,7 +178,8 @@ func (s *Sink) decide(ctx context.Context, tx neo4j.ManagedTransaction, rep *Swe
 	q += ` WITH s OPTIONAL MATCH (y:` + labelSync + ` {id: $syncid})
 RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL AS exists,
        coalesce(y.final, false) AS final, coalesce(y.applied, 0) AS applied,
-       coalesce(y.expected, -1) AS expected, coalesce(y.status, '') AS status`
+       coalesce(y.expected, -1) AS expected, coalesce(y.status, '') AS status,
+       coalesce(y.force_requested, false) AS force_requested, coalesce(y.correlationid, '') AS cid`
 	rec, err := single(ctx, tx, q, p)
 	if err != nil {
 		if isNoRecord(err) {
@@ -180,6 +196,10 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 		}
 	}
 	completed := asInt(rec, "completed")
+	if c, _ := rec.Get("cid"); rep.Correlation == "" {
+		// An operator's sweep reports under the sync's own correlation ID.
+		rep.Correlation, _ = c.(string)
+	}
 	st, _ := rec.Get("status")
 	status, _ := st.(string)
 	fin, _ := rec.Get("final")
@@ -237,13 +257,17 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 		rep.Result = statusRefused
 		rep.Reason = fmt.Sprintf("would delete %d nodes and %d relationships, %.1f%% of the scope, over graph.sweep_max_share %.1f%%",
 			rep.StaleNodes, rep.StaleRels, 100*rep.Share, 100*s.cfg.SweepMaxShare)
+		if fr, _ := rec.Get("force_requested"); fr == true {
+			rep.Reason += "; the producer's force flag is ignored (an operator runs `sightline graph sweep --force " + rep.Scope + "`)"
+		}
 		return setStatus(statusRefused, "")
 	}
 	// This sync is now the scope's last completed one: from here on,
 	// writes of older tags are skipped, so nothing swept can come back.
-	extra := `, y.forced = $forced WITH y MATCH (s:` + labelScope + ` {scope: $scope})
+	extra := `, y.forced = $forced, y.forced_by = $operator WITH y MATCH (s:` + labelScope + ` {scope: $scope})
   SET s.completed = $tag, s.completed_at = $now`
 	p["forced"] = opts.Force
+	p["operator"] = opts.Operator
 	if rep.StaleNodes == 0 && rep.StaleRels == 0 {
 		rep.Result = statusEmpty
 		return setStatus(statusEmpty, extra)
@@ -252,24 +276,39 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 	return setStatus(statusSweeping, extra)
 }
 
-// count fills the scope's total and stale node and relationship counts.
+// count fills the scope's total and stale node and relationship counts:
+// the items the scope claims, and the ones whose claim is older than the
+// sync (each is deleted, or released when another scope claims it too).
 func (s *Sink) count(ctx context.Context, tx neo4j.ManagedTransaction, rep *SweepReport, types []string) error {
-	p := map[string]any{"scope": rep.Scope, "tag": rep.Tag}
-	rec, err := single(ctx, tx, `MATCH (n:`+labelNode+`) WHERE n.syncscope = $scope AND n.lastupdated > 0
-RETURN count(n) AS total, count(CASE WHEN n.lastupdated < $tag THEN 1 END) AS stale`, p)
+	p := map[string]any{"scope": rep.Scope, "tag": rep.Tag, "zero": int64(0)}
+	countPair := func(pat, v string) (total, stale int64, err error) {
+		// One pass over the items the scope claimed last (index), one over
+		// the shared ones it also claims.
+		for _, q := range []string{ownedMatch(pat, v, ">", "zero"), sharedMatch(pat, v, ">", "zero")} {
+			rec, err := single(ctx, tx, q+`WITH `+v+`, CASE WHEN `+v+`.syncscope = $scope THEN `+v+`.lastupdated
+  ELSE head([i IN range(0, size(`+v+`.syncscopes) - 1) WHERE `+v+`.syncscopes[i] = $scope | `+v+`.synctags[i]]) END AS mine
+RETURN count(*) AS total, count(CASE WHEN mine < $tag THEN 1 END) AS stale`, p)
+			if err != nil {
+				return 0, 0, err
+			}
+			total += asInt(rec, "total")
+			stale += asInt(rec, "stale")
+		}
+		return total, stale, nil
+	}
+	var err error
+	rep.TotalNodes, rep.StaleNodes, err = countPair("(n:"+labelNode+")", "n")
 	if err != nil {
 		return err
 	}
-	rep.TotalNodes, rep.StaleNodes = asInt(rec, "total"), asInt(rec, "stale")
 	rep.TotalRels, rep.StaleRels = 0, 0
 	for _, t := range types {
-		rec, err := single(ctx, tx, `MATCH ()-[r:`+quote(t)+`]->() WHERE r.syncscope = $scope AND r.lastupdated > 0
-RETURN count(r) AS total, count(CASE WHEN r.lastupdated < $tag THEN 1 END) AS stale`, p)
+		tot, st, err := countPair("()-[r:"+quote(t)+"]->()", "r")
 		if err != nil {
 			return err
 		}
-		rep.TotalRels += asInt(rec, "total")
-		rep.StaleRels += asInt(rec, "stale")
+		rep.TotalRels += tot
+		rep.StaleRels += st
 	}
 	if total := rep.TotalNodes + rep.TotalRels; total > 0 {
 		rep.Share = float64(rep.StaleNodes+rep.StaleRels) / float64(total)
@@ -321,9 +360,17 @@ func (s *Sink) announce(ctx context.Context, rep SweepReport) {
 		log.Info("graph sink: sync sweeps nothing: " + rep.Reason)
 	case statusSwept:
 		log.Info("graph sink: sync swept", "deleted_nodes", rep.DeletedNodes,
-			"deleted_relationships", rep.DeletedRels, "seconds", rep.Seconds, "forced", rep.Forced)
+			"deleted_relationships", rep.DeletedRels, "released_nodes", rep.ReleasedNodes,
+			"released_relationships", rep.ReleasedRels, "seconds", rep.Seconds, "forced", rep.Forced)
 	default:
 		log.Info("graph sink: sweep", "reason", rep.Reason)
+	}
+	if rep.Forced && rep.Result != "dry-run" {
+		// The audit line: who forced a sweep of what, and what it deleted.
+		s.log.Warn("audit: forced graph sweep", "audit", true, "action", "graph sweep --force",
+			"operator", rep.Operator, "scope", rep.Scope, "tag", rep.Tag, "result", rep.Result,
+			"deleted_nodes", rep.DeletedNodes, "deleted_relationships", rep.DeletedRels,
+			"released_nodes", rep.ReleasedNodes, "released_relationships", rep.ReleasedRels, "reason", rep.Reason)
 	}
 	if s.report != nil {
 		s.report(ctx, rep)

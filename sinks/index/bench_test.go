@@ -110,7 +110,7 @@ func BenchmarkSinkVsRawBulk(b *testing.B) {
 	b.ReportMetric(sinkRate/rawRate, "ratio")
 }
 
-// BenchmarkTraceLookup loads SIGHTLINE_BENCH_DOCS (default 1,000,000)
+// BenchmarkTraceLookup loads SIGHTLINE_TEST_BENCH_DOCS (default 1,000,000)
 // events into a benchmark prefix with the raw bulk loader (10 events per
 // correlation id, 5 services, 3 kinds, spread over 30 days), then times
 // Trace of random ids and reports p50/p95. The prefix is deleted after.
@@ -152,7 +152,7 @@ var traceBench struct {
 
 func loadTraceBench(b *testing.B, base string) (*Remote, []string, error) {
 	n := 1_000_000
-	if s := os.Getenv("SIGHTLINE_BENCH_DOCS"); s != "" {
+	if s := os.Getenv("SIGHTLINE_TEST_BENCH_DOCS"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
 	prefix := "slbench-" + randHex(4)
@@ -293,7 +293,7 @@ func BenchmarkEmbeddedWrite(b *testing.B) {
 	}
 	defer e.Close(context.Background())
 	batch := 1000
-	if n, err := strconv.Atoi(os.Getenv("SIGHTLINE_BENCH_BATCH")); err == nil && n > 0 {
+	if n, err := strconv.Atoi(os.Getenv("SIGHTLINE_TEST_BENCH_BATCH")); err == nil && n > 0 {
 		batch = n
 	}
 	t0 := time.Now().UTC()

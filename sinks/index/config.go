@@ -7,23 +7,28 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks/index/esclient"
 )
 
 // Flavors of remote index servers.
 const (
-	FlavorAuto          = "auto"
-	FlavorOpenSearch    = "opensearch"
-	FlavorElasticsearch = "elasticsearch"
+	FlavorAuto          = esclient.FlavorAuto
+	FlavorOpenSearch    = esclient.FlavorOpenSearch
+	FlavorElasticsearch = esclient.FlavorElasticsearch
 )
 
-// DefaultEmbeddedPath is where the embedded (bleve) index lives when no
+// DefaultEmbeddedPath is where the embedded index lives when no
 // remote index is configured.
 const DefaultEmbeddedPath = ".sightline/index"
 
 // Config is the `index` section of the Sightline configuration.
 type Config struct {
+	// Enabled starts the index sink in `sightline run`.
+	Enabled bool `yaml:"enabled"`
 	// URLs of the OpenSearch / Elasticsearch nodes (http://127.0.0.1:9200).
-	// Empty means the embedded bleve index at EmbeddedPath.
+	// Empty means the embedded index at EmbeddedPath.
 	URLs []string `yaml:"urls"`
 	// Flavor is auto (detected from the server), opensearch or elasticsearch.
 	Flavor string `yaml:"flavor"`
@@ -36,8 +41,8 @@ type Config struct {
 
 	// Authentication: basic auth, or an API key (sent as "Authorization: ApiKey <key>").
 	Username string `yaml:"username"`
-	Password string `yaml:"password"`
-	APIKey   string `yaml:"api_key"`
+	Password string `yaml:"password" secret:"true"`
+	APIKey   string `yaml:"api_key" secret:"true"`
 	// TLS: a PEM file of CAs to trust (in addition to none: only these), and
 	// an opt-in to skip verification.
 	CAFile             string `yaml:"ca_file"`
@@ -55,7 +60,7 @@ type Config struct {
 	Retention         time.Duration `yaml:"retention"`
 	RetentionInterval time.Duration `yaml:"retention_interval"`
 
-	// EmbeddedPath is the directory of the embedded bleve index used when
+	// EmbeddedPath is the directory of the embedded index used when
 	// URLs is empty; "" with Embedded in memory is for tests only.
 	EmbeddedPath string `yaml:"embedded_path"`
 
@@ -67,6 +72,7 @@ type Config struct {
 // DefaultConfig is the embedded index with 30 days of retention.
 func DefaultConfig() Config {
 	return Config{
+		Enabled:           true,
 		Flavor:            FlavorAuto,
 		Prefix:            "sightline",
 		Shards:            1,
@@ -77,8 +83,8 @@ func DefaultConfig() Config {
 		Retention:         30 * 24 * time.Hour,
 		RetentionInterval: time.Hour,
 		EmbeddedPath:      DefaultEmbeddedPath,
-		EventsSubject:     "sightline.events.>",
-		DLQSubject:        "sightline.dlq.>",
+		EventsSubject:     stage.EventsPrefix + ">",
+		DLQSubject:        stage.DLQPrefix + ">",
 	}
 }
 
@@ -89,6 +95,9 @@ var prefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("invalid index configuration")
+
+// IsEnabled implements config.Section.
+func (c *Config) IsEnabled() bool { return c.Enabled }
 
 // Validate checks the section; errors name the key as index.<key>.
 func (c Config) Validate() error {
@@ -134,10 +143,10 @@ func (c Config) Validate() error {
 	if c.Retention > 0 && c.RetentionInterval <= 0 {
 		bad("retention_interval", "must be positive when retention is set")
 	}
-	if !strings.HasPrefix(c.EventsSubject, "sightline.events.") {
+	if !strings.HasPrefix(c.EventsSubject, stage.EventsPrefix) {
 		bad("events_subject", "must be under sightline.events., got %q", c.EventsSubject)
 	}
-	if !strings.HasPrefix(c.DLQSubject, "sightline.dlq.") {
+	if !strings.HasPrefix(c.DLQSubject, stage.DLQPrefix) {
 		bad("dlq_subject", "must be under sightline.dlq., got %q", c.DLQSubject)
 	}
 	return errors.Join(errs...)

@@ -14,16 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/search/query"
-
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/sinktest"
 )
 
 // The index sinks against the shared contract (sinks/sinktest): the remote
 // index on the real OpenSearch (and Elasticsearch when configured), and the
-// embedded bleve index.
+// embedded index.
 
 func TestContractOpenSearch(t *testing.T) {
 	sinktest.Run(t, remoteHarness("index/opensearch", openSearch))
@@ -78,7 +75,7 @@ func remoteHarness(name string, base func(testing.TB) string) sinktest.Harness {
 						}
 						for _, kind := range []string{"metric", "log", "snapshot"} {
 							body := `{"mappings":{"properties":{"correlationid":{"type":"long"}}}}`
-							code, resp, _, err := reader.do(ctx, http.MethodPut, "/"+prefix+"-"+kind+"-2020.01.01", "application/json", []byte(body))
+							code, resp, _, err := reader.client.Do(ctx, http.MethodPut, "/"+prefix+"-"+kind+"-2020.01.01", "application/json", []byte(body))
 							if err != nil || code != 200 {
 								t.Fatalf("create conflicting index: %d %s %v", code, resp, err)
 							}
@@ -125,7 +122,7 @@ func readRemote(ctx context.Context, r *Remote, evs []*stage.Message) (map[strin
 			ids = append(ids, m.ID)
 		}
 		q, _ := json.Marshal(map[string]any{"size": 2 * len(ids), "query": map[string]any{"terms": map[string]any{"id": ids}}})
-		code, body, _, err := r.do(ctx, http.MethodPost, "/"+r.cfg.Prefix+"-*/_search?ignore_unavailable=true&allow_no_indices=true", "application/json", q)
+		code, body, _, err := r.client.Do(ctx, http.MethodPost, "/"+r.cfg.Prefix+"-*/_search?ignore_unavailable=true&allow_no_indices=true", "application/json", q)
 		if err != nil {
 			return nil, err
 		}
@@ -169,8 +166,8 @@ func normalize(raw []byte) string {
 	return string(b)
 }
 
-// embeddedTarget is an on-disk bleve index. Bleve holds an exclusive lock on
-// its directory, so opening a new sink closes the previous one (as a
+// embeddedTarget is an on-disk embedded index. The store holds an exclusive
+// lock on its directory, so opening a new sink closes the previous one (as a
 // restarted process would), and reading opens the index when no sink holds it.
 func embeddedTarget(t *testing.T) *sinktest.Target {
 	path := filepath.Join(t.TempDir(), "index")
@@ -201,8 +198,8 @@ func embeddedTarget(t *testing.T) *sinktest.Target {
 			return e
 		},
 		Events: gen.Mixed,
-		// Bleve indexes whatever document it is given (static mapping, every
-		// field a string or a time), so the refusal is the sink's own: a body
+		// The store keeps whatever document it is given (keyword terms,
+		// words, a JSON body), so the refusal is the sink's own: a body
 		// that is not a conformed event.
 		Reject: func(_ testing.TB, good *stage.Message) *stage.Message {
 			bad := *good
@@ -226,31 +223,26 @@ func embeddedTarget(t *testing.T) *sinktest.Target {
 }
 
 func readEmbedded(e *Embedded, evs []*stage.Message) (map[string]sinktest.Record, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
 	out := map[string]sinktest.Record{}
-	qs := make([]query.Query, 0, len(evs))
 	for _, m := range evs {
-		tq := query.NewTermQuery(m.ID)
-		tq.SetField("id")
-		qs = append(qs, tq)
-	}
-	req := bleve.NewSearchRequestOptions(query.NewDisjunctionQuery(qs), 2*len(evs), 0, false)
-	req.Fields = []string{"src"}
-	res, err := e.idx.Search(req)
-	if err != nil {
-		return nil, err
-	}
-	for _, h := range res.Hits {
-		src, _ := h.Fields["src"].(string)
-		var d Document
-		if err := json.Unmarshal([]byte(src), &d); err != nil {
-			return nil, fmt.Errorf("stored src of %s: %w", h.ID, err)
+		body, ok, err := e.st.Get(m.ID)
+		if err != nil {
+			return nil, err
 		}
-		rec := out[d.ID]
-		rec.Copies++
-		rec.Value = normalize([]byte(src))
-		out[d.ID] = rec
+		if !ok {
+			continue
+		}
+		var d Document
+		if err := json.Unmarshal(body, &d); err != nil {
+			return nil, fmt.Errorf("stored document %s: %w", m.ID, err)
+		}
+		// A second copy would be a second entry in a posting list: count
+		// the documents the correlation id finds with this id.
+		res, err := e.st.Search(storeQuery(Query{CorrelationID: d.CorrelationID, Text: d.ID, Limit: MaxResults}))
+		if err != nil {
+			return nil, err
+		}
+		out[m.ID] = sinktest.Record{Copies: len(res.Hits), Value: normalize(body)}
 	}
 	return out, nil
 }

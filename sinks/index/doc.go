@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
@@ -19,7 +20,7 @@ const KindDLQ = "dlq"
 
 // maxString caps one string value of the payload, so a huge file content in
 // a snapshot cannot exceed the index's term length limit.
-const maxString = 8 << 10
+const maxString = limits.IndexStringBytes
 
 // DLQInfo is what a dead letter says about its rejection.
 type DLQInfo struct {
@@ -84,7 +85,7 @@ func (dec *decoder) document(m *stage.Message) (*Document, error) {
 // rejection reason in its header (m.Header.Get(stage.HeaderDLQReason) != "",
 // without comparing every key case-insensitively).
 func isDLQ(m *stage.Message) bool {
-	if strings.HasPrefix(m.Subject, "sightline.dlq.") {
+	if strings.HasPrefix(m.Subject, stage.DLQPrefix) {
 		return true
 	}
 	for k, v := range m.Header {
@@ -315,12 +316,13 @@ func (d *Document) setPayload(data []byte) error {
 		return nil
 	}
 	if data[0] != '{' {
-		d.Raw = truncate(string(data), 64<<10)
+		d.Raw = truncate(string(data), limits.IndexRawBytes)
 		return nil
 	}
 	valid := utf8.Valid(data)
-	if len(data) <= maxString && valid {
-		// No string inside can be longer than the cap: keep as is.
+	if len(data) <= maxString && valid && jsonDepth(data) <= maxDepth+1 {
+		// No string inside can be longer than the cap, nothing is nested
+		// deeper than the servers take: keep as is.
 		d.Data = json.RawMessage(data)
 		return nil
 	}
@@ -343,7 +345,34 @@ func (d *Document) setPayload(data []byte) error {
 	return nil
 }
 
-const maxDepth = 32
+// maxDepth is the depth of the payload kept whole (limits.IndexDataDepth):
+// the index servers refuse deeper documents.
+const maxDepth = limits.IndexDataDepth
+
+// jsonDepth is the nesting depth of the JSON value b (valid JSON: only
+// brackets outside strings count), {} being 1.
+func jsonDepth(b []byte) int {
+	depth, deepest, inStr := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return deepest
+}
 
 func needsShortening(v any, depth int) bool {
 	if depth > maxDepth {
@@ -408,7 +437,7 @@ func fromDLQ(m *stage.Message) (*Document, error) {
 	h := m.Header
 	info := &DLQInfo{
 		Reason:  truncate(h.Get(stage.HeaderDLQReason), 4096),
-		Class:   h.Get("Sightline-Dlq-Class"),
+		Class:   h.Get(stage.HeaderDLQClass),
 		Stage:   h.Get(stage.HeaderDLQStage),
 		Subject: h.Get(stage.HeaderDLQSubject),
 		Stream:  h.Get(stage.HeaderDLQStream),
@@ -436,10 +465,10 @@ func fromDLQ(m *stage.Message) (*Document, error) {
 	}
 	orig := info.Subject
 	if orig == "" {
-		orig = strings.TrimPrefix(m.Subject, "sightline.dlq.")
+		orig = strings.TrimPrefix(m.Subject, stage.DLQPrefix)
 	}
 	tail := orig
-	for _, p := range []string{"sightline.raw.", "sightline.events.", "sightline.dlq."} {
+	for _, p := range []string{stage.RawPrefix, stage.EventsPrefix, stage.DLQPrefix} {
 		tail = strings.TrimPrefix(tail, p)
 	}
 	d := &Document{
@@ -476,7 +505,7 @@ func fromDLQ(m *stage.Message) (*Document, error) {
 			d.Site = ev.Attributes["site"]
 		}
 	}
-	d.Raw = truncate(string(m.Data), 64<<10)
+	d.Raw = truncate(string(m.Data), limits.IndexRawBytes)
 	d.Message = "rejected by " + orDefault(info.Stage, "pipeline") + ": " + info.Reason
 	return d, nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/testutil"
 )
 
 func TestFromMessage(t *testing.T) {
@@ -22,7 +23,7 @@ func TestFromMessage(t *testing.T) {
 	if got := d.IndexName("sightline"); got != "sightline-log-2026.11.22" {
 		t.Fatal(got)
 	}
-	dl, err := FromMessage(dlqMessage("c1", "sightline.raw.metric.search_made", "body is not JSON", at, 9))
+	dl, err := FromMessage(testutil.DeadLetter("c1", "sightline.raw.metric.search_made", "body is not JSON", badBody, at, 9))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestAppendDocMatchesMarshal(t *testing.T) {
 	msgs := []*stage.Message{
 		event("c\"1<>&", "log", "api", "chéckout\u2028", at, "e1\n", 5),
 		event("c", "snapshot", "s", "s", at, "e2", 0),
-		dlqMessage("c", "sightline.raw.log.x", "bad \x01 input é", at, 3),
+		testutil.DeadLetter("c", "sightline.raw.log.x", "bad \x01 input é", badBody, at, 3),
 	}
 	for _, m := range msgs {
 		d, err := FromMessage(m)

@@ -6,155 +6,137 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"sync"
+	"path/filepath"
 	"sync/atomic"
-	"time"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/analysis/analyzer/keyword"
-	"github.com/blevesearch/bleve/v2/analysis/analyzer/standard"
-	"github.com/blevesearch/bleve/v2/mapping"
-	"github.com/blevesearch/bleve/v2/search/query"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/traceidx"
+	"github.com/sightline/sightline/schemas"
 )
 
 // Embedded is the index `sightline run` keeps when no remote index is
-// configured: a bleve index on local disk (or in memory for tests). It
-// implements stage.Sink and Searcher like Remote.
+// configured: documents by event id in a local LSM store
+// (internal/traceidx, on Pebble) with time-ordered posting lists for the
+// correlation id and the filtered fields, and for the words of the
+// message and the dead-letter reason. It implements stage.Sink and
+// Searcher like Remote.
 type Embedded struct {
-	cfg    Config
-	o      options
-	idx    bleve.Index
+	cfg Config
+	o   options
+	st  *traceidx.Store
+
 	closed atomic.Bool
-	mu     sync.RWMutex // writers/searchers hold R; Close holds W
 }
 
-// keywordFields are indexed as exact terms (and sortable).
-var keywordFields = []string{"id", "kind", "type", "name", "correlationid", "source", "service",
-	"host", "site", "env", "level", "producer", "subject", "syncscope", "synctag", "stream", "dlq_class", "dlq_stage"}
-
-func embeddedMapping() mapping.IndexMapping {
-	m := bleve.NewIndexMapping()
-	doc := bleve.NewDocumentStaticMapping()
-	for _, f := range keywordFields {
-		fm := bleve.NewKeywordFieldMapping()
-		fm.Analyzer = keyword.Name
-		fm.Store = false
-		fm.IncludeInAll = false
-		fm.IncludeTermVectors = false // exact terms: no phrases, no highlighting
-		fm.DocValues = f == "id"      // sorted on (with time); the others are only matched
-		doc.AddFieldMappingsAt(f, fm)
-	}
-	// No "_all" composite field: every query names its fields, and building
-	// it cost ~10% of indexing.
-	doc.AddSubDocumentMapping("_all", bleve.NewDocumentDisabledMapping())
-	tm := bleve.NewDateTimeFieldMapping()
-	tm.Store = false
-	tm.IncludeInAll = false
-	doc.AddFieldMappingsAt("time", tm)
-	for _, f := range []string{"message", "reason"} {
-		txt := bleve.NewTextFieldMapping()
-		txt.Analyzer = standard.Name
-		txt.Store = false
-		txt.IncludeInAll = false
-		doc.AddFieldMappingsAt(f, txt)
-	}
-	src := bleve.NewTextFieldMapping()
-	src.Index = false
-	src.Store = true
-	src.IncludeInAll = false
-	src.DocValues = false
-	doc.AddFieldMappingsAt("src", src)
-	m.DefaultMapping = doc
-	m.DefaultAnalyzer = keyword.Name
-	return m
-}
+// embeddedTextFields are the fields a free-text query also matches exactly
+// (besides the words of the message and the dead-letter reason).
+var embeddedTextFields = []string{"type", "service", "host", "name", "correlationid", "id"}
 
 // OpenEmbedded opens (or creates) the embedded index at cfg.EmbeddedPath;
 // an empty path keeps it in memory.
 func OpenEmbedded(cfg Config, opts ...Option) (*Embedded, error) {
+	return openEmbeddedStore(cfg, false, opts...)
+}
+
+func openEmbeddedStore(cfg Config, readOnly bool, opts ...Option) (*Embedded, error) {
 	cfg = cfg.withDefaults()
-	e := &Embedded{cfg: cfg, o: buildOptions(opts)}
-	var err error
-	switch {
-	case cfg.EmbeddedPath == "":
-		e.idx, err = bleve.NewMemOnly(embeddedMapping())
-	default:
-		if _, serr := os.Stat(cfg.EmbeddedPath); serr == nil {
-			e.idx, err = bleve.Open(cfg.EmbeddedPath)
-		} else {
-			e.idx, err = bleve.New(cfg.EmbeddedPath, embeddedMapping())
+	if cfg.EmbeddedPath != "" {
+		if _, err := os.Stat(filepath.Join(cfg.EmbeddedPath, "index_meta.json")); err == nil {
+			return nil, fmt.Errorf("index.embedded_path %s holds an index of an earlier Sightline version (bleve), which is no longer read: "+
+				"move or delete that directory (or set index.embedded_path elsewhere); new events are indexed from then on", cfg.EmbeddedPath)
 		}
 	}
+	st, err := traceidx.Open(embeddedOptions(cfg.EmbeddedPath, readOnly))
 	if err != nil {
 		return nil, fmt.Errorf("index: embedded index %s: %w", cfg.EmbeddedPath, err)
 	}
-	return e, nil
+	return &Embedded{cfg: cfg, o: buildOptions(opts), st: st}, nil
 }
 
-// bleveDoc is what bleve indexes of a Document; src keeps the whole JSON.
-func bleveDoc(d *Document) (map[string]any, error) {
-	src, err := json.Marshal(d)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]any{"id": d.ID, "time": d.Time, "src": string(src)}
-	// Empty fields are left out: an empty term per field per document is
-	// index work and space that no query uses.
-	for k, v := range map[string]string{
-		"kind": d.Kind, "type": d.Type, "name": d.Name,
-		"correlationid": d.CorrelationID, "source": d.Source, "service": d.Service,
-		"host": d.Host, "site": d.Site, "env": d.Env, "level": d.Level, "producer": d.Producer,
-		"subject": d.Subject, "syncscope": d.SyncScope, "synctag": d.SyncTag, "stream": d.Stream,
-		"message": d.Message,
-	} {
+// embeddedPosted are the fields with posting lists; kind, the first, is on
+// every document. The other terms (id, type, service, host, name) are
+// checked on the candidates of the driving list, from the posting's value:
+// a posting list for type and service cost ~30% more CPU per document
+// (BENCHMARKS.md), and a search by service alone reads the kind lists.
+var embeddedPosted = []string{"kind", "correlationid", "level"}
+
+func embeddedOptions(path string, readOnly bool) traceidx.Options {
+	// The correlation id only ever drives a query, and the id is in every
+	// key: postings carry neither.
+	return traceidx.Options{Path: path, ReadOnly: readOnly, Posted: embeddedPosted,
+		Unchecked: []string{"id", "correlationid"}, MemTableBytes: embeddedMemTable}
+}
+
+// embeddedMemTable is the size of one memtable of the embedded index
+// (BENCHMARKS.md: 4 MiB cost ~70% more CPU per document than 32 MiB; 16
+// MiB the same as 32, with less RSS).
+const embeddedMemTable = 16 << 20
+
+// storedDoc is what the store keeps of a Document: the exact-match terms,
+// the free text (message and dead-letter reason) and the JSON.
+func storedDoc(d *Document, body []byte) traceidx.Doc {
+	terms := make([]traceidx.Term, 0, 10)
+	add := func(f, v string) {
 		if v != "" {
-			m[k] = v
+			terms = append(terms, traceidx.Term{Field: f, Value: v})
 		}
 	}
-	if d.DLQ != nil {
-		m["reason"] = d.DLQ.Reason
-		m["dlq_class"] = d.DLQ.Class
-		m["dlq_stage"] = d.DLQ.Stage
+	add("id", d.ID)
+	add("correlationid", d.CorrelationID)
+	add("kind", d.Kind)
+	add("type", d.Type)
+	add("service", d.Service)
+	add("level", d.Level)
+	add("host", d.Host)
+	add("name", d.Name)
+	// Words are indexed for logs and dead letters: a metric's message is
+	// its name and a snapshot's a summary, both found by type.
+	var text string
+	switch {
+	case d.DLQ != nil:
+		text = d.Message + "\n" + d.DLQ.Reason
+	case d.Kind == schemas.KindLog:
+		text = d.Message
 	}
-	return m, nil
+	return traceidx.Doc{ID: d.ID, Time: d.Time, Terms: terms, Text: text, Body: body}
 }
 
-// Write indexes the batch in one bleve batch keyed by event id
+// Write stores the batch in one durable commit keyed by event id
 // (idempotent). Messages that cannot be documents fail permanently; a
 // storage failure fails the whole batch.
 func (e *Embedded) Write(ctx context.Context, batch []*stage.Message) error {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed.Load() {
-		return ErrClosed
-	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	failed := map[int]error{}
-	b := e.idx.NewBatch()
+	docs := make([]traceidx.Doc, 0, len(batch))
 	dec := new(decoder)
+	// One buffer for the batch's documents, sized up front: grown by
+	// append it was the sink's largest allocation.
+	size := 0
+	for _, m := range batch {
+		size += len(m.Data) + 512
+	}
+	body := make([]byte, 0, size)
 	for i, m := range batch {
 		d, err := dec.document(m)
-		if err != nil {
-			failed[i] = err
-			continue
+		if err == nil {
+			start := len(body)
+			body, err = appendDoc(body, d)
+			if err == nil {
+				docs = append(docs, storedDoc(d, body[start:len(body):len(body)]))
+				continue
+			}
+			err = stage.Reject("index_invalid", "cannot encode the document", err)
 		}
-		bd, err := bleveDoc(d)
-		if err != nil {
-			failed[i] = stage.Reject("index_invalid", "cannot encode the document", err)
-			continue
-		}
-		if err := b.Index(d.ID, bd); err != nil {
-			failed[i] = stage.Reject("index_rejected", "embedded index refused the document", err)
-		}
+		failed[i] = err
 	}
-	if b.Size() > 0 {
-		if err := e.idx.Batch(b); err != nil {
-			return fmt.Errorf("index: embedded batch of %d: %w", b.Size(), err)
+	if len(docs) > 0 {
+		if err := e.st.Put(docs); err != nil {
+			if errors.Is(err, traceidx.ErrClosed) {
+				return ErrClosed
+			}
+			return fmt.Errorf("index: embedded batch of %d: %w", len(docs), err)
 		}
 	}
 	if len(failed) > 0 {
@@ -166,12 +148,8 @@ func (e *Embedded) Write(ctx context.Context, batch []*stage.Message) error {
 // Close waits for in-flight writes and searches and closes the index;
 // Write and Search fail after it.
 func (e *Embedded) Close(context.Context) error {
-	if e.closed.Swap(true) {
-		return nil
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if err := e.idx.Close(); err != nil {
+	e.closed.Store(true)
+	if err := e.st.Close(); err != nil {
 		return fmt.Errorf("index: close embedded index: %w", err)
 	}
 	return nil
@@ -179,99 +157,52 @@ func (e *Embedded) Close(context.Context) error {
 
 // Count returns the number of documents (tests).
 func (e *Embedded) Count() (int, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed.Load() {
+	n, err := e.st.Count()
+	if errors.Is(err, traceidx.ErrClosed) {
 		return 0, ErrClosed
 	}
-	n, err := e.idx.DocCount()
-	return int(n), err
+	return n, err
 }
 
-func keywordsQuery(field string, vals []string) query.Query {
-	var qs []query.Query
-	for _, v := range vals {
-		t := bleve.NewTermQuery(v)
-		t.SetField(field)
-		qs = append(qs, t)
-	}
-	return bleve.NewDisjunctionQuery(qs...)
-}
-
-func bleveQuery(q Query) query.Query {
-	var must []query.Query
+// storeQuery turns q into the store's clauses, the most selective first:
+// the correlation id, the text, the level, the kind, then type and service
+// (checked only).
+func storeQuery(q Query) traceidx.Query {
+	sq := traceidx.Query{From: q.From, To: q.To, Limit: q.LimitOrDefault(), Newest: q.Newest, MaxTotal: MaxTotal + 1}
 	if q.CorrelationID != "" {
-		must = append(must, keywordsQuery("correlationid", []string{q.CorrelationID}))
+		sq.Clauses = append(sq.Clauses, traceidx.Clause{Field: "correlationid", Values: []string{q.CorrelationID}})
+	}
+	if q.Text != "" {
+		sq.Clauses = append(sq.Clauses, traceidx.Clause{Text: q.Text, TextFields: embeddedTextFields})
 	}
 	for _, f := range []struct {
 		field string
 		vals  []string
-	}{{"service", q.Services}, {"type", q.Types}, {"kind", q.Kinds}, {"level", q.Levels}} {
+	}{{"level", q.Levels}, {"kind", q.Kinds}, {"type", q.Types}, {"service", q.Services}} {
 		if len(f.vals) > 0 {
-			must = append(must, keywordsQuery(f.field, f.vals))
+			sq.Clauses = append(sq.Clauses, traceidx.Clause{Field: f.field, Values: f.vals})
 		}
 	}
-	if !q.From.IsZero() || !q.To.IsZero() {
-		// A zero end is open (bleve takes either bound, not both, as open).
-		from, to := q.From, q.To
-		if from.IsZero() {
-			from = time.Unix(0, 0)
-		}
-		incl, excl := true, false
-		r := bleve.NewDateRangeInclusiveQuery(from, to, &incl, &excl)
-		r.SetField("time")
-		must = append(must, r)
-	}
-	if q.Text != "" {
-		var any []query.Query
-		for _, f := range []string{"message", "reason"} {
-			mq := bleve.NewMatchQuery(q.Text)
-			mq.SetField(f)
-			mq.SetOperator(query.MatchQueryOperatorAnd)
-			any = append(any, mq)
-		}
-		for _, f := range []string{"type", "service", "host", "name", "correlationid", "id"} {
-			t := bleve.NewTermQuery(q.Text)
-			t.SetField(f)
-			any = append(any, t)
-		}
-		must = append(must, bleve.NewDisjunctionQuery(any...))
-	}
-	if len(must) == 0 {
-		return bleve.NewMatchAllQuery()
-	}
-	return bleve.NewConjunctionQuery(must...)
+	return sq
 }
 
 // Search runs q.
 func (e *Embedded) Search(ctx context.Context, q Query) (Result, error) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if e.closed.Load() {
-		return Result{}, ErrClosed
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
 	}
-	req := bleve.NewSearchRequestOptions(bleveQuery(q), q.limit(), 0, false)
-	if q.Newest {
-		req.SortBy([]string{"-time", "-id"})
-	} else {
-		req.SortBy([]string{"time", "id"})
-	}
-	req.Fields = []string{"src"}
-	sr, err := e.idx.SearchInContext(ctx, req)
+	sr, err := e.st.Search(storeQuery(q))
 	if err != nil {
+		if errors.Is(err, traceidx.ErrClosed) {
+			return Result{}, ErrClosed
+		}
 		return Result{}, fmt.Errorf("index: embedded search: %w", err)
 	}
-	res := Result{Total: int(sr.Total), Docs: make([]Document, 0, len(sr.Hits))}
-	for _, h := range sr.Hits {
-		s, _ := h.Fields["src"].(string)
-		var d Document
-		if err := json.Unmarshal([]byte(s), &d); err != nil {
+	res := Result{Total: sr.Total, TotalCapped: sr.TotalCapped, Docs: make([]Document, len(sr.Hits))}
+	for i, h := range sr.Hits {
+		if err := json.Unmarshal(h.Body, &res.Docs[i]); err != nil {
 			return Result{}, fmt.Errorf("index: embedded search: document %s: %w", h.ID, err)
 		}
-		res.Docs = append(res.Docs, d)
-	}
-	if q.Newest {
-		slices.Reverse(res.Docs)
 	}
 	return res, nil
 }
@@ -281,37 +212,17 @@ func (e *Embedded) DeleteExpired(ctx context.Context) (int, error) {
 	if e.cfg.Retention <= 0 {
 		return 0, nil
 	}
-	cutoff := e.o.now().Add(-e.cfg.Retention)
-	n := 0
-	for {
-		e.mu.RLock()
-		if e.closed.Load() {
-			e.mu.RUnlock()
-			return n, ErrClosed
-		}
-		incl := false
-		r := bleve.NewDateRangeInclusiveQuery(time.Unix(0, 0), cutoff, &incl, &incl)
-		r.SetField("time")
-		sr, err := e.idx.SearchInContext(ctx, bleve.NewSearchRequestOptions(r, 1000, 0, false))
-		if err != nil {
-			e.mu.RUnlock()
-			return n, fmt.Errorf("index: embedded retention: %w", err)
-		}
-		if len(sr.Hits) == 0 {
-			e.mu.RUnlock()
-			return n, nil
-		}
-		b := e.idx.NewBatch()
-		for _, h := range sr.Hits {
-			b.Delete(h.ID)
-		}
-		err = e.idx.Batch(b)
-		e.mu.RUnlock()
-		if err != nil {
-			return n, fmt.Errorf("index: embedded retention: %w", err)
-		}
-		n += len(sr.Hits)
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
+	n, err := e.st.DeleteBefore(e.o.now().Add(-e.cfg.Retention), 1000)
+	if errors.Is(err, traceidx.ErrClosed) {
+		return n, ErrClosed
+	}
+	if err != nil {
+		return n, fmt.Errorf("index: embedded retention: %w", err)
+	}
+	return n, nil
 }
 
 // RunRetention deletes expired documents now and every RetentionInterval.

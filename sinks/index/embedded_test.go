@@ -2,12 +2,8 @@ package index
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -106,49 +102,5 @@ func TestEmbeddedRetention(t *testing.T) {
 	res, _ := e.Search(ctx, Query{CorrelationID: "r"})
 	if len(res.Docs) != 1 || res.Docs[0].ID != "new" {
 		t.Fatalf("left %+v", res.Docs)
-	}
-}
-
-func TestAPI(t *testing.T) {
-	e := openEmbedded(t, "")
-	cid, want := traceFixture(t, e)
-	srv := httptest.NewServer(NewAPI(e, nil, StreamLocator))
-	t.Cleanup(srv.Close)
-
-	resp, err := http.Get(srv.URL + "/v1/trace/" + cid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tl Timeline
-	_ = json.NewDecoder(resp.Body).Decode(&tl)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(tl.Events) != len(want) || tl.Events[0].ID != want[0] || len(tl.Locations) == 0 {
-		t.Fatalf("trace: %d %+v", resp.StatusCode, tl)
-	}
-	resp, _ = http.Get(srv.URL + "/v1/trace/nothing-here")
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Fatalf("unknown id: %d", resp.StatusCode)
-	}
-	resp, _ = http.Get(srv.URL + "/v1/search?kind=log&service=ranker,search&correlation_id=" + cid)
-	var res Result
-	_ = json.NewDecoder(resp.Body).Decode(&res)
-	resp.Body.Close()
-	if len(res.Docs) != 2 {
-		t.Fatalf("search: %+v", res)
-	}
-	resp, _ = http.Get(srv.URL + "/v1/search?from=yesterday")
-	resp.Body.Close()
-	if resp.StatusCode != 400 {
-		t.Fatalf("bad from: %d", resp.StatusCode)
-	}
-	resp, _ = http.Get(srv.URL + "/ui/")
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	n, _ := resp.Body.Read(buf)
-	b.Write(buf[:n])
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(b.String(), "Sightline trace") {
-		t.Fatalf("page: %d %s", resp.StatusCode, b.String())
 	}
 }

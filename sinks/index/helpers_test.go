@@ -14,7 +14,6 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/sinktest"
 )
@@ -45,7 +44,7 @@ func event(cid, kind, name, service string, at time.Time, id string, seq uint64)
 		ev.SyncScope = "svc:" + service
 		ev.SyncTag = fmt.Sprint(at.UnixMilli())
 	}
-	m := processors.Output(ev, kind, name, "")
+	m := stage.EventMessage(ev, kind, name, "")
 	m.Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: seq, Delivered: 1, Timestamp: at}
 	return m
 }
@@ -57,25 +56,6 @@ func events(cid string, n int, t0 time.Time) []*stage.Message {
 		out[i] = event(cid, "metric", "search_made", fmt.Sprintf("svc%d", i%3), t0.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("%s-%05d", cid, i), uint64(i+1))
 	}
 	return out
-}
-
-// dlqMessage builds a dead letter as internal/bus does.
-func dlqMessage(cid, subject, reason string, at time.Time, seq uint64) *stage.Message {
-	h := stage.Header{}
-	h.Set(stage.HeaderCorrelationID, cid)
-	h.Set(stage.HeaderDLQReason, reason)
-	h.Set(stage.HeaderDLQStage, "process")
-	h.Set(stage.HeaderDLQSubject, subject)
-	h.Set(stage.HeaderDLQStream, "SIGHTLINE_RAW")
-	h.Set(stage.HeaderDLQSequence, fmt.Sprint(seq))
-	h.Set(stage.HeaderDLQTime, at.UTC().Format(time.RFC3339Nano))
-	h.Set("Sightline-Dlq-Class", "schema")
-	h.Set(stage.HeaderMsgID, fmt.Sprintf("dlq:process:SIGHTLINE_RAW:%d", seq))
-	return &stage.Message{
-		Subject: "sightline.dlq." + strings.TrimPrefix(subject, "sightline.raw."),
-		Header:  h, Data: []byte(`{"level":42, not json`),
-		Meta: stage.Meta{Stream: "SIGHTLINE_DLQ", Sequence: seq, Timestamp: at},
-	}
 }
 
 // osPrefix returns a unique index prefix on the shared OpenSearch and
@@ -156,7 +136,7 @@ func count(t testing.TB, r *Remote) int {
 	if err := r.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	code, body, _, err := r.do(ctx, http.MethodGet, "/"+r.cfg.Prefix+"-*/_count?ignore_unavailable=true&allow_no_indices=true", "", nil)
+	code, body, _, err := r.client.Do(ctx, http.MethodGet, "/"+r.cfg.Prefix+"-*/_count?ignore_unavailable=true&allow_no_indices=true", "", nil)
 	if err != nil || code != 200 {
 		t.Fatalf("count: %d %s %v", code, body, err)
 	}
@@ -171,3 +151,6 @@ func count(t testing.TB, r *Remote) int {
 func newProxy(t testing.TB, target string) *sinktest.Proxy { return sinktest.NewProxy(t, target) }
 
 func proxyURL(p *sinktest.Proxy) string { return "http://" + p.Addr() }
+
+// badBody is the body of the dead letters the tests index.
+var badBody = []byte(`{"level":42, not json`)

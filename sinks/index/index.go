@@ -1,9 +1,12 @@
 // Package index is the index sink and the trace/log search side of
 // Sightline: it bulk-indexes every conformed event and dead letter into
-// OpenSearch or Elasticsearch (Remote), or into an embedded bleve index
+// OpenSearch or Elasticsearch (Remote), or into an embedded index
 // (Embedded) when no server is configured, and answers "everything that
-// carried this correlation ID" (Trace), log searches (Search) and the HTTP
-// API and web page (NewAPI).
+// carried this correlation ID" (Trace) and log searches (Search). The
+// server's HTTP client is package esclient; the HTTP API, its client and
+// the web page are package searchapi; the terminal output is
+// internal/searchcli. Imports go one way: those packages never import
+// each other backwards (internal/archtest).
 package index
 
 import (

@@ -1,32 +1,26 @@
 package index
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks/index/esclient"
 )
 
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("index: sink closed")
 
 // ErrUnavailable wraps failures to reach the index server (transient).
-var ErrUnavailable = errors.New("index: server unavailable")
+var ErrUnavailable = esclient.ErrUnavailable
 
 // Option configures a Remote or an Embedded index.
 type Option func(*options)
@@ -55,19 +49,17 @@ func buildOptions(opts []Option) options {
 }
 
 // Remote is the OpenSearch / Elasticsearch index: a stage.Sink writing
-// through _bulk and a Searcher. Safe for concurrent use.
+// through _bulk and a Searcher, over an esclient.Client. Safe for
+// concurrent use.
 type Remote struct {
 	cfg    Config
 	o      options
-	httpc  *http.Client
-	base   []string
-	next   atomic.Uint64
+	client *esclient.Client
 	closed atomic.Bool
 
-	mu      sync.Mutex
-	ready   bool   // template installed
-	flavor  string // detected
-	dataMap string // flat_object, flattened or disabled
+	mu     sync.Mutex
+	ready  bool            // template installed
+	server esclient.Server // detected
 
 	life     sync.RWMutex // orders Write's closed check + inflight.Add against Close
 	inflight sync.WaitGroup
@@ -86,138 +78,42 @@ func NewRemote(cfg Config, opts ...Option) (*Remote, error) {
 		return nil, err
 	}
 	r := &Remote{cfg: cfg, o: buildOptions(opts)}
-	for _, u := range cfg.URLs {
-		r.base = append(r.base, strings.TrimRight(u, "/"))
+	c, err := esclient.New(esclient.Config{
+		URLs: cfg.URLs, Flavor: cfg.Flavor, Username: cfg.Username, Password: cfg.Password, APIKey: cfg.APIKey,
+		CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify, Timeout: cfg.Timeout,
+	}, r.o.httpc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: index.%w", ErrConfig, err)
 	}
-	r.httpc = r.o.httpc
-	if r.httpc == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.MaxIdleConnsPerHost = 16
-		if cfg.CAFile != "" || cfg.InsecureSkipVerify {
-			tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: cfg.InsecureSkipVerify} //nolint:gosec // opt-in
-			if cfg.CAFile != "" {
-				pem, err := os.ReadFile(cfg.CAFile)
-				if err != nil {
-					return nil, fmt.Errorf("%w: index.ca_file: %w", ErrConfig, err)
-				}
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("%w: index.ca_file: no PEM certificate in %s", ErrConfig, cfg.CAFile)
-				}
-				tc.RootCAs = pool
-			}
-			tr.TLSClientConfig = tc
-		}
-		r.httpc = &http.Client{Transport: tr, Timeout: cfg.Timeout}
-	}
+	r.client = c
 	return r, nil
 }
 
 // Config returns the effective configuration.
 func (r *Remote) Config() Config { return r.cfg }
 
-// do sends one request to the next node, with auth.
-func (r *Remote) do(ctx context.Context, method, path, ctype string, body []byte) (int, []byte, http.Header, error) {
-	base := r.base[int(r.next.Add(1))%len(r.base)]
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	req.Header.Set("Accept", "application/json")
-	switch {
-	case r.cfg.APIKey != "":
-		req.Header.Set("Authorization", "ApiKey "+r.cfg.APIKey)
-	case r.cfg.Username != "":
-		req.SetBasicAuth(r.cfg.Username, r.cfg.Password)
-	}
-	resp, err := r.httpc.Do(req)
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("%w: %s %s: %w", ErrUnavailable, method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, nil, resp.Header, fmt.Errorf("%w: %s %s: read: %w", ErrUnavailable, method, path, err)
-	}
-	return resp.StatusCode, b, resp.Header, nil
-}
-
-func statusError(method, path string, code int, body []byte) error {
-	msg := strings.TrimSpace(string(body))
-	if len(msg) > 500 {
-		msg = msg[:500] + "…"
-	}
-	err := fmt.Errorf("index: %s %s: HTTP %d: %s", method, path, code, msg)
-	if code == http.StatusTooManyRequests || code >= 500 || code == http.StatusUnauthorized || code == http.StatusForbidden {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
-	return err
-}
+// pattern matches every index of the sink.
+func (r *Remote) pattern() string { return r.cfg.Prefix + "-*" }
 
 // Flavor detects (once) whether the server is OpenSearch or Elasticsearch
 // and which payload mapping it supports.
 func (r *Remote) Flavor(ctx context.Context) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.detectLocked(ctx)
+	s, err := r.detectLocked(ctx)
+	return s.Flavor, err
 }
 
-func (r *Remote) detectLocked(ctx context.Context) (string, error) {
-	if r.flavor != "" {
-		return r.flavor, nil
+func (r *Remote) detectLocked(ctx context.Context) (esclient.Server, error) {
+	if r.server.Flavor != "" {
+		return r.server, nil
 	}
-	code, body, hdr, err := r.do(ctx, http.MethodGet, "/", "", nil)
+	s, err := r.client.Detect(ctx)
 	if err != nil {
-		return "", err
+		return s, err
 	}
-	var info struct {
-		Version struct {
-			Distribution string `json:"distribution"`
-			Number       string `json:"number"`
-		} `json:"version"`
-	}
-	_ = json.Unmarshal(body, &info)
-	flavor := r.cfg.Flavor
-	if flavor == FlavorAuto || flavor == "" {
-		switch {
-		case hdr.Get("X-Elastic-Product") == "Elasticsearch":
-			flavor = FlavorElasticsearch
-		case info.Version.Distribution == "opensearch":
-			flavor = FlavorOpenSearch
-		case code == http.StatusOK && info.Version.Number != "":
-			flavor = FlavorElasticsearch
-		default:
-			return "", statusError(http.MethodGet, "/", code, body)
-		}
-	}
-	switch flavor {
-	case FlavorElasticsearch:
-		r.dataMap = "flattened" // ES >= 7.3
-	default:
-		r.dataMap = "flat_object"
-		if v := info.Version.Number; v != "" && versionLess(v, 2, 7) {
-			r.dataMap = "disabled"
-		}
-	}
-	r.flavor = flavor
-	return flavor, nil
-}
-
-func versionLess(v string, major, minor int) bool {
-	parts := strings.SplitN(v, ".", 3)
-	ma, _ := strconv.Atoi(parts[0])
-	mi := 0
-	if len(parts) > 1 {
-		mi, _ = strconv.Atoi(parts[1])
-	}
-	return ma < major || (ma == major && mi < minor)
+	r.server = s
+	return s, nil
 }
 
 // TemplateName is the name of the index template the sink installs.
@@ -295,17 +191,12 @@ func (r *Remote) EnsureTemplate(ctx context.Context) error {
 	if _, err := r.detectLocked(ctx); err != nil {
 		return fmt.Errorf("index: detect server: %w", err)
 	}
-	body, _ := json.Marshal(Template(r.cfg, r.dataMap))
-	path := "/_index_template/" + r.TemplateName()
-	code, resp, _, err := r.do(ctx, http.MethodPut, path, "application/json", body)
-	if err != nil {
+	body, _ := json.Marshal(Template(r.cfg, r.server.FlatType))
+	if err := r.client.PutIndexTemplate(ctx, r.TemplateName(), body); err != nil {
 		return err
 	}
-	if code != http.StatusOK {
-		return statusError(http.MethodPut, path, code, resp)
-	}
 	r.ready = true
-	r.o.log.Info("index template installed", "template", r.TemplateName(), "flavor", r.flavor, "payload_mapping", r.dataMap)
+	r.o.log.Info("index template installed", "template", r.TemplateName(), "flavor", r.server.Flavor, "payload_mapping", r.server.FlatType)
 	return nil
 }
 
@@ -452,66 +343,27 @@ func allTransient(failed map[int]error) bool {
 	return true
 }
 
-type bulkItem struct {
-	Status int `json:"status"`
-	Error  *struct {
-		Type     string `json:"type"`
-		Reason   string `json:"reason"`
-		CausedBy *struct {
-			Type   string `json:"type"`
-			Reason string `json:"reason"`
-		} `json:"caused_by"`
-	} `json:"error"`
-}
-
 // bulk sends one _bulk request of n actions and returns the per-item errors
-// (nil for success), or an error for the whole request.
+// (nil for success): permanent for what the server refuses (4xx), transient
+// for 429/5xx; or an error for the whole request.
 func (r *Remote) bulk(ctx context.Context, body []byte, n int) ([]error, error) {
-	const path = "/_bulk?filter_path=errors,items.*.status,items.*.error"
-	code, resp, _, err := r.do(ctx, http.MethodPost, path, "application/x-ndjson", body)
+	items, err := r.client.Bulk(ctx, body, n)
 	if err != nil {
-		return nil, err
-	}
-	if code != http.StatusOK {
-		if code == http.StatusRequestEntityTooLarge && n == 1 {
+		var se *esclient.StatusError
+		if errors.As(err, &se) && se.Code == http.StatusRequestEntityTooLarge && n == 1 {
 			return []error{stage.Rejectf("too_large", "the index refused the document as too large (HTTP 413)")}, nil
 		}
-		return nil, statusError(http.MethodPost, "/_bulk", code, resp)
-	}
-	var br struct {
-		Errors bool                  `json:"errors"`
-		Items  []map[string]bulkItem `json:"items"`
-	}
-	if !bytes.Contains(resp, []byte(`"errors":true`)) {
-		return make([]error, n), nil
-	}
-	if err := json.Unmarshal(resp, &br); err != nil {
-		return nil, fmt.Errorf("%w: _bulk: decode response: %w", ErrUnavailable, err)
-	}
-	if len(br.Items) != n {
-		return nil, fmt.Errorf("%w: _bulk: %d items in the response for %d actions", ErrUnavailable, len(br.Items), n)
+		return nil, err
 	}
 	out := make([]error, n)
-	for i, it := range br.Items {
-		var item bulkItem
-		for _, v := range it {
-			item = v
+	for i, it := range items {
+		switch {
+		case it == nil:
+		case it.Transient():
+			out[i] = fmt.Errorf("%w: bulk item: %s", ErrUnavailable, it.Reason)
+		default:
+			out[i] = stage.Reject("index_rejected", it.Reason, nil)
 		}
-		if item.Status < 300 && item.Error == nil {
-			continue
-		}
-		reason := fmt.Sprintf("HTTP %d", item.Status)
-		if item.Error != nil {
-			reason = item.Error.Type + ": " + item.Error.Reason
-			if c := item.Error.CausedBy; c != nil && c.Reason != "" {
-				reason += " (caused by " + c.Type + ": " + c.Reason + ")"
-			}
-		}
-		if item.Status == http.StatusTooManyRequests || item.Status >= 500 || item.Status == 0 {
-			out[i] = fmt.Errorf("%w: bulk item: %s", ErrUnavailable, reason)
-			continue
-		}
-		out[i] = stage.Reject("index_rejected", reason, nil)
 	}
 	return out, nil
 }
@@ -525,7 +377,7 @@ func (r *Remote) Close(ctx context.Context) error {
 	go func() { r.inflight.Wait(); close(done) }()
 	select {
 	case <-done:
-		r.httpc.CloseIdleConnections()
+		r.client.CloseIdleConnections()
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("index sink: close: %w", ctx.Err())
@@ -533,43 +385,11 @@ func (r *Remote) Close(ctx context.Context) error {
 }
 
 // Refresh makes everything written so far searchable (tests, benchmarks).
-func (r *Remote) Refresh(ctx context.Context) error {
-	path := "/" + r.cfg.Prefix + "-*/_refresh?ignore_unavailable=true&allow_no_indices=true"
-	code, body, _, err := r.do(ctx, http.MethodPost, path, "", nil)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return statusError(http.MethodPost, path, code, body)
-	}
-	return nil
-}
+func (r *Remote) Refresh(ctx context.Context) error { return r.client.Refresh(ctx, r.pattern()) }
 
 // Indices lists the sink's indices.
 func (r *Remote) Indices(ctx context.Context) ([]string, error) {
-	path := "/_cat/indices/" + r.cfg.Prefix + "-*?format=json&h=index&expand_wildcards=open,closed"
-	code, body, _, err := r.do(ctx, http.MethodGet, path, "", nil)
-	if err != nil {
-		return nil, err
-	}
-	if code == http.StatusNotFound {
-		return nil, nil
-	}
-	if code != http.StatusOK {
-		return nil, statusError(http.MethodGet, path, code, body)
-	}
-	var rows []struct {
-		Index string `json:"index"`
-	}
-	if err := json.Unmarshal(body, &rows); err != nil {
-		return nil, fmt.Errorf("index: _cat/indices: %w", err)
-	}
-	out := make([]string, 0, len(rows))
-	for _, row := range rows {
-		out = append(out, row.Index)
-	}
-	sort.Strings(out)
-	return out, nil
+	return r.client.Indices(ctx, r.pattern())
 }
 
 // DeleteExpired deletes the daily indices whose day ended more than
@@ -593,13 +413,8 @@ func (r *Remote) DeleteExpired(ctx context.Context) ([]string, error) {
 	deleted := append([]string(nil), old...)
 	for len(old) > 0 {
 		k := min(len(old), 50)
-		path := "/" + strings.Join(old[:k], ",") + "?ignore_unavailable=true"
-		code, body, _, err := r.do(ctx, http.MethodDelete, path, "", nil)
-		if err != nil {
+		if err := r.client.DeleteIndices(ctx, old[:k]); err != nil {
 			return nil, fmt.Errorf("index: retention: %w", err)
-		}
-		if code != http.StatusOK {
-			return nil, fmt.Errorf("index: retention: %w", statusError(http.MethodDelete, path, code, body))
 		}
 		r.o.log.Info("deleted expired indices", "indices", old[:k], "retention", r.cfg.Retention.String())
 		old = old[k:]

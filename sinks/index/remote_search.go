@@ -3,10 +3,10 @@ package index
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"slices"
 	"time"
+
+	"github.com/sightline/sightline/sinks/index/esclient"
 )
 
 // queryBody builds the OpenSearch / Elasticsearch query DSL of q.
@@ -48,7 +48,7 @@ func queryBody(q Query) map[string]any {
 		order = "desc"
 	}
 	return map[string]any{
-		"size":             q.limit(),
+		"size":             q.LimitOrDefault(),
 		"track_total_hits": true,
 		"query":            map[string]any{"bool": boolq},
 		"sort": []any{
@@ -61,31 +61,11 @@ func queryBody(q Query) map[string]any {
 // Search runs q over every index of the prefix.
 func (r *Remote) Search(ctx context.Context, q Query) (Result, error) {
 	body, _ := json.Marshal(queryBody(q))
-	path := "/" + r.cfg.Prefix + "-*/_search?ignore_unavailable=true&allow_no_indices=true&filter_path=hits.total,hits.hits._source"
-	code, resp, _, err := r.do(ctx, http.MethodPost, path, "application/json", body)
+	total, docs, err := esclient.Search[Document](ctx, r.client, r.pattern(), body)
 	if err != nil {
 		return Result{}, err
 	}
-	if code != http.StatusOK {
-		return Result{}, statusError(http.MethodPost, "/_search", code, resp)
-	}
-	var sr struct {
-		Hits struct {
-			Total struct {
-				Value int `json:"value"`
-			} `json:"total"`
-			Hits []struct {
-				Source Document `json:"_source"`
-			} `json:"hits"`
-		} `json:"hits"`
-	}
-	if err := json.Unmarshal(resp, &sr); err != nil {
-		return Result{}, fmt.Errorf("index: search: decode: %w", err)
-	}
-	res := Result{Total: sr.Hits.Total.Value, Docs: make([]Document, 0, len(sr.Hits.Hits))}
-	for _, h := range sr.Hits.Hits {
-		res.Docs = append(res.Docs, h.Source)
-	}
+	res := Result{Total: total, Docs: docs}
 	if q.Newest {
 		slices.Reverse(res.Docs)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/testutil"
 )
 
 func TestOpenSearchContract(t *testing.T) { contract(t, openSearch(t)) }
@@ -51,7 +52,7 @@ func contract(t *testing.T, base string) {
 		// An old daily index whose mapping conflicts with the template:
 		// service is a number there.
 		body := `{"mappings":{"properties":{"service":{"type":"long"}}}}`
-		code, resp, _, err := r.do(ctx, http.MethodPut, "/"+prefix+"-metric-2020.01.01", "application/json", []byte(body))
+		code, resp, _, err := r.client.Do(ctx, http.MethodPut, "/"+prefix+"-metric-2020.01.01", "application/json", []byte(body))
 		if err != nil || code != 200 {
 			t.Fatalf("create conflicting index: %d %s %v", code, resp, err)
 		}
@@ -137,7 +138,7 @@ func traceFixture(t testing.TB, s stage.Sink) (string, []string) {
 			step++
 		}
 	}
-	dl := dlqMessage(cid, "sightline.raw.log.billing", "schema: at /level: value must be one of ...", t0.Add(time.Duration(step)*37*time.Millisecond), 77)
+	dl := testutil.DeadLetter(cid, "sightline.raw.log.billing", "schema: at /level: value must be one of ...", badBody, t0.Add(time.Duration(step)*37*time.Millisecond), 77)
 	msgs = append(msgs, dl)
 	want = append(want, "dlq:process:SIGHTLINE_RAW:77")
 	for i := range 40 { // noise

@@ -7,15 +7,21 @@ import (
 	"fmt"
 	"math/bits"
 	"unicode/utf8"
+
+	"github.com/sightline/sightline/internal/limits"
 )
 
 // The sink's hot path reads each conformed event in one pass that both
 // validates it (accepting exactly what json.Valid accepts) and splits its
 // members, so the payload's bytes can be copied into the _bulk body as
 // they are: nothing that is not valid JSON ever reaches the index server.
+// It is kept apart from schemas.Decode, which builds values, because it
+// costs a ninth of it (BENCHMARKS.md, "One JSON scanner"); the two accept
+// the same input (scan_diff_test.go).
 
-// maxNesting is encoding/json's nesting limit.
-const maxNesting = 10000
+// maxNesting is encoding/json's nesting limit (limits.DecoderMaxDepth),
+// counted from the envelope.
+const maxNesting = limits.DecoderMaxDepth
 
 // member is one member of a JSON object, as offsets into the scanned
 // input: the key with its quotes, and the value.
@@ -190,17 +196,9 @@ func (s *scanner) membersInto(i, depth int, top bool, rec *[]member) int {
 		if rec != nil {
 			*rec = append(*rec, member{k0, k1, v0, j, kPlain, s.plain && b[v0] == '"'})
 		}
-		j = skipWS(b, j)
-		if j >= len(b) {
-			return s.fail(j, "after object key:value pair")
-		}
-		switch b[j] {
-		case ',':
-			j = skipWS(b, j+1)
-		case '}':
-			return j + 1
-		default:
-			return s.fail(j, "after object key:value pair")
+		var end bool
+		if j, end = s.next(j, '}', "after object key:value pair"); end {
+			return j
 		}
 	}
 }
@@ -219,19 +217,30 @@ func (s *scanner) array(i, depth int) int {
 		if j = s.value(j, depth); j < 0 {
 			return -1
 		}
-		j = skipWS(b, j)
-		if j >= len(b) {
-			return s.fail(j, "after array element")
-		}
-		switch b[j] {
-		case ',':
-			j = skipWS(b, j+1)
-		case ']':
-			return j + 1
-		default:
-			return s.fail(j, "after array element")
+		var end bool
+		if j, end = s.next(j, ']', "after array element"); end {
+			return j
 		}
 	}
+}
+
+// next reads what follows a member or an element, from offset j: a comma
+// (more follow: the offset of the next one, false) or closing (the
+// container ends: the offset after it, true); anything else fails (-1,
+// true).
+func (s *scanner) next(j int, closing byte, context string) (int, bool) {
+	b := s.b
+	j = skipWS(b, j)
+	if j >= len(b) {
+		return s.fail(j, context), true
+	}
+	switch b[j] {
+	case ',':
+		return skipWS(b, j+1), false
+	case closing:
+		return j + 1, true
+	}
+	return s.fail(j, context), true
 }
 
 // strStop marks the bytes that end the fast run of a string: the quote,

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sightline/sightline/internal/locate"
 )
 
 // ErrNotFound is returned by Trace when no document carries the ID.
@@ -31,7 +33,9 @@ type Query struct {
 	Newest bool
 }
 
-func (q Query) limit() int {
+// LimitOrDefault is the number of matches q asks for: Limit, 100 when
+// unset, at most MaxResults.
+func (q Query) LimitOrDefault() int {
 	switch {
 	case q.Limit <= 0:
 		return 100
@@ -45,7 +49,14 @@ func (q Query) limit() int {
 type Result struct {
 	Total int        `json:"total"` // matches, possibly more than returned
 	Docs  []Document `json:"events"`
+	// TotalCapped says Total is a lower bound: the embedded index stops
+	// counting at MaxTotal matches.
+	TotalCapped bool `json:"total_capped,omitempty"`
 }
+
+// MaxTotal is where the embedded index stops counting the matches of a
+// search (the remote one counts them all).
+const MaxTotal = 10000
 
 // Searcher is the query side of an index: the remote one and the embedded
 // one implement it.
@@ -53,16 +64,11 @@ type Searcher interface {
 	Search(ctx context.Context, q Query) (Result, error)
 }
 
-// Location says where else a correlation ID lives: a stream sequence, a
-// graph node, an archive object.
-type Location struct {
-	Where  string `json:"where"`  // "stream", "graph", "archive", ...
-	Ref    string `json:"ref"`    // SIGHTLINE_EVENTS:123, Host:web-1, s3://bucket/key
-	Detail string `json:"detail"` // what is there
-}
+// Location says where else a correlation ID lives (internal/locate).
+type Location = locate.Location
 
 // Locator finds where else a correlation ID lives. Sinks other than the
-// index (graph, archive) implement it and are passed to Trace / NewAPI.
+// index (graph, archive) implement it and are passed to Trace / searchapi.New.
 type Locator interface {
 	Locate(ctx context.Context, correlationID string, docs []Document) ([]Location, error)
 }
@@ -73,6 +79,30 @@ type LocatorFunc func(ctx context.Context, correlationID string, docs []Document
 // Locate calls f.
 func (f LocatorFunc) Locate(ctx context.Context, id string, docs []Document) ([]Location, error) {
 	return f(ctx, id, docs)
+}
+
+// SpanLocator adapts a store that searches by time (the archive) to
+// Locator: it searches an hour either side of the documents the index
+// found, or all time when it found none (e.g. after the index's retention).
+func SpanLocator(f locate.InSpan) Locator {
+	return LocatorFunc(func(ctx context.Context, correlationID string, docs []Document) ([]Location, error) {
+		var span locate.Span
+		for _, d := range docs {
+			if d.Time.IsZero() {
+				continue
+			}
+			if span.From.IsZero() || d.Time.Before(span.From) {
+				span.From = d.Time
+			}
+			if d.Time.After(span.To) {
+				span.To = d.Time
+			}
+		}
+		if !span.From.IsZero() {
+			span.From, span.To = span.From.Add(-time.Hour), span.To.Add(time.Hour)
+		}
+		return f(ctx, correlationID, span)
+	})
 }
 
 // StreamLocator lists the stream sequences the index saw each event at

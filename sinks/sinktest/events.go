@@ -92,19 +92,19 @@ func (g *Generator) Mixed(t testing.TB, n int) []*stage.Message {
 		var body []byte
 		switch i % 3 {
 		case 0:
-			subject = "sightline.raw.metric.search_made"
+			subject = stage.RawPrefix + "metric.search_made"
 			body, _ = json.Marshal(map[string]any{
 				"query": fmt.Sprintf("cats %d", k), "n_results": k % 17, "time": at.Format(time.RFC3339Nano),
 				"user": map[string]any{"id": k, "plan": "pro"}, "tags": []string{"a", "b"},
 			})
 		case 1:
-			subject = "sightline.raw.log.api"
+			subject = stage.RawPrefix + "log.api"
 			body, _ = json.Marshal(map[string]any{
 				"message": fmt.Sprintf("GET /search?q=%d 200", k), "level": "info", "service": "api",
 				"host": "web-1", "time": at.Format(time.RFC3339Nano), "latency_ms": 12.5,
 			})
 		default:
-			subject = "sightline.raw.log.worker"
+			subject = stage.RawPrefix + "log.worker"
 			body = []byte(fmt.Sprintf("%s [warn] job %d retried: café ünïcode \"quoted\"", at.Format(time.RFC3339), k))
 		}
 		out[i] = g.Conform(t, subject, h, body)

@@ -1,7 +1,6 @@
 package sinktest
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -16,6 +15,8 @@ type Proxy struct {
 	target string
 	mu     sync.Mutex
 	down   bool
+	frozen bool
+	thawed *sync.Cond // signalled by Thaw
 	conns  map[net.Conn]struct{}
 }
 
@@ -28,7 +29,8 @@ func NewProxy(t testing.TB, target string) *Proxy {
 		t.Fatalf("sinktest: proxy listen: %v", err)
 	}
 	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	t.Cleanup(func() { _ = ln.Close(); p.Cut() })
+	p.thawed = sync.NewCond(&p.mu)
+	t.Cleanup(func() { _ = ln.Close(); p.Thaw(); p.Cut() })
 	go p.serve()
 	return p
 }
@@ -69,7 +71,19 @@ func (p *Proxy) serve() {
 }
 
 func (p *Proxy) pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			p.waitThawed()
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	_ = dst.Close()
 	_ = src.Close()
 	p.mu.Lock()
@@ -93,5 +107,30 @@ func (p *Proxy) Cut() {
 func (p *Proxy) Restore() {
 	p.mu.Lock()
 	p.down = false
+	p.mu.Unlock()
+}
+
+// Freeze stops forwarding bytes in both directions while keeping every
+// connection open and accepting new ones: the service looks hung (as under
+// SIGSTOP), not down.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	p.frozen = true
+	p.mu.Unlock()
+}
+
+// Thaw forwards again what was held.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	p.frozen = false
+	p.mu.Unlock()
+	p.thawed.Broadcast()
+}
+
+func (p *Proxy) waitThawed() {
+	p.mu.Lock()
+	for p.frozen {
+		p.thawed.Wait()
+	}
 	p.mu.Unlock()
 }

@@ -437,22 +437,18 @@ func writeRetrying(ctx context.Context, s stage.Sink, batch []*stage.Message) er
 		if err == nil {
 			return nil
 		}
-		var be *stage.BatchError
-		if errors.As(err, &be) {
-			for i, e := range be.Failed {
-				if stage.IsPermanent(e) {
-					return fmt.Errorf("item %d failed permanently: %w", i, e)
-				}
+		// Redeliver only the failed items, as the router does.
+		errs, _ := stage.Outcomes(err, len(batch))
+		var rest []*stage.Message
+		for i, e := range errs {
+			if stage.IsPermanent(e) {
+				return fmt.Errorf("item %d failed permanently: %w", i, e)
 			}
-			// Redeliver only the failed items, as the router does.
-			var rest []*stage.Message
-			for _, i := range slices.Sorted(maps.Keys(be.Failed)) {
+			if e != nil {
 				rest = append(rest, batch[i])
 			}
-			batch = rest
-		} else if stage.IsPermanent(err) {
-			return err
 		}
+		batch = rest
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("still failing when the case timed out: %w", err)

@@ -5,12 +5,16 @@
 //	svcctl opensearch -url http://127.0.0.1:9200 [-pidfile f] [-timeout 2m]
 //	svcctl s3         -endpoint http://127.0.0.1:9000 -access ... -secret ... -region us-east-1 -bucket b
 //
+// -ca FILE trusts that PEM CA (TLS instances: bolt+s://, https://).
+//
 // It exits 0 once healthy, 1 with a one-line reason on timeout, or at once when the
 // process named by -pidfile has died.
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -26,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j/config"
 )
 
 func main() {
@@ -46,12 +51,29 @@ func main() {
 	secret := fs.String("secret", "", "s3: secret key")
 	region := fs.String("region", "us-east-1", "s3: region")
 	bucket := fs.String("bucket", "", "s3: bucket to create if missing")
+	caFile := fs.String("ca", "", "PEM CA file to trust (TLS instances)")
 	_ = fs.Parse(os.Args[2:])
+	var roots *x509.CertPool
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "svcctl: -ca: %v\n", err)
+			os.Exit(2)
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintf(os.Stderr, "svcctl: -ca %s: no PEM certificate\n", *caFile)
+			os.Exit(2)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		http.DefaultClient = &http.Client{Transport: tr}
+	}
 
 	var probe func(ctx context.Context) error
 	switch cmd {
 	case "neo4j":
-		probe = func(ctx context.Context) error { return neo4jProbe(ctx, *uri, *user, *password) }
+		probe = func(ctx context.Context) error { return neo4jProbe(ctx, *uri, *user, *password, roots) }
 	case "opensearch", "elasticsearch":
 		probe = func(ctx context.Context) error { return clusterHealth(ctx, *url) }
 	case "s3":
@@ -112,8 +134,12 @@ func alive(pidfile string) error {
 	return nil
 }
 
-func neo4jProbe(ctx context.Context, uri, user, password string) error {
-	drv, err := neo4j.NewDriverWithContext(uri, neo4j.BasicAuth(user, password, ""))
+func neo4jProbe(ctx context.Context, uri, user, password string, roots *x509.CertPool) error {
+	drv, err := neo4j.NewDriverWithContext(uri, neo4j.BasicAuth(user, password, ""), func(c *config.Config) {
+		if roots != nil {
+			c.TlsConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+		}
+	})
 	if err != nil {
 		return err
 	}
@@ -156,6 +182,7 @@ func s3Probe(ctx context.Context, endpoint, access, secret, region, bucket strin
 		BaseEndpoint: aws.String(endpoint),
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(access, secret, ""),
+		HTTPClient:   http.DefaultClient,
 	})
 	if _, err := cl.ListBuckets(ctx, &s3.ListBucketsInput{}); err != nil {
 		return fmt.Errorf("ListBuckets: %w", err)

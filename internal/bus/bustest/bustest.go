@@ -6,9 +6,11 @@ package bustest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
@@ -90,9 +92,17 @@ func read(t testing.TB, b *bus.Bus, stream, filter string, n int) (jetstream.Con
 		t.Fatal(err)
 	}
 	var out []jetstream.Msg
+	// A replicated stream just created may still be electing its leader: the
+	// ordered consumer's (re)creation then meets "no responders" for a moment,
+	// and it recreates itself on the next call. Other errors, or 30 s of them, fail.
+	deadline := time.Now().Add(30 * time.Second)
 	for len(out) < n {
 		m, err := c.Next(jetstream.FetchMaxWait(15 * time.Second))
 		if err != nil {
+			if errors.Is(err, nats.ErrNoResponders) && time.Now().Before(deadline) {
+				time.Sleep(250 * time.Millisecond)
+				continue
+			}
 			t.Fatalf("got %d of %d messages on %s: %v", len(out), n, filter, err)
 		}
 		out = append(out, m)

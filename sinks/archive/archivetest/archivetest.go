@@ -15,7 +15,6 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
-	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
 )
@@ -39,6 +38,20 @@ func S3Config(t testing.TB) archive.Config {
 	return cfg
 }
 
+// S3TLSConfig points at the TLS-only S3 server (testsvc.S3TLS, started by
+// `task services:up TLS=1`) with its CA file, under a fresh prefix deleted
+// after the test.
+func S3TLSConfig(t testing.TB) archive.Config {
+	t.Helper()
+	info, ca := testsvc.S3TLS(t)
+	cfg := archive.DefaultConfig()
+	cfg.URL = fmt.Sprintf("s3://%s/archive-test/%s/", info.Bucket, uuid.NewString())
+	cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
+	cfg.CAFile = ca
+	t.Cleanup(func() { DeleteAll(t, cfg) })
+	return cfg
+}
+
 // FileConfig is an archive in a temporary directory.
 func FileConfig(t testing.TB) archive.Config {
 	cfg := archive.DefaultConfig()
@@ -48,7 +61,7 @@ func FileConfig(t testing.TB) archive.Config {
 
 // DeleteAll deletes every object under cfg's prefix.
 func DeleteAll(t testing.TB, cfg archive.Config) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	b, err := archive.OpenBucket(ctx, cfg)
 	if err != nil {
@@ -74,7 +87,7 @@ func Event(kind, name string, at time.Time, cid, data string) *stage.Message {
 		Type: kind + "." + name, Time: at.UTC(), DataContentType: "application/json",
 		CorrelationID: cid, Data: []byte(data),
 	}
-	return processors.Output(ev, kind, name, "")
+	return stage.EventMessage(ev, kind, name, "")
 }
 
 // ReadBack returns every archived line by event id, and the number of lines.

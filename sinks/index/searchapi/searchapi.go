@@ -1,4 +1,8 @@
-package index
+// Package searchapi is the search service of the index: the HTTP trace and
+// search API and the web page, over any index.Searcher (the embedded or the
+// remote index, or the HTTP client of this API). It imports the index;
+// the index never imports it.
+package searchapi
 
 import (
 	"encoding/json"
@@ -10,25 +14,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/sinks/index"
 	"github.com/sightline/sightline/web"
 )
 
 // API serves the trace and search HTTP API and the web page.
 type API struct {
-	s        Searcher
+	s        index.Searcher
 	log      *slog.Logger
-	locators []Locator
+	locators []index.Locator
 	mux      *http.ServeMux
 }
 
-// NewAPI returns the handler of
+// New returns the handler of
 //
 //	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it)
 //	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest
 //	GET /ui/             the web page ("/" redirects there)
 //
-// Mount it with RegisterAPI, or route those patterns to it.
-func NewAPI(s Searcher, log *slog.Logger, locators ...Locator) *API {
+// Mount it with Register, or route those patterns to it.
+func New(s index.Searcher, log *slog.Logger, locators ...index.Locator) *API {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -46,8 +51,8 @@ func NewAPI(s Searcher, log *slog.Logger, locators ...Locator) *API {
 // Patterns are the ServeMux patterns the API answers.
 var Patterns = []string{"GET /v1/trace/{id}", "GET /v1/search", "GET /ui/", "GET /{$}"}
 
-// RegisterAPI mounts the API on mux under Patterns.
-func RegisterAPI(mux *http.ServeMux, a *API) {
+// Register mounts the API on mux under Patterns.
+func Register(mux *http.ServeMux, a *API) {
 	for _, p := range Patterns {
 		mux.Handle(p, a)
 	}
@@ -72,9 +77,9 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) 
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	tl, err := Trace(r.Context(), a.s, id, a.locators...)
+	tl, err := index.Trace(r.Context(), a.s, id, a.locators...)
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, index.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, tl)
 	case err != nil:
 		a.fail(w, r, http.StatusBadGateway, err)
@@ -84,9 +89,9 @@ func (a *API) trace(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// ParseQuery reads a Query from URL parameters (the API and `sightline logs`
+// ParseQuery reads an index.Query from URL parameters (the API and `sightline logs`
 // share it). Times are RFC 3339 or a duration back from now ("15m").
-func ParseQuery(v map[string][]string, now time.Time) (Query, error) {
+func ParseQuery(v map[string][]string, now time.Time) (index.Query, error) {
 	get := func(k string) string {
 		if x := v[k]; len(x) > 0 {
 			return strings.TrimSpace(x[0])
@@ -104,7 +109,7 @@ func ParseQuery(v map[string][]string, now time.Time) (Query, error) {
 		}
 		return out
 	}
-	q := Query{
+	q := index.Query{
 		CorrelationID: get("correlation_id"),
 		Services:      list("service"),
 		Types:         list("type"),

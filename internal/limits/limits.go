@@ -1,0 +1,198 @@
+// Package limits is the one definition of every limit Sightline puts on
+// its input: message sizes at the NATS server and in the streams, the
+// processor's body size and nesting depth, string, label and scope
+// lengths, header values, and the HTTP ingest limits. The server, the
+// streams, the processor, the schemas and every sink's decoder take their
+// numbers from here, so that two promises hold:
+//
+//   - whatever a client can publish to sightline.raw.> is stored in the raw
+//     stream (then becomes an event or a dead letter), or is refused to the
+//     publisher by the server;
+//   - what the processor accepts, every sink can read: an accepted body
+//     nested MaxBodyDepth deep is still within every decoder's limit once
+//     the envelope wraps it, and a conformed event that would exceed the
+//     events stream's limit is dead-lettered before anyone sees it.
+//
+// docs/limits.md lists them with what happens at each; a test keeps that
+// table, the JSON schemas and these constants in step.
+package limits
+
+// Byte units.
+const (
+	KiB = 1 << 10
+	MiB = 1 << 20
+)
+
+// Message sizes (bytes, NATS headers included: the server and the streams
+// count a message's headers and body together).
+const (
+	// ServerMaxPayload is the embedded NATS server's max_payload (config
+	// nats.max_payload): the largest message a client may publish. The
+	// server refuses a larger one to the publisher (nats.go and the nats
+	// CLI fail with "maximum payload exceeded" before sending).
+	ServerMaxPayload = 8 * MiB
+
+	// RawMaxMsgSize is the raw stream's max message size
+	// (streams.raw.max_msg_size). It equals ServerMaxPayload: a core
+	// publish gets no answer from the stream, so a message the server
+	// takes but the stream refuses would vanish without a trace.
+	RawMaxMsgSize = ServerMaxPayload
+
+	// EventsMaxMsgSize is the events stream's max message size
+	// (streams.events.max_msg_size). The processor measures every
+	// conformed event (body and headers) against it before publishing and
+	// dead-letters a larger one with class event_too_large.
+	EventsMaxMsgSize = 2 * MiB
+
+	// DLQMaxMsgSize is the dead-letter stream's max message size
+	// (streams.dlq.max_msg_size): a dead letter carries the original
+	// bytes, so it takes the largest raw message plus DLQHeaderBudget.
+	// It can exceed ServerMaxPayload only on a server configured with a
+	// larger max_payload; the bus cuts a dead letter's body to fit.
+	DLQMaxMsgSize = ServerMaxPayload
+
+	// DLQHeaderBudget is the room the Sightline-Dlq-* headers of a dead
+	// letter may take (reason cut at DLQReasonBytes, stage, subject,
+	// stream, sequence, time, class, message id).
+	DLQHeaderBudget = 8 * KiB
+
+	// DLQMaxBodyBytes is the largest original body a dead letter carries
+	// whole; a longer one is cut to it (its size and the cut are named in
+	// the dead letter's headers).
+	DLQMaxBodyBytes = DLQMaxMsgSize - DLQHeaderBudget
+
+	// DLQReasonBytes bounds the Sightline-Dlq-Reason header.
+	DLQReasonBytes = 2000
+
+	// HeaderBlockBytes is the largest header block JetStream stores (its
+	// fixed limit, 65535). A JetStream publish with larger headers is
+	// refused ("header size exceeds maximum"); a core publish of one is
+	// dropped by the stream without an answer the publisher could see.
+	HeaderBlockBytes = 65535
+)
+
+// Processor limits.
+const (
+	// MaxBodyBytes is the processor's default body limit
+	// (processor.max_body_bytes): a larger raw body is dead-lettered with
+	// class too_large. It may be raised up to RawMaxMsgSize.
+	MaxBodyBytes = 512 * KiB
+
+	// EventHeaderBudget is the room the processor reserves for the NATS
+	// headers of a conformed event (Correlation-Id, Sightline-Type,
+	// Content-Type, Nats-Msg-Id, traceparent, sync scope and tag, and the
+	// trace context the bus injects).
+	EventHeaderBudget = 4 * KiB
+
+	// MaxEventBytes is the largest conformed event body the processor
+	// publishes: the events stream's limit less the header budget.
+	MaxEventBytes = EventsMaxMsgSize - EventHeaderBudget
+)
+
+// Nesting depth. Depth counts containers: {} is 1, {"a":[1]} is 2.
+const (
+	// DecoderMaxDepth is the nesting limit of the JSON decoders the sinks
+	// read events with (encoding/json's fixed limit of 10000 and the
+	// index's scanner, which matches it). It bounds a whole event,
+	// envelope included.
+	DecoderMaxDepth = 10000
+
+	// EnvelopeDepth is what the CloudEvents envelope adds to the body's
+	// depth: the body becomes the envelope's "data" member.
+	EnvelopeDepth = 1
+
+	// SinkWrapDepth is the most any sink nests an event's data further
+	// before decoding it again (the index document and the host store's
+	// records hold "data" one level inside their own object, as the
+	// envelope does).
+	SinkWrapDepth = 1
+
+	// MaxBodyDepth is the deepest raw JSON body the processor accepts;
+	// a deeper one is dead-lettered with class too_deep. It is far below
+	// DecoderMaxDepth − EnvelopeDepth − SinkWrapDepth (so every sink reads
+	// what the processor accepts) and bounds the work a hostile body of
+	// brackets costs every stage.
+	MaxBodyDepth = 512
+
+	// IndexDataDepth is the depth of an event's data the index keeps
+	// whole; deeper values are stored as the string "(too deep)". It is
+	// Elasticsearch's flattened depth_limit and OpenSearch's
+	// index.mapping.depth.limit default (20), so the index servers never
+	// refuse a document for its depth.
+	IndexDataDepth = 20
+)
+
+// Strings, names and labels (bytes).
+const (
+	// SubjectBytes bounds a raw input subject, so the event's source
+	// ("urn:sightline:subject:" + subject) stays within the envelope's
+	// SourceBytes.
+	SubjectBytes = 512
+
+	// NameBytes bounds a kind or event name token ([A-Za-z0-9_-]).
+	NameBytes = 128
+
+	// IDBytes bounds an event id (envelope "id") and a Nats-Msg-Id the
+	// processor takes as one; a longer Nats-Msg-Id is ignored and the id
+	// derived from the stream position.
+	IDBytes = 256
+
+	// CorrelationIDBytes bounds a correlation ID taken from a header or a
+	// body field; a longer one is ignored and one is minted.
+	CorrelationIDBytes = 256
+
+	// ProducerBytes bounds the producer's identity (Sightline-Producer or
+	// User-Agent header); a longer one is cut.
+	ProducerBytes = 256
+
+	// SourceBytes bounds the envelope's "source" and "subject".
+	SourceBytes = 1024
+
+	// ScopeBytes bounds a snapshot's sync scope (snapshot.schema.json
+	// scope pattern and the envelope's syncscope).
+	ScopeBytes = 255
+
+	// LabelBytes bounds a snapshot node label or edge type identifier.
+	LabelBytes = 64
+
+	// NodeLabels bounds the labels of one snapshot node.
+	NodeLabels = 8
+
+	// KeyBytes bounds a snapshot node or edge key.
+	KeyBytes = 1024
+
+	// PropertyNameBytes bounds a metric or log field name.
+	PropertyNameBytes = 128
+
+	// BodyProperties bounds the top-level fields of a metric or log body.
+	BodyProperties = 512
+
+	// AttributeNameBytes bounds an enrichment attribute name (envelope
+	// propertyNames).
+	AttributeNameBytes = 20
+
+	// IndexStringBytes is the longest string of an event's data the index
+	// keeps whole (longer ones are cut, with "…"), below the index servers'
+	// term length limit.
+	IndexStringBytes = 8 * KiB
+
+	// IndexRawBytes is the longest non-object payload or dead letter body
+	// the index stores as text.
+	IndexRawBytes = 64 * KiB
+)
+
+// HTTP ingest (POST /v1/events).
+const (
+	// HTTPMaxBodyBytes bounds a request body (http.ingest_max_body);
+	// larger → 413.
+	HTTPMaxBodyBytes = 8 * MiB
+
+	// HTTPMaxItems bounds the events of one request (http.ingest_max_items);
+	// more → 413.
+	HTTPMaxItems = 10000
+
+	// HTTPMaxItemBytes bounds one event of a request: the processor's
+	// MaxBodyBytes, so a request is refused at the door rather than
+	// accepted and dead-lettered.
+	HTTPMaxItemBytes = MaxBodyBytes
+)

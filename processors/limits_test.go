@@ -1,0 +1,96 @@
+package processors_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sightline/sightline/internal/limits"
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/processors"
+)
+
+func process(t *testing.T, subject string, body []byte) ([]*stage.Message, error) {
+	t.Helper()
+	p, _ := processors.Standard(processors.Config{}, newValidator(t))
+	return p.Process(context.Background(), &stage.Message{Subject: subject, Header: stage.Header{}, Data: body,
+		Meta: stage.Meta{Stream: "SIGHTLINE_RAW", Sequence: 1, Timestamp: fixedNow}})
+}
+
+// TestConformDoesNotEscapeHTML: a 350 KB log line of '<' used to become a
+// 2.1 MB event (each '<' written as \u003c), refused by the events stream.
+func TestConformDoesNotEscapeHTML(t *testing.T) {
+	for _, c := range []struct{ subject, body string }{
+		{"sightline.raw.log.web", strings.Repeat("<", 350_000)},
+		{"sightline.raw.log.web", `{"message":"` + strings.Repeat("<&>", 100_000) + `"}`},
+		{"sightline.raw.snapshot.inv", `{"scope":"s","tag":1,"source":"<a&b>","nodes":[{"label":"Host","key":"` + strings.Repeat("<", 1000) + `"}]}`},
+		{"sightline.raw.metric.m", `{"q":"` + strings.Repeat("<", 350_000) + `"}`},
+	} {
+		out, err := process(t, c.subject, []byte(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.subject, err)
+		}
+		if bytes.Contains(out[0].Data, []byte(`\u003c`)) || bytes.Contains(out[0].Data, []byte(`\u0026`)) {
+			t.Errorf("%s: HTML escapes in the event", c.subject)
+		}
+		if n := len(out[0].Data); n > len(c.body)+2048 {
+			t.Errorf("%s: a %d-byte body became a %d-byte event", c.subject, len(c.body), n)
+		}
+	}
+}
+
+// TestEventOverTheStreamLimitIsRejected: an event the events stream would
+// refuse is a dead letter with a true reason before anything is published.
+func TestEventOverTheStreamLimitIsRejected(t *testing.T) {
+	// 400 KB of control characters: a valid body under MaxBodyBytes that
+	// JSON writes as \u0001 (6 bytes each), 2.4 MB.
+	body := bytes.Repeat([]byte{1}, 400_000)
+	out, err := process(t, "sightline.raw.log.web", body)
+	if err == nil {
+		t.Fatalf("accepted a %d-byte event", len(out[0].Data))
+	}
+	if c := stage.PermanentClass(err); c != "event_too_large" {
+		t.Fatalf("class %q (%v), want event_too_large", c, err)
+	}
+	for _, frag := range []string{"conformed event is", "400000 bytes", "events stream"} {
+		if !strings.Contains(err.Error(), frag) {
+			t.Errorf("reason %q does not say %q", err, frag)
+		}
+	}
+	// The limit holds with the headers: an event just under it passes.
+	p, _ := processors.Standard(processors.Config{MaxEventBytes: 4096}, newValidator(t))
+	in := func(n int) *stage.Message {
+		return &stage.Message{Subject: "sightline.raw.log.web", Header: stage.Header{}, Data: bytes.Repeat([]byte("x"), n),
+			Meta: stage.Meta{Stream: "SIGHTLINE_RAW", Sequence: 1, Timestamp: fixedNow}}
+	}
+	small, err := p.Process(context.Background(), in(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	overhead := len(small[0].Data) + processors.HeaderBytes(small[0].Header) - 100
+	if _, err := p.Process(context.Background(), in(4096-overhead)); err != nil {
+		t.Errorf("event of exactly 4096 bytes: %v", err)
+	}
+	if _, err := p.Process(context.Background(), in(4096-overhead+1)); stage.PermanentClass(err) != "event_too_large" {
+		t.Errorf("event of 4097 bytes: %v", err)
+	}
+}
+
+// TestBodyDepth: the processor accepts a body nested MaxBodyDepth deep and
+// rejects one level more with class too_deep (it used to accept 10000, and
+// the envelope's extra level made the stored event unreadable by the sinks).
+func TestBodyDepth(t *testing.T) {
+	nest := func(n int) []byte {
+		return []byte(`{"a":` + strings.Repeat("[", n-1) + strings.Repeat("]", n-1) + `}`)
+	}
+	for _, subject := range []string{"sightline.raw.metric.m", "sightline.raw.log.web"} {
+		if _, err := process(t, subject, nest(limits.MaxBodyDepth)); err != nil {
+			t.Errorf("%s: depth %d: %v", subject, limits.MaxBodyDepth, err)
+		}
+		_, err := process(t, subject, nest(limits.MaxBodyDepth+1))
+		if stage.PermanentClass(err) != "too_deep" || !strings.Contains(err.Error(), "nested deeper than the limit of 512 levels (at byte offset") {
+			t.Errorf("%s: depth %d: %v, want too_deep", subject, limits.MaxBodyDepth+1, err)
+		}
+	}
+}

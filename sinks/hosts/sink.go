@@ -1,0 +1,250 @@
+package hosts
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	store "github.com/sightline/sightline/hosts"
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/schemas"
+)
+
+// Sink writes host snapshot events into the store. It is a stage.Sink.
+type Sink struct {
+	kv       store.KV
+	compress bool
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu      sync.Mutex
+	closed  bool
+	hosts   map[string]*store.HostRecord // cache of host records (one per host of the fleet)
+	objects map[string]bool              // object names known to be indexed
+}
+
+// NewSink returns a sink writing into kv.
+func NewSink(kv store.KV, cfg store.Config, log *slog.Logger) *Sink {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Sink{kv: kv, compress: cfg.Compress, log: log, now: time.Now,
+		hosts: map[string]*store.HostRecord{}, objects: map[string]bool{}}
+}
+
+// ErrClosed is returned by Write after Close.
+var ErrClosed = errors.New("hosts: sink closed")
+
+// Close implements stage.Sink: it waits for the Write in progress; later
+// Writes fail with ErrClosed.
+func (s *Sink) Close(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// event is the part of a conformed CloudEvent the sink reads.
+type event struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	CorrelationID string          `json:"correlationid"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// Write implements stage.Sink: every part of the batch is applied in
+// order; puts go out together and the batch is acked once all are stored.
+// Writing the same part twice stores the same values (idempotent); a part
+// of a sync older than the host's newest applied sync is skipped.
+func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var puts []bus.StatePut
+	failed := map[int]error{}
+	touched := map[string]*store.HostRecord{}
+	for i, m := range batch {
+		p, cid, err := decodePart(m)
+		if err != nil {
+			failed[i] = err
+			continue
+		}
+		if p == nil {
+			continue
+		}
+		hostname := strings.TrimPrefix(p.Scope, "host:")
+		rec, err := s.hostRecord(ctx, hostname)
+		if err != nil {
+			return err
+		}
+		if p.Tag < rec.Tag {
+			s.log.Debug("hosts: part of an older sync skipped", "host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			continue
+		}
+		for _, n := range p.Nodes {
+			if n.Label == "Host" && n.Key == hostname {
+				rec.Labels = nodeLabels(n.Properties)
+			}
+		}
+		for j := range p.Objects {
+			o := &p.Objects[j]
+			if o.Host != hostname {
+				failed[i] = stage.Rejectf("schema", "hosts: object %q of host %q in the sync of %s", o.Name, o.Host, p.Scope)
+				break
+			}
+			ps, err := s.objectPuts(o, p.Tag)
+			if err != nil {
+				failed[i] = err
+				break
+			}
+			puts = append(puts, ps...)
+			if o.Collected.After(rec.Seen) {
+				rec.Seen = o.Collected
+			}
+		}
+		if failed[i] != nil {
+			continue
+		}
+		rec.Tag = p.Tag
+		if p.Final && p.Tag >= rec.CompleteTag {
+			rec.CompleteTag = p.Tag
+			rec.Objects = p.Count
+		}
+		rec.Received = s.now().UTC()
+		rec.CorrelationID = cid
+		touched[hostname] = rec
+	}
+	for h, rec := range touched {
+		b, _ := json.Marshal(rec)
+		puts = append(puts, bus.StatePut{Key: store.HostKey(h), Value: b})
+	}
+	if err := s.kv.PutMany(ctx, puts); err != nil {
+		// Records in the cache may be ahead of the store: forget them.
+		for h := range touched {
+			delete(s.hosts, h)
+		}
+		return fmt.Errorf("hosts: write %d records: %w", len(puts), err)
+	}
+	if len(failed) > 0 {
+		return &stage.BatchError{Failed: failed}
+	}
+	return nil
+}
+
+func (s *Sink) hostRecord(ctx context.Context, hostname string) (*store.HostRecord, error) {
+	if r, ok := s.hosts[hostname]; ok {
+		return r, nil
+	}
+	r := &store.HostRecord{Host: hostname}
+	e, err := s.kv.Get(ctx, store.HostKey(hostname))
+	switch {
+	case err == nil:
+		if jerr := json.Unmarshal(e.Value, r); jerr != nil {
+			s.log.Warn("hosts: unreadable host record replaced", "host", hostname, "error", jerr)
+			r = &store.HostRecord{Host: hostname}
+		}
+	case errors.Is(err, bus.ErrStateNotFound):
+	default:
+		return nil, fmt.Errorf("hosts: read host %s: %w", hostname, err)
+	}
+	s.hosts[hostname] = r
+	return r, nil
+}
+
+func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.StatePut, error) {
+	meta := store.Meta{
+		Host: o.Host, Name: o.Name, Type: o.Type, MD5: o.MD5, Mode: o.Mode, Owner: o.Owner, Group: o.Group,
+		Size: o.Size, MTime: o.MTime, Lines: o.Lines, Words: o.Words, Bytes: o.Bytes, Truncated: o.Truncated,
+		Collected: o.Collected, ExitCode: o.ExitCode, Error: o.Error, Tag: tag,
+	}
+	if o.Updated != nil {
+		meta.Updated = *o.Updated
+	} else {
+		meta.Updated = o.Collected
+	}
+	var puts []bus.StatePut
+	if !o.Unchanged && o.MD5 != "" {
+		content, err := o.Decoded()
+		if err != nil {
+			return nil, stage.Reject("schema", "hosts: undecodable content", err)
+		}
+		rec := store.EncodeContent(store.ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
+		puts = append(puts, bus.StatePut{Key: store.ContentKey(o.Name, o.Host), Value: rec})
+	}
+	mb, _ := json.Marshal(&meta)
+	puts = append(puts, bus.StatePut{Key: store.MetaKey(o.Name, o.Host), Value: mb})
+	if !s.objects[o.Name] {
+		ib, _ := json.Marshal(map[string]string{"name": o.Name, "type": o.Type})
+		puts = append(puts, bus.StatePut{Key: store.ObjectKey(o.Name), Value: ib})
+		s.objects[o.Name] = true
+	}
+	return puts, nil
+}
+
+// decodePart reads a conformed host snapshot event. A nil part with a nil
+// error is a snapshot that is not a host sync (ignored).
+func decodePart(m *stage.Message) (*schemas.HostSnapshotPart, string, error) {
+	var ev event
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return nil, "", stage.Reject("not_json", "hosts: message is not a conformed CloudEvent", err)
+	}
+	if !strings.HasPrefix(ev.Type, "snapshot.") {
+		return nil, "", stage.Rejectf("wrong_kind", "hosts: event type %q is not a snapshot", ev.Type)
+	}
+	var p schemas.HostSnapshotPart
+	dec := json.NewDecoder(bytes.NewReader(ev.Data))
+	if err := dec.Decode(&p); err != nil {
+		return nil, "", stage.Reject("schema", "hosts: snapshot data does not decode as a host sync part", err)
+	}
+	name, ok := strings.CutPrefix(p.Scope, "host:")
+	if !ok {
+		return nil, "", nil
+	}
+	if !schemas.ValidHostname(name) {
+		return nil, "", stage.Rejectf("schema", "hosts: scope %q does not name a valid host", p.Scope)
+	}
+	if p.Tag < 1 {
+		return nil, "", stage.Rejectf("schema", "hosts: tag %d of %s must be positive", p.Tag, p.Scope)
+	}
+	for i := range p.Objects {
+		if p.Objects[i].Name == "" || len(p.Objects[i].Name) > 1024 {
+			return nil, "", stage.Rejectf("schema", "hosts: object %d of %s has no name or one over 1024 bytes", i, p.Scope)
+		}
+	}
+	cid := ev.CorrelationID
+	if cid == "" {
+		cid = m.Header.Get(stage.HeaderCorrelationID)
+	}
+	return &p, cid, nil
+}
+
+// nodeLabels reads the host labels from the Host node's "labels" property
+// (["k=v", ...]).
+func nodeLabels(props map[string]any) map[string]string {
+	out := map[string]string{}
+	list, _ := props["labels"].([]any)
+	for _, x := range list {
+		s, _ := x.(string)
+		if k, v, ok := strings.Cut(s, "="); ok && k != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Readable reports whether the host store can read the conformed snapshot
+// event m: nil (also for a snapshot that is not a host sync, which the
+// store ignores), or the permanent error Write would dead-letter it with.
+func Readable(m *stage.Message) error {
+	_, _, err := decodePart(m)
+	return err
+}

@@ -1,0 +1,108 @@
+package searchapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks/index"
+	"github.com/sightline/sightline/sinks/index/indextest"
+	"github.com/sightline/sightline/sinks/index/searchapi"
+	"github.com/sightline/sightline/sinks/sinktest"
+)
+
+// fixture writes one correlated group (a metric and two logs, as
+// production conforms them) into an embedded index at path ("" in memory).
+func fixture(t *testing.T, path string) (e *index.Embedded, cid string, ids []string, logs int) {
+	t.Helper()
+	e = indextest.Open(t, path)
+	msgs := sinktest.NewGenerator(t).Mixed(t, 6)
+	if err := e.Write(context.Background(), msgs); err != nil {
+		t.Fatal(err)
+	}
+	cid = msgs[len(msgs)-1].Header.Get(stage.HeaderCorrelationID)
+	for _, m := range msgs {
+		if m.Header.Get(stage.HeaderCorrelationID) == cid {
+			ids = append(ids, m.ID)
+			if strings.HasPrefix(m.Subject, stage.EventsPrefix+"log.") {
+				logs++
+			}
+		}
+	}
+	if cid == "" || len(ids) == 0 {
+		t.Fatal("the generated events carry no correlation ID")
+	}
+	return e, cid, ids, logs
+}
+
+func get(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		_ = json.NewDecoder(resp.Body).Decode(v)
+	}
+	return resp.StatusCode
+}
+
+func TestAPI(t *testing.T) {
+	e, cid, ids, logs := fixture(t, "")
+	srv := httptest.NewServer(searchapi.New(e, nil, index.StreamLocator))
+	t.Cleanup(srv.Close)
+
+	var tl index.Timeline
+	if code := get(t, srv.URL+"/v1/trace/"+cid, &tl); code != 200 || len(tl.Events) != len(ids) || len(tl.Locations) == 0 {
+		t.Fatalf("trace: %d %+v", code, tl)
+	}
+	if code := get(t, srv.URL+"/v1/trace/nothing-here", nil); code != 404 {
+		t.Fatalf("unknown id: %d", code)
+	}
+	var res index.Result
+	if get(t, srv.URL+"/v1/search?kind=log&correlation_id="+cid, &res); len(res.Docs) != logs || logs == 0 {
+		t.Fatalf("search: %+v", res)
+	}
+	if code := get(t, srv.URL+"/v1/search?from=yesterday", nil); code != 400 {
+		t.Fatalf("bad from: %d", code)
+	}
+	resp, err := http.Get(srv.URL + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "<title>Sightline</title>") {
+		t.Fatalf("page: %d %s", resp.StatusCode, page)
+	}
+}
+
+// While `sightline run` holds the embedded index, the CLI reads through
+// the API (searchapi.Client, what --api selects) and gets the same answers.
+func TestCLIThroughTheAPI(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "idx")
+	e, cid, ids, _ := fixture(t, path)
+	srv := httptest.NewServer(searchapi.New(e, nil))
+	t.Cleanup(srv.Close)
+	s := &searchapi.Client{Base: srv.URL}
+	direct, err := index.Trace(context.Background(), e, cid, index.StreamLocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaAPI, err := index.Trace(context.Background(), s, cid, index.StreamLocator)
+	if err != nil || len(viaAPI.Events) != len(ids) || len(viaAPI.Events) != len(direct.Events) {
+		t.Fatalf("through the API: %+v, %v", viaAPI, err)
+	}
+	for i := range direct.Events {
+		if direct.Events[i].ID != viaAPI.Events[i].ID {
+			t.Fatalf("event %d: %s through the API, %s direct", i, viaAPI.Events[i].ID, direct.Events[i].ID)
+		}
+	}
+}
