@@ -233,7 +233,8 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 	p.mux.Handle("GET /metrics", p.metrics.Handler())
 	p.mux.Handle("POST /v1/events", httpingest.New(p.bus, httpingest.WithLogger(p.log.With("component", "ingest")),
 		httpingest.WithMaxBodyBytes(int64(p.cfg.HTTP.IngestMaxBody)), httpingest.WithMaxItems(p.cfg.HTTP.IngestMaxItems),
-		httpingest.WithMaxItemBytes(p.cfg.Processor.MaxBodyBytes)))
+		httpingest.WithMaxItemBytes(p.cfg.Processor.MaxBodyBytes), httpingest.WithMaxConcurrent(p.cfg.HTTP.IngestMaxConcurrent),
+		httpingest.WithReadTimeout(p.cfg.HTTP.IngestReadTimeout)))
 	if p.cfg.HTTP.Listen == "" {
 		return nil, nil
 	}
@@ -241,7 +242,10 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 	if err != nil {
 		return nil, fmt.Errorf("http.listen: %w", err)
 	}
-	srv := &http.Server{Handler: p.mux, ReadHeaderTimeout: 10 * time.Second}
+	// No server-wide read or write timeout: the ingest bounds its own body
+	// read (http.ingest_read_timeout); a search stops when its client goes.
+	srv := &http.Server{Handler: p.mux, ReadHeaderTimeout: limits.HTTPReadHeaderTimeout,
+		IdleTimeout: limits.HTTPIdleTimeout, MaxHeaderBytes: limits.HTTPMaxHeaderBytes}
 	if ln, err = p.secureHTTP(ctx, srv, ln); err != nil {
 		return nil, err
 	}

@@ -71,6 +71,12 @@ type HTTP struct {
 	Listen         string `yaml:"listen"`
 	IngestMaxBody  int    `yaml:"ingest_max_body"`
 	IngestMaxItems int    `yaml:"ingest_max_items"`
+	// IngestMaxConcurrent bounds the ingest requests served at once; one
+	// more waits a second for a slot, then gets 429.
+	IngestMaxConcurrent int `yaml:"ingest_max_concurrent"`
+	// IngestReadTimeout bounds the time to read one ingest body; a client
+	// still sending after it gets 408.
+	IngestReadTimeout time.Duration `yaml:"ingest_read_timeout"`
 	// TLSCert and TLSKey (PEM files) serve HTTPS; SIGHUP re-reads them.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
@@ -168,7 +174,8 @@ func Default(sections ...SectionDef) *Config {
 		Streams: bus.DefaultStreams(),
 		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: limits.MaxBodyBytes,
 			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: bus.DefaultAckWait},
-		HTTP:      HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: limits.HTTPMaxBodyBytes, IngestMaxItems: limits.HTTPMaxItems},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: limits.HTTPMaxBodyBytes, IngestMaxItems: limits.HTTPMaxItems,
+			IngestMaxConcurrent: limits.HTTPMaxConcurrentIngest, IngestReadTimeout: limits.HTTPIngestReadTimeout},
 		Runtime:   Runtime{MemoryLimit: 200 << 20, GCPercent: 200},
 		Log:       Log{Level: "info", Format: "json"},
 		Telemetry: Telemetry{Traces: telemetry.TracingConfig{Exporter: "none", SampleRatio: 1, ServiceName: "sightline"}, Statsd: Statsd{Interval: 10 * time.Second}},
@@ -302,6 +309,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.IngestMaxItems < 1 {
 		bad("http.ingest_max_items", "must be at least 1")
+	}
+	if c.HTTP.IngestMaxConcurrent < 1 {
+		bad("http.ingest_max_concurrent", "must be at least 1")
+	}
+	if c.HTTP.IngestReadTimeout < time.Second {
+		bad("http.ingest_read_timeout", "must be at least 1s, got %s", c.HTTP.IngestReadTimeout)
 	}
 	if g := c.Runtime.GCPercent; g < -1 || (g > 0 && g < 25) {
 		bad("runtime.gc_percent", "must be -1 (off), 0 (Go default) or at least 25, got %d", g)

@@ -17,6 +17,8 @@
 // table, the JSON schemas and these constants in step.
 package limits
 
+import "time"
+
 // Byte units.
 const (
 	KiB = 1 << 10
@@ -195,4 +197,33 @@ const (
 	// MaxBodyBytes, so a request is refused at the door rather than
 	// accepted and dead-lettered.
 	HTTPMaxItemBytes = MaxBodyBytes
+
+	// HTTPMaxConcurrentIngest bounds the ingest requests served at once
+	// (http.ingest_max_concurrent), and so the memory their bodies take
+	// (at most this many times HTTPMaxBodyBytes); one more waits up to
+	// HTTPIngestQueueWait for a slot, then → 429 with Retry-After.
+	HTTPMaxConcurrentIngest = 16
+
+	// HTTPMaxHeaderBytes bounds a request's header block, on every
+	// endpoint; larger → 431.
+	HTTPMaxHeaderBytes = 64 * KiB
+)
+
+// HTTP time limits.
+const (
+	// HTTPIngestReadTimeout bounds the time to read one ingest request's
+	// body (http.ingest_read_timeout); a client still sending after it →
+	// 408 and the connection is closed.
+	HTTPIngestReadTimeout = 60 * time.Second
+
+	// HTTPIngestQueueWait is how long an ingest request waits for one of
+	// the HTTPMaxConcurrentIngest slots before its 429.
+	HTTPIngestQueueWait = time.Second
+
+	// HTTPReadHeaderTimeout bounds the time to read a request's headers,
+	// on every endpoint; the connection is closed after it.
+	HTTPReadHeaderTimeout = 10 * time.Second
+
+	// HTTPIdleTimeout closes a keep-alive connection idle for longer.
+	HTTPIdleTimeout = 2 * time.Minute
 )

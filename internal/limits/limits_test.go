@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/schemas"
@@ -83,6 +84,28 @@ func TestSchemasMatch(t *testing.T) {
 	}
 }
 
+// TestDocumentedDurations checks that docs/limits.md names every time
+// limit with its value.
+func TestDocumentedDurations(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "limits.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for name, d := range map[string]time.Duration{
+		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
+		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
+	} {
+		v := d.String()
+		if d%time.Minute == 0 {
+			v = fmt.Sprintf("%dm", d/time.Minute) // 2m0s → 2m
+		}
+		if !strings.Contains(doc, "`"+name+"`") || !strings.Contains(doc, v) {
+			t.Errorf("docs/limits.md does not give %s = %s", name, v)
+		}
+	}
+}
+
 // TestDocumented checks that docs/limits.md names every limit with its
 // value.
 func TestDocumented(t *testing.T) {
@@ -105,7 +128,8 @@ func TestDocumented(t *testing.T) {
 		"DLQReasonBytes": limits.DLQReasonBytes, "HeaderBlockBytes": limits.HeaderBlockBytes,
 		"BodyProperties": limits.BodyProperties, "PropertyNameBytes": limits.PropertyNameBytes,
 		"AttributeNameBytes": limits.AttributeNameBytes, "SourceBytes": limits.SourceBytes, "NodeLabels": limits.NodeLabels,
-		"IndexRawBytes": limits.IndexRawBytes,
+		"IndexRawBytes": limits.IndexRawBytes, "HTTPMaxConcurrentIngest": limits.HTTPMaxConcurrentIngest,
+		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes,
 	} {
 		if !strings.Contains(doc, "`"+name+"`") {
 			t.Errorf("docs/limits.md does not name %s", name)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -29,6 +30,9 @@ const (
 	DefaultMaxBodyBytes = inputlimits.HTTPMaxBodyBytes // whole request body
 	DefaultMaxItems     = inputlimits.HTTPMaxItems     // events per request
 	DefaultMaxItemBytes = inputlimits.HTTPMaxItemBytes // one event's data (the processor's own limit)
+	DefaultConcurrent   = inputlimits.HTTPMaxConcurrentIngest
+	DefaultReadTimeout  = inputlimits.HTTPIngestReadTimeout
+	queueWait           = inputlimits.HTTPIngestQueueWait
 )
 
 const rawPrefix = stage.RawPrefix
@@ -45,6 +49,9 @@ type Handler struct {
 	timeout    time.Duration
 	retryAfter time.Duration
 	producer   string
+	// slots holds one token per request being served (WithMaxConcurrent).
+	slots       chan struct{}
+	readTimeout time.Duration
 }
 
 // Option configures a Handler.
@@ -61,6 +68,17 @@ func WithMaxItems(n int) Option { return func(h *Handler) { h.lim.maxItems = n }
 
 // WithMaxItemBytes bounds one event's data (default 512 KiB); larger → 413.
 func WithMaxItemBytes(n int) Option { return func(h *Handler) { h.lim.maxItemBytes = n } }
+
+// WithMaxConcurrent bounds the requests served at once (default 16), and
+// so the memory their bodies take; one more waits up to a second for a
+// slot, then → 429 with Retry-After.
+func WithMaxConcurrent(n int) Option {
+	return func(h *Handler) { h.slots = make(chan struct{}, max(1, n)) }
+}
+
+// WithReadTimeout bounds the time to read one request body (default 60s);
+// a client still sending after it → 408, and the connection is closed.
+func WithReadTimeout(d time.Duration) Option { return func(h *Handler) { h.readTimeout = d } }
 
 // WithPublishTimeout bounds the wait for the PubAcks (default 10s); a
 // timeout answers 503.
@@ -79,6 +97,7 @@ func New(pub stage.Publisher, opts ...Option) http.Handler {
 		pub: pub, maxBody: DefaultMaxBodyBytes,
 		lim:     limits{maxItems: DefaultMaxItems, maxItemBytes: DefaultMaxItemBytes},
 		timeout: 10 * time.Second, retryAfter: 5 * time.Second, producer: "httpingest",
+		slots: make(chan struct{}, DefaultConcurrent), readTimeout: DefaultReadTimeout,
 	}
 	for _, o := range opts {
 		o(h)
@@ -130,14 +149,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, over the limit of %d", r.ContentLength, h.maxBody), nil)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if !h.acquire(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusTooManyRequests, fmt.Sprintf("%d ingest requests at once are being served, the limit (http.ingest_max_concurrent): retry later", cap(h.slots)), nil)
+		return
+	}
+	defer func() { <-h.slots }()
+	body, err := h.readBody(w, r)
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var ne net.Error
+		switch {
+		case errors.As(err, &mbe):
 			fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is over the limit of %d bytes", h.maxBody), nil)
-			return
+		case errors.As(err, &ne) && ne.Timeout():
+			w.Header().Set("Connection", "close")
+			fail(http.StatusRequestTimeout, fmt.Sprintf("body not received within %s (http.ingest_read_timeout)", h.readTimeout), nil)
+		default:
+			fail(http.StatusBadRequest, "reading body: "+err.Error(), nil)
 		}
-		fail(http.StatusBadRequest, "reading body: "+err.Error(), nil)
 		return
 	}
 	items, err := decode(body, ndjson, typ, h.lim)
@@ -185,6 +215,38 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("events ingested", "accepted", len(msgs), "duplicates", dups, "subject", msgs[0].Subject)
 	h.reply(w, http.StatusAccepted, Response{IDs: ids, CorrelationID: cid, Accepted: len(msgs), Duplicates: dups})
+}
+
+// acquire takes a slot, waiting up to queueWait; false when none freed.
+func (h *Handler) acquire(ctx context.Context) bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(queueWait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// readBody reads the whole body within the read timeout. The connection's
+// read deadline is lifted afterwards, so publishing (bounded on its own)
+// is not cut by it.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	rc := http.NewResponseController(w)
+	// Not every ResponseWriter has a connection (tests, wrappers): without
+	// one there is nothing to bound here.
+	if err := rc.SetReadDeadline(time.Now().Add(h.readTimeout)); err == nil {
+		defer func() { _ = rc.SetReadDeadline(time.Time{}) }()
+	}
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 }
 
 // messages builds the raw messages: subject, data, Nats-Msg-Id, correlation,

@@ -3,11 +3,13 @@ package httpingest_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
@@ -232,5 +234,63 @@ func TestClosedBusAnswers503(t *testing.T) {
 	}
 	if !strings.Contains(e.log.String(), `"level":"WARN","msg":"ingest publish failed","correlation_id":"down-1"`) {
 		t.Errorf("log: %s", e.log.String())
+	}
+}
+
+// A request finding every slot taken waits up to a second for one: freed
+// in time it is served, otherwise it gets 429 with Retry-After. A body
+// still arriving after the read timeout gets 408.
+func TestConcurrencyAndReadTimeout(t *testing.T) {
+	e := newEnv(t, httpingest.WithMaxConcurrent(1), httpingest.WithReadTimeout(2*time.Second))
+	pr, pw := io.Pipe()
+	first := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/events", pr)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			close(first)
+			return
+		}
+		first <- resp
+	}()
+	_, _ = pw.Write([]byte(`{"type":"metric.m",`)) // the first request holds the slot
+	time.Sleep(200 * time.Millisecond)
+	resp, out := e.post(t, "", "application/json", `{"type":"metric.m","data":{}}`)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(out.Error, "http.ingest_max_concurrent") {
+		t.Errorf("second request while the first holds the slot: %d %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), out)
+	}
+	// Freed within the wait: served.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_, _ = pw.Write([]byte(`"data":{"i":1}}`))
+		_ = pw.Close()
+	}()
+	resp, out = e.post(t, "", "application/json", `{"type":"metric.m","data":{"i":2}}`)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Errorf("request whose slot freed within the wait: %d %+v", resp.StatusCode, out)
+	}
+	if r := <-first; r == nil || r.StatusCode != http.StatusAccepted {
+		t.Errorf("first request: %+v", r)
+	} else {
+		r.Body.Close()
+	}
+	e.events(t, "sightline.events.metric.m", 2)
+
+	// A body that stops arriving: 408 after the read timeout.
+	pr2, pw2 := io.Pipe()
+	defer pw2.Close()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/events", pr2)
+	req.Header.Set("Content-Type", "application/json")
+	go func() { _, _ = pw2.Write([]byte(`{"type":`)) }()
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || time.Since(start) < 1500*time.Millisecond {
+		t.Errorf("stalled body: %d after %s", resp.StatusCode, time.Since(start))
 	}
 }
