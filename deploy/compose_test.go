@@ -390,7 +390,7 @@ func TestPrometheusConfig(t *testing.T) {
 }
 
 // The alert rules load (rule_files), are mounted where prometheus.yml
-// says, and name metrics the graph sink registers.
+// says, and name metrics the graph sink or the pipeline registers.
 func TestPrometheusAlertRules(t *testing.T) {
 	b, err := os.ReadFile("prometheus/alerts.yml")
 	if err != nil {
@@ -407,9 +407,13 @@ func TestPrometheusAlertRules(t *testing.T) {
 	if err := yaml.Unmarshal(b, &rules); err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := os.ReadFile("../sinks/graph/metrics.go")
-	if err != nil {
-		t.Fatal(err)
+	var metrics []byte
+	for _, f := range []string{"../sinks/graph/metrics.go", "../internal/telemetry/metrics.go"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics = append(metrics, b...)
 	}
 	exprs := map[string]string{}
 	for _, g := range rules.Groups {
@@ -420,9 +424,12 @@ func TestPrometheusAlertRules(t *testing.T) {
 	for alert, metric := range map[string]string{
 		"SightlineGraphSyncOpenTooLong": "sightline_graph_open_syncs_over_age",
 		"SightlineGraphForceIgnored":    "sightline_graph_force_ignored_total",
+		"SightlineInputLost":            "sightline_consumer_lost_total",
+		"SightlineBacklogAtRisk":        "sightline_consumer_backlog_at_risk",
+		"SightlineConsumerStalled":      "sightline_consumer_stalled",
 	} {
 		if !strings.Contains(exprs[alert], metric) || !strings.Contains(string(metrics), `"`+metric+`"`) {
-			t.Errorf("alert %s: expr %q must use %s, registered in sinks/graph/metrics.go", alert, exprs[alert], metric)
+			t.Errorf("alert %s: expr %q must use %s, registered in sinks/graph or internal/telemetry", alert, exprs[alert], metric)
 		}
 	}
 	prom, _ := os.ReadFile("prometheus/prometheus.yml")

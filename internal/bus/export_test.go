@@ -11,3 +11,6 @@ func EmbeddedSync(b *Bus) (always bool, interval time.Duration) {
 	c := b.srv.JetStreamConfig()
 	return c.SyncAlways, c.SyncInterval
 }
+
+// AckSeqs is ackSeqs, for the differential test against nats.go.
+var AckSeqs = ackSeqs

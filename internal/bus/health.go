@@ -200,7 +200,7 @@ func (b *Bus) Instances(ctx context.Context, wait time.Duration) ([]InstanceHeal
 // makes the consumer unhealthy (readiness fails, naming it), logs one
 // error, sets the stall metric and restarts the pull loop (again every
 // StallTimeout while it lasts); recovery logs once and clears them.
-func (b *Bus) watch(ctx context.Context, p *puller) {
+func (b *Bus) watch(ctx context.Context, p *puller, loss *lossCheck) {
 	c := p.c
 	name := "consumer " + c.Durable
 	b.SetHealth(name, nil)
@@ -217,6 +217,7 @@ func (b *Bus) watch(ctx context.Context, p *puller) {
 		lastRestart  time.Time
 		stalled      bool
 		pending      uint64
+		lastCheck    time.Time
 	)
 	unstall := func() {
 		if stalled {
@@ -232,10 +233,12 @@ func (b *Bus) watch(ctx context.Context, p *puller) {
 		if cons == nil {
 			cons, _ = b.js.Consumer(ctx, c.Stream, c.Durable)
 		}
+		lastCheck = time.Now()
 		if cons != nil {
 			if info, err := cons.Info(ctx); err == nil {
 				pending = info.NumPending
 				b.obs.Pending(c.Stream, c.Durable, info.NumPending+uint64(info.NumAckPending))
+				loss.check(ctx, info)
 			} else {
 				cons = nil // gone or unreachable: look it up again next time
 			}
@@ -271,6 +274,17 @@ func (b *Bus) watch(ctx context.Context, p *puller) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-loss.wake:
+			// A gap in the deliveries: look at the stream now, while it
+			// can still tell a removed message from one another worker
+			// got, but not more often than every 250 ms.
+			if d := time.Until(lastCheck.Add(250 * time.Millisecond)); d > 0 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(d):
+				}
+			}
 		}
 	}
 }

@@ -121,6 +121,7 @@ type puller struct {
 	restartErr time.Time // last failed restart (backoff)
 	renewFails uint      // failed restarts in a row
 
+	loss     *lossCheck    // notes first deliveries (set before the first pull)
 	received atomic.Uint64 // stored messages delivered
 	settled  atomic.Uint64 // inputs acked, nak'd or terminated
 	restarts atomic.Uint64
@@ -202,6 +203,9 @@ func (p *puller) onMsg(gen uint64, m *nats.Msg) {
 	p.buf = append(p.buf, held{m: m, at: now})
 	p.mu.Unlock()
 	p.received.Add(1)
+	if p.loss != nil {
+		p.loss.delivered(m)
+	}
 	if wasEmpty {
 		// A lane that takes from a non-empty buffer signals the next one
 		// itself when it leaves messages behind.

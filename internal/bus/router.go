@@ -145,12 +145,18 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 		MaxAckPending:  c.MaxAckPending,
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	}
-	if err := b.createConsumer(ctx, c, cfg); err != nil {
+	cons, err := b.createConsumer(ctx, c, cfg)
+	if err != nil {
 		return err
 	}
+	// Before the first pull: input removed while no process ran this
+	// consumer is only visible now.
+	loss := newLossCheck(b, c)
+	loss.check(ctx, cons.CachedInfo())
 	p := newPuller(b, c, cfg)
+	p.loss = loss
 	p.mu.Lock()
-	err := p.subscribe()
+	err = p.subscribe()
 	if err == nil {
 		p.pull()
 	}
@@ -163,7 +169,7 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	pullCtx, stopPull := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPull()
 	go p.run(pullCtx)
-	go b.watch(pullCtx, p)
+	go b.watch(pullCtx, p, loss)
 	b.serveHealth()
 
 	// work gets a context that outlives ctx by DrainTimeout so in-flight
@@ -327,15 +333,15 @@ func dlqMessage(in *stage.Message, stageName string, reason error) *nats.Msg {
 // createConsumer creates or updates the durable consumer, retrying for up
 // to 30 s: a stream just created on a cluster may have no leader yet ("no
 // responders"), which must not stop the pipeline at start.
-func (b *Bus) createConsumer(ctx context.Context, c ConsumerConfig, cfg jetstream.ConsumerConfig) error {
+func (b *Bus) createConsumer(ctx context.Context, c ConsumerConfig, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
-		_, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+		cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
 		if err == nil {
-			return nil
+			return cons, nil
 		}
 		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("bus: consumer %s on %s: %w", c.Durable, c.Stream, err)
+			return nil, fmt.Errorf("bus: consumer %s on %s: %w", c.Durable, c.Stream, err)
 		}
 		b.log.Debug("consumer not created yet, retrying", "consumer", c.Durable, "stream", c.Stream, "error", err)
 		select {

@@ -23,6 +23,8 @@ type Metrics struct {
 	pending   *prometheus.GaugeVec
 	stalled   *prometheus.GaugeVec
 	stalls    *prometheus.CounterVec
+	lost      *prometheus.CounterVec
+	atRisk    *prometheus.GaugeVec
 }
 
 // NewMetrics registers the pipeline metrics and the Go and process
@@ -60,8 +62,16 @@ func NewMetrics() *Metrics {
 		stalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sightline_consumer_stalls_total", Help: "Times a consumer was found stalled.",
 		}, []string{"stream", "consumer"}),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sightline_consumer_lost_total",
+			Help: "Messages the stream's limits (max_age, max_bytes) or a purge removed before the consumer received them: lost.",
+		}, []string{"stream", "consumer"}),
+		atRisk: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sightline_consumer_backlog_at_risk",
+			Help: "1 while the consumer's backlog is about to be removed by the stream's limits (90 % of max_bytes or max_age), else 0.",
+		}, []string{"stream", "consumer"}),
 	}
-	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.redeliver, m.latency, m.pending, m.stalled, m.stalls,
+	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.redeliver, m.latency, m.pending, m.stalled, m.stalls, m.lost, m.atRisk,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -105,10 +115,28 @@ func (m *Metrics) Pending(stream, consumer string, n uint64) {
 // Stalled records a consumer entering or leaving the stalled state
 // (bus.StallObserver).
 func (m *Metrics) Stalled(stream, consumer string, stalled bool) {
-	v := 0.0
 	if stalled {
-		v = 1
 		m.stalls.WithLabelValues(stream, consumer).Inc()
 	}
-	m.stalled.WithLabelValues(stream, consumer).Set(v)
+	setFlag(m.stalled.WithLabelValues(stream, consumer), stalled)
+}
+
+// setFlag sets a 0/1 gauge.
+func setFlag(g prometheus.Gauge, on bool) {
+	if on {
+		g.Set(1)
+	} else {
+		g.Set(0)
+	}
+}
+
+// Lost counts messages removed before the consumer received them
+// (bus.LossObserver).
+func (m *Metrics) Lost(stream, consumer string, n uint64) {
+	m.lost.WithLabelValues(stream, consumer).Add(float64(n))
+}
+
+// AtRisk records a backlog about to be removed (bus.LossObserver).
+func (m *Metrics) AtRisk(stream, consumer string, risk bool) {
+	setFlag(m.atRisk.WithLabelValues(stream, consumer), risk)
 }

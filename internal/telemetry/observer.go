@@ -11,6 +11,15 @@ type Fanout []bus.Observer
 
 var _ bus.Observer = Fanout(nil)
 
+// Both the metrics and the fan-out record stalls, lost input and backlogs
+// at risk.
+var (
+	_ bus.StallObserver = (*Metrics)(nil)
+	_ bus.LossObserver  = (*Metrics)(nil)
+	_ bus.StallObserver = Fanout(nil)
+	_ bus.LossObserver  = Fanout(nil)
+)
+
 func (f Fanout) Received(stage, kind string, redelivered bool) {
 	for _, o := range f {
 		o.Received(stage, kind, redelivered)
@@ -52,6 +61,24 @@ func (f Fanout) Stalled(stream, consumer string, stalled bool) {
 	for _, o := range f {
 		if so, ok := o.(bus.StallObserver); ok {
 			so.Stalled(stream, consumer, stalled)
+		}
+	}
+}
+
+// Lost forwards to the observers that record lost input.
+func (f Fanout) Lost(stream, consumer string, n uint64) {
+	for _, o := range f {
+		if lo, ok := o.(bus.LossObserver); ok {
+			lo.Lost(stream, consumer, n)
+		}
+	}
+}
+
+// AtRisk forwards to the observers that record backlogs at risk.
+func (f Fanout) AtRisk(stream, consumer string, risk bool) {
+	for _, o := range f {
+		if lo, ok := o.(bus.LossObserver); ok {
+			lo.AtRisk(stream, consumer, risk)
 		}
 	}
 }
