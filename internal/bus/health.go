@@ -235,10 +235,9 @@ func (b *Bus) watch(ctx context.Context, p *puller, loss *lossCheck) {
 		}
 		lastCheck = time.Now()
 		if cons != nil {
-			if info, err := cons.Info(ctx); err == nil {
+			if info, err := loss.observe(ctx, cons); err == nil {
 				pending = info.NumPending
 				b.obs.Pending(c.Stream, c.Durable, info.NumPending+uint64(info.NumAckPending))
-				loss.check(ctx, info)
 			} else {
 				cons = nil // gone or unreachable: look it up again next time
 			}

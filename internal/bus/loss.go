@@ -57,11 +57,11 @@ type lossCheck struct {
 	atRisk bool
 	wake   chan struct{} // cap 1: a gap to resolve
 
-	whole atomic.Bool // known to read the whole stream (set by check)
+	whole   atomic.Bool // known to read the whole stream (set by observe)
+	partial bool        // known not to (observe's goroutine only)
 
 	mu      sync.Mutex
-	upTo    uint64   // every sequence up to here is accounted for
-	maxSeen uint64   // highest stream sequence first delivered here
+	maxSeen uint64   // highest stream sequence first delivered here or counted lost
 	gaps    []seqGap // gaps in first deliveries, not yet resolved
 }
 
@@ -91,10 +91,6 @@ func (l *lossCheck) delivered(m *nats.Msg) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.maxSeen == 0 {
-		l.maxSeen = max(l.maxSeen, seq)
-		return
-	}
 	if seq > l.maxSeen+1 {
 		if len(l.gaps) == maxGaps {
 			last := l.gaps[len(l.gaps)-1]
@@ -107,35 +103,50 @@ func (l *lossCheck) delivered(m *nats.Msg) {
 	l.maxSeen = max(l.maxSeen, seq)
 }
 
-// check compares the consumer's state with the stream's and reports input
-// lost since the last check, and a backlog at risk.
-func (l *lossCheck) check(ctx context.Context, info *jetstream.ConsumerInfo) {
-	if info == nil {
-		return
+// observe reads the stream's state, then the consumer's — in that order:
+// a message the stream no longer had when its state was read cannot have
+// been delivered after it, so nothing delivered is counted lost — then
+// accounts for what is lost and at risk, and returns the consumer's info.
+// A consumer found not to read the whole stream costs one request.
+func (l *lossCheck) observe(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, error) {
+	if l.partial {
+		return cons.Info(ctx)
 	}
 	if l.stream == nil {
 		s, err := l.b.js.Stream(ctx, l.c.Stream)
 		if err != nil {
-			return
+			return cons.Info(ctx)
 		}
 		l.stream = s
 	}
+	// Only the gaps seen before the stream's state is read can be judged
+	// by it: a message removed after it was read would look still there.
+	l.mu.Lock()
+	judged := len(l.gaps)
+	l.mu.Unlock()
 	si, err := l.stream.Info(ctx)
 	if err != nil {
 		l.stream = nil
-		return
+		return cons.Info(ctx)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if !readsWholeStream(si.Config.Subjects, info.Config.FilterSubjects) {
-		return
+		l.partial = true
+		return info, nil
 	}
 	if !l.whole.Load() {
+		// The baseline: what the server delivered before this process.
 		l.mu.Lock()
 		l.maxSeen = max(l.maxSeen, info.Delivered.Stream)
 		l.mu.Unlock()
 		l.whole.Store(true)
 	}
-	l.lost(info, si)
+	l.lost(info, si, judged)
 	l.risk(ctx, info, si)
+	return info, nil
 }
 
 // readsWholeStream reports whether a consumer with these filters receives
@@ -150,31 +161,34 @@ func readsWholeStream(subjects, filters []string) bool {
 	return slices.Equal(a, b)
 }
 
-// lost counts what is gone: the gaps below the stream's first sequence,
-// then the sequences between the consumer's last delivered one and it.
-// A consumer created on a stream whose history already aged out starts
-// with delivered = first - 1 (the server's doing): nothing is reported
+// lost counts what is gone. One cursor, maxSeen, moves through the
+// stream's sequences in order, so nothing is counted twice: a gap below a
+// first delivery is counted (its part still in the stream went to another
+// worker) when the next check resolves it, and the sequences between the
+// consumer's last delivered one and the stream's first are counted here
+// only once this process has received everything the server delivered
+// (else the deliveries on their way will show them as a gap). A consumer
+// created on a stream whose history already aged out starts with
+// delivered = first - 1 (the server's doing): nothing is reported
 // (TestNewConsumerOnAgedStreamReportsNothing).
-func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo) {
+func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo, judged int) {
 	first := si.State.FirstSeq
 	if first == 0 {
 		return
 	}
 	var ranges []seqGap
 	l.mu.Lock()
-	for _, g := range l.gaps {
-		// What is still in the stream was first delivered to another
-		// worker (the server delivers in order); what is not is gone.
+	judged = min(judged, len(l.gaps)) // maxGaps may have merged two since
+	for _, g := range l.gaps[:judged] {
 		g.hi = min(g.hi, first-1)
-		if g.lo <= g.hi && g.hi > l.upTo {
-			ranges = append(ranges, seqGap{max(g.lo, l.upTo+1), g.hi})
-			l.upTo = g.hi
+		if g.lo <= g.hi {
+			ranges = append(ranges, g)
 		}
 	}
-	l.gaps = l.gaps[:0]
-	if delivered := info.Delivered.Stream; first > delivered+1 && first-1 > l.upTo {
-		ranges = append(ranges, seqGap{max(delivered, l.upTo) + 1, first - 1})
-		l.upTo = first - 1
+	l.gaps = append(l.gaps[:0], l.gaps[judged:]...)
+	if d := info.Delivered.Stream; first > d+1 && l.maxSeen == d {
+		ranges = append(ranges, seqGap{d + 1, first - 1})
+		l.maxSeen = first - 1
 	}
 	l.mu.Unlock()
 	if len(ranges) == 0 {
@@ -190,6 +204,7 @@ func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo)
 	l.b.log.Error("messages removed from the stream before this consumer received them: they are lost",
 		"stream", l.c.Stream, "consumer", l.c.Durable, "stage", l.c.Stage, "lost", n,
 		"first_lost_seq", ranges[0].lo, "last_lost_seq", ranges[len(ranges)-1].hi, "ranges", len(ranges),
+		"lost_seqs", rangesText(ranges, 20),
 		"max_age", si.Config.MaxAge.String(), "max_bytes", si.Config.MaxBytes, "max_msgs", si.Config.MaxMsgs,
 		"hint", "the stream keeps what its limits allow ("+limitKeys(l.c.Stream)+"): raise them, or add workers so the backlog drains before it ages or overflows")
 }
@@ -286,4 +301,24 @@ func ackSeqs(reply string) (delivered, seq uint64, ok bool) {
 func parseUint(s string) (uint64, bool) {
 	v, err := strconv.ParseUint(s, 10, 64)
 	return v, err == nil
+}
+
+// rangesText writes up to most ranges as "2-5,9,12-40" (then "…").
+func rangesText(rs []seqGap, most int) string {
+	var b strings.Builder
+	for i, r := range rs {
+		if i == most {
+			b.WriteString(",…")
+			break
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(r.lo, 10))
+		if r.hi != r.lo {
+			b.WriteByte('-')
+			b.WriteString(strconv.FormatUint(r.hi, 10))
+		}
+	}
+	return b.String()
 }

@@ -152,7 +152,7 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	// Before the first pull: input removed while no process ran this
 	// consumer is only visible now.
 	loss := newLossCheck(b, c)
-	loss.check(ctx, cons.CachedInfo())
+	_, _ = loss.observe(ctx, cons)
 	p := newPuller(b, c, cfg)
 	p.loss = loss
 	p.mu.Lock()
