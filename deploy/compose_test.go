@@ -474,7 +474,8 @@ func TestGrafanaProvisioning(t *testing.T) {
 		}
 	}
 	for _, m := range []string{"sightline_events_in_total", "sightline_events_out_total", "sightline_events_rejected_total",
-		"sightline_processing_seconds_bucket", "sightline_consumer_pending", "sightline_redeliveries_total"} {
+		"sightline_processing_seconds_bucket", "sightline_consumer_pending", "sightline_redeliveries_total",
+		"sightline_consumer_lost_total", "sightline_consumer_backlog_at_risk", "sightline_consumer_stalled"} {
 		if !strings.Contains(exprs.String(), m) {
 			t.Errorf("dashboard has no panel on %s", m)
 		}
