@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -112,6 +113,21 @@ func TestRawOverflowIsCounted(t *testing.T) {
 		t.Fatalf("nothing overflowed (%d events): the flood did not outrun the processor", events)
 	}
 	t.Logf("%d published: %d events, %d dead letters, %d removed by the raw stream's 2 MiB limit before processing", n, events, dead, gone)
+
+	// `sightline status` shows it on the processor's consumer.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "status", "--set", "nats.urls=nats://"+natsAddr).CombinedOutput()
+	line := ""
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, "consumer processor") {
+			line = l
+		}
+	}
+	t.Log(line)
+	if err != nil || !strings.Contains(line, fmt.Sprintf("%d messages removed by the stream's limits before it received them (lost)", gone)) {
+		t.Errorf("status: %v\n%s", err, out)
+	}
 	if !strings.Contains(p.stderr.String(), `"msg":"messages removed from the stream before this consumer received them: they are lost","stream":"SIGHTLINE_RAW","consumer":"processor"`) {
 		t.Errorf("no error line for the loss:\n%s", p.stderr)
 	}

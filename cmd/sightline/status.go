@@ -114,7 +114,11 @@ func printHealth(tw io.Writer, insts []bus.InstanceHealth) {
 				state = "FAILING"
 			}
 			since := c.Since.Local().Format(time.DateTime) + " (" + time.Since(c.Since).Round(time.Second).String() + " ago)"
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termsafe.String(in.Instance), termsafe.String(c.Component), state, since, termsafe.String(c.Reason))
+			reason := c.Reason
+			if c.Lost > 0 {
+				reason = strings.TrimPrefix(reason+"; ", "; ") + fmt.Sprintf("%d messages removed by the stream's limits before it received them (lost)", c.Lost)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termsafe.String(in.Instance), termsafe.String(c.Component), state, since, termsafe.String(reason))
 		}
 	}
 }

@@ -21,6 +21,10 @@ type ComponentHealth struct {
 	OK        bool      `json:"ok"`
 	Since     time.Time `json:"since"` // when it entered this state
 	Reason    string    `json:"reason,omitempty"`
+	// Lost counts the messages a consumer's stream removed before this
+	// process's consumer received them (docs/consumers.md, "Backlog
+	// limits"), since the process started.
+	Lost uint64 `json:"lost,omitempty"`
 }
 
 // InstanceHealth is what one running process reports about itself.
@@ -80,6 +84,21 @@ func (b *Bus) SetHealth(component string, err error) {
 }
 
 // dropHealth forgets a component (a consumer that stopped).
+// addLost adds n to a component's lost count.
+func (b *Bus) addLost(component string, n uint64) {
+	b.health.mu.Lock()
+	defer b.health.mu.Unlock()
+	if b.health.comps == nil {
+		b.health.comps = map[string]*ComponentHealth{}
+	}
+	c, ok := b.health.comps[component]
+	if !ok {
+		c = &ComponentHealth{Component: component, OK: true, Since: time.Now()}
+		b.health.comps[component] = c
+	}
+	c.Lost += n
+}
+
 func (b *Bus) dropHealth(component string) {
 	b.health.mu.Lock()
 	delete(b.health.comps, component)

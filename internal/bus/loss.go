@@ -201,6 +201,7 @@ func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo,
 	if l.lo != nil {
 		l.lo.Lost(l.c.Stream, l.c.Durable, n)
 	}
+	l.b.addLost("consumer "+l.c.Durable, n)
 	l.b.log.Error("messages removed from the stream before this consumer received them: they are lost",
 		"stream", l.c.Stream, "consumer", l.c.Durable, "stage", l.c.Stage, "lost", n,
 		"first_lost_seq", ranges[0].lo, "last_lost_seq", ranges[len(ranges)-1].hi, "ranges", len(ranges),
