@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -244,6 +245,7 @@ func TestConcurrencyAndReadTimeout(t *testing.T) {
 	e := newEnv(t, httpingest.WithMaxConcurrent(1), httpingest.WithReadTimeout(2*time.Second))
 	pr, pw := io.Pipe()
 	first := make(chan *http.Response, 1)
+	var firstEnd atomic.Int64 // when the first request's answer came
 	go func() {
 		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/events", pr)
 		req.Header.Set("Content-Type", "application/json")
@@ -253,11 +255,21 @@ func TestConcurrencyAndReadTimeout(t *testing.T) {
 			close(first)
 			return
 		}
+		firstEnd.Store(time.Now().UnixNano())
 		first <- resp
 	}()
 	_, _ = pw.Write([]byte(`{"type":"metric.m",`)) // the first request holds the slot
-	time.Sleep(200 * time.Millisecond)
-	resp, out := e.post(t, "", "application/json", `{"type":"metric.m","data":{}}`)
+	// Until the first request is in the handler, a probe is served.
+	var (
+		resp *http.Response
+		out  httpingest.Response
+	)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, out = e.post(t, "", "application/json", `{"type":"metric.probe","data":{}}`)
+		if resp.StatusCode != http.StatusAccepted || time.Now().After(deadline) {
+			break
+		}
+	}
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(out.Error, "http.ingest_max_concurrent") {
 		t.Errorf("second request while the first holds the slot: %d %q %+v", resp.StatusCode, resp.Header.Get("Retry-After"), out)
 	}
@@ -267,16 +279,26 @@ func TestConcurrencyAndReadTimeout(t *testing.T) {
 		_, _ = pw.Write([]byte(`"data":{"i":1}}`))
 		_ = pw.Close()
 	}()
+	asked := time.Now()
 	resp, out = e.post(t, "", "application/json", `{"type":"metric.m","data":{"i":2}}`)
-	if resp.StatusCode != http.StatusAccepted {
-		t.Errorf("request whose slot freed within the wait: %d %+v", resp.StatusCode, out)
+	r := <-first
+	if r == nil || r.StatusCode != http.StatusAccepted {
+		t.Fatalf("first request: %+v", r)
 	}
-	if r := <-first; r == nil || r.StatusCode != http.StatusAccepted {
-		t.Errorf("first request: %+v", r)
-	} else {
-		r.Body.Close()
+	r.Body.Close()
+	// Served; or 429 only if the first request really held its slot for
+	// the whole wait (its publish can be that slow on a loaded machine).
+	held := time.Unix(0, firstEnd.Load()).Sub(asked)
+	accepted := 1
+	switch {
+	case resp.StatusCode == http.StatusAccepted:
+		accepted = 2
+	case resp.StatusCode == http.StatusTooManyRequests && held > 900*time.Millisecond:
+		t.Logf("the first request held its slot %s: 429 is right", held)
+	default:
+		t.Errorf("request whose slot freed within the wait (first held it %s): %d %+v", held, resp.StatusCode, out)
 	}
-	e.events(t, "sightline.events.metric.m", 2)
+	e.events(t, "sightline.events.metric.m", accepted)
 
 	// A body that stops arriving: 408 after the read timeout.
 	pr2, pw2 := io.Pipe()
