@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
-	"github.com/sightline/sightline/internal/testutil"
 )
 
 // TestRawOverflowIsCounted floods a real `sightline run`, whose raw stream
@@ -27,15 +26,9 @@ import (
 // a dead letter, or in sightline_consumer_lost_total, and the error line
 // names the lost sequences.
 func TestRawOverflowIsCounted(t *testing.T) {
-	bin := buildSightline(t)
-	dir := t.TempDir()
-	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	p := startSightline(t, bin, nil, append([]string{"run"}, append(embeddedSets(dir, natsAddr, httpAddr),
-		"--set", "streams.raw.max_bytes=2097152", "--set", "nats.sync=2m",
+	p, bin, natsAddr, base := embeddedProc(t, "--set", "streams.raw.max_bytes=2097152", "--set", "nats.sync=2m",
 		"--set", "index.enabled=false", "--set", "archive.enabled=false", "--set", "hosts.enabled=false",
-		"--log-level", "info")...)...)
-	base := "http://" + httpAddr
-	waitHTTP(t, base+"/readyz", http.StatusOK, 2*time.Minute)
+		"--log-level", "info")
 
 	nc, err := nats.Connect("nats://" + natsAddr)
 	if err != nil {

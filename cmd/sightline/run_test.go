@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/sightline/sightline/internal/testutil"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/testutil"
 )
 
 // embeddedSets moves `sightline run`'s embedded defaults to free ports and
@@ -30,6 +31,20 @@ func embeddedSets(dir, natsAddr, httpAddr string) []string {
 		"--set", "archive.url=" + filepath.Join(dir, "archive"),
 		"--log-level", "warn",
 	}
+}
+
+// embeddedProc builds the binary and starts `sightline run` on the
+// embedded defaults (free ports, a temp dir) with extra arguments, as a
+// real process, and waits until it is ready.
+func embeddedProc(t *testing.T, extra ...string) (p *proc, bin, natsAddr, base string) {
+	t.Helper()
+	bin = buildSightline(t)
+	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	args := append(append([]string{"run"}, embeddedSets(t.TempDir(), natsAddr, httpAddr)...), extra...)
+	p = startSightline(t, bin, nil, args...)
+	base = "http://" + httpAddr
+	waitHTTP(t, base+"/readyz", http.StatusOK, 2*time.Minute)
+	return p, bin, natsAddr, base
 }
 
 // runInProcess runs `sightline run` with sets in this process until stop:

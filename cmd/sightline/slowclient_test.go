@@ -6,12 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sightline/sightline/internal/testutil"
 )
 
 // TestSlowAndGreedyHTTPClients runs `sightline run` and attacks its HTTP
@@ -23,15 +20,8 @@ import (
 // queueing, the header block gets 431, and a plain request still goes
 // through afterwards.
 func TestSlowAndGreedyHTTPClients(t *testing.T) {
-	bin := buildSightline(t)
-	dir := t.TempDir()
-	httpAddr := testutil.FreeAddr(t)
-	p := startSightline(t, bin, nil, "run", "--set", "nats.listen="+testutil.FreeAddr(t),
-		"--set", "nats.store_dir="+filepath.Join(dir, "js"), "--set", "http.listen="+httpAddr,
-		"--set", "index.embedded_path="+filepath.Join(dir, "index"), "--set", "archive.url="+filepath.Join(dir, "archive"),
-		"--set", "http.ingest_max_concurrent=2", "--set", "http.ingest_read_timeout=3s")
-	base := "http://" + httpAddr
-	waitHTTP(t, base+"/readyz", http.StatusOK, 2*time.Minute)
+	p, _, _, base := embeddedProc(t, "--set", "http.ingest_max_concurrent=2", "--set", "http.ingest_read_timeout=3s")
+	httpAddr := strings.TrimPrefix(base, "http://")
 
 	// Two requests that announce 4 MB and send 10 bytes of it.
 	stalled := make([]net.Conn, 2)

@@ -84,14 +84,31 @@ func TestSchemasMatch(t *testing.T) {
 	}
 }
 
-// TestDocumentedDurations checks that docs/limits.md names every time
-// limit with its value.
-func TestDocumentedDurations(t *testing.T) {
+// limitsDoc is docs/limits.md.
+func limitsDoc(t *testing.T) string {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "limits.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := string(b)
+	return string(b)
+}
+
+// documented checks that the doc names a limit and gives its value.
+func documented(t *testing.T, doc, name, value string) {
+	t.Helper()
+	if !strings.Contains(doc, "`"+name+"`") {
+		t.Errorf("docs/limits.md does not name %s", name)
+	}
+	if !strings.Contains(doc, value) {
+		t.Errorf("docs/limits.md does not give %s = %s", name, value)
+	}
+}
+
+// TestDocumentedDurations checks that docs/limits.md names every time
+// limit with its value.
+func TestDocumentedDurations(t *testing.T) {
+	doc := limitsDoc(t)
 	for name, d := range map[string]time.Duration{
 		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
 		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
@@ -100,20 +117,14 @@ func TestDocumentedDurations(t *testing.T) {
 		if d%time.Minute == 0 {
 			v = fmt.Sprintf("%dm", d/time.Minute) // 2m0s → 2m
 		}
-		if !strings.Contains(doc, "`"+name+"`") || !strings.Contains(doc, v) {
-			t.Errorf("docs/limits.md does not give %s = %s", name, v)
-		}
+		documented(t, doc, name, v)
 	}
 }
 
 // TestDocumented checks that docs/limits.md names every limit with its
 // value.
 func TestDocumented(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "limits.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
+	doc := limitsDoc(t)
 	for name, v := range map[string]int{
 		"ServerMaxPayload": limits.ServerMaxPayload, "RawMaxMsgSize": limits.RawMaxMsgSize,
 		"EventsMaxMsgSize": limits.EventsMaxMsgSize, "DLQMaxMsgSize": limits.DLQMaxMsgSize,
@@ -131,11 +142,6 @@ func TestDocumented(t *testing.T) {
 		"IndexRawBytes": limits.IndexRawBytes, "HTTPMaxConcurrentIngest": limits.HTTPMaxConcurrentIngest,
 		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes,
 	} {
-		if !strings.Contains(doc, "`"+name+"`") {
-			t.Errorf("docs/limits.md does not name %s", name)
-		}
-		if !strings.Contains(doc, fmt.Sprint(v)) {
-			t.Errorf("docs/limits.md does not give %s = %d", name, v)
-		}
+		documented(t, doc, name, fmt.Sprint(v))
 	}
 }
