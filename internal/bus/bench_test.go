@@ -81,7 +81,7 @@ func preload(b *testing.B, bb *bus.Bus, n int) {
 //
 //	go test -run '^$' -bench BenchmarkSync -benchtime 100000x -count 5 ./internal/bus/
 func BenchmarkSync(b *testing.B) {
-	for _, sync := range []string{bus.SyncAlways, "2m"} {
+	for _, sync := range []string{bus.SyncGroup, bus.SyncAlways, "2m"} {
 		b.Run("copy-"+sync, func(b *testing.B) { benchPipelineSync(b, sync, runCopy) })
 		b.Run("process-"+sync, func(b *testing.B) {
 			benchPipelineSync(b, sync, func(ctx context.Context, bb *bus.Bus) error {

@@ -42,10 +42,10 @@ type Options struct {
 	// The in-process connection then authenticates with the credentials
 	// below, like a client of an external cluster.
 	ServerConfig string `yaml:"server_config"`
-	// Sync is the embedded server's fsync policy: SyncAlways (a PubAck
-	// means on disk; `sightline run`'s default) or a duration between
-	// syncs; empty keeps NATS's own default (2m). See ParseSync and
-	// docs/consumers.md.
+	// Sync is the embedded server's fsync policy: SyncGroup (group
+	// commit; `sightline run`'s default), SyncAlways (the server fsyncs
+	// every message before its PubAck) or a duration between syncs; empty
+	// keeps NATS's own default (2m). See ParseSync and docs/consumers.md.
 	Sync string `yaml:"sync"`
 
 	// StallTimeout is how long a consumer may have pending work without
@@ -74,24 +74,31 @@ type Options struct {
 	Observer Observer     `yaml:"-"`
 }
 
-// SyncAlways is the fsync policy under which the server writes every
-// message to disk before it acknowledges it (`sightline run`'s default,
-// config key nats.sync).
-const SyncAlways = "always"
+// Fsync policies of the embedded server (config key nats.sync).
+const (
+	// SyncAlways: the server fsyncs every message before its PubAck.
+	SyncAlways = "always"
+	// SyncGroup: group commit (commit.go). The server writes every
+	// message at once; this process fsyncs the store once per group of
+	// writers before it acknowledges anything itself, and in the
+	// background every groupCommitInterval (`sightline run`'s default).
+	SyncGroup = "group"
+)
 
 // ParseSync reads a sync policy: "always" → fsync before every
-// acknowledgement; a Go duration ("2m", "30s") → fsync at that interval;
-// empty → the server's own default (an interval of 2 minutes).
+// acknowledgement; "group" → group commit (the server itself keeps its
+// 2-minute interval); a Go duration ("2m", "30s") → fsync at that
+// interval; empty → the server's own default (an interval of 2 minutes).
 func ParseSync(s string) (always bool, interval time.Duration, err error) {
 	switch s {
-	case "":
+	case "", SyncGroup:
 		return false, 0, nil
 	case SyncAlways:
 		return true, 0, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return false, 0, fmt.Errorf("sync %q: want \"always\" or a positive duration such as \"2m\"", s)
+		return false, 0, fmt.Errorf("sync %q: want \"group\", \"always\" or a positive duration such as \"2m\"", s)
 	}
 	return false, d, nil
 }
@@ -130,6 +137,12 @@ type Bus struct {
 	// dlqMax is the largest dead letter the DLQ stream and the server
 	// take (EnsureStreams); 0 until known.
 	dlqMax atomic.Int64
+
+	// committer runs group commit rounds over the embedded store
+	// (nats.sync: group); nil otherwise. stopCommit ends its background
+	// rounds.
+	committer  *committer
+	stopCommit context.CancelFunc
 
 	// dropPulls, in tests, swallows the pull requests of pull loop
 	// generations up to this one (a server that lost them).
@@ -195,6 +208,12 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		}
 		b.srv = srv
 		urls = srv.ClientURL()
+		if o.Sync == SyncGroup {
+			if err := b.startCommitter(storeDir(o)); err != nil {
+				b.shutdownServer()
+				return nil, err
+			}
+		}
 		nopts = append(nopts, nats.InProcessServer(srv), nats.PingInterval(embeddedPingInterval))
 		if o.ServerConfig != "" {
 			auth, err := authOptions(o)
@@ -252,10 +271,7 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 	if port == 0 {
 		port = 4222
 	}
-	dir := o.StoreDir
-	if dir == "" {
-		dir = ".sightline/jetstream"
-	}
+	dir := storeDir(o)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("bus: embedded server: store dir: %w", err)
 	}
@@ -294,6 +310,33 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 	}
 	log.Info("embedded JetStream server started", "url", srv.ClientURL(), "store_dir", dir, "sync", orDefault(o.Sync, "server default (2m)"))
 	return srv, nil
+}
+
+// storeDir is where the embedded server keeps its streams.
+func storeDir(o Options) string {
+	if o.StoreDir == "" {
+		return ".sightline/jetstream"
+	}
+	return o.StoreDir
+}
+
+// startCommitter makes the store durable as it stands (streams recovered
+// or created by an earlier run under another policy included) and starts
+// the background rounds.
+func (b *Bus) startCommitter(dir string) error {
+	c := newCommitter(dir)
+	if err := syncParents(dir); err != nil {
+		return fmt.Errorf("bus: group commit: store dir %s: %w", dir, err)
+	}
+	if err := c.Wait(context.Background()); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.committer, b.stopCommit = c, cancel
+	go c.background(ctx, groupCommitInterval, func(err error) {
+		b.log.Error("group commit failed: acknowledgements wait until the store can be synced", "error", err)
+	})
+	return nil
 }
 
 func authOptions(o Options) ([]nats.Option, error) {
@@ -373,10 +416,20 @@ func (b *Bus) Close() {
 }
 
 func (b *Bus) shutdownServer() {
+	if b.stopCommit != nil {
+		b.stopCommit()
+		b.stopCommit = nil
+	}
 	if b.srv != nil {
 		b.srv.Shutdown()
 		b.srv.WaitForShutdown()
 		b.srv = nil
+		if b.committer != nil {
+			// What the server flushed while stopping.
+			if err := b.committer.Wait(context.Background()); err != nil {
+				b.log.Error("group commit at shutdown failed", "error", err)
+			}
+		}
 	}
 }
 

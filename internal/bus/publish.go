@@ -19,9 +19,18 @@ type PublishResult = stage.PublishResult
 var _ stage.Publisher = (*Bus)(nil)
 
 // Publish sends msgs to JetStream (asynchronously, all at once) and waits for
-// every PubAck. Each message's ID becomes its Nats-Msg-Id.
+// every PubAck, and under group commit for the round that puts them on
+// disk, so a caller may acknowledge what it published. Each message's ID
+// becomes its Nats-Msg-Id.
 func (b *Bus) Publish(ctx context.Context, msgs ...*stage.Message) ([]PublishResult, error) {
-	return PublishTo(ctx, b.js, msgs...)
+	res, err := PublishTo(ctx, b.js, msgs...)
+	if err != nil {
+		return res, err
+	}
+	if err := b.commit(ctx); err != nil {
+		return res, fmt.Errorf("%w: %w", ErrPublish, err)
+	}
+	return res, nil
 }
 
 // PublishTo is Publish on any JetStream handle (producers that hold their

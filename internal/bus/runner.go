@@ -132,6 +132,24 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			}
 		}
 	}
+	// Under group commit the outputs and dead letters are on disk before
+	// any input is acknowledged: one round for the whole batch.
+	published := false
+	for i := range ps {
+		if ps[i].err == nil && len(ps[i].futs) > 0 {
+			published = true
+			break
+		}
+	}
+	if published {
+		if err := b.commit(ctx); err != nil {
+			for i := range ps {
+				if ps[i].err == nil && len(ps[i].futs) > 0 {
+					ps[i].err = err
+				}
+			}
+		}
+	}
 	for i := range ps {
 		p := &ps[i]
 		in := p.in
@@ -163,6 +181,10 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			perm := stage.Reject("event_too_large", fmt.Sprintf("conformed event is %d bytes, refused for its size", size), p.err)
 			in.err = perm
 			if _, err := b.js.PublishMsg(ctx, b.deadLetter(in.in, c.Stage, perm)); err != nil {
+				b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
+				continue
+			}
+			if err := b.commit(ctx); err != nil {
 				b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 				continue
 			}

@@ -188,7 +188,10 @@ func (s *State) PutMany(ctx context.Context, puts []StatePut) error {
 			return fmt.Errorf("bus: state put: %w", ctx.Err())
 		}
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	return s.b.commit(ctx)
 }
 
 // Delete removes keys (a delete marker; the history is purged).
@@ -198,7 +201,7 @@ func (s *State) Delete(ctx context.Context, keys ...string) error {
 			return fmt.Errorf("bus: state delete %s: %w", k, err)
 		}
 	}
-	return nil
+	return s.b.commit(ctx)
 }
 
 // ScanOption tunes Scan.

@@ -170,7 +170,7 @@ type Statsd struct {
 func Default(sections ...SectionDef) *Config {
 	c := &Config{
 		NATS: NATS{Listen: "127.0.0.1:4222", Options: bus.Options{StoreDir: ".sightline/jetstream", MaxPayload: limits.ServerMaxPayload, Name: "sightline",
-			Sync: bus.SyncAlways, StallTimeout: bus.DefaultStallTimeout}},
+			Sync: bus.SyncGroup, StallTimeout: bus.DefaultStallTimeout}},
 		Streams: bus.DefaultStreams(),
 		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: limits.MaxBodyBytes,
 			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: bus.DefaultAckWait},

@@ -1,0 +1,237 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Group commit (nats.sync: group).
+//
+// Under SyncAlways the embedded server fsyncs after every single message,
+// so a stream takes about one message per disk flush. Under group commit
+// the server writes every message to its files at once (a process crash
+// loses nothing: the bytes are in the kernel) and this process makes them
+// durable itself, once per group of writers: before the bus acknowledges
+// anything — an input whose outputs and dead letters were published, a
+// Publish that HTTP ingest answers 202 for — it waits for a commit round
+// that started after its PubAcks arrived. A round fsyncs every file and
+// directory of the store that changed since the previous round; all the
+// writers that arrive while one round runs share the next. A background
+// round runs every groupCommitInterval while the store changes, which
+// bounds how long a PubAck the server gave straight to an outside
+// JetStream publisher waits before it is on disk.
+
+// groupCommitInterval is how often a background commit round runs while
+// the store changes (limits the loss window of PubAcks the embedded
+// server gives to outside publishers; see docs/consumers.md).
+const groupCommitInterval = 10 * time.Millisecond
+
+// committer runs commit rounds over one store directory.
+type committer struct {
+	dir string
+
+	mu      sync.Mutex
+	running *commitRound // the round in progress
+	next    *commitRound // the round that starts after it (joined by new waiters)
+
+	// stamps holds what each file and directory looked like when it was
+	// last synced (read only by the round goroutine).
+	stamps map[string]fileStamp
+	rounds atomic.Uint64 // rounds run
+	synced atomic.Uint64 // files and directories fsynced
+}
+
+type commitRound struct {
+	done chan struct{}
+	err  error
+}
+
+type fileStamp struct {
+	size  int64
+	mtime int64
+	ino   uint64
+}
+
+// stampSettle: a file or directory modified less than this long before a
+// round is synced again by the next round, whatever its stamp says. File
+// systems keep modification times in coarse ticks (ext4: the kernel's
+// jiffy), so a write of the same size in the same tick as the stamp would
+// otherwise look unchanged.
+const stampSettle = 50 * time.Millisecond
+
+func newCommitter(dir string) *committer {
+	return &committer{dir: dir, stamps: map[string]fileStamp{}}
+}
+
+// Wait returns once everything written to the store before it was called
+// is on disk: it joins the next round to start (never one already
+// running, which may have looked at a file before the caller's write).
+func (c *committer) Wait(ctx context.Context) error {
+	c.mu.Lock()
+	var r *commitRound
+	if c.running == nil {
+		r = &commitRound{done: make(chan struct{})}
+		c.running = r
+		go c.run(r)
+	} else {
+		if c.next == nil {
+			c.next = &commitRound{done: make(chan struct{})}
+		}
+		r = c.next
+	}
+	c.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return fmt.Errorf("bus: group commit: %w", ctx.Err())
+	}
+}
+
+// run runs r and then every round queued behind it, one at a time.
+func (c *committer) run(r *commitRound) {
+	for r != nil {
+		r.err = c.round()
+		close(r.done)
+		c.mu.Lock()
+		r, c.next = c.next, nil
+		c.running = r
+		c.mu.Unlock()
+	}
+}
+
+// background runs a round every interval until ctx ends, so PubAcks the
+// server gives to outside publishers are on disk within about interval
+// plus one round.
+func (c *committer) background(ctx context.Context, interval time.Duration, log func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var failing bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := c.Wait(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil && !failing {
+			log(err)
+		}
+		failing = err != nil
+	}
+}
+
+// round fsyncs every regular file and directory under the store whose
+// size or modification time changed since it was last synced. A file is
+// stamped before its fsync, so a write that lands during the fsync
+// changes the stamp and is synced again by the next round.
+func (c *committer) round() error {
+	c.rounds.Add(1)
+	start := time.Now()
+	var errs []error
+	seen := make(map[string]bool, len(c.stamps))
+	walkErr := filepath.WalkDir(c.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed while walking (a deleted block, a temp file)
+			}
+			errs = append(errs, err)
+			return nil
+		}
+		if !d.Type().IsRegular() && !d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			return nil
+		}
+		seen[path] = true
+		st := fileStamp{size: info.Size(), mtime: info.ModTime().UnixNano(), ino: inode(info)}
+		if old, ok := c.stamps[path]; ok && old == st {
+			return nil
+		}
+		if err := fsyncPath(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			errs = append(errs, err)
+			return nil
+		}
+		c.synced.Add(1)
+		if start.Sub(info.ModTime()) > stampSettle {
+			c.stamps[path] = st
+		} else {
+			delete(c.stamps, path)
+		}
+		return nil
+	})
+	if walkErr != nil {
+		errs = append(errs, walkErr)
+	}
+	for p := range c.stamps {
+		if !seen[p] {
+			delete(c.stamps, p)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("bus: group commit: %w", err)
+	}
+	return nil
+}
+
+// syncParents fsyncs dir's parent and grandparent, so a store directory
+// made by MkdirAll (.sightline/jetstream) survives a power cut: a
+// directory's own entry lives in its parent.
+func syncParents(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	parent := filepath.Dir(abs)
+	if err := fsyncPath(parent); err != nil {
+		return err
+	}
+	return fsyncPath(filepath.Dir(parent))
+}
+
+// commit waits for a group commit round when the bus runs one (nats.sync:
+// group); otherwise the server's own policy applies and it returns nil.
+func (b *Bus) commit(ctx context.Context) error {
+	if b == nil || b.committer == nil {
+		return nil
+	}
+	return b.committer.Wait(ctx)
+}
+
+func inode(info fs.FileInfo) uint64 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Ino)
+	}
+	return 0
+}
+
+func fsyncPath(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
