@@ -4,6 +4,10 @@
 #
 #   scripts/embedded-e2e.sh burst [ROUNDS]      # 100,000 events published at full speed
 #   scripts/embedded-e2e.sh backlog [N]         # an N-message backlog (default 1,000,000) drained
+#   scripts/embedded-e2e.sh table [N]           # the cost of durability: the burst (default
+#                                               # 100,000) under each nats.sync policy (POLICIES,
+#                                               # default "2m group always"), processor alone
+#                                               # and defaults, printed as one table
 #
 # Each round starts `sightline run` on a fresh data directory twice: with
 # the processor alone (index and archive off), then with the defaults
@@ -99,8 +103,51 @@ backlog)
 		stop
 	done
 	;;
+table)
+	n=${2:-100000}
+	declare -A secs
+	for policy in ${POLICIES:-2m group always}; do
+		for what in processor defaults; do
+			echo "== $what, nats.sync=$policy"
+			rm -rf "$WORK/run"
+			if [ $what = processor ]; then
+				start "$WORK/run" --set nats.sync="$policy" "${processor_only[@]}"
+				out=$("$load" publish -url nats://127.0.0.1:"$NATS_PORT" -n "$n" -size 512 -wait-events)
+				echo "$out"
+				out=$(grep '^conformed' <<<"$out")
+			else
+				start "$WORK/run" --set nats.sync="$policy"
+				out=$("$load" publish -url nats://127.0.0.1:"$NATS_PORT" -n "$n" -size 512 -wait-events -trace-api http://127.0.0.1:"$HTTP_PORT")
+				echo "$out"
+				out=$(grep '^searchable' <<<"$out")
+			fi
+			cpu
+			stop
+			# "...: 15600 ev/s": the run's time is n / rate.
+			evs=$(grep -oE '[0-9.]+ ev/s' <<<"$out" | tail -1 | cut -d' ' -f1)
+			secs[$what-$policy]=$(echo "$n / $evs" | bc -l)
+		done
+	done
+	base=${secs[processor-2m]}
+	echo
+	echo "$n x 512-byte metrics, $(date -u +%Y-%m-%dT%H:%MZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	printf '| what runs |'
+	for policy in ${POLICIES:-2m group always}; do printf ' `nats.sync: %s` |' "$policy"; done
+	printf '\n|---|'
+	for policy in ${POLICIES:-2m group always}; do printf -- '---|'; done
+	echo
+	for what in processor defaults; do
+		[ $what = processor ] && printf '| processor alone (conformed) |' || printf '| embedded defaults (searchable) |'
+		for policy in ${POLICIES:-2m group always}; do
+			s=${secs[$what-$policy]}
+			printf ' %.1f s (%.0f ev/s, %.2fx) |' "$s" "$(echo "$n / $s" | bc -l)" "$(echo "$s / $base" | bc -l)"
+		done
+		echo
+	done
+	echo "(ratios against the processor alone under nats.sync: 2m, same run)"
+	;;
 *)
-	echo "usage: $0 burst [ROUNDS] | backlog [N]" >&2
+	echo "usage: $0 burst [ROUNDS] | backlog [N] | table [N]" >&2
 	exit 2
 	;;
 esac

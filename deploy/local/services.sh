@@ -483,7 +483,8 @@ start_nats() {
 			server_name: sightline-n$i
 			listen: 127.0.0.1:${NATS_CLIENT_PORTS[$i]}
 			http: 127.0.0.1:${NATS_MONITOR_PORTS[$i]}
-			jetstream { store_dir: "$n/data", max_memory_store: 256MB, max_file_store: 2GB }
+			# the same fsync policy as deploy/nats/nats.conf: a PubAck means on disk
+			jetstream { store_dir: "$n/data", max_memory_store: 256MB, max_file_store: 2GB, sync_interval: always }
 			cluster {
 			  name: sightline-local
 			  listen: 127.0.0.1:${NATS_CLUSTER_PORTS[$i]}

@@ -14,3 +14,6 @@ func EmbeddedSync(b *Bus) (always bool, interval time.Duration) {
 
 // AckSeqs is ackSeqs, for the differential test against nats.go.
 var AckSeqs = ackSeqs
+
+// GroupCommit reports whether b runs group commit rounds.
+func GroupCommit(b *Bus) bool { return b.committer != nil }

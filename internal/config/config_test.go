@@ -67,8 +67,8 @@ func TestDefaultsAreValidAndEmbedded(t *testing.T) {
 	if o.Host != "127.0.0.1" || o.Port != 4222 {
 		t.Fatalf("bus options %+v", o)
 	}
-	// Acknowledged = on disk; stalls reported; streams that fit.
-	if o.Sync != "always" || o.StallTimeout <= 0 || !c.StreamsConfig().FitStorage {
+	// Acknowledged = on disk (group commit); stalls reported; streams that fit.
+	if o.Sync != "group" || o.StallTimeout <= 0 || !c.StreamsConfig().FitStorage {
 		t.Fatalf("sync %q, stall timeout %s, fit storage %v", o.Sync, o.StallTimeout, c.StreamsConfig().FitStorage)
 	}
 }
