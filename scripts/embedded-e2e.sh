@@ -3,7 +3,9 @@
 # (BENCHMARKS.md, "Embedded defaults end to end").
 #
 #   scripts/embedded-e2e.sh burst [ROUNDS]      # 100,000 events published at full speed
-#   scripts/embedded-e2e.sh backlog [N]         # an N-message backlog (default 1,000,000) drained
+#   scripts/embedded-e2e.sh backlog [N]         # an N-message backlog (default 1,000,000) drained:
+#                                               # processor alone under BASE_SYNC (default 2m),
+#                                               # then the defaults under SYNC (default group)
 #   scripts/embedded-e2e.sh table [N]           # the cost of durability: the burst (default
 #                                               # 100,000) under each nats.sync policy (POLICIES,
 #                                               # default "2m group always"), processor alone
@@ -93,10 +95,10 @@ backlog)
 		mkdir -p "$WORK/run/.sightline"
 		cp -r "$WORK/backlog-$n" "$WORK/run/.sightline/jetstream"
 		if [ $what = processor ]; then
-			start "$WORK/run" "${processor_only[@]}"
+			start "$WORK/run" --set nats.sync="${BASE_SYNC:-2m}" "${processor_only[@]}"
 			"$load" drain -url nats://127.0.0.1:"$NATS_PORT" -n "$n" -pid "$pid"
 		else
-			start "$WORK/run"
+			start "$WORK/run" --set nats.sync="${SYNC:-group}"
 			"$load" drain -url nats://127.0.0.1:"$NATS_PORT" -n "$n" -consumer index -pid "$pid"
 		fi
 		cpu

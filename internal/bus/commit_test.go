@@ -4,9 +4,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sightline/sightline/internal/stage"
 )
 
 // Every caller waits for a round that started after it called, and
@@ -146,5 +149,31 @@ func TestGroupCommitWaitHonoursContext(t *testing.T) {
 	}
 	if err := c.Wait(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Under nats.sync: group a Publish returns only after a commit round ran
+// (Wait joins only rounds that start after it is called).
+func TestPublishWaitsForGroupCommit(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Connect(context.Background(), Options{Port: -1, StoreDir: dir, Sync: SyncGroup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	if err := b.EnsureStreams(ctx, DefaultStreams()); err != nil {
+		t.Fatal(err)
+	}
+	c := b.committer
+	for i := 0; i < 20; i++ {
+		before := c.rounds.Load()
+		msg := &stage.Message{Subject: stage.RawPrefix + "metric.commit", ID: "commit-" + strconv.Itoa(i), Data: []byte(`{"n":1}`)}
+		if _, err := b.Publish(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		if c.rounds.Load() == before {
+			t.Fatalf("publish %d returned without a commit round", i)
+		}
 	}
 }
