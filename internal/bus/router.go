@@ -147,6 +147,9 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	}
 	cons, err := b.createConsumer(ctx, c, cfg)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a shutdown, not a failure
+		}
 		return err
 	}
 	// Before the first pull: input removed while no process ran this
