@@ -17,7 +17,8 @@ import (
 // without its data). Each object is written to <name>.<hex>.tmp beside its
 // final path (cleanTemp removes those a killed writer left), fsynced,
 // renamed into place, and the directory fsynced so the rename itself is
-// durable.
+// durable. A new partition directory is only as durable as its name in its
+// parent: mkdirDurable fsyncs the parent of every level it creates.
 
 // localPath is where fileblob keeps key under dir: the sink's keys hold no
 // character fileblob escapes (control characters, "//", "../", a trailing
@@ -47,7 +48,7 @@ func writeLocalDurable(dir, key string, body []byte, create bool) error {
 		}
 	}
 	parent := filepath.Dir(path)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := mkdirDurable(parent); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	var rnd [8]byte
@@ -67,12 +68,18 @@ func writeLocalDurable(dir, key string, body []byte, create bool) error {
 	return nil
 }
 
-// syncLocalFile fsyncs the object at key and its directory (for objects
-// written through fileblob's streaming writer).
+// syncLocalFile fsyncs the object at key and every directory from its
+// own up to dir (for objects written through fileblob's streaming writer,
+// which creates the partition directories without fsyncing their parents).
 func syncLocalFile(dir, key string) error {
 	path, err := localPath(dir, key)
 	if err != nil {
 		return err
+	}
+	for d := filepath.Dir(filepath.Dir(path)); len(d) >= len(filepath.Clean(dir)) && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if err := syncDir(d); err != nil {
+			return fmt.Errorf("fsync %s: %w", key, err)
+		}
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -105,6 +112,41 @@ func writeSynced(path string, body []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// mkdirDurable creates dir and its missing parents (as os.MkdirAll) and
+// fsyncs the parent of each directory it creates, so that the new names
+// survive a power loss: fsyncing a file or a directory makes its contents
+// durable, not its own entry in its parent.
+func mkdirDurable(dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		info, err := os.Stat(d)
+		if err == nil {
+			if !info.IsDir() {
+				return fmt.Errorf("mkdir %s: %s is not a directory", dir, d)
+			}
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		missing = append(missing, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		// Another writer may create it at the same time: sync the parent
+		// either way, so the name is durable before this one returns.
+		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func syncDir(dir string) error {

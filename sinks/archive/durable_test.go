@@ -1,10 +1,13 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/sightline/sightline/internal/lazyfs"
 )
 
 func TestWriteLocalDurable(t *testing.T) {
@@ -37,6 +40,62 @@ func TestWriteLocalDurable(t *testing.T) {
 	for _, k := range []string{"../escape", "a/../../escape"} {
 		if err := writeLocalDurable(dir, k, []byte("x"), false); err == nil {
 			t.Errorf("key %q was written outside the directory", k)
+		}
+	}
+}
+
+// TestLocalObjectSurvivesPowerCut writes objects into new partition
+// directories of an archive on a lazyfs mount (strict POSIX: a new name is
+// durable once its directory is fsynced), cuts the power, and reads what
+// survived: every object Write returned for must be there.
+func TestLocalObjectSurvivesPowerCut(t *testing.T) {
+	backing, mnt := t.TempDir(), t.TempDir()
+	fsys, err := lazyfs.Mount(mnt, backing, lazyfs.Options{})
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("FUSE is required under CI=true: %v", err)
+		}
+		t.Skipf("FUSE not available: %v", err)
+	}
+	defer func() { _ = fsys.Unmount() }()
+	// The archive directory as the sink opens it: created if missing.
+	dir := filepath.Join(mnt, "data", "archive")
+	b, err := OpenBucket(context.Background(), Config{URL: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+	keys := []string{
+		"kind=metric/type=x/date=2026-12-07/hour=16/events-1.ndjson.gz",
+		"kind=metric/type=y/date=2026-12-07/hour=16/events-2.ndjson.gz",
+	}
+	for _, k := range keys {
+		if err := writeLocalDurable(dir, k, []byte("event\n"), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An object written the way fileblob's streaming writer does (its
+	// directories made with MkdirAll), then synced by the sink.
+	streamed := "kind=log/type=z/date=2026-12-07/hour=16/events-3.ndjson.gz"
+	p := filepath.Join(dir, filepath.FromSlash(streamed))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("event\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syncLocalFile(dir, streamed); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, streamed)
+	fsys.Cut()
+	if err := fsys.Unmount(); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		b, err := os.ReadFile(filepath.Join(backing, "data", "archive", filepath.FromSlash(k)))
+		if err != nil || string(b) != "event\n" {
+			t.Errorf("after the power cut, %s: %q, %v", k, b, err)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -50,7 +49,7 @@ func OpenBucket(ctx context.Context, cfg Config) (*blob.Bucket, error) {
 		return b, nil
 	}
 	dir := strings.TrimPrefix(u, "file://")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirDurable(dir); err != nil {
 		return nil, fmt.Errorf("archive: create %s: %w", dir, err)
 	}
 	abs, err := filepath.Abs(dir)
