@@ -157,6 +157,13 @@ func drained(ctx context.Context, js jetstream.JetStream, want int, consumers []
 // streamIDs returns how many times each event id is in the events stream.
 func streamIDs(t testing.TB, js jetstream.JetStream) map[string]int {
 	t.Helper()
+	return streamIDsOf(t, js, bus.StreamEvents)
+}
+
+// streamIDsOf returns how many times each message id (Nats-Msg-Id, else
+// the JSON body's id) is in a stream.
+func streamIDsOf(t testing.TB, js jetstream.JetStream, stream string) map[string]int {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// A restarted cluster node may still be electing leaders: retry the
@@ -168,7 +175,7 @@ func streamIDs(t testing.TB, js jetstream.JetStream) map[string]int {
 	)
 	for try := 0; ; try++ {
 		var s jetstream.Stream
-		if s, err = js.Stream(ctx, bus.StreamEvents); err == nil {
+		if s, err = js.Stream(ctx, stream); err == nil {
 			if si, err = s.Info(ctx); err == nil {
 				// A plain ephemeral consumer (an ordered one kept failing with
 				// "no responders" on a loaded 3-node cluster).
@@ -217,13 +224,13 @@ func streamIDs(t testing.TB, js jetstream.JetStream) map[string]int {
 			// on the node this client is connected to: "no responders".
 			// Retry as for a failed Fetch.
 			if failures++; failures > 30 {
-				t.Fatalf("events stream: read %d of %d messages: %v", n, si.State.Msgs, err)
+				t.Fatalf("%s: read %d of %d messages: %v", stream, n, si.State.Msgs, err)
 			}
 			time.Sleep(time.Second)
 			continue
 		}
 		if err != nil {
-			t.Logf("events stream: fetch ended after %d messages: %v", got, err)
+			t.Logf("%s: fetch ended after %d messages: %v", stream, got, err)
 		}
 		n += uint64(got)
 	}
