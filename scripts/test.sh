@@ -24,6 +24,14 @@ if ! command -v chromium >/dev/null 2>&1 && [[ ! -x /usr/lib/chromium/chromium ]
 	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
+if ! command -v fusermount3 >/dev/null 2>&1 && ! command -v fusermount >/dev/null 2>&1; then
+	step "installing fuse3 for the power-cut test (internal/lazyfs, chaos TestPowerCut)"
+	sudo=""
+	[[ $(id -u) -ne 0 ]] && sudo="sudo"
+	$sudo apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq fuse3 >/dev/null
+fi
+
 step "go test -race"
 pkgs=("$@")
 [[ ${#pkgs[@]} -eq 0 ]] && pkgs=(./...)
