@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
@@ -23,6 +24,9 @@ import (
 // type and data in the shape of the kind's schema.
 type Conform struct {
 	Schemas *schemas.Validator
+	// Key verifies the HTTP ingest's seal (identity.Seal); without it an
+	// input claiming an HTTP token's identity is refused.
+	Key []byte
 }
 
 // Name implements Stage.
@@ -34,7 +38,18 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	ev.SpecVersion = schemas.SpecVersion
 	ev.DataContentType = "application/json"
 	ev.Type = w.Kind + "." + w.Name
-	ev.ID = EventID(w.In)
+	if identity.Reserved(ev.Type) {
+		return stage.Rejectf(stage.ClassReservedType, "type %s is reserved for Sightline's own services: only the worker emits it", ev.Type)
+	}
+	src, pid, err := Identify(w.In, c.Key)
+	if err != nil {
+		return err
+	}
+	ev.Source = src.URN()
+	ev.ID = identity.ID(src, pid, position(w.In))
+	if ev.ID == "" {
+		ev.ID = uuid.NewString() // neither a producer id nor a stream position (tests)
+	}
 	obj, _ := w.Body.(map[string]any)
 
 	ev.CorrelationID = correlation.FromHeaders(w.In.Header)
@@ -59,13 +74,6 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	}
 	ev.Time = ev.Time.UTC()
 
-	if p := producer(w.In.Header); p != "" {
-		ev.Source = "urn:sightline:producer:" + p
-	} else {
-		ev.Source = "urn:sightline:subject:" + w.In.Subject
-	}
-
-	var err error
 	switch w.Kind {
 	case schemas.KindMetric:
 		ev.Data = w.Compact
@@ -88,21 +96,48 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	return err
 }
 
-// EventID is the id of the event made of in: the producer's Nats-Msg-Id
-// when given, else derived from the input's stream position so a
-// redelivery produces the same id (and the events stream drops the
-// duplicate).
+// EventID is the id of the event made of an input published on NATS (the
+// rule of package identity: its subject is its source): derived from the
+// subject and the producer's Nats-Msg-Id when given, else from the input's
+// stream position, so a redelivery produces the same id and the events
+// stream drops the copy.
 func EventID(in *stage.Message) string {
-	// Invalid UTF-8 would be changed in the JSON envelope and no longer
-	// match the output's Nats-Msg-Id.
-	if id := strings.TrimSpace(in.Header.Get(stage.HeaderMsgID)); id != "" && len(id) <= limits.IDBytes && utf8.ValidString(id) {
+	return identity.ID(identity.Source{Subject: in.Subject}, producerID(in.Header.Get(stage.HeaderMsgID)), position(in))
+}
+
+// Identify returns the source of in and the id its producer gave it: the
+// subject alone, with the Nats-Msg-Id as the producer's id; or, when the
+// HTTP ingest published it (Sightline-Source sealed with key in the
+// Nats-Msg-Id), the subject and the ingest's token, with the item's id.
+// A Sightline-Source without a valid seal is refused: only the worker
+// makes one.
+func Identify(in *stage.Message, key []byte) (identity.Source, string, error) {
+	src := identity.Source{Subject: in.Subject}
+	principal := in.Header.Get(stage.HeaderSource)
+	if principal == "" && len(in.Header[stage.HeaderSource]) == 0 {
+		return src, producerID(in.Header.Get(stage.HeaderMsgID)), nil
+	}
+	src.Principal = principal
+	pid := in.Header.Get(stage.HeaderSourceID)
+	if !strings.HasPrefix(principal, "http") || !identity.Verify(key, src, pid, in.Header.Get(stage.HeaderMsgID)) {
+		return identity.Source{}, "", stage.Rejectf(stage.ClassForgedSource,
+			"header %s is set only by Sightline's HTTP ingest, with its seal in %s; this input's is missing or invalid", stage.HeaderSource, stage.HeaderMsgID)
+	}
+	return src, producerID(pid), nil
+}
+
+// producerID is a producer's id as the rule takes it: trimmed, and only
+// when it is valid UTF-8 of at most limits.IDBytes (else the input counts
+// as unnamed and its stream position names it).
+func producerID(id string) string {
+	if id = strings.TrimSpace(id); id != "" && len(id) <= limits.IDBytes && utf8.ValidString(id) {
 		return id
 	}
-	if in.Meta.Sequence > 0 {
-		return correlation.Derive(in.Meta.Stream, strconv.FormatUint(in.Meta.Sequence, 10),
-			strconv.FormatInt(in.Meta.Timestamp.UnixNano(), 10))
-	}
-	return uuid.NewString()
+	return ""
+}
+
+func position(in *stage.Message) identity.Position {
+	return identity.Position{Stream: in.Meta.Stream, Sequence: in.Meta.Sequence, Time: in.Meta.Timestamp}
 }
 
 // canonicalInt writes a JSON number the schema accepted as an integer in

@@ -104,6 +104,9 @@ type Config struct {
 	// limits.MaxEventBytes.
 	MaxEventBytes int
 	Attributes    map[string]string // static enrichment attributes
+	// IdentityKey verifies the HTTP ingest's seal (Conform.Key; the bus's
+	// IdentityKey).
+	IdentityKey []byte
 }
 
 // Standard builds validate → conform → enrich. The returned Enricher lets
@@ -112,7 +115,7 @@ func Standard(cfg Config, v *schemas.Validator, opts ...Option) (*Pipeline, *Enr
 	en := NewEnricher(cfg.Attributes)
 	return NewPipeline([]Stage{
 		&Validate{MaxBodyBytes: cfg.MaxBodyBytes, Schemas: v},
-		&Conform{Schemas: v},
+		&Conform{Schemas: v, Key: cfg.IdentityKey},
 		en,
 	}, append([]Option{WithMaxEventBytes(cfg.MaxEventBytes)}, opts...)...), en
 }

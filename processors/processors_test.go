@@ -153,9 +153,9 @@ func TestConformStage(t *testing.T) {
 				t.Errorf("time %v, want the stream timestamp", ev.Time)
 			}
 		}},
-		{"Nats-Msg-Id wins over stream position", "sightline.raw.metric.m", `{}`, stage.Header{"Nats-Msg-Id": {" x "}}, meta, func(t *testing.T, ev *schemas.Event) {
-			if ev.ID != "x" {
-				t.Errorf("id %q, want x", ev.ID)
+		{"Nats-Msg-Id wins over stream position, within the subject's source", "sightline.raw.metric.m", `{}`, stage.Header{"Nats-Msg-Id": {" x "}}, meta, func(t *testing.T, ev *schemas.Event) {
+			if want := correlation.Derive("event", "urn:sightline:subject:sightline.raw.metric.m", "x"); ev.ID != want {
+				t.Errorf("id %q, want %q (derived from the subject and x)", ev.ID, want)
 			}
 		}},
 		{"Nats-Msg-Id too long is not used", "sightline.raw.metric.m", `{}`, stage.Header{"Nats-Msg-Id": {strings.Repeat("x", 257)}}, meta, func(t *testing.T, ev *schemas.Event) {
@@ -193,8 +193,8 @@ func TestConformStage(t *testing.T) {
 				t.Errorf("time %v, want the stream timestamp", ev.Time)
 			}
 		}},
-		{"source from producer", "sightline.raw.metric.m", `{}`, stage.Header{"Sightline-Producer": {"svc@h"}}, meta, func(t *testing.T, ev *schemas.Event) {
-			if ev.Source != "urn:sightline:producer:svc@h" {
+		{"source from the subject, never from the producer", "sightline.raw.metric.m", `{}`, stage.Header{"Sightline-Producer": {"svc@h"}}, meta, func(t *testing.T, ev *schemas.Event) {
+			if ev.Source != "urn:sightline:subject:sightline.raw.metric.m" {
 				t.Errorf("source %q", ev.Source)
 			}
 		}},

@@ -234,7 +234,7 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 	p.mux.Handle("POST /v1/events", httpingest.New(p.bus, httpingest.WithLogger(p.log.With("component", "ingest")),
 		httpingest.WithMaxBodyBytes(int64(p.cfg.HTTP.IngestMaxBody)), httpingest.WithMaxItems(p.cfg.HTTP.IngestMaxItems),
 		httpingest.WithMaxItemBytes(p.cfg.Processor.MaxBodyBytes), httpingest.WithMaxConcurrent(p.cfg.HTTP.IngestMaxConcurrent),
-		httpingest.WithReadTimeout(p.cfg.HTTP.IngestReadTimeout)))
+		httpingest.WithReadTimeout(p.cfg.HTTP.IngestReadTimeout), httpingest.WithIdentityKey(p.bus.IdentityKey())))
 	if p.cfg.HTTP.Listen == "" {
 		return nil, nil
 	}
@@ -271,7 +271,7 @@ func (p *pipeline) startProcessor(grp *errgroup.Group, ctx context.Context, trac
 		return err
 	}
 	pc := p.cfg.Processor
-	proc, en := processors.Standard(processors.Config{MaxBodyBytes: pc.MaxBodyBytes, Attributes: pc.Attributes,
+	proc, en := processors.Standard(processors.Config{MaxBodyBytes: pc.MaxBodyBytes, Attributes: pc.Attributes, IdentityKey: p.bus.IdentityKey(),
 		// An external server's max payload may be below the events stream's limit.
 		MaxEventBytes: min(int(p.cfg.Streams.Events.MaxMsgSize), int(p.bus.Conn().MaxPayload())) - limits.EventHeaderBudget}, v, processors.WithTracer(tracer))
 	p.enrich = en

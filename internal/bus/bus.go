@@ -137,6 +137,8 @@ type Bus struct {
 	// dlqMax is the largest dead letter the DLQ stream and the server
 	// take (EnsureStreams); 0 until known.
 	dlqMax atomic.Int64
+	// identityKey is identity.Key of the raw stream (EnsureStreams).
+	identityKey atomic.Pointer[[]byte]
 
 	// committer runs group commit rounds over the embedded store
 	// (nats.sync: group); nil otherwise. stopCommit ends its background

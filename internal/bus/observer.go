@@ -11,6 +11,9 @@ type Observer interface {
 	Emitted(stage, kind string, n int)
 	// Rejected counts an input sent to the DLQ with a reason class.
 	Rejected(stage, kind, class string)
+	// Duplicate counts an input whose event the events stream already held
+	// (same source, same producer id): recorded, not emitted.
+	Duplicate(stage, kind string)
 	// Retried counts an input handed back for redelivery.
 	Retried(stage, kind string)
 	// Observed records the processing time of one input (or one batch for
@@ -27,5 +30,6 @@ func (NopObserver) Received(string, string, bool)          {}
 func (NopObserver) Emitted(string, string, int)            {}
 func (NopObserver) Rejected(string, string, string)        {}
 func (NopObserver) Retried(string, string)                 {}
+func (NopObserver) Duplicate(string, string)               {}
 func (NopObserver) Observed(string, string, time.Duration) {}
 func (NopObserver) Pending(string, string, uint64)         {}

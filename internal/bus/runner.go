@@ -85,6 +85,7 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 		futs []jetstream.PubAckFuture
 		dlq  bool
 		err  error
+		dup  string // the id of an output the events stream already held
 	}
 	ps := make([]pending, len(batch))
 	for i, in := range batch {
@@ -122,7 +123,10 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 				break
 			}
 			select {
-			case <-f.Ok():
+			case ack := <-f.Ok():
+				if ack != nil && ack.Duplicate && !p.dlq {
+					p.dup = f.Msg().Header.Get(jetstream.MsgIDHeader)
+				}
 			case err := <-f.Err():
 				p.err = err
 			case <-timeout.C:
@@ -202,6 +206,22 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
 			log().Info("rejected to DLQ", "reason", in.err.Error())
 			b.term(in.msg, stage.PermanentClass(in.err))
+		case p.dup != "" && !in.sink && in.in.Meta.Delivered <= 1:
+			// The same source sent the same id: no new event. Recorded on
+			// the duplicates' subject so the input's fate is visible and
+			// counted (a redelivery of an input whose event was published
+			// before a crash is not a duplicate: it counts as out below).
+			nm := b.deadLetter(in.in, c.Stage, stage.Duplicate(p.dup))
+			nm.Subject = stage.DuplicateSubject(in.in.Subject)
+			if _, err := b.js.PublishMsg(ctx, nm); err != nil {
+				log().Warn("publish failed, will redeliver", "error", err, "duplicate_of", p.dup)
+				b.obs.Retried(c.Stage, in.kind)
+				b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
+				continue
+			}
+			b.obs.Duplicate(c.Stage, in.kind)
+			log().Debug("duplicate input, recorded", "duplicate_of", p.dup)
+			_ = b.nc.Publish(in.msg.Reply, ackAck)
 		default:
 			n := len(in.outs)
 			if in.sink {

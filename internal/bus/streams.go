@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -41,13 +42,23 @@ type StreamsConfig struct {
 	FitStorage bool `yaml:"fit_storage"`
 }
 
+// RawDuplicates is the raw stream's duplicate window: the least JetStream
+// allows (a window under 100ms is refused, 0 means its default of 2
+// minutes; de-duplication cannot be turned off). The raw stream's window
+// is global over every subject and keyed by the producer's own
+// Nats-Msg-Id, so within it one producer could make the stream drop
+// another's message by sending its id first; Sightline de-duplicates on
+// the events stream instead, by the event id derived from the source and
+// the producer's id (internal/identity).
+const RawDuplicates = 100 * time.Millisecond
+
 // DefaultStreams are sensible production limits. The message sizes come
 // from internal/limits: the raw stream takes every message the server
 // takes, so a core publish is either stored or refused to its publisher.
 func DefaultStreams() StreamsConfig {
 	return StreamsConfig{
 		Replicas:   1,
-		Raw:        StreamLimits{MaxAge: 72 * time.Hour, MaxBytes: 10 << 30, MaxMsgSize: limits.RawMaxMsgSize, Duplicates: 10 * time.Minute},
+		Raw:        StreamLimits{MaxAge: 72 * time.Hour, MaxBytes: 10 << 30, MaxMsgSize: limits.RawMaxMsgSize, Duplicates: RawDuplicates},
 		Events:     StreamLimits{MaxAge: 7 * 24 * time.Hour, MaxBytes: 20 << 30, MaxMsgSize: limits.EventsMaxMsgSize, Duplicates: 10 * time.Minute},
 		DLQ:        StreamLimits{MaxAge: 30 * 24 * time.Hour, MaxBytes: 5 << 30, MaxMsgSize: limits.DLQMaxMsgSize, Duplicates: 10 * time.Minute},
 		FitStorage: true,
@@ -76,7 +87,7 @@ func (c StreamsConfig) StreamConfigs() []jetstream.StreamConfig {
 		}
 	}
 	return []jetstream.StreamConfig{
-		mk(StreamRaw, "Sightline raw input from producers (nats pub, collectors, HTTP ingest); deduplicated by Nats-Msg-Id; processors read here", stage.RawPrefix+">", c.Raw),
+		mk(StreamRaw, "Sightline raw input from producers (nats pub, collectors, HTTP ingest); processors read here and de-duplicate by source and id on the events stream", stage.RawPrefix+">", c.Raw),
 		mk(StreamEvents, "Sightline conformed CloudEvents (validated, conformed, enriched); every sink and every replay reads here", stage.EventsPrefix+">", c.Events),
 		mk(StreamDLQ, "Sightline dead letters: rejected input with its original bytes and headers and a Sightline-Dlq-Reason header", stage.DLQPrefix+">", c.DLQ),
 	}
@@ -109,6 +120,9 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 	for div := int64(1); ; div *= 2 {
 		err := b.ensureStreams(ctx, c, div)
 		if err == nil {
+			if err := b.loadIdentityKey(ctx); err != nil {
+				return err
+			}
 			if div > 1 {
 				b.log.Warn("stream sizes shrunk to fit the storage the server or cluster offers; set streams.<raw|events|dlq>.max_bytes to choose them",
 					"replicas", max(1, c.Replicas), "raw_max_bytes", c.Raw.MaxBytes/div, "events_max_bytes", c.Events.MaxBytes/div, "dlq_max_bytes", c.DLQ.MaxBytes/div)
@@ -127,6 +141,28 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 				"or streams.fit_storage: true to shrink them to fit", err, c.Raw.MaxBytes/div, c.Events.MaxBytes/div, c.DLQ.MaxBytes/div, max(1, c.Replicas))
 		}
 	}
+}
+
+// loadIdentityKey derives the identity key from the raw stream's creation
+// time (identity.Key), the same for every worker of the stream.
+func (b *Bus) loadIdentityKey(ctx context.Context) error {
+	s, err := b.js.Stream(ctx, StreamRaw)
+	if err != nil {
+		return fmt.Errorf("bus: stream %s: %w", StreamRaw, err)
+	}
+	k := identity.Key(StreamRaw, s.CachedInfo().Created)
+	b.identityKey.Store(&k)
+	return nil
+}
+
+// IdentityKey is the key that seals the HTTP ingest's inputs
+// (identity.Seal) and lets the processor verify them; nil before
+// EnsureStreams.
+func (b *Bus) IdentityKey() []byte {
+	if k := b.identityKey.Load(); k != nil {
+		return *k
+	}
+	return nil
 }
 
 // overReserved explains the one refusal no shrinking can get past: streams

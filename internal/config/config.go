@@ -255,8 +255,8 @@ func (c *Config) Validate() error {
 		if l.MaxMsgSize <= 0 || int(l.MaxMsgSize) > c.NATS.MaxPayload {
 			bad("streams."+name+".max_msg_size", "must be between 1 and nats.max_payload (%d), got %d", c.NATS.MaxPayload, l.MaxMsgSize)
 		}
-		if l.Duplicates < 0 || (l.MaxAge > 0 && l.Duplicates > l.MaxAge) {
-			bad("streams."+name+".duplicates", "must be between 0 and max_age, got %s", l.Duplicates)
+		if l.Duplicates < 0 || (l.Duplicates > 0 && l.Duplicates < 100*time.Millisecond) || (l.MaxAge > 0 && l.Duplicates > l.MaxAge) {
+			bad("streams."+name+".duplicates", "must be 0 (the server's default, 2m) or between 100ms (the least JetStream takes) and max_age, got %s", l.Duplicates)
 		}
 	}
 	p := c.Processor

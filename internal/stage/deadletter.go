@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/identity"
 )
 
 // DeadLetter is the dead letter of an input that stage stageName rejected
@@ -15,7 +16,9 @@ import (
 // they keep their value without acting again), the reason (one line, at
 // most 2,000 bytes), the stage, the input's subject, stream and sequence,
 // the class of a permanent error, the correlation ID, and the ID
-// dlq:<stage>:<stream>:<sequence>. internal/bus publishes every dead
+// identity.DeadLetterID (derived from the stage and the input's stream,
+// sequence and stored time: the same for a redelivery, unknown to anyone
+// before the input is stored). internal/bus publishes every dead
 // letter built this way (and cuts its body when it would not fit).
 func DeadLetter(in *Message, stageName string, reason error, at time.Time) *Message {
 	h := make(Header, len(in.Header)+10)
@@ -51,7 +54,20 @@ func DeadLetter(in *Message, stageName string, reason error, at time.Time) *Mess
 			h.Set(HeaderCorrelationID, cid)
 		}
 	}
-	id := "dlq:" + stageName + ":" + in.Meta.Stream + ":" + strconv.FormatUint(in.Meta.Sequence, 10)
+	id := identity.DeadLetterID(stageName, identity.Position{Stream: in.Meta.Stream, Sequence: in.Meta.Sequence, Time: in.Meta.Timestamp})
+	if id == "" { // not from a stream (tests, replays of bytes)
+		id = "dlq:" + stageName + ":" + correlation.Mint()
+	}
 	h.Set(HeaderMsgID, id)
 	return &Message{Subject: DeadLetterSubject(stageName, in.Subject), Header: h, Data: in.Data, ID: id}
+}
+
+// Duplicate is the reason recorded for an input whose event (id eventID:
+// same source, same producer id) the events stream already holds. Its
+// dead letter (DeadLetter with this reason) goes to DuplicateSubject, so
+// `sightline status` counts it apart from rejections and the input's trail
+// says what became of it.
+func Duplicate(eventID string) error {
+	return Reject(ClassDuplicate, "duplicate of event "+eventID+
+		" (the same source sent the same id within the events stream's duplicate window)", nil)
 }

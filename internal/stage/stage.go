@@ -286,6 +286,25 @@ const (
 	HeaderSyncCount       = "Sightline-Sync-Count"
 	HeaderContentType     = "Content-Type"
 	HeaderProducerVersion = "Sightline-Producer-Version"
+	// HeaderSource is the principal the HTTP ingest authenticated
+	// (identity.HTTP), and HeaderSourceID the producer's id for it; the
+	// processor believes them only when the Nats-Msg-Id is their seal
+	// (identity.Seal), which only the worker can make.
+	HeaderSource   = "Sightline-Source"
+	HeaderSourceID = "Sightline-Source-Id"
+)
+
+// Classes of dead letters the processor writes for reasons of identity.
+const (
+	// ClassDuplicate: the input's event is already in the events stream
+	// (same source, same producer id); recorded on DuplicateSubject.
+	ClassDuplicate = "duplicate"
+	// ClassReservedType: the input's type is kept for Sightline's own
+	// services (identity.Reserved).
+	ClassReservedType = "reserved_type"
+	// ClassForgedSource: the input carries Sightline-Source without the
+	// worker's seal.
+	ClassForgedSource = "forged_source"
 )
 
 // Subject prefixes of the three streams (docs/architecture.md).
@@ -300,13 +319,29 @@ const (
 // rejections of raw input, so each is counted on its own.
 const SinkDLQPrefix = DLQPrefix + "sink."
 
+// DuplicatePrefix is where the records of duplicate inputs go
+// (DuplicateLetter): sightline.dlq.duplicate.<kind>.<name>..., counted
+// apart from rejections.
+const DuplicatePrefix = DLQPrefix + "duplicate."
+
+// IsDuplicate reports whether a dead-letter subject holds the record of a
+// duplicate input (DuplicateSubject).
+func IsDuplicate(subject string) bool { return strings.HasPrefix(subject, DuplicatePrefix) }
+
+// DuplicateSubject is where the record of a duplicate raw input on subject
+// goes.
+func DuplicateSubject(subject string) string {
+	return DuplicatePrefix + strings.TrimPrefix(DLQSubject(subject), DLQPrefix)
+}
+
 // DLQSubject is where a rejected message goes: its subject with the raw or
 // events prefix swapped for the DLQ prefix (any other subject, and a raw
-// subject whose kind would read as sightline.dlq.sink., is kept whole
-// under sightline.dlq.other.).
+// subject whose kind would read as sightline.dlq.sink. or
+// sightline.dlq.duplicate., is kept whole under sightline.dlq.other.).
 func DLQSubject(subject string) string {
 	for _, p := range []string{RawPrefix, EventsPrefix} {
-		if s, ok := strings.CutPrefix(subject, p); ok && s != "" && !strings.HasPrefix(s, "sink.") && s != "sink" {
+		if s, ok := strings.CutPrefix(subject, p); ok && s != "" && !strings.HasPrefix(s, "sink.") && s != "sink" &&
+			!strings.HasPrefix(s, "duplicate.") && s != "duplicate" {
 			return DLQPrefix + s
 		}
 	}
@@ -336,6 +371,9 @@ func KindOf(subject string) (kind, sinkStage string) {
 	kind = parts[2]
 	if parts[1] == "dlq" && kind == "sink" && len(parts) >= 5 {
 		kind, sinkStage = parts[4], parts[3]
+	}
+	if parts[1] == "dlq" && kind == "duplicate" && len(parts) >= 4 {
+		kind = parts[3]
 	}
 	if !schemas.KnownKind(kind) {
 		kind = "other"

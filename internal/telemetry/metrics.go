@@ -18,6 +18,7 @@ type Metrics struct {
 	out       *prometheus.CounterVec
 	rejected  *prometheus.CounterVec
 	retried   *prometheus.CounterVec
+	dups      *prometheus.CounterVec
 	redeliver *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	pending   *prometheus.GaugeVec
@@ -45,6 +46,9 @@ func NewMetrics() *Metrics {
 		retried: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sightline_events_retried_total", Help: "Messages a stage handed back for redelivery after a transient failure.",
 		}, []string{"kind", "stage"}),
+		dups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sightline_events_duplicate_total", Help: "Inputs whose event the events stream already held (same source, same id): recorded on sightline.dlq.duplicate.>, not emitted.",
+		}, []string{"kind", "stage"}),
 		redeliver: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sightline_redeliveries_total", Help: "Messages received again after an earlier delivery (JetStream redelivery).",
 		}, []string{"kind", "stage"}),
@@ -71,7 +75,7 @@ func NewMetrics() *Metrics {
 			Help: "1 while the consumer's backlog is about to be removed by the stream's limits (90 % of max_bytes or max_age), else 0.",
 		}, []string{"stream", "consumer"}),
 	}
-	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.redeliver, m.latency, m.pending, m.stalled, m.stalls, m.lost, m.atRisk,
+	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.dups, m.redeliver, m.latency, m.pending, m.stalled, m.stalls, m.lost, m.atRisk,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,6 +107,8 @@ func (m *Metrics) Rejected(stage, kind, class string) {
 }
 
 func (m *Metrics) Retried(stage, kind string) { m.retried.WithLabelValues(kind, stage).Inc() }
+
+func (m *Metrics) Duplicate(stage, kind string) { m.dups.WithLabelValues(kind, stage).Inc() }
 
 func (m *Metrics) Observed(stage, kind string, d time.Duration) {
 	m.latency.WithLabelValues(kind, stage).Observe(d.Seconds())

@@ -38,6 +38,12 @@ func (f Fanout) Rejected(stage, kind, class string) {
 	}
 }
 
+func (f Fanout) Duplicate(stage, kind string) {
+	for _, o := range f {
+		o.Duplicate(stage, kind)
+	}
+}
+
 func (f Fanout) Retried(stage, kind string) {
 	for _, o := range f {
 		o.Retried(stage, kind)

@@ -86,6 +86,9 @@ func (s *Statsd) Emitted(stage, kind string, n int) {
 func (s *Statsd) Rejected(stage, kind, class string) {
 	s.count(1, "events_rejected", "kind", kind, "stage", stage, "reason", class)
 }
+func (s *Statsd) Duplicate(stage, kind string) {
+	s.count(1, "events_duplicate", "kind", kind, "stage", stage)
+}
 func (s *Statsd) Retried(stage, kind string) {
 	s.count(1, "events_retried", "kind", kind, "stage", stage)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -18,7 +19,8 @@ import (
 // type is <kind>.<name>[.<more>] with kind metric, log or snapshot; it names
 // the subject sightline.raw.<type>. data is the payload: a JSON object, or
 // for log events a JSON string holding a plain-text line. id (optional)
-// becomes the Nats-Msg-Id and so the event id; correlationid (optional,
+// is the producer's id: the event id is derived from it and the source
+// (the subject and the request's token, identity.ID); correlationid (optional,
 // also correlation_id) overrides the request's correlation ID for this item.
 type Item struct {
 	Type          string          `json:"type"`
@@ -271,6 +273,9 @@ func subjectOf(typ string) (string, error) {
 		if !nameToken(t) {
 			return "", fmt.Errorf(`"type" %q: each part after the kind must be 1-128 letters, digits, '_' or '-'`, typ)
 		}
+	}
+	if identity.Reserved(typ) {
+		return "", fmt.Errorf(`"type" %q is reserved for Sightline's own services (log.graph_sweep, names starting with "sightline"): only the worker emits it`, typ)
 	}
 	return rawPrefix + typ, nil
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/httpauth"
+	"github.com/sightline/sightline/internal/identity"
 	inputlimits "github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -49,6 +51,7 @@ type Handler struct {
 	timeout    time.Duration
 	retryAfter time.Duration
 	producer   string
+	key        []byte
 	// slots holds one token per request being served (WithMaxConcurrent).
 	slots       chan struct{}
 	readTimeout time.Duration
@@ -90,6 +93,13 @@ func WithRetryAfter(d time.Duration) Option { return func(h *Handler) { h.retryA
 // WithProducer is the Sightline-Producer sent when the request names none
 // (neither a Sightline-Producer nor a User-Agent header); default "httpingest".
 func WithProducer(name string) Option { return func(h *Handler) { h.producer = name } }
+
+// WithIdentityKey is the worker's identity key (bus.IdentityKey): with it
+// every input is sealed with the request's token (identity.Seal), so its
+// event's source is the subject and that token and no other producer can
+// share its ids. Without it the inputs are sources of their subjects only,
+// like any NATS publish.
+func WithIdentityKey(key []byte) Option { return func(h *Handler) { h.key = key } }
 
 // New returns the handler. Mount it on POST /v1/events.
 func New(pub stage.Publisher, opts ...Option) http.Handler {
@@ -186,14 +196,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	msgs := h.messages(r, cid, items)
+	msgs, ids := h.messages(r, cid, items)
 	ctx, cancel := context.WithTimeout(r.Context(), h.timeout)
 	defer cancel()
 	res, err := h.pub.Publish(ctx, msgs...)
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
 	if err != nil {
 		secs := max(1, int(h.retryAfter.Round(time.Second)/time.Second))
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -249,9 +255,10 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
 }
 
-// messages builds the raw messages: subject, data, Nats-Msg-Id, correlation,
-// traceparent and producer headers.
-func (h *Handler) messages(r *http.Request, cid string, items []parsed) []*stage.Message {
+// messages builds the raw messages (subject, data, Nats-Msg-Id, correlation,
+// traceparent and producer headers, and with the identity key the sealed
+// source) and the ids their events will have (identity.ID).
+func (h *Handler) messages(r *http.Request, cid string, items []parsed) ([]*stage.Message, []string) {
 	producer := strings.TrimSpace(r.Header.Get(stage.HeaderProducer))
 	if producer == "" {
 		producer = strings.TrimSpace(r.Header.Get("User-Agent"))
@@ -267,7 +274,18 @@ func (h *Handler) messages(r *http.Request, cid string, items []parsed) []*stage
 		tp = ""
 	}
 	key := strings.TrimSpace(r.Header.Get(HeaderIdempotencyKey))
+	// The source's principal comes from the token the request
+	// authenticated with, never from the request's content.
+	var principal string
+	if len(h.key) > 0 {
+		name := ""
+		if id, ok := httpauth.FromContext(r.Context()); ok {
+			name = id.Name
+		}
+		principal = identity.HTTP(name)
+	}
 	msgs := make([]*stage.Message, len(items))
+	ids := make([]string, len(items))
 	for i, it := range items {
 		id := it.id
 		switch {
@@ -285,9 +303,19 @@ func (h *Handler) messages(r *http.Request, cid string, items []parsed) []*stage
 		if tp != "" {
 			hd[stage.HeaderTraceParent] = []string{tp}
 		}
-		msgs[i] = &stage.Message{Subject: it.subject, Header: hd, Data: it.data, ID: id}
+		src := identity.Source{Subject: it.subject, Principal: principal}
+		ids[i] = identity.ID(src, id, identity.Position{})
+		msgID := id
+		if principal != "" {
+			// The seal, not the item's id, is the Nats-Msg-Id: nobody
+			// can predict it to make the raw stream drop this input.
+			hd[stage.HeaderSource] = []string{principal}
+			hd[stage.HeaderSourceID] = []string{id}
+			msgID = identity.Seal(h.key, src, id)
+		}
+		msgs[i] = &stage.Message{Subject: it.subject, Header: hd, Data: it.data, ID: msgID}
 	}
-	return msgs
+	return msgs, ids
 }
 
 // mediaType reports whether the body is NDJSON, and whether the content

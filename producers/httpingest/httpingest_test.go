@@ -32,7 +32,7 @@ func newEnv(t *testing.T, opts ...httpingest.Option) *env {
 	b := bustest.New(t)
 	bustest.RunProcessor(t, b, nil)
 	logs := &testutil.SyncBuffer{}
-	opts = append([]httpingest.Option{httpingest.WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))}, opts...)
+	opts = append([]httpingest.Option{httpingest.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))), httpingest.WithIdentityKey(b.IdentityKey())}, opts...)
 	mux := http.NewServeMux()
 	mux.Handle("/v1/events", httpingest.New(b, opts...))
 	srv := httptest.NewServer(mux)
@@ -106,7 +106,7 @@ func TestNDJSONBatchKeepsCorrelation(t *testing.T) {
 {"type":"log.checkout","data":{"message":"retrying","level":"warn"},"correlationid":"own-cid","id":"fixed-id-1"}
 `
 	resp, out := e.post(t, "", "application/x-ndjson", body, "X-Request-Id", "req-77", "Sightline-Producer", "shop/2.0")
-	if resp.StatusCode != http.StatusAccepted || out.Accepted != 3 || out.CorrelationID != "req-77" || out.IDs[2] != "fixed-id-1" {
+	if resp.StatusCode != http.StatusAccepted || out.Accepted != 3 || out.CorrelationID != "req-77" || out.IDs[2] == "fixed-id-1" {
 		t.Fatalf("%d %+v", resp.StatusCode, out)
 	}
 	click := e.events(t, "sightline.events.metric.click", 1)[0]
@@ -115,7 +115,7 @@ func TestNDJSONBatchKeepsCorrelation(t *testing.T) {
 		t.Errorf("click %+v", click)
 	}
 	byID := map[string]schemas.Event{logs[0].ID: logs[0], logs[1].ID: logs[1]}
-	plain, own := byID[out.IDs[1]], byID["fixed-id-1"]
+	plain, own := byID[out.IDs[1]], byID[out.IDs[2]] // the item's id, within the request's source
 	if plain.CorrelationID != "req-77" || !strings.Contains(string(plain.Data), `"message":"ERROR payment declined"`) || !strings.Contains(string(plain.Data), `"level":"error"`) {
 		t.Errorf("plain log %+v data %s", plain, plain.Data)
 	}

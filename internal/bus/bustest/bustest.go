@@ -42,7 +42,7 @@ func RunProcessor(t testing.TB, b *bus.Bus, attrs map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, _ := processors.Standard(processors.Config{Attributes: attrs}, v)
+	p, _ := processors.Standard(processors.Config{Attributes: attrs, IdentityKey: b.IdentityKey()}, v)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
