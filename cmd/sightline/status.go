@@ -24,7 +24,8 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `Status connects to JetStream (a running ` + "`sightline run`" + ` on nats.listen, or nats.urls) and prints
 each stream with its messages, bytes and consumers (pending = not yet delivered, ack pending =
 delivered, not acked), then the messages held per kind: in (raw), out (conformed) and
-rejected by the processor (DLQ), so that in = out + rejected; and apart, per sink, the dead
+rejected by the processor (DLQ) and duplicates (inputs whose event was already out: the same
+source sent the same id), so that in = out + rejected + duplicate; and apart, per sink, the dead
 letters of events a sink could not store (those events are counted out). Kinds other than
 metric, log and snapshot count as "other". Counts are what the streams hold now, within their
 retention.`,
@@ -82,7 +83,7 @@ func printStatus(w io.Writer, st *bus.Status) error {
 		}
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "KIND\tIN (raw)\tOUT (events)\tREJECTED (dlq)\tSINK DLQ")
+	fmt.Fprintln(tw, "KIND\tIN (raw)\tOUT (events)\tREJECTED (dlq)\tDUPLICATE\tSINK DLQ")
 	for _, k := range st.Kinds {
 		sinks := "-"
 		if len(k.SinkDLQ) > 0 {
@@ -93,7 +94,7 @@ func printStatus(w io.Writer, st *bus.Status) error {
 			}
 			sinks = strings.Join(parts, ", ")
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\n", termsafe.String(k.Kind), k.In, k.Out, k.Rejected, sinks)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\n", termsafe.String(k.Kind), k.In, k.Out, k.Rejected, k.Duplicates, sinks)
 	}
 	printHealth(tw, st.Instances)
 	return tw.Flush()

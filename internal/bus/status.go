@@ -37,16 +37,18 @@ type ConsumerStatus struct {
 }
 
 // KindCounts counts messages held per kind in the three streams: In (raw),
-// Out (conformed events), Rejected (the processor's dead letters), so that
-// In = Out + Rejected; and SinkDLQ, the dead letters sinks wrote for events
+// Out (conformed events), Rejected (the processor's dead letters),
+// Duplicates (inputs whose event was already out: same source, same id),
+// so that In = Out + Rejected + Duplicates; and SinkDLQ, the dead letters sinks wrote for events
 // of the kind they could not store (those events are also in Out), by sink
 // stage. Kinds other than metric, log and snapshot count as "other".
 type KindCounts struct {
-	Kind     string            `json:"kind"`
-	In       uint64            `json:"in"`
-	Out      uint64            `json:"out"`
-	Rejected uint64            `json:"rejected"`
-	SinkDLQ  map[string]uint64 `json:"sink_dlq,omitempty"`
+	Kind       string            `json:"kind"`
+	In         uint64            `json:"in"`
+	Out        uint64            `json:"out"`
+	Rejected   uint64            `json:"rejected"`
+	Duplicates uint64            `json:"duplicates"`
+	SinkDLQ    map[string]uint64 `json:"sink_dlq,omitempty"`
 }
 
 // Status is a snapshot of the topology.
@@ -99,6 +101,10 @@ func (b *Bus) Status(ctx context.Context) (*Status, error) {
 						kc.SinkDLQ = map[string]uint64{}
 					}
 					kc.SinkDLQ[sinkStage] += n
+					continue
+				}
+				if stage.IsDuplicate(subj) {
+					kc.Duplicates += n
 					continue
 				}
 				kc.Rejected += n

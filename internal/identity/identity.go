@@ -16,6 +16,7 @@ package identity
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -58,6 +59,15 @@ func HTTP(token string) string {
 		return "http"
 	}
 	return "http:" + escape(token)
+}
+
+// Nonce is 16 random hex digits: what a producer adds to the ids it
+// derives from guessable values (a host name, a millisecond tag) so no one
+// can send them first.
+func Nonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // Position is where an input is stored: the stream, its sequence and the

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/schemas"
@@ -116,10 +117,14 @@ func cutContent(s string, n int, enc string) string {
 }
 
 // Messages turns parts into raw messages: Nats-Msg-Id
-// "host:<name>:<tag>:<part>" (a re-run of the same sync is deduplicated),
-// one correlation ID for the sync, the sync headers.
+// "host:<name>:<tag>:<part>:<nonce>" (a retried publish is recorded as a
+// duplicate; the random nonce, one per call, keeps the id from being
+// predicted: the raw stream's short duplicate window is global, so another
+// producer sending the id first would make it drop the part), one
+// correlation ID for the sync, the sync headers.
 func Messages(subject string, parts []Part) ([]*stage.Message, error) {
 	msgs := make([]*stage.Message, 0, len(parts))
+	nonce := identity.Nonce()
 	for i := range parts {
 		p := &parts[i]
 		body, err := json.Marshal(p)
@@ -127,7 +132,7 @@ func Messages(subject string, parts []Part) ([]*stage.Message, error) {
 			return nil, fmt.Errorf("host: part %d: %w", i, err)
 		}
 		tag := strconv.FormatInt(p.Tag, 10)
-		id := p.Scope + ":" + tag + ":" + strconv.Itoa(p.Part)
+		id := p.Scope + ":" + tag + ":" + strconv.Itoa(p.Part) + ":" + nonce
 		m := &stage.Message{
 			Subject: subject,
 			ID:      id,

@@ -13,6 +13,7 @@ import (
 	"strconv"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
@@ -131,8 +132,9 @@ func Split(s *Sync, maxBytes int) ([]schemas.SnapshotData, error) {
 }
 
 // Publish splits the sync and publishes every part on the raw snapshot
-// subject with Nats-Msg-Id "<scope>:<tag>:<part>", so a re-run of the same
-// sync is deduplicated by the stream.
+// subject with Nats-Msg-Id "<scope>:<tag>:<part>:<nonce>" (a random nonce
+// per call, so no other producer can predict the id and have the raw
+// stream drop the part as a duplicate).
 func Publish(ctx context.Context, s *Sync, pub stage.Publisher, opts ...Option) (Result, error) {
 	o := options{maxBytes: DefaultMaxPartBytes, subject: stage.RawPrefix + "snapshot.inventory"}
 	for _, f := range opts {
@@ -143,6 +145,7 @@ func Publish(ctx context.Context, s *Sync, pub stage.Publisher, opts ...Option) 
 		return Result{}, err
 	}
 	tag := strconv.FormatInt(s.Tag, 10)
+	nonce := identity.Nonce()
 	res := Result{Scope: s.Scope, Tag: s.Tag, Parts: len(parts), Items: s.Items(),
 		CorrelationID: correlation.Derive("inventory", s.Scope, tag)}
 	for i := range parts {
@@ -150,7 +153,7 @@ func Publish(ctx context.Context, s *Sync, pub stage.Publisher, opts ...Option) 
 		if err != nil {
 			return res, fmt.Errorf("inventory: part %d: %w", i, err)
 		}
-		id := s.Scope + ":" + tag + ":" + strconv.Itoa(i)
+		id := s.Scope + ":" + tag + ":" + strconv.Itoa(i) + ":" + nonce
 		m := &stage.Message{
 			Subject: o.subject,
 			ID:      id,

@@ -9,8 +9,9 @@
 //   - a Correlation-Id header taken from ctx (correlation.FromContext, or the
 //     trace id of the OpenTelemetry span in ctx), minted when ctx has none;
 //   - a traceparent header when ctx carries a valid span;
-//   - a Nats-Msg-Id (the returned id, which becomes the CloudEvents id), so a
-//     retried publish never produces a second event;
+//   - a Nats-Msg-Id (the returned id), so a retried publish never produces a
+//     second event; the CloudEvents id is derived from it and the subject
+//     (EventID), so no other producer can take it;
 //   - a Sightline-Producer header naming the service, version and host.
 //
 // The name and the property names are checked before anything is sent; a
@@ -35,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -109,7 +111,7 @@ type Option func(*Tracker)
 
 // WithService names the producing service and its version; they go into the
 // Sightline-Producer header ("search-api/1.4.2@host") and become the event's
-// source and producer.
+// producer (its source is the subject).
 func WithService(name, version string) Option {
 	return func(t *Tracker) { t.producer, t.version = name, version }
 }
@@ -198,9 +200,10 @@ func (t *Tracker) Producer() string {
 type idKey struct{}
 type idemKey struct{}
 
-// WithEventID returns ctx asking the next Track to use id as the event id
-// (Nats-Msg-Id), e.g. to retry a Track that returned an error: JetStream
-// drops the second copy if the first one did arrive.
+// WithEventID returns ctx asking the next Track to use id as its
+// Nats-Msg-Id (the id Track returns), e.g. to retry a Track that returned
+// an error: the processor records the second copy as a duplicate if the
+// first one did arrive.
 func WithEventID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, idKey{}, id)
 }
@@ -213,7 +216,8 @@ func WithIdempotencyKey(ctx context.Context, key string) context.Context {
 }
 
 // Track publishes one metric event named name with props as its data and
-// returns its id (the CloudEvents id the conformed event will have).
+// returns its id: its Nats-Msg-Id, to pass to WithEventID for a retry;
+// EventID(name, id) is the CloudEvents id the conformed event will have.
 func (t *Tracker) Track(ctx context.Context, name string, props map[string]any) (string, error) {
 	msg, err := t.Build(ctx, name, props)
 	if err != nil {
@@ -238,6 +242,13 @@ func (t *Tracker) Track(ctx context.Context, name string, props map[string]any) 
 	case <-ctx.Done():
 		return msg.ID, fmt.Errorf("track %s: buffer full: %w", name, ctx.Err())
 	}
+}
+
+// EventID is the CloudEvents id of the event Track(ctx, name, ...) makes
+// when it returned id: derived from the subject (the event's source) and
+// id, by Sightline's one rule for event identity (internal/identity).
+func EventID(name, id string) string {
+	return identity.ID(identity.Source{Subject: subjectPrefix + name}, id, identity.Position{})
 }
 
 // Build returns the message Track would publish, without publishing it.

@@ -45,13 +45,13 @@ func TestTrackCarriesContextCorrelation(t *testing.T) {
 	if ev.CorrelationID != "req-42" {
 		t.Errorf("correlationid = %q, want req-42", ev.CorrelationID)
 	}
-	if ev.ID != id {
-		t.Errorf("event id = %q, Track returned %q", ev.ID, id)
+	if ev.ID != track.EventID("search_made", id) {
+		t.Errorf("event id = %q, Track returned %q (EventID %q)", ev.ID, id, track.EventID("search_made", id))
 	}
 	if ev.Type != "metric.search_made" {
 		t.Errorf("type = %q", ev.Type)
 	}
-	if ev.Producer != "search-api/1.4.2@web-3" || ev.Source != "urn:sightline:producer:search-api/1.4.2@web-3" {
+	if ev.Producer != "search-api/1.4.2@web-3" || ev.Source != "urn:sightline:subject:sightline.raw.metric.search_made" {
 		t.Errorf("producer = %q, source = %q", ev.Producer, ev.Source)
 	}
 	var data map[string]any
@@ -127,7 +127,7 @@ func TestRetriesYieldOneEvent(t *testing.T) {
 	}
 	evs := events(t, b, "sightline.events.metric.signup", 2)
 	got := map[string]bool{evs[0].ID: true, evs[1].ID: true}
-	if !got[id] || !got[id1] {
+	if !got[track.EventID("signup", id)] || !got[track.EventID("signup", id1)] {
 		t.Errorf("event ids %v, want %s and %s", got, id, id1)
 	}
 }
@@ -229,7 +229,7 @@ func TestJetStreamAdapter(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := events(t, b, "sightline.events.metric.invoice_paid", 1)[0]
-	if ev.ID != id || ev.CorrelationID != "adapter-1" || ev.Producer != "billing" {
+	if ev.ID != track.EventID("invoice_paid", id) || ev.CorrelationID != "adapter-1" || ev.Producer != "billing" {
 		t.Errorf("event %+v", ev)
 	}
 	m, err := tr.Build(ctx, "x", nil)

@@ -285,7 +285,9 @@ func serviceFromSource(producer, source string) string {
 	if s, ok := strings.CutPrefix(source, "urn:sightline:producer:"); ok {
 		return s
 	}
-	if s, ok := strings.CutPrefix(source, "urn:sightline:subject:"); ok {
+	if i := strings.Index(source, ":subject:"); strings.HasPrefix(source, "urn:sightline:") && i >= 0 {
+		// urn:sightline:[<principal>:]subject:sightline.raw.<kind>.<name>...
+		s := source[i+len(":subject:"):]
 		// sightline.raw.<kind>.<name>...: the name.
 		parts := strings.Split(s, ".")
 		if len(parts) >= 4 {

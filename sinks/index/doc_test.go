@@ -23,11 +23,12 @@ func TestFromMessage(t *testing.T) {
 	if got := d.IndexName("sightline"); got != "sightline-log-2026.11.22" {
 		t.Fatal(got)
 	}
-	dl, err := FromMessage(testutil.DeadLetter("c1", "sightline.raw.metric.search_made", "body is not JSON", badBody, at, 9))
+	dlm := testutil.DeadLetter("c1", "sightline.raw.metric.search_made", "body is not JSON", badBody, at, 9)
+	dl, err := FromMessage(dlm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dl.Kind != KindDLQ || dl.Type != "dlq.metric.search_made" || dl.ID != "dlq:process:SIGHTLINE_RAW:9" || dl.DLQ.Sequence != 9 ||
+	if dl.Kind != KindDLQ || dl.Type != "dlq.metric.search_made" || dl.ID != dlm.ID || !strings.HasPrefix(dl.ID, "dlq:process:") || dl.DLQ.Sequence != 9 ||
 		dl.Raw == "" || !strings.Contains(dl.Message, "body is not JSON") {
 		t.Fatalf("%+v", dl)
 	}

@@ -140,7 +140,7 @@ func traceFixture(t testing.TB, s stage.Sink) (string, []string) {
 	}
 	dl := testutil.DeadLetter(cid, "sightline.raw.log.billing", "schema: at /level: value must be one of ...", badBody, t0.Add(time.Duration(step)*37*time.Millisecond), 77)
 	msgs = append(msgs, dl)
-	want = append(want, "dlq:process:SIGHTLINE_RAW:77")
+	want = append(want, dl.ID)
 	for i := range 40 { // noise
 		msgs = append(msgs, event("noise-"+randHex(3), "log", "step", "gateway", t0.Add(time.Duration(i)*time.Millisecond), "noise-"+randHex(8), 1))
 	}
