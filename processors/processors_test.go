@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
@@ -154,7 +155,7 @@ func TestConformStage(t *testing.T) {
 			}
 		}},
 		{"Nats-Msg-Id wins over stream position, within the subject's source", "sightline.raw.metric.m", `{}`, stage.Header{"Nats-Msg-Id": {" x "}}, meta, func(t *testing.T, ev *schemas.Event) {
-			if want := correlation.Derive("event", "urn:sightline:subject:sightline.raw.metric.m", "x"); ev.ID != want {
+			if want := identity.ID(identity.Source{Subject: "sightline.raw.metric.m"}, "x", identity.Position{}); ev.ID != want {
 				t.Errorf("id %q, want %q (derived from the subject and x)", ev.ID, want)
 			}
 		}},

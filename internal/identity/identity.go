@@ -84,7 +84,10 @@ type Position struct {
 // there is neither.
 func ID(src Source, producerID string, pos Position) string {
 	if producerID != "" {
-		return correlation.Derive("event", src.URN(), producerID)
+		// The source's length first: no producer id (which may hold any
+		// byte) can move where the source ends.
+		urn := src.URN()
+		return correlation.Derive("event", strconv.Itoa(len(urn)), urn, producerID)
 	}
 	if pos.Sequence == 0 {
 		return ""
