@@ -96,13 +96,18 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	return err
 }
 
-// EventID is the id of the event made of an input published on NATS (the
-// rule of package identity: its subject is its source): derived from the
-// subject and the producer's Nats-Msg-Id when given, else from the input's
-// stream position, so a redelivery produces the same id and the events
-// stream drops the copy.
+// EventID is the id the event made of in has (if it is made): derived
+// from its source and producer id (Identify, the seal unchecked), else
+// from the input's stream position, so a redelivery produces the same id
+// and the events stream drops the copy. For tools that look for an
+// input's event; the processor itself checks the seal.
 func EventID(in *stage.Message) string {
-	return identity.ID(identity.Source{Subject: in.Subject}, producerID(in.Header.Get(stage.HeaderMsgID)), position(in))
+	src := identity.Source{Subject: in.Subject, Principal: in.Header.Get(stage.HeaderSource)}
+	pid := in.Header.Get(stage.HeaderMsgID)
+	if src.Principal != "" {
+		pid = in.Header.Get(stage.HeaderSourceID)
+	}
+	return identity.ID(src, producerID(pid), position(in))
 }
 
 // Identify returns the source of in and the id its producer gave it: the

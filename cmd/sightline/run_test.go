@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/testutil"
 )
 
@@ -128,7 +129,7 @@ func TestRunEndToEnd(t *testing.T) {
 	if minted == nil || minted["correlationid"] == "" || minted["site"] != "lab1" || minted["specversion"] != "1.0" {
 		t.Fatalf("headerless metric: %v", minted)
 	}
-	if kept == nil || kept["id"] != "x" {
+	if kept == nil || kept["id"] != identity.ID(identity.Source{Subject: "sightline.raw.metric.search_made"}, "x", identity.Position{}) {
 		t.Fatalf("Correlation-Id and Nats-Msg-Id kept: %v", kept)
 	}
 	if logEv == nil || !strings.Contains(fmt.Sprint(logEv["data"]), "image 1d3x5") {

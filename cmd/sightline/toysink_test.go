@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
 	"github.com/sightline/sightline/sinks"
@@ -180,7 +181,8 @@ func TestToySinkRunsInThePipeline(t *testing.T) {
 	for len(toy.got()) == 0 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if got := toy.got(); len(got) != 1 || got[0] != "toy-1" {
-		t.Fatalf("toy sink got %v, want [toy-1]", got)
+	// The event's id: derived from its source (the subject) and toy-1.
+	if got, want := toy.got(), identity.ID(identity.Source{Subject: "sightline.raw.metric.toy"}, "toy-1", identity.Position{}); len(got) != 1 || got[0] != want {
+		t.Fatalf("toy sink got %v, want [%s]", got, want)
 	}
 }

@@ -253,7 +253,7 @@ func (t *Target) postHTTP(ctx context.Context, c *Case, body []byte, from uint64
 		return Outcome{}, fmt.Errorf("202 answer %s: want one id (%v)", rb, err)
 	}
 	seq, err := t.findRaw(ctx, from, func(m *jetstream.RawStreamMsg) bool {
-		return m.Header.Get(stage.HeaderMsgID) == ans.IDs[0]
+		return processors.EventID(&stage.Message{Subject: m.Subject, Header: stage.Header(m.Header)}) == ans.IDs[0]
 	})
 	if err != nil || seq == 0 {
 		return Outcome{Fate: FateLost, Status: resp.StatusCode}, err
