@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
@@ -169,9 +170,12 @@ func TestDuplicateMsgIDYieldsOneEvent(t *testing.T) {
 	defer b.Close()
 	stop := runProcessor(t, b, pipeline(t))
 	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x")
-	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x")
+	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x") // within the raw stream's window: dropped there
+	time.Sleep(2 * bus.RawDuplicates)
+	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x") // after it: stored, recorded as a duplicate
 	pub(t, b, "sightline.raw.metric.search_made", `{"q":2}`, "Nats-Msg-Id", "y")
 	collect(t, b, bus.StreamEvents, "sightline.events.>", 2)
+	dup := collect(t, b, bus.StreamDLQ, "sightline.dlq.duplicate.metric.search_made", 1)[0]
 	stop()
 	if n := streamMsgs(t, b, bus.StreamEvents); n != 2 {
 		t.Fatalf("want 2 events (x once, y once), got %d", n)
@@ -180,8 +184,13 @@ func TestDuplicateMsgIDYieldsOneEvent(t *testing.T) {
 	for _, m := range collect(t, b, bus.StreamEvents, "sightline.events.>", 2) {
 		ids[event(t, m).ID] = true
 	}
-	if !ids["x"] || !ids["y"] {
-		t.Fatalf("event ids should be the producer's Nats-Msg-Id values x and y, got %v", ids)
+	src := identity.Source{Subject: "sightline.raw.metric.search_made"}
+	x, y := identity.ID(src, "x", identity.Position{}), identity.ID(src, "y", identity.Position{})
+	if !ids[x] || !ids[y] {
+		t.Fatalf("event ids should be derived from the subject and x, y (%s, %s), got %v", x, y, ids)
+	}
+	if c := dup.Headers().Get(stage.HeaderDLQClass); c != stage.ClassDuplicate || !strings.Contains(dup.Headers().Get(stage.HeaderDLQReason), x) {
+		t.Fatalf("duplicate record: class %q reason %q", c, dup.Headers().Get(stage.HeaderDLQReason))
 	}
 }
 
