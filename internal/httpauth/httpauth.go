@@ -114,6 +114,7 @@ var Routes = []Route{
 	{"POST", "/v1/events", RoleIngest},
 	{"GET", "/v1/trace/", RoleRead},
 	{"GET", "/v1/search", RoleRead},
+	{"GET", "/v1/traces", RoleRead},
 	{"GET", "/metrics", RoleRead},
 	{"GET", "/healthz/components", RoleRead}, // names services and their errors
 }

@@ -413,6 +413,9 @@ type Query struct {
 	// MaxTotal stops counting matches there (0 counts them all): Total
 	// is then a lower bound and TotalCapped is set.
 	MaxTotal int
+	// After, when set, keeps the matches past it in the query's order
+	// (paging); Total then counts only those.
+	After *Cursor
 }
 
 // Hit is a matching document.
@@ -572,7 +575,7 @@ func (s *Store) Search(q Query) (Result, error) {
 		return Result{}, err
 	}
 	defer s.mu.RUnlock()
-	lo, hi := timeBounds(q.From, q.To)
+	lo, hi := q.applyCursor(timeBounds(q.From, q.To))
 	var (
 		prefixes  [][]byte
 		singles   []*source
@@ -609,7 +612,8 @@ func (s *Store) Search(q Query) (Result, error) {
 					return Result{}, fmt.Errorf("traceidx: search: %w", err)
 				}
 				p, err := splitDocValue(v)
-				if err == nil && bytes.Compare(p.timeKey, lo) >= 0 && bytes.Compare(p.timeKey, hi) < 0 {
+				ok := append(slices.Clone(p.timeKey), c.Text...)
+				if err == nil && bytes.Compare(ok, lo) >= 0 && bytes.Compare(ok, hi) < 0 {
 					singles = append(singles, &source{single: append(slices.Clone(p.timeKey), c.Text...), terms: s.appendChecked(nil, decodeTerms(p.terms)), valid: true})
 				}
 				closer.Close()

@@ -169,6 +169,9 @@ func (e *Embedded) Count() (int, error) {
 // (checked only).
 func storeQuery(q Query) traceidx.Query {
 	sq := traceidx.Query{From: q.From, To: q.To, Limit: q.LimitOrDefault(), Newest: q.Newest, MaxTotal: MaxTotal + 1}
+	if q.After != nil {
+		sq.After = &traceidx.Cursor{Time: q.After.Time, ID: q.After.ID}
+	}
 	if q.CorrelationID != "" {
 		sq.Clauses = append(sq.Clauses, traceidx.Clause{Field: "correlationid", Values: []string{q.CorrelationID}})
 	}
@@ -204,6 +207,7 @@ func (e *Embedded) Search(ctx context.Context, q Query) (Result, error) {
 			return Result{}, fmt.Errorf("index: embedded search: document %s: %w", h.ID, err)
 		}
 	}
+	res.setNext(q)
 	return res, nil
 }
 

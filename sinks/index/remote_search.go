@@ -47,7 +47,7 @@ func queryBody(q Query) map[string]any {
 	if q.Newest {
 		order = "desc"
 	}
-	return map[string]any{
+	body := map[string]any{
 		"size":             q.LimitOrDefault(),
 		"track_total_hits": true,
 		"query":            map[string]any{"bool": boolq},
@@ -56,6 +56,10 @@ func queryBody(q Query) map[string]any {
 			map[string]any{"id": map[string]any{"order": order}},
 		},
 	}
+	if q.After != nil {
+		body["search_after"] = []any{q.After.Time.UTC().Format(time.RFC3339Nano), q.After.ID}
+	}
+	return body
 }
 
 // Search runs q over every index of the prefix.
@@ -69,5 +73,6 @@ func (r *Remote) Search(ctx context.Context, q Query) (Result, error) {
 	if q.Newest {
 		slices.Reverse(res.Docs)
 	}
+	res.setNext(q)
 	return res, nil
 }

@@ -31,6 +31,9 @@ type Query struct {
 	// Newest returns the newest Limit matches (still sorted oldest first);
 	// otherwise the oldest Limit.
 	Newest bool
+	// After continues a search past a document (the Next of the previous
+	// page): later ones, or earlier ones when Newest.
+	After *Cursor
 }
 
 // LimitOrDefault is the number of matches q asks for: Limit, 100 when
@@ -52,6 +55,9 @@ type Result struct {
 	// TotalCapped says Total is a lower bound: the embedded index stops
 	// counting at MaxTotal matches.
 	TotalCapped bool `json:"total_capped,omitempty"`
+	// Next is the cursor of the next page (Query.After) when this page
+	// is full: the last document in the query's order.
+	Next *Cursor `json:"next,omitempty"`
 }
 
 // MaxTotal is where the embedded index stops counting the matches of a
@@ -148,7 +154,7 @@ func Trace(ctx context.Context, s Searcher, id string, locators ...Locator) (*Ti
 	if id == "" {
 		return nil, errors.New("index: trace: empty correlation id")
 	}
-	res, err := s.Search(ctx, Query{CorrelationID: id, Limit: MaxResults})
+	res, err := searchAll(ctx, s, Query{CorrelationID: id, Limit: MaxResults}, MaxTraceEvents)
 	if err != nil {
 		return nil, fmt.Errorf("index: trace %s: %w", id, err)
 	}

@@ -49,6 +49,9 @@ func (h *Client) Search(ctx context.Context, q index.Query) (index.Result, error
 	if q.Newest {
 		v.Set("newest", "true")
 	}
+	if q.After != nil {
+		v.Set("after", q.After.String())
+	}
 	c := h.Client
 	if c == nil {
 		c = &http.Client{Timeout: 30 * time.Second}

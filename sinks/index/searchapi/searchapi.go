@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,8 @@ type API struct {
 // New returns the handler of
 //
 //	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it)
-//	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest
+//	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest, after (a result's next cursor)
+//	GET /v1/traces?...   correlation IDs grouped in the index: from, to, service, attr (field=value), min_duration, max_duration, limit
 //	GET /ui/             the web page ("/" redirects there)
 //
 // Mount it with Register, or route those patterns to it.
@@ -40,6 +42,7 @@ func New(s index.Searcher, log *slog.Logger, locators ...index.Locator) *API {
 	a := &API{s: s, log: log, locators: locators, mux: http.NewServeMux()}
 	a.mux.HandleFunc("GET /v1/trace/{id}", a.trace)
 	a.mux.HandleFunc("GET /v1/search", a.search)
+	a.mux.HandleFunc("GET /v1/traces", a.traces)
 	static, _ := fs.Sub(web.Static, "static")
 	a.mux.Handle("GET /ui/", http.StripPrefix("/ui/", http.FileServerFS(static)))
 	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -49,7 +52,7 @@ func New(s index.Searcher, log *slog.Logger, locators ...index.Locator) *API {
 }
 
 // Patterns are the ServeMux patterns the API answers.
-var Patterns = []string{"GET /v1/trace/{id}", "GET /v1/search", "GET /ui/", "GET /{$}"}
+var Patterns = []string{"GET /v1/trace/{id}", "GET /v1/search", "GET /v1/traces", "GET /ui/", "GET /{$}"}
 
 // Register mounts the API on mux under Patterns.
 func Register(mux *http.ServeMux, a *API) {
@@ -130,6 +133,11 @@ func ParseQuery(v map[string][]string, now time.Time) (index.Query, error) {
 		}
 	}
 	q.Newest = get("newest") == "true" || get("newest") == "1"
+	if s := get("after"); s != "" {
+		if q.After, err = index.ParseCursor(s); err != nil {
+			return q, errors.New("after: " + err.Error())
+		}
+	}
 	return q, nil
 }
 
@@ -160,4 +168,70 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// ParseTraceQuery reads an index.TraceQuery from URL parameters: from, to,
+// service, attr (field=value, repeated), min_duration, max_duration
+// (Go durations: 250ms, 2s), limit.
+func ParseTraceQuery(v url.Values, now time.Time) (index.TraceQuery, error) {
+	var q index.TraceQuery
+	var err error
+	if q.From, err = ParseTime(strings.TrimSpace(v.Get("from")), now); err != nil {
+		return q, errors.New("from: " + err.Error())
+	}
+	if q.To, err = ParseTime(strings.TrimSpace(v.Get("to")), now); err != nil {
+		return q, errors.New("to: " + err.Error())
+	}
+	for _, x := range v["service"] {
+		for _, s := range strings.Split(x, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				q.Services = append(q.Services, s)
+			}
+		}
+	}
+	for _, x := range v["attr"] {
+		if x = strings.TrimSpace(x); x == "" {
+			continue
+		}
+		at, err := index.ParseAttr(x)
+		if err != nil {
+			return q, errors.New("attr: " + err.Error())
+		}
+		q.Attrs = append(q.Attrs, at)
+	}
+	for _, d := range []struct {
+		key string
+		dst *time.Duration
+	}{{"min_duration", &q.MinDuration}, {"max_duration", &q.MaxDuration}} {
+		if s := strings.TrimSpace(v.Get(d.key)); s != "" {
+			if *d.dst, err = time.ParseDuration(s); err != nil || *d.dst < 0 {
+				return q, errors.New(d.key + ": want a duration such as 250ms or 2s")
+			}
+		}
+	}
+	if s := strings.TrimSpace(v.Get("limit")); s != "" {
+		if q.Limit, err = strconv.Atoi(s); err != nil || q.Limit < 0 {
+			return q, errors.New("limit: not a positive number")
+		}
+	}
+	return q, nil
+}
+
+func (a *API) traces(w http.ResponseWriter, r *http.Request) {
+	tlr, ok := a.s.(index.TraceLister)
+	if !ok {
+		a.fail(w, r, http.StatusNotImplemented, errors.New("this index cannot list traces"))
+		return
+	}
+	q, err := ParseTraceQuery(r.URL.Query(), time.Now())
+	if err != nil {
+		a.fail(w, r, http.StatusBadRequest, err)
+		return
+	}
+	list, err := tlr.Traces(r.Context(), q)
+	if err != nil {
+		a.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
 }
