@@ -68,7 +68,7 @@
     if (/^(warn|warning)$/.test(l)) return "lvl-warn";
     return "lvl-" + (l.replace(/[^a-z]/g, "") || "none");
   }
-  const isProblem = (ev) => ev.kind === "dlq" || /lvl-(error|warn)/.test(levelClass(ev));
+  const isProblem = (ev) => ev.kind === "dlq" || levelClass(ev) === "lvl-error"; // errors and rejections, not warnings
   function messageOf(ev) {
     if (ev.kind === "dlq" && ev.dlq) return "rejected by " + (ev.dlq.stage || "?") + ": " + (ev.dlq.reason || "");
     return ev.message || ev.name || "";
@@ -82,15 +82,33 @@
   const traceLink = (id) => el("a", { href: "#/trace/" + encodeURIComponent(id), class: "cid" }, id);
 
   // ---------------------------------------------------------------- API
+  // Every route gets a fresh sequence number and AbortController: a
+  // response that arrives after the user moved on is dropped, never drawn.
   class NeedToken extends Error {}
-  async function api(path) {
+  class Stale extends Error {}
+  let seq = 0, ctrl = null;
+  function begin() {
+    if (ctrl) ctrl.abort();
+    ctrl = new AbortController();
+    const mine = ++seq, signal = ctrl.signal;
+    return {
+      signal,
+      check() { if (mine !== seq) throw new Stale(); },
+      async api(path) {
+        const r = await api(path, signal);
+        if (mine !== seq) throw new Stale();
+        return r;
+      },
+    };
+  }
+  async function api(path, signal) {
     const headers = {};
     const tok = sessionStorage.getItem(TOKEN_KEY);
     if (tok) headers.Authorization = "Bearer " + tok;
-    const resp = await fetch("../" + path, { headers });
+    const resp = await fetch("../" + path, { headers, signal });
     if (resp.status === 401) throw new NeedToken();
     let body = null;
-    try { body = await resp.json(); } catch (e) { body = null; }
+    try { body = await resp.json(); } catch (e) { if (signal && signal.aborted) throw new Stale(); body = null; }
     if (resp.status === 403) throw new Error("this token may not read traces (403)");
     return { status: resp.status, ok: resp.ok, body };
   }
@@ -109,143 +127,401 @@
     route(pending || location.hash);
   });
   async function guarded(fn) {
+    const req = begin();
     try {
-      await fn();
+      await fn(req);
     } catch (e) {
+      if (e instanceof Stale || (e && e.name === "AbortError")) return;
       if (e instanceof NeedToken) return askToken();
       status("Error: " + (e && e.message ? e.message : e), true);
     }
   }
 
   // ---------------------------------------------------------------- recent traces
-  async function recent() {
+  // GET /v1/traces groups in the index, one row per correlation ID with its
+  // real counts; the form above it searches traces by service, attribute
+  // and duration.
+  const traceKeys = ["service", "attr", "min_duration", "max_duration", "from"];
+  $("traces-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const p = new URLSearchParams();
+    for (const k of traceKeys) {
+      const v = $("traces-form").elements[k].value.trim();
+      if (v || k === "from") p.set(k, v);
+    }
+    go("#/?" + p.toString());
+  });
+  async function recent(req, params) {
     showView("recent-view");
     $("recent").replaceChildren();
     $("hint").hidden = true;
-    $("recent-range").textContent = "(last hour)";
-    status("Loading recent traces…");
-    const r = await api("v1/search?newest=true&limit=1000&from=1h");
+    const f = $("traces-form");
+    for (const k of traceKeys) f.elements[k].value = params.has(k) ? params.get(k) : (k === "from" ? "1h" : "");
+    const from = params.has("from") ? params.get("from") : "1h";
+    $("recent-range").textContent = from ? "(since " + from + ")" : "(all time)";
+    status("Loading traces…");
+    const q = new URLSearchParams();
+    q.set("from", from);
+    q.set("limit", "50");
+    for (const k of ["service", "min_duration", "max_duration"]) if (params.get(k)) q.set(k, params.get(k));
+    for (const a of (params.get("attr") || "").split(",")) if (a.trim()) q.append("attr", a.trim());
+    const r = await req.api("v1/traces?" + q.toString());
     if (!r.ok) { status("Error: " + ((r.body && r.body.error) || r.status), true); return; }
-    const groups = new Map();
-    for (const ev of (r.body.events || []).slice().reverse()) { // newest first
-      const id = ev.correlationid;
-      if (!id) continue;
-      let g = groups.get(id);
-      if (!g) { g = { id, events: 0, services: new Set(), problems: 0, first: ev.time, last: ev.time }; groups.set(id, g); }
-      g.events++;
-      if (ev.service) g.services.add(ev.service);
-      if (isProblem(ev)) g.problems++;
-      if (ev.time < g.first) g.first = ev.time;
-      if (ev.time > g.last) g.last = ev.time;
-    }
-    if (groups.size === 0) {
-      $("hint").hidden = false;
-      status("");
+    const list = r.body.traces || [];
+    if (list.length === 0) {
+      if ([...params.keys()].length === 0) $("hint").hidden = false;
+      status([...params.keys()].length ? "No trace matches." : "");
       document.body.dataset.loaded = "recent";
       return;
     }
     const head = el("tr");
-    for (const h of ["correlation ID", "started", "", "services", "events", "errors / rejected", "span"]) head.append(el("th", {}, h));
+    for (const h of ["correlation ID", "started", "", "services", "events", "errors", "warnings", "rejected", "span"]) head.append(el("th", {}, h));
     $("recent").append(head);
-    let n = 0;
-    for (const g of groups.values()) {
-      if (++n > 50) break;
-      const tr = el("tr", { class: g.problems ? "problem" : "" });
-      const span = (parseTime(g.last) - parseTime(g.first)) || 0;
-      tr.append(el("td"), el("td", {}, fmtTime(g.first)), el("td", { class: "muted" }, ago(g.first)),
-        el("td", {}, [...g.services].join(", ")), el("td", { class: "num" }, g.events),
-        el("td", { class: "num" }, g.problems || ""), el("td", { class: "num" }, fmtMs(span)));
-      tr.firstChild.append(traceLink(g.id));
+    for (const g of list) {
+      const tr = el("tr", { class: "trace-row" + (g.errors || g.rejected ? " problem" : ""), "data-id": g.correlation_id });
+      tr.append(el("td"), el("td", { class: "time" }, fmtTime(g.start)), el("td", { class: "muted" }, ago(g.start)),
+        el("td", {}, (g.services || []).join(", ")), el("td", { class: "num" }, g.events),
+        el("td", { class: "num errors" }, g.errors || ""), el("td", { class: "num warnings" }, g.warnings || ""),
+        el("td", { class: "num rejected" }, g.rejected || ""), el("td", { class: "num span" }, fmtMs(g.duration_ms)));
+      tr.firstChild.append(traceLink(g.correlation_id));
       $("recent").append(tr);
     }
-    status(groups.size + " correlation IDs seen in the last hour" + (r.body.total > 1000 ? " (newest 1000 events)" : ""));
+    status(r.body.total + " correlation IDs" + (from ? " since " + from : "") + (r.body.total > list.length ? ", the " + list.length + " with the newest events shown" : ""));
     document.body.dataset.loaded = "recent";
   }
 
   // ---------------------------------------------------------------- search
+  // Text may hold alternatives: "declined OR timeout" runs one search per
+  // alternative and merges them, newest first.
   const searchKeys = ["q", "service", "kind", "level", "correlation_id", "from", "to"];
+  let searchState = null; // {params, pages: [{alt, next}], seen}
+  let autoTimer = null;
   function fillSearchForm(params) {
     const f = $("search-form");
     for (const k of searchKeys) {
       if (params.has(k)) f.elements[k].value = params.get(k);
-      else if (k !== "from") f.elements[k].value = "";
+      else f.elements[k].value = k === "from" ? "1h" : "";
     }
   }
-  $("search-form").addEventListener("submit", (e) => {
-    e.preventDefault();
+  function searchParams() {
     const p = new URLSearchParams();
     const f = $("search-form");
     for (const k of searchKeys) {
       const v = f.elements[k].value.trim();
       if (v || k === "from") p.set(k, v);
     }
-    go("#/search?" + p.toString());
+    return p;
+  }
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    go("#/search?" + searchParams().toString());
   });
-  async function search(params) {
+  $("s-auto").addEventListener("change", () => {
+    clearInterval(autoTimer);
+    autoTimer = null;
+    if ($("s-auto").checked) autoTimer = setInterval(() => { if (!$("search-view").hidden && !document.hidden) route(); }, 10000);
+  });
+  function resultRow(ev) {
+    const tr = el("tr", { class: "hit " + levelClass(ev), "data-id": ev.id, tabindex: "0", title: "click to show the event" });
+    const cid = el("td");
+    if (ev.correlationid) cid.append(traceLink(ev.correlationid));
+    tr.append(el("td", { class: "time" }, fmtTime(ev.time)), el("td", {}, ev.service || ""), el("td", {}, ev.kind),
+      el("td", {}, ev.kind === "dlq" ? "rejected" : (ev.level || "")), el("td", {}, ev.type), el("td", { class: "msg" }, messageOf(ev)), cid);
+    const toggle = (e) => {
+      if (e.target.closest("a")) return;
+      const next = tr.nextElementSibling;
+      if (next && next.classList.contains("expanded")) { next.remove(); return; }
+      const x = el("tr", { class: "expanded" });
+      const td = el("td", { colspan: "7" });
+      td.append(el("pre", {}, JSON.stringify(ev, null, 2)));
+      x.append(td);
+      tr.after(x);
+    };
+    tr.addEventListener("click", toggle);
+    tr.addEventListener("keydown", (k) => { if (k.key === "Enter") toggle(k); });
+    return tr;
+  }
+  async function searchPage(req, st) {
+    const runs = st.alts.map(async (a) => {
+      if (a.done) return [];
+      const q = new URLSearchParams(st.base);
+      if (a.text) q.set("q", a.text); else q.delete("q");
+      if (a.next) q.set("after", a.next);
+      const r = await req.api("v1/search?" + q.toString());
+      if (!r.ok) throw new Error("search failed: " + ((r.body && r.body.error) || r.status));
+      a.total = r.body.total;
+      a.capped = r.body.total_capped;
+      a.next = r.body.next ? r.body.next.time + "|" + r.body.next.id : null;
+      a.done = !a.next;
+      return r.body.events || [];
+    });
+    const got = (await Promise.all(runs)).flat();
+    req.check();
+    const fresh = [];
+    for (const ev of got) if (!st.seen.has(ev.id)) { st.seen.add(ev.id); fresh.push(ev); }
+    fresh.sort((x, y) => (parseTime(y.time) - parseTime(x.time)) || (x.id < y.id ? 1 : -1));
+    return fresh;
+  }
+  async function search(req, params) {
     showView("search-view");
     fillSearchForm(params);
     $("results").replaceChildren();
     $("search-summary").textContent = "";
-    if ([...params.keys()].length === 0) { status("Search events by text, service, kind, level and time."); document.body.dataset.loaded = "search"; return; }
-    const q = new URLSearchParams();
-    for (const k of searchKeys) if (params.get(k)) q.set(k, params.get(k));
-    q.set("newest", "true");
-    q.set("limit", "200");
+    $("s-more").hidden = true;
+    if ([...params.keys()].length === 0) { status("Search events by text (a OR b), service, kind, level and time."); document.body.dataset.loaded = "search"; return; }
+    const base = new URLSearchParams();
+    for (const k of searchKeys) if (params.get(k)) base.set(k, params.get(k));
+    base.set("newest", "true");
+    base.set("limit", "200");
+    const alts = (params.get("q") || "").split(/\s+OR\s+/).map((t) => t.trim()).filter(Boolean);
+    const st = { base, alts: (alts.length ? alts : [""]).map((text) => ({ text })), seen: new Set(), shown: 0 };
+    searchState = st;
     status("Searching…");
-    const r = await api("v1/search?" + q.toString());
-    if (!r.ok) { status("Search failed: " + ((r.body && r.body.error) || r.status), true); return; }
-    const evs = (r.body.events || []).slice().reverse();
-    $("search-summary").textContent = r.body.total + " matching events" + (r.body.total > evs.length ? ", newest " + evs.length + " shown" : "");
-    if (evs.length) {
-      const head = el("tr");
-      for (const h of ["time", "service", "kind", "level", "type", "message", "correlation ID"]) head.append(el("th", {}, h));
-      $("results").append(head);
-    }
-    for (const ev of evs) {
-      const tr = el("tr", { class: "hit " + levelClass(ev), "data-id": ev.id });
-      const cid = el("td");
-      if (ev.correlationid) cid.append(traceLink(ev.correlationid));
-      tr.append(el("td", { class: "time" }, fmtTime(ev.time)), el("td", {}, ev.service || ""), el("td", {}, ev.kind),
-        el("td", {}, ev.kind === "dlq" ? "rejected" : (ev.level || "")), el("td", {}, ev.type), el("td", { class: "msg" }, messageOf(ev)), cid);
-      $("results").append(tr);
-    }
+    const evs = await searchPage(req, st);
+    const head = el("tr");
+    for (const h of ["time", "service", "kind", "level", "type", "message", "correlation ID"]) head.append(el("th", {}, h));
+    if (evs.length) $("results").append(head);
+    for (const ev of evs) $("results").append(resultRow(ev));
+    st.shown = evs.length;
+    summarize(st);
     status(evs.length ? "" : "No event matches.");
     document.body.dataset.loaded = "search";
   }
+  function summarize(st) {
+    const total = st.alts.reduce((n, a) => n + (a.total || 0), 0);
+    const capped = st.alts.some((a) => a.capped);
+    $("search-summary").textContent = (capped ? "at least " : "") + total + " matching events" +
+      (st.alts.length > 1 ? " (" + st.alts.map((a) => JSON.stringify(a.text) + ": " + (a.total || 0)).join(", ") + ")" : "") +
+      ", newest " + st.shown + " shown";
+    $("s-more").hidden = st.alts.every((a) => a.done);
+  }
+  $("s-more").addEventListener("click", () => guarded(async (req) => {
+    const st = searchState;
+    if (!st) return;
+    status("Loading older results…");
+    const evs = await searchPage(req, st);
+    if (st !== searchState) return;
+    for (const ev of evs) $("results").append(resultRow(ev));
+    st.shown += evs.length;
+    summarize(st);
+    status("");
+    document.body.dataset.loaded = "search-more";
+  }));
 
   // ---------------------------------------------------------------- trace
+  // The trace view draws only the rows in the scrolled window (a trace of
+  // 100,000 events has 100,000 rows of 26 px, ~40 in the DOM at a time),
+  // under a sticky time axis. The minimap above shows where the events are
+  // over the whole trace; dragging on it zooms the axis to a range.
+  const T = { tl: null, evs: [], rows: [], off: new Set(), only: false, grouped: false, collapsed: new Set(), zoom: null, selected: null };
   function clearTrace() {
     $("summary").replaceChildren();
     $("trace-filters").replaceChildren();
-    $("waterfall").replaceChildren();
+    $("axis").replaceChildren();
+    $("wf-body").replaceChildren();
+    $("wf-body").style.height = "0px";
+    $("zoombar").hidden = true;
     $("locations").replaceChildren();
     $("detail").hidden = true;
     $("json").textContent = "";
+    Object.assign(T, { tl: null, evs: [], rows: [], off: new Set(), only: false, grouped: false, collapsed: new Set(), zoom: null, selected: null });
     delete document.body.dataset.loaded;
   }
-  function show(ev, row) {
-    document.querySelectorAll(".row.selected").forEach((b) => b.classList.remove("selected"));
-    if (row) row.classList.add("selected");
+  function show(ev) {
+    T.selected = ev.id;
+    draw();
     $("detail").hidden = false;
     $("detail-title").textContent = ev.type + " · " + (ev.service || "?") + " · " + fmtTime(ev.time) + " (+" + fmtMs(ev.offset_ms) + ")";
     $("json").textContent = JSON.stringify(ev, null, 2);
   }
-  function applyFilters() {
-    const off = new Set([...document.querySelectorAll("#trace-filters input:not(:checked)")].map((i) => i.dataset.key));
-    const onlyProblems = !off.has("only:problems");
-    let shown = 0;
-    document.querySelectorAll("#waterfall .row").forEach((r) => {
-      const hide = off.has("service:" + r.dataset.service) || off.has("kind:" + r.dataset.kind) || (onlyProblems && !r.classList.contains("problem"));
-      r.hidden = !!hide;
-      if (!hide) shown++;
-    });
-    $("trace-filters").dataset.shown = String(shown);
+  // layout lists what the waterfall holds: events that pass the filters,
+  // in time order or under a header per service.
+  function layout() {
+    const keep = (ev) => !T.off.has("service:" + ev.service) && !T.off.has("kind:" + ev.kind) && (!T.only || ev.problem);
+    const rows = [];
+    if (!T.grouped) {
+      for (const ev of T.evs) if (keep(ev)) rows.push(ev);
+    } else {
+      const by = new Map();
+      for (const s of T.tl.services) by.set(s || "", []);
+      for (const ev of T.evs) if (keep(ev)) by.get(ev.service).push(ev);
+      for (const [svc, list] of by) {
+        if (!list.length) continue;
+        rows.push({ group: svc, n: list.length, problems: list.filter((e) => e.problem).length });
+        if (!T.collapsed.has(svc)) for (const ev of list) rows.push(ev);
+      }
+    }
+    T.rows = rows;
+    $("trace-filters").dataset.shown = String(rows.filter((r) => !r.group).length);
+    $("wf-body").style.height = rows.length * ROW + "px";
+    draw();
   }
-  function filterBox(key, label, checked, dotColour) {
+  const ROW = 26;
+  // The axis: [a, b] ms of the trace (all of it, or the zoomed range).
+  function range() {
+    const span = Math.max(T.tl.duration_ms, 0.001);
+    return T.zoom || [0, span];
+  }
+  const pctOf = (ms, r) => ((ms - r[0]) / Math.max(r[1] - r[0], 0.000001)) * 100;
+  function drawAxis() {
+    const r = range();
+    const axis = $("axis");
+    axis.replaceChildren();
+    axis.append(el("div", { class: "label" }, "service · type"));
+    const track = el("div", { class: "track" });
+    const lane = el("div", { class: "lane ticks" });
+    for (let i = 0; i <= 4; i++) {
+      const ms = r[0] + ((r[1] - r[0]) * i) / 4;
+      const t = el("div", { class: "tick" + (i === 4 ? " last" : ""), "data-ms": String(ms) });
+      t.style.left = (i * 25) + "%";
+      t.append(el("span", {}, "+" + fmtMs(ms)));
+      lane.append(t);
+    }
+    track.append(lane);
+    axis.append(track);
+  }
+  function rowEl(item, top) {
+    if (item.group !== undefined) {
+      const g = el("div", { class: "row group", "data-group": item.group, role: "button", tabindex: "0", "aria-expanded": String(!T.collapsed.has(item.group)) });
+      g.style.top = top + "px";
+      const label = el("div", { class: "label" });
+      const dot = el("span", { class: "dot" });
+      dot.style.background = colour(item.group);
+      label.append(el("span", { class: "caret" }, T.collapsed.has(item.group) ? "▸" : "▾"), dot, el("span", { class: "svc" }, item.group || "(none)"),
+        el("span", { class: "muted" }, item.n + " events" + (item.problems ? ", " + item.problems + " problems" : "")));
+      g.append(label, el("div", { class: "track" }));
+      const toggle = () => { if (T.collapsed.has(item.group)) T.collapsed.delete(item.group); else T.collapsed.add(item.group); layout(); };
+      g.addEventListener("click", toggle);
+      g.addEventListener("keydown", (k) => { if (k.key === "Enter" || k.key === " ") { k.preventDefault(); toggle(); } });
+      return g;
+    }
+    const ev = item;
+    const r = range();
+    const row = el("div", {
+      class: "row " + ev.cls + " kind-" + (ev.kind || "other") + (ev.problem ? " problem" : "") + (T.selected === ev.id ? " selected" : ""),
+      "data-id": ev.id, "data-index": String(ev.i), "data-offset": String(ev.offset_ms), "data-service": ev.service, "data-kind": ev.kind || "", role: "button", tabindex: "0",
+    });
+    row.style.top = top + "px";
+    const label = el("div", { class: "label", title: ev.service + " · " + ev.type });
+    const dot = el("span", { class: "dot" });
+    dot.style.background = colour(ev.service);
+    label.append(dot, el("span", { class: "svc" }, ev.service || "(none)"), el("span", { class: "type" }, ev.type));
+    if (ev.kind === "dlq") label.append(el("span", { class: "badge rejected" }, "rejected"));
+    else if (/lvl-(error|warn)/.test(ev.cls)) label.append(el("span", { class: "badge " + ev.cls }, ev.level));
+    const track = el("div", { class: "track" });
+    const lane = el("div", { class: "lane" });
+    const pct = pctOf(ev.offset_ms, r);
+    const text = el("span", { class: "offset" }, "+" + fmtMs(ev.offset_ms) + "  " + messageOf(ev));
+    if (pct >= -0.01 && pct <= 100.01) {
+      const mark = el("span", { class: "mark" });
+      mark.style.left = pct.toFixed(4) + "%";
+      mark.style.background = ev.kind === "dlq" ? "" : colour(ev.service);
+      lane.append(mark);
+    }
+    const at = Math.min(100, Math.max(0, pct));
+    if (at > 60) { text.classList.add("left"); text.style.right = "calc(" + (100 - at).toFixed(4) + "% + 10px)"; } else text.style.left = "calc(" + at.toFixed(4) + "% + 10px)";
+    lane.append(text);
+    track.append(lane);
+    row.append(label, track);
+    row.addEventListener("click", () => show(ev));
+    row.addEventListener("keydown", (k) => { if (k.key === "Enter" || k.key === " ") { k.preventDefault(); show(ev); } });
+    return row;
+  }
+  // draw puts the rows of the scrolled window (and a margin) in the DOM.
+  function draw() {
+    if (!T.tl) return;
+    const wf = $("waterfall");
+    const first = Math.max(0, Math.floor(wf.scrollTop / ROW) - 10);
+    const last = Math.min(T.rows.length, Math.ceil((wf.scrollTop + wf.clientHeight) / ROW) + 10);
+    const out = [];
+    for (let i = first; i < last; i++) out.push(rowEl(T.rows[i], i * ROW));
+    $("wf-body").replaceChildren(...out);
+  }
+  let drawQueued = false;
+  $("waterfall").addEventListener("scroll", () => {
+    if (drawQueued) return;
+    drawQueued = true;
+    requestAnimationFrame(() => { drawQueued = false; draw(); });
+  });
+  window.addEventListener("resize", () => { if (T.tl) { drawMinimap(); draw(); } });
+  function drawMinimap() {
+    const c = $("minimap");
+    const w = Math.max(100, c.clientWidth);
+    c.width = w;
+    const g = c.getContext("2d");
+    g.clearRect(0, 0, w, c.height);
+    const span = Math.max(T.tl.duration_ms, 0.001);
+    const counts = new Uint32Array(w), probs = new Uint32Array(w);
+    for (const ev of T.evs) {
+      const x = Math.min(w - 1, Math.floor((ev.offset_ms / span) * (w - 1)));
+      counts[x]++;
+      if (ev.problem) probs[x]++;
+    }
+    let max = 1;
+    for (const n of counts) max = Math.max(max, n);
+    for (let x = 0; x < w; x++) {
+      if (!counts[x]) continue;
+      const h = Math.max(3, Math.round((Math.log1p(counts[x]) / Math.log1p(max)) * (c.height - 4)));
+      g.fillStyle = probs[x] ? "#c0392b" : "#2b5078";
+      g.fillRect(x, c.height - h, 1, h);
+    }
+    const z = $("zoomwin");
+    if (T.zoom) {
+      const l = c.offsetLeft + (T.zoom[0] / span) * c.clientWidth, r = c.offsetLeft + (T.zoom[1] / span) * c.clientWidth;
+      z.style.left = l + "px";
+      z.style.width = Math.max(2, r - l) + "px";
+      z.hidden = false;
+      $("zoomtext").textContent = "showing +" + fmtMs(T.zoom[0]) + " to +" + fmtMs(T.zoom[1]) + " of " + fmtMs(span);
+      $("zoomreset").hidden = false;
+    } else {
+      z.hidden = true;
+      $("zoomtext").textContent = "drag on the strip above or on the axis to zoom the time axis";
+      $("zoomreset").hidden = true;
+    }
+  }
+  function setZoom(z) {
+    T.zoom = z;
+    drawMinimap();
+    drawAxis();
+    draw();
+  }
+  (function minimapDrag() {
+    const c = $("minimap");
+    let from = null;
+    const ms = (e) => {
+      const b = c.getBoundingClientRect();
+      return Math.min(1, Math.max(0, (e.clientX - b.left) / b.width)) * Math.max(T.tl.duration_ms, 0.001);
+    };
+    c.addEventListener("mousedown", (e) => { if (T.tl) { from = ms(e); e.preventDefault(); } });
+    window.addEventListener("mouseup", (e) => {
+      if (from === null || !T.tl) return;
+      const to = ms(e);
+      const a = Math.min(from, to), b = Math.max(from, to);
+      from = null;
+      if (b - a > T.tl.duration_ms / 1000) setZoom([a, b]);
+    });
+    c.addEventListener("dblclick", () => { if (T.tl) setZoom(null); });
+    // Dragging on the axis zooms further into the range it shows.
+    let axFrom = null;
+    const axMs = (e) => {
+      const lane = $("axis").querySelector(".lane").getBoundingClientRect(), r = range();
+      return r[0] + Math.min(1, Math.max(0, (e.clientX - lane.left) / lane.width)) * (r[1] - r[0]);
+    };
+    $("axis").addEventListener("mousedown", (e) => { if (T.tl && e.target.closest(".track")) { axFrom = axMs(e); e.preventDefault(); } });
+    window.addEventListener("mouseup", (e) => {
+      if (axFrom === null || !T.tl) return;
+      const to = axMs(e), r = range();
+      const a = Math.min(axFrom, to), b = Math.max(axFrom, to);
+      axFrom = null;
+      if (b - a > (r[1] - r[0]) / 1000) setZoom([a, b]);
+    });
+    $("zoomreset").addEventListener("click", () => setZoom(null));
+  })();
+  function filterBox(key, label, checked, dotColour, onChange) {
     const l = el("label", { class: "chip" });
     const i = el("input", { type: "checkbox", "data-key": key });
     i.checked = checked;
-    i.addEventListener("change", applyFilters);
+    i.addEventListener("change", () => onChange(i.checked));
     l.append(i);
     if (dotColour) { const d = el("span", { class: "dot" }); d.style.background = dotColour; l.append(d); }
     l.append(document.createTextNode(label));
@@ -253,75 +529,54 @@
   }
   function render(tl) {
     const evs = tl.events || [];
-    const problems = evs.filter(isProblem).length;
-    const rejected = evs.filter((e) => e.kind === "dlq").length;
+    T.tl = tl;
+    T.evs = evs;
+    let errors = 0, warnings = 0, rejected = 0;
+    evs.forEach((ev, i) => {
+      ev.i = i;
+      ev.service = ev.service || "";
+      ev.cls = levelClass(ev);
+      ev.problem = isProblem(ev);
+      if (ev.kind === "dlq") rejected++;
+      else if (ev.cls === "lvl-error") errors++;
+      else if (ev.cls === "lvl-warn") warnings++;
+    });
     const sum = $("summary");
     sum.append(el("h2", {}, "Trace " + tl.correlation_id));
     sum.append(el("p", {}, evs.length + " events · " + tl.services.length + " services · span " + fmtMs(tl.duration_ms) +
       " · started " + fmtTime(tl.start) + " (" + ago(tl.start) + ", " + (parseTime(tl.start) || { toISOString: () => tl.start }).toISOString() + ")" +
-      (problems ? " · " + (problems - rejected) + " errors/warnings, " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
+      (errors || warnings || rejected ? " · " + errors + " errors, " + warnings + " warnings, " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
 
     const f = $("trace-filters");
-    const services = tl.services.map((s) => s || "");
+    const toggleKey = (key) => (on) => { if (on) T.off.delete(key); else T.off.add(key); layout(); };
     f.append(el("span", { class: "muted" }, "services:"));
-    for (const s of services) f.append(filterBox("service:" + s, s || "(none)", true, colour(s)));
+    for (const s of tl.services.map((x) => x || "")) f.append(filterBox("service:" + s, s || "(none)", true, colour(s), toggleKey("service:" + s)));
     f.append(el("span", { class: "muted" }, "kinds:"));
-    for (const k of tl.kinds) f.append(filterBox("kind:" + k, k, true));
-    f.append(filterBox("only:problems", "errors and rejections only", false));
+    for (const k of tl.kinds) f.append(filterBox("kind:" + k, k, true, null, toggleKey("kind:" + k)));
+    f.append(filterBox("only:problems", "errors and rejections only", false, null, (on) => { T.only = on; layout(); }));
+    f.append(filterBox("group:service", "group by service", false, null, (on) => { T.grouped = on; layout(); }));
 
-    const wf = $("waterfall");
-    const span = Math.max(tl.duration_ms, 0.001);
-    const axis = el("div", { class: "row axis" });
-    axis.append(el("div", { class: "label" }, "service · type"));
-    const ticks = el("div", { class: "track ticks" });
-    for (let i = 0; i <= 4; i++) {
-      const t = el("span", {}, "+" + fmtMs((span * i) / 4));
-      t.style.left = (i * 25) + "%";
-      ticks.append(t);
-    }
-    axis.append(ticks);
-    wf.append(axis);
-    evs.forEach((ev, i) => {
-      const svc = ev.service || "";
-      const row = el("div", {
-        class: "row " + levelClass(ev) + " kind-" + (ev.kind || "other") + (isProblem(ev) ? " problem" : ""),
-        "data-id": ev.id, "data-index": String(i), "data-service": svc, "data-kind": ev.kind || "", role: "button", tabindex: "0",
-      });
-      const label = el("div", { class: "label", title: svc + " · " + ev.type });
-      const dot = el("span", { class: "dot" });
-      dot.style.background = colour(svc);
-      label.append(dot, el("span", { class: "svc" }, svc || "(none)"), el("span", { class: "type" }, ev.type));
-      if (ev.kind === "dlq") label.append(el("span", { class: "badge rejected" }, "rejected"));
-      else if (/lvl-(error|warn)/.test(levelClass(ev))) label.append(el("span", { class: "badge " + levelClass(ev) }, ev.level));
-      const track = el("div", { class: "track" });
-      const pct = Math.min(100, Math.max(0, (ev.offset_ms / span) * 100));
-      const mark = el("span", { class: "mark" });
-      mark.style.left = "calc(" + pct.toFixed(4) + "% - " + (pct * 0.08).toFixed(2) + "px)";
-      mark.style.background = ev.kind === "dlq" ? "" : colour(svc);
-      const text = el("span", { class: "offset" }, "+" + fmtMs(ev.offset_ms) + "  " + messageOf(ev));
-      if (pct > 60) { text.classList.add("left"); text.style.right = "calc(" + (100 - pct).toFixed(4) + "% + 14px)"; } else text.style.left = "calc(" + pct.toFixed(4) + "% + 14px)";
-      track.append(mark, text);
-      row.append(label, track);
-      row.addEventListener("click", () => show(ev, row));
-      row.addEventListener("keydown", (k) => { if (k.key === "Enter" || k.key === " ") { k.preventDefault(); show(ev, row); } });
-      wf.append(row);
-    });
+    $("zoombar").hidden = false;
+    drawMinimap();
+    drawAxis();
+    $("waterfall").scrollTop = 0;
+    layout();
     const locs = tl.locations || [];
     if (locs.length || (tl.locate_errors || []).length) {
       const ul = el("ul");
-      for (const l of locs) ul.append(el("li", {}, l.where + " " + l.ref + " — " + l.detail));
+      for (const l of locs.slice(0, 200)) ul.append(el("li", {}, l.where + " " + l.ref + " — " + l.detail));
+      if (locs.length > 200) ul.append(el("li", { class: "muted" }, (locs.length - 200) + " more"));
       for (const e of tl.locate_errors || []) ul.append(el("li", { class: "error" }, e));
       $("locations").append(el("h2", {}, "Also found in"), ul);
     }
-    applyFilters();
   }
-  async function trace(id) {
+  async function trace(req, id) {
     showView("trace-view");
     clearTrace();
     $("cid").value = id;
     if (!id) { status("Paste a correlation ID.", true); return; }
     status("Loading " + id + "…");
-    const r = await api("v1/trace/" + encodeURIComponent(id));
+    const r = await req.api("v1/trace/" + encodeURIComponent(id));
     if (r.status === 404) {
       status("No event carries the correlation ID " + JSON.stringify(id) + ".", true);
       document.body.dataset.loaded = "missing";
@@ -342,10 +597,10 @@
     hash = hash === undefined ? location.hash : hash;
     const h = hash.replace(/^#/, "");
     const dec = (s) => { try { return decodeURIComponent(s); } catch (e) { return s; } };
-    if (h === "" || h === "/") return guarded(recent);
-    if (h === "/search" || h.startsWith("/search?")) return guarded(() => search(new URLSearchParams(h.slice("/search".length).replace(/^\?/, ""))));
-    if (h.startsWith("/trace/")) return guarded(() => trace(dec(h.slice("/trace/".length)).trim()));
-    if (!h.startsWith("/")) return guarded(() => trace(dec(h).trim())); // the older #ID links
+    if (h === "" || h === "/" || h.startsWith("/?")) return guarded((req) => recent(req, new URLSearchParams(h.replace(/^\/\??/, ""))));
+    if (h === "/search" || h.startsWith("/search?")) return guarded((req) => search(req, new URLSearchParams(h.slice("/search".length).replace(/^\?/, ""))));
+    if (h.startsWith("/trace/")) return guarded((req) => trace(req, dec(h.slice("/trace/".length)).trim()));
+    if (!h.startsWith("/")) return guarded((req) => trace(req, dec(h).trim())); // the older #ID links
     status("Unknown page " + JSON.stringify(hash) + ".", true);
   }
   $("form").addEventListener("submit", (e) => {

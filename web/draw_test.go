@@ -1,0 +1,232 @@
+package web_test
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"math"
+	"testing"
+)
+
+// What the page draws, read from layout boxes and the screenshots, not from
+// DOM properties: a row that is "hidden" but still laid out counts as drawn.
+
+// rowBox is one drawn waterfall row, in viewport pixels.
+type rowBox struct {
+	ID, Service, Kind  string
+	Top, Bottom        float64
+	MarkX              float64 // centre of the mark, -1 when none
+	MarkTop, MarkBot   float64
+	Offset             float64
+	TrackLeft, TrackRt float64
+}
+
+// drawnJS is true for an element that takes room on screen and is what
+// the browser finds at its own centre (not covered, not display:none).
+const drawnJS = `(r) => { const cs = getComputedStyle(r), b = r.getBoundingClientRect();
+	if (cs.display === "none" || cs.visibility !== "visible" || b.width < 1 || b.height < 1) return false;
+	const x = b.left + Math.min(20, b.width / 2), y = b.top + b.height / 2;
+	if (y < 0 || y > innerHeight) return false;
+	const at = document.elementFromPoint(x, y); return !!at && r.contains(at); }`
+
+// drawn counts the waterfall rows matching the selector suffix sel that
+// are drawn (group headers only when sel names them).
+func (b *browser) drawn(sel string) int {
+	b.t.Helper()
+	base := `#wf-body .row:not(.group)`
+	if sel == ".group" {
+		base, sel = `#wf-body .row`, ".group"
+	}
+	return eval[int](b, `[...document.querySelectorAll('`+base+sel+`')].filter(`+drawnJS+`).length`)
+}
+
+func (b *browser) drawnRows() []rowBox {
+	b.t.Helper()
+	return eval[[]rowBox](b, `[...document.querySelectorAll('#wf-body .row:not(.group)')].filter(`+drawnJS+`).map(r => {
+		const b = r.getBoundingClientRect(), m = r.querySelector(".mark"), t = r.querySelector(".track").getBoundingClientRect();
+		const mb = m ? m.getBoundingClientRect() : null;
+		return {ID: r.dataset.id, Service: r.dataset.service, Kind: r.dataset.kind, Top: b.top, Bottom: b.bottom,
+			MarkX: mb ? mb.left + mb.width / 2 : -1, MarkTop: mb ? mb.top : 0, MarkBot: mb ? mb.bottom : 0,
+			Offset: +r.dataset.offset, TrackLeft: t.left, TrackRt: t.right}; })`)
+}
+
+// overlaps counts drawn rows whose box overlaps another's.
+func overlaps(rows []rowBox) int {
+	n := 0
+	for i := range rows {
+		for j := i + 1; j < len(rows); j++ {
+			if rows[i].Top < rows[j].Bottom-0.5 && rows[j].Top < rows[i].Bottom-0.5 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// ticks are the axis's tick lines: x of each line and the offset it names.
+type tick struct{ X, Ms float64 }
+
+func (b *browser) ticks() []tick {
+	return eval[[]tick](b, `[...document.querySelectorAll("#axis .tick")].map(t => ({X: t.getBoundingClientRect().left + 0.5, Ms: +t.dataset.ms}))`)
+}
+
+// checkAlignment: every drawn mark's centre is where the axis puts its
+// offset, within a pixel and a half.
+func (b *browser) checkAlignment() {
+	b.t.Helper()
+	tk := b.ticks()
+	if len(tk) < 2 {
+		b.t.Fatalf("axis has %d ticks", len(tk))
+	}
+	first, last := tk[0], tk[len(tk)-1]
+	for i, k := range tk {
+		want := first.X + (last.X-first.X)*float64(i)/float64(len(tk)-1)
+		if math.Abs(k.X-want) > 1.5 {
+			b.t.Errorf("tick %d at x=%.1f, want %.1f (evenly spaced)", i, k.X, want)
+		}
+	}
+	n := 0
+	for _, r := range b.drawnRows() {
+		if r.MarkX < 0 {
+			continue
+		}
+		n++
+		want := first.X + (last.X-first.X)*(r.Offset-first.Ms)/(last.Ms-first.Ms)
+		if math.Abs(r.MarkX-want) > 1.5 {
+			b.t.Errorf("mark of %s (+%.3f ms) centred at x=%.1f, the axis puts it at %.1f", r.ID, r.Offset, r.MarkX, want)
+		}
+	}
+	if n == 0 {
+		b.t.Error("no mark drawn to align")
+	}
+}
+
+// serviceColour is the page's colour of a service: hsl(h, 55%, 42%) with h
+// from the name's hash (app.js colour()).
+func serviceColour(name string) color.RGBA {
+	var h uint32
+	for _, c := range name {
+		h = h*31 + uint32(c)
+	}
+	hue, s, l := float64(h%360), 0.55, 0.42
+	c := (1 - math.Abs(2*l-1)) * s
+	x := c * (1 - math.Abs(math.Mod(hue/60, 2)-1))
+	m := l - c/2
+	var r, g, bl float64
+	switch {
+	case hue < 60:
+		r, g = c, x
+	case hue < 120:
+		r, g = x, c
+	case hue < 180:
+		g, bl = c, x
+	case hue < 240:
+		g, bl = x, c
+	case hue < 300:
+		r, bl = x, c
+	default:
+		r, bl = c, x
+	}
+	to := func(v float64) uint8 { return uint8(math.Round((v + m) * 255)) }
+	return color.RGBA{to(r), to(g), to(bl), 255}
+}
+
+func near(img image.Image, x, y int, c color.RGBA, tol int) bool {
+	r, g, b, _ := img.At(x, y).RGBA()
+	d := func(a uint32, b uint8) bool { return math.Abs(float64(int(a>>8)-int(b))) <= float64(tol) }
+	return d(r, c.R) && d(g, c.G) && d(b, c.B)
+}
+
+// colourPixels counts the pixels of colour c inside rect.
+func colourPixels(img image.Image, c color.RGBA, rect image.Rectangle) int {
+	n := 0
+	rect = rect.Intersect(img.Bounds())
+	for y := rect.Min.Y; y < rect.Max.Y; y++ {
+		for x := rect.Min.X; x < rect.Max.X; x++ {
+			if near(img, x, y, c, 3) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// trackArea is the screen rectangle of the waterfall's time tracks.
+func (b *browser) trackArea() image.Rectangle {
+	r := eval[[]float64](b, `(() => { const w = document.getElementById("waterfall").getBoundingClientRect(),
+		t = document.querySelector("#axis .track").getBoundingClientRect(); return [t.left, w.top, w.right, w.bottom]; })()`)
+	return image.Rect(int(r[0])+1, int(r[1]), int(r[2]), int(r[3]))
+}
+
+// checkPNG checks a screenshot of the trace view against the drawn rows:
+// each row's mark is in the picture inside the row's band, centred where
+// the layout says; the marks of one service form exactly as many separate
+// runs down the picture as it has drawn rows (overlapping rows would merge
+// them); and, with axis, the first tick line is drawn at the first
+// event's mark.
+func checkPNG(t *testing.T, name string, img image.Image, rows []rowBox, axis bool, area image.Rectangle) {
+	t.Helper()
+	perService := map[string]int{}
+	for _, r := range rows {
+		if r.MarkX < 0 || r.Kind == "dlq" {
+			continue
+		}
+		perService[r.Service]++
+		c := serviceColour(r.Service)
+		minX, maxX, minY, maxY := math.MaxInt, -1, math.MaxInt, -1
+		for y := int(r.Top); y < int(math.Ceil(r.Bottom)); y++ {
+			for x := int(r.TrackLeft); x < int(r.TrackRt); x++ {
+				if near(img, x, y, c, 3) {
+					minX, maxX, minY, maxY = min(minX, x), max(maxX, x), min(minY, y), max(maxY, y)
+				}
+			}
+		}
+		if maxX < 0 {
+			t.Errorf("%s: the mark of %s is not in the picture in its row (y %.0f–%.0f)", name, r.ID, r.Top, r.Bottom)
+			continue
+		}
+		if got := float64(minX+maxX+1) / 2; math.Abs(got-r.MarkX) > 2 {
+			t.Errorf("%s: the mark of %s is drawn centred at x=%.1f, laid out at %.1f", name, r.ID, got, r.MarkX)
+		}
+	}
+	for svc, want := range perService {
+		c := serviceColour(svc)
+		runs, last := 0, -10
+		for y := area.Min.Y; y < area.Max.Y; y++ {
+			found := false
+			for x := area.Min.X; x < area.Max.X && !found; x++ {
+				found = near(img, x, y, c, 3)
+			}
+			if found {
+				if y > last+1 {
+					runs++
+				}
+				last = y
+			}
+		}
+		if runs != want {
+			t.Errorf("%s: %s's marks form %d separate runs down the picture, want %d (one per drawn row)", name, svc, runs, want)
+		}
+	}
+	if !axis || len(rows) == 0 {
+		return
+	}
+	// The first tick line: the axis colour #8a96a3, in the axis band.
+	first := rows[0]
+	line := color.RGBA{0x8a, 0x96, 0xa3, 255}
+	y := int(first.Top) - 8 // inside the axis row when the first row is right under it
+	tickX := -1
+	for x := int(first.TrackLeft); x < int(first.TrackRt) && tickX < 0; x++ {
+		if near(img, x, y, line, 8) {
+			tickX = x
+		}
+	}
+	if tickX < 0 {
+		t.Errorf("%s: no tick line drawn at y=%d", name, y)
+		return
+	}
+	if math.Abs(float64(tickX)+0.5-first.MarkX) > 2 {
+		t.Errorf("%s: the first tick line is drawn at x=%d, the first event's mark at %.1f", name, tickX, first.MarkX)
+	}
+	_ = fmt.Sprint
+}
