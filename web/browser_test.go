@@ -537,6 +537,7 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 
 	// A 3,000-event trace: only the visible rows are in the page.
 	b.expect(big, `location.hash = "#/trace/`+big+`"`)
+	b.do("the rest of the trace", chromedp.WaitReady(`body[data-complete="`+big+`"]`))
 	if n := eval[int](b, `document.querySelectorAll("#wf-body .row").length`); n > 120 || n < 10 {
 		t.Errorf("%d rows in the page for a 3,001-event trace, want only the visible window", n)
 	}
@@ -604,12 +605,18 @@ func TestPageOpens100kTrace(t *testing.T) {
 		b.expect(cid, `window.t0 = performance.now(); location.hash = "#/trace/`+cid+`"`)
 		ms := eval[float64](b, `performance.now() - window.t0`)
 		best = min(best, time.Duration(ms*float64(time.Millisecond)))
+		b.do("the rest of the trace", chromedp.WaitReady(`body[data-complete="`+cid+`"]`))
+		all := eval[float64](b, `performance.now() - window.t0`)
+		t.Logf("open %.0f ms, all 100,000 events loaded %.0f ms", ms, all)
+	}
+	if h := eval[float64](b, `document.getElementById("wf-body").getBoundingClientRect().height`); h != 100000*26 {
+		t.Errorf("the waterfall is %.0f px tall once loaded, want 100,000 rows of 26 px", h)
 	}
 	if n := eval[int](b, `document.querySelectorAll("#wf-body .row").length`); n > 120 {
 		t.Errorf("%d rows in the page", n)
 	}
 	t.Logf("a 100,000-event trace opens in %v (best of 3)", best)
-	limit := 20 * time.Second
+	limit := 2 * time.Second
 	if best > limit {
 		t.Errorf("a 100,000-event trace opened in %v, want under %v", best, limit)
 	}

@@ -3,6 +3,7 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -76,4 +77,40 @@ func searchAll(ctx context.Context, s Searcher, q Query, max int) (Result, error
 		}
 		q.After = res.Next
 	}
+}
+
+// TracePage is one page of a trace, for a reader that shows the first
+// events at once and loads the rest behind them: up to limit events (at
+// most MaxResults) past after (nil: from the first), in (time, id) order,
+// with offsets from the trace's first event and DurationMs to its last,
+// Total, and Next while events remain. ErrNotFound when none.
+func TracePage(ctx context.Context, s Searcher, id string, after *Cursor, limit int, locators ...Locator) (*Timeline, error) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return nil, errors.New("index: trace: empty correlation id")
+	}
+	tl := &Timeline{CorrelationID: id, Services: []string{}, Kinds: []string{}, Events: []Entry{}}
+	first, err := s.Search(ctx, Query{CorrelationID: id, Limit: 1})
+	if err != nil {
+		return nil, fmt.Errorf("index: trace %s: %w", id, err)
+	}
+	if len(first.Docs) == 0 {
+		return tl, ErrNotFound
+	}
+	last, err := s.Search(ctx, Query{CorrelationID: id, Limit: 1, Newest: true})
+	if err != nil || len(last.Docs) == 0 {
+		return nil, fmt.Errorf("index: trace %s: the last event: %w", id, err)
+	}
+	q := Query{CorrelationID: id, Limit: limit, After: after}
+	page, err := s.Search(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("index: trace %s: %w", id, err)
+	}
+	tl.Start = first.Docs[0].Time
+	tl.DurationMs = float64(last.Docs[0].Time.Sub(tl.Start).Microseconds()) / 1000
+	tl.Total, tl.TotalCapped = first.Total, first.TotalCapped
+	tl.Next = page.Next
+	tl.add(page.Docs)
+	tl.locate(ctx, page.Docs, locators)
+	return tl, nil
 }

@@ -135,15 +135,21 @@ type Entry struct {
 
 // Timeline is every event carrying one correlation ID, oldest first.
 type Timeline struct {
-	CorrelationID string     `json:"correlation_id"`
-	Start         time.Time  `json:"start"`
-	DurationMs    float64    `json:"duration_ms"`
-	Services      []string   `json:"services"`
-	Kinds         []string   `json:"kinds"`
-	Events        []Entry    `json:"events"`
-	Truncated     bool       `json:"truncated,omitempty"`
-	Locations     []Location `json:"locations,omitempty"`
-	LocateErrors  []string   `json:"locate_errors,omitempty"`
+	CorrelationID string    `json:"correlation_id"`
+	Start         time.Time `json:"start"`
+	DurationMs    float64   `json:"duration_ms"`
+	Services      []string  `json:"services"`
+	Kinds         []string  `json:"kinds"`
+	Events        []Entry   `json:"events"`
+	Truncated     bool      `json:"truncated,omitempty"`
+	// Next and Total are set on a page of a trace (TracePage): the cursor
+	// of the next page while events remain, and how many the trace has
+	// (a lower bound when TotalCapped).
+	Next         *Cursor    `json:"next,omitempty"`
+	Total        int        `json:"total,omitempty"`
+	TotalCapped  bool       `json:"total_capped,omitempty"`
+	Locations    []Location `json:"locations,omitempty"`
+	LocateErrors []string   `json:"locate_errors,omitempty"`
 }
 
 // Trace builds the timeline of a correlation ID: every document carrying
@@ -165,7 +171,15 @@ func Trace(ctx context.Context, s Searcher, id string, locators ...Locator) (*Ti
 	SortDocs(res.Docs)
 	tl.Truncated = res.Total > len(res.Docs)
 	tl.Start = res.Docs[0].Time
-	for _, d := range res.Docs {
+	tl.add(res.Docs)
+	tl.DurationMs = tl.Events[len(tl.Events)-1].OffsetMs
+	tl.locate(ctx, res.Docs, locators)
+	return tl, nil
+}
+
+// add appends docs as entries with offsets from tl.Start.
+func (tl *Timeline) add(docs []Document) {
+	for _, d := range docs {
 		off := d.Time.Sub(tl.Start)
 		tl.Events = append(tl.Events, Entry{Offset: off, OffsetMs: float64(off.Microseconds()) / 1000, Document: d})
 		if !slices.Contains(tl.Services, d.Service) {
@@ -175,16 +189,18 @@ func Trace(ctx context.Context, s Searcher, id string, locators ...Locator) (*Ti
 			tl.Kinds = append(tl.Kinds, d.Kind)
 		}
 	}
-	tl.DurationMs = tl.Events[len(tl.Events)-1].OffsetMs
+}
+
+// locate adds the locations the locators report for docs.
+func (tl *Timeline) locate(ctx context.Context, docs []Document, locators []Locator) {
 	for _, l := range locators {
-		locs, err := l.Locate(ctx, id, res.Docs)
+		locs, err := l.Locate(ctx, tl.CorrelationID, docs)
 		if err != nil {
 			tl.LocateErrors = append(tl.LocateErrors, err.Error())
 			continue
 		}
 		tl.Locations = append(tl.Locations, locs...)
 	}
-	return tl, nil
 }
 
 // SortDocs orders documents by time, then ingest time, then id.

@@ -324,8 +324,9 @@
     $("locations").replaceChildren();
     $("detail").hidden = true;
     $("json").textContent = "";
-    Object.assign(T, { tl: null, evs: [], rows: [], off: new Set(), only: false, grouped: false, collapsed: new Set(), zoom: null, selected: null });
+    Object.assign(T, { tl: null, evs: [], rows: [], off: new Set(), only: false, grouped: false, collapsed: new Set(), zoom: null, selected: null, loading: false });
     delete document.body.dataset.loaded;
+    delete document.body.dataset.complete;
   }
   function show(ev) {
     T.selected = ev.id;
@@ -527,66 +528,112 @@
     l.append(document.createTextNode(label));
     return l;
   }
-  function render(tl) {
-    const evs = tl.events || [];
-    T.tl = tl;
-    T.evs = evs;
-    let errors = 0, warnings = 0, rejected = 0;
+  // prepare marks each event of a page with what drawing needs.
+  function prepare(evs, from) {
     evs.forEach((ev, i) => {
-      ev.i = i;
+      ev.i = from + i;
       ev.service = ev.service || "";
       ev.cls = levelClass(ev);
       ev.problem = isProblem(ev);
+    });
+  }
+  function summarizeTrace() {
+    const tl = T.tl, evs = T.evs;
+    let errors = 0, warnings = 0, rejected = 0;
+    for (const ev of evs) {
       if (ev.kind === "dlq") rejected++;
       else if (ev.cls === "lvl-error") errors++;
       else if (ev.cls === "lvl-warn") warnings++;
-    });
+    }
     const sum = $("summary");
-    sum.append(el("h2", {}, "Trace " + tl.correlation_id));
-    sum.append(el("p", {}, evs.length + " events · " + tl.services.length + " services · span " + fmtMs(tl.duration_ms) +
+    sum.replaceChildren(el("h2", {}, "Trace " + tl.correlation_id));
+    const loading = T.loading ? " (loading: " + evs.length + " of " + (tl.total_capped ? "over " : "") + tl.total + ")" : "";
+    sum.append(el("p", {}, evs.length + " events" + loading + " · " + tl.services.length + " services · span " + fmtMs(tl.duration_ms) +
       " · started " + fmtTime(tl.start) + " (" + ago(tl.start) + ", " + (parseTime(tl.start) || { toISOString: () => tl.start }).toISOString() + ")" +
       (errors || warnings || rejected ? " · " + errors + " errors, " + warnings + " warnings, " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
-
+  }
+  function filterBar() {
+    const tl = T.tl;
     const f = $("trace-filters");
+    f.replaceChildren();
     const toggleKey = (key) => (on) => { if (on) T.off.delete(key); else T.off.add(key); layout(); };
     f.append(el("span", { class: "muted" }, "services:"));
-    for (const s of tl.services.map((x) => x || "")) f.append(filterBox("service:" + s, s || "(none)", true, colour(s), toggleKey("service:" + s)));
+    for (const s of tl.services.map((x) => x || "")) f.append(filterBox("service:" + s, s || "(none)", !T.off.has("service:" + s), colour(s), toggleKey("service:" + s)));
     f.append(el("span", { class: "muted" }, "kinds:"));
-    for (const k of tl.kinds) f.append(filterBox("kind:" + k, k, true, null, toggleKey("kind:" + k)));
-    f.append(filterBox("only:problems", "errors and rejections only", false, null, (on) => { T.only = on; layout(); }));
-    f.append(filterBox("group:service", "group by service", false, null, (on) => { T.grouped = on; layout(); }));
-
+    for (const k of tl.kinds) f.append(filterBox("kind:" + k, k, !T.off.has("kind:" + k), null, toggleKey("kind:" + k)));
+    f.append(filterBox("only:problems", "errors and rejections only", T.only, null, (on) => { T.only = on; layout(); }));
+    f.append(filterBox("group:service", "group by service", T.grouped, null, (on) => { T.grouped = on; layout(); }));
+  }
+  function render(tl) {
+    T.tl = tl;
+    T.evs = tl.events || [];
+    prepare(T.evs, 0);
+    summarizeTrace();
+    filterBar();
     $("zoombar").hidden = false;
     drawMinimap();
     drawAxis();
     $("waterfall").scrollTop = 0;
     layout();
-    const locs = tl.locations || [];
-    if (locs.length || (tl.locate_errors || []).length) {
-      const ul = el("ul");
-      for (const l of locs.slice(0, 200)) ul.append(el("li", {}, l.where + " " + l.ref + " — " + l.detail));
-      if (locs.length > 200) ul.append(el("li", { class: "muted" }, (locs.length - 200) + " more"));
-      for (const e of tl.locate_errors || []) ul.append(el("li", { class: "error" }, e));
-      $("locations").append(el("h2", {}, "Also found in"), ul);
-    }
+    addLocations(tl);
   }
+  function addLocations(tl) {
+    const locs = tl.locations || [];
+    if (!locs.length && !(tl.locate_errors || []).length) return;
+    let ul = $("locations").querySelector("ul");
+    if (!ul) { ul = el("ul"); $("locations").append(el("h2", {}, "Also found in"), ul); }
+    const room = Math.max(0, 200 - ul.querySelectorAll("li.loc").length);
+    for (const l of locs.slice(0, room)) ul.append(el("li", { class: "loc" }, l.where + " " + l.ref + " — " + l.detail));
+    for (const e of tl.locate_errors || []) ul.append(el("li", { class: "error" }, e));
+  }
+  // more adds a later page of the trace behind the rows already drawn.
+  function more(page) {
+    const from = T.evs.length;
+    const evs = page.events || [];
+    prepare(evs, from);
+    for (const ev of evs) T.evs.push(ev);
+    let grew = false;
+    for (const s of page.services || []) if (!T.tl.services.includes(s)) { T.tl.services.push(s); grew = true; }
+    for (const k of page.kinds || []) if (!T.tl.kinds.includes(k)) { T.tl.kinds.push(k); grew = true; }
+    if (grew) filterBar();
+    summarizeTrace();
+    drawMinimap();
+    layout();
+    addLocations(page);
+  }
+  // A trace is read in pages: the first few thousand events are drawn at
+  // once, the rest are added behind them as they arrive.
+  const FIRST_PAGE = 2000, PAGE = 10000;
   async function trace(req, id) {
     showView("trace-view");
     clearTrace();
     $("cid").value = id;
     if (!id) { status("Paste a correlation ID.", true); return; }
     status("Loading " + id + "…");
-    const r = await req.api("v1/trace/" + encodeURIComponent(id));
+    const path = "v1/trace/" + encodeURIComponent(id);
+    let r = await req.api(path + "?limit=" + FIRST_PAGE);
     if (r.status === 404) {
       status("No event carries the correlation ID " + JSON.stringify(id) + ".", true);
       document.body.dataset.loaded = "missing";
       return;
     }
     if (!r.ok) { status("Error: " + ((r.body && r.body.error) || r.status), true); return; }
+    T.loading = !!r.body.next;
     render(r.body);
     status("");
     document.body.dataset.loaded = id;
+    let next = r.body.next;
+    while (next) {
+      r = await req.api(path + "?limit=" + PAGE + "&after=" + encodeURIComponent(next.time + "|" + next.id));
+      if (!r.ok) { status("Error loading the rest of the trace: " + ((r.body && r.body.error) || r.status), true); return; }
+      next = r.body.next;
+      if (T.evs.length + (r.body.events || []).length >= MAX_EVENTS) next = null;
+      T.loading = !!next;
+      more(r.body);
+    }
+    document.body.dataset.complete = id;
   }
+  const MAX_EVENTS = 200000;
 
   // ---------------------------------------------------------------- routing
   function go(hash) {

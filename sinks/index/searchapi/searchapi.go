@@ -29,7 +29,7 @@ type API struct {
 
 // New returns the handler of
 //
-//	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it)
+//	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it); with limit (and after), one page of it
 //	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest, after (a result's next cursor)
 //	GET /v1/traces?...   correlation IDs grouped in the index: from, to, service, attr (field=value), min_duration, max_duration, limit
 //	GET /ui/             the web page ("/" redirects there)
@@ -80,7 +80,32 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) 
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	tl, err := index.Trace(r.Context(), a.s, id, a.locators...)
+	var (
+		tl  *index.Timeline
+		err error
+	)
+	if v := r.URL.Query(); v.Has("limit") || v.Has("after") {
+		// One page: limit events past after (the page loads a long trace
+		// page by page).
+		var after *index.Cursor
+		if s := v.Get("after"); s != "" {
+			if after, err = index.ParseCursor(s); err != nil {
+				a.fail(w, r, http.StatusBadRequest, errors.New("after: "+err.Error()))
+				return
+			}
+		}
+		limit, cerr := strconv.Atoi(v.Get("limit"))
+		if v.Get("limit") == "" {
+			limit, cerr = index.MaxResults, nil
+		}
+		if cerr != nil || limit <= 0 {
+			a.fail(w, r, http.StatusBadRequest, errors.New("limit: not a positive number"))
+			return
+		}
+		tl, err = index.TracePage(r.Context(), a.s, id, after, limit, a.locators...)
+	} else {
+		tl, err = index.Trace(r.Context(), a.s, id, a.locators...)
+	}
 	switch {
 	case errors.Is(err, index.ErrNotFound):
 		writeJSON(w, http.StatusNotFound, tl)

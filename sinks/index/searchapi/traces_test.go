@@ -163,4 +163,39 @@ func TestTraceBeyondOnePage(t *testing.T) {
 			t.Fatalf("event %d is %s, want %s", i, ev.ID, want)
 		}
 	}
+
+	// The page reads it in pages: GET /v1/trace/{id}?limit=&after=, every
+	// page with the trace's whole span and offsets from its first event.
+	srv := httptest.NewServer(searchapi.New(e, nil))
+	t.Cleanup(srv.Close)
+	var got []index.Entry
+	u := srv.URL + "/v1/trace/long?limit=5000"
+	for page := 0; ; page++ {
+		var p index.Timeline
+		if code := get(t, u, &p); code != 200 || page > 5 {
+			t.Fatalf("page %d: HTTP %d", page, code)
+		}
+		if p.DurationMs != tl.DurationMs || !p.Start.Equal(tl.Start) || p.Total < index.MaxResults {
+			t.Errorf("page %d: span %v ms from %v, total %d; the whole trace: %v ms from %v, %d events", page, p.DurationMs, p.Start, p.Total, tl.DurationMs, tl.Start, n)
+		}
+		got = append(got, p.Events...)
+		if p.Next == nil {
+			break
+		}
+		u = srv.URL + "/v1/trace/long?limit=5000&after=" + url.QueryEscape(p.Next.String())
+	}
+	if len(got) != n {
+		t.Fatalf("pages hold %d events, want %d", len(got), n)
+	}
+	for i, ev := range got {
+		if ev.ID != tl.Events[i].ID || ev.OffsetMs != tl.Events[i].OffsetMs {
+			t.Fatalf("paged event %d: %s at +%v ms, the whole trace has %s at +%v ms", i, ev.ID, ev.OffsetMs, tl.Events[i].ID, tl.Events[i].OffsetMs)
+		}
+	}
+	if code := get(t, srv.URL+"/v1/trace/long?limit=x", nil); code != 400 {
+		t.Errorf("limit=x: HTTP %d", code)
+	}
+	if code := get(t, srv.URL+"/v1/trace/nothing?limit=10", nil); code != 404 {
+		t.Errorf("a paged unknown id: HTTP %d", code)
+	}
 }
