@@ -348,7 +348,35 @@ func TestPageInChromium(t *testing.T) {
 	if lvl := eval[string](b, `document.querySelector("#results tr.lvl-error") ? document.querySelector("#results tr.lvl-error").textContent : ""`); !strings.Contains(lvl, "billing") {
 		t.Errorf("error-level result not marked: %q", lvl)
 	}
+	// The histogram counts the matches over time; a click on a bar searches
+	// its absolute time range.
+	if c := eval[string](b, `document.getElementById("histogram").dataset.counts || ""`); sumCSV(c) != len(services) {
+		t.Errorf("histogram counts %q, want %d in all", c, len(services))
+	}
+	if n := eval[int](b, `[document.getElementById("histogram")].filter(`+drawnJS+`).length`); n != 1 {
+		t.Error("the histogram is not drawn")
+	}
 	b.shot("search")
+	b.expect("search", `(() => { const c = document.getElementById("histogram"), r = c.getBoundingClientRect(), counts = c.dataset.counts.split(",").map(Number);
+		const i = counts.findIndex(n => n > 0);
+		c.dispatchEvent(new MouseEvent("click", {clientX: r.left + (i + 0.5) * r.width / counts.length, clientY: r.top + 10})); })()`)
+	if v := eval[string](b, `document.getElementById("s-from").value + " " + document.getElementById("s-to").value`); !regexp.MustCompile(`^20\d\d-\d\d-\d\dT\S+ 20\d\d-\d\d-\d\dT\S+$`).MatchString(v) {
+		t.Errorf("a click on a bar did not set an absolute range: %q", v)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#results tr.hit").length`); n != len(services) {
+		t.Errorf("%d results in the bar's range, want %d", n, len(services))
+	}
+	// A click on a result expands its JSON.
+	b.do("expand a result", chromedp.Click(`#results tr.hit td.msg`))
+	if got := eval[string](b, `[...document.querySelectorAll("#results tr.expanded pre")].filter(`+drawnJS+`).map(p => p.textContent).join("")`); !strings.Contains(got, `"correlationid": "`+tr.cid+`"`) {
+		t.Errorf("expanded result: %q", got)
+	}
+	// OR: one search per alternative, merged.
+	b.expect("search", `location.hash = "#/search?q=billing+OR+ranker&kind=log&from="`)
+	if got := eval[[]string](b, `[...document.querySelectorAll("#results tr.hit")].map(r => r.children[1].textContent).sort()`); fmt.Sprint(got) != "[billing ranker]" {
+		t.Errorf("billing OR ranker (logs): %v", got)
+	}
+	b.expect("search", `location.hash = "#/search?q=handled&kind=log"`)
 	// A reload of the search address keeps the form and the results.
 	b.expect("search", `location.reload()`)
 	if v := eval[string](b, `document.getElementById("s-q").value + "/" + document.getElementById("s-kind").value`); v != "handled/log" {
@@ -582,6 +610,28 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 		t.Errorf("scrolled to row 1500, the first row drawn is %s", rows[0].ID)
 	}
 	b.shot("trace-large-scrolled")
+
+	// Search pages past 200 with the API's cursor, each event once.
+	b.expect("search", `location.hash = "#/search?correlation_id=`+big+`&from="`)
+	b.expect("search-more", `document.getElementById("s-more").click()`)
+	ids := eval[[]string](b, `[...document.querySelectorAll("#results tr.hit")].map(r => r.dataset.id)`)
+	uniq := map[string]bool{}
+	for _, id := range ids {
+		uniq[id] = true
+	}
+	if len(ids) != 400 || len(uniq) != 400 {
+		t.Errorf("two pages of results: %d rows, %d distinct, want 400", len(ids), len(uniq))
+	}
+}
+
+func sumCSV(s string) int {
+	n := 0
+	for _, f := range strings.Split(s, ",") {
+		var v int
+		fmt.Sscan(f, &v)
+		n += v
+	}
+	return n
 }
 
 // TestPageOpens100kTrace measures how long a 100,000-event trace takes to

@@ -114,3 +114,58 @@ func TracePage(ctx context.Context, s Searcher, id string, after *Cursor, limit 
 	tl.locate(ctx, page.Docs, locators)
 	return tl, nil
 }
+
+// MaxHistogramBuckets is the most buckets one histogram has.
+const MaxHistogramBuckets = 100
+
+// Bucket is one bar of a histogram: the matches in [From, From+width).
+type Bucket struct {
+	From   time.Time `json:"from"`
+	Count  int       `json:"count"`
+	Capped bool      `json:"capped,omitempty"` // Count is a lower bound (MaxTotal)
+}
+
+// Histogram counts q's matches in n equal time buckets over q's range
+// (from the oldest match when From is unset, to now when To is), one count
+// per bucket (the embedded index stops counting a bucket at MaxTotal).
+func Histogram(ctx context.Context, s Searcher, q Query, n int, now time.Time) ([]Bucket, error) {
+	n = min(max(n, 1), MaxHistogramBuckets)
+	q.After, q.Newest, q.Limit = nil, false, 1
+	from, to := q.From, q.To
+	if to.IsZero() {
+		to = now
+	}
+	if from.IsZero() {
+		first, err := s.Search(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		if len(first.Docs) == 0 {
+			return []Bucket{}, nil
+		}
+		from = first.Docs[0].Time
+	}
+	if !to.After(from) {
+		return []Bucket{}, nil
+	}
+	width := to.Sub(from) / time.Duration(n)
+	if width <= 0 {
+		width, n = to.Sub(from), 1
+	}
+	out := make([]Bucket, 0, n)
+	for i := range n {
+		b := Bucket{From: from.Add(time.Duration(i) * width)}
+		bq := q
+		bq.From, bq.To = b.From, b.From.Add(width)
+		if i == n-1 {
+			bq.To = to
+		}
+		res, err := s.Search(ctx, bq)
+		if err != nil {
+			return nil, err
+		}
+		b.Count, b.Capped = res.Total, res.TotalCapped
+		out = append(out, b)
+	}
+	return out, nil
+}

@@ -247,7 +247,9 @@
       const q = new URLSearchParams(st.base);
       if (a.text) q.set("q", a.text); else q.delete("q");
       if (a.next) q.set("after", a.next);
+      else q.set("histogram", "40");
       const r = await req.api("v1/search?" + q.toString());
+      if (r.ok && r.body.histogram) a.histogram = r.body.histogram;
       if (!r.ok) throw new Error("search failed: " + ((r.body && r.body.error) || r.status));
       a.total = r.body.total;
       a.capped = r.body.total_capped;
@@ -268,6 +270,7 @@
     $("results").replaceChildren();
     $("search-summary").textContent = "";
     $("s-more").hidden = true;
+    $("histogram").hidden = true;
     if ([...params.keys()].length === 0) { status("Search events by text (a OR b), service, kind, level and time."); document.body.dataset.loaded = "search"; return; }
     const base = new URLSearchParams();
     for (const k of searchKeys) if (params.get(k)) base.set(k, params.get(k));
@@ -284,8 +287,45 @@
     for (const ev of evs) $("results").append(resultRow(ev));
     st.shown = evs.length;
     summarize(st);
+    drawHistogram(st);
     status(evs.length ? "" : "No event matches.");
     document.body.dataset.loaded = "search";
+  }
+  // drawHistogram draws the counts over time (summed over the OR
+  // alternatives); a click on a bar searches that bar's time range.
+  function drawHistogram(st) {
+    const c = $("histogram");
+    const hs = st.alts.map((a) => a.histogram || []).filter((h) => h.length);
+    if (!hs.length) { c.hidden = true; return; }
+    const buckets = hs[0].map((b, i) => ({ from: b.from, count: hs.reduce((n, h) => n + ((h[i] && h[i].count) || 0), 0), capped: hs.some((h) => h[i] && h[i].capped) }));
+    c.hidden = false;
+    const w = Math.max(200, c.clientWidth);
+    c.width = w;
+    const g = c.getContext("2d");
+    g.clearRect(0, 0, w, c.height);
+    const max = Math.max(1, ...buckets.map((b) => b.count));
+    const bw = w / buckets.length;
+    buckets.forEach((b, i) => {
+      if (!b.count) return;
+      const h = Math.max(2, Math.round((b.count / max) * (c.height - 14)));
+      g.fillStyle = b.capped ? "#7a93ad" : "#2b5078";
+      g.fillRect(Math.floor(i * bw) + 1, c.height - 12 - h, Math.max(1, Math.floor(bw) - 2), h);
+    });
+    g.fillStyle = "#555";
+    g.font = "11px system-ui, sans-serif";
+    g.fillText(fmtTime(buckets[0].from), 2, c.height - 1);
+    const end = st.base.get("to") || "now";
+    g.textAlign = "right";
+    g.fillText(end === "now" ? "now" : end, w - 2, c.height - 1);
+    c.dataset.counts = buckets.map((b) => b.count).join(",");
+    c.onclick = (e) => {
+      const r = c.getBoundingClientRect();
+      const i = Math.min(buckets.length - 1, Math.max(0, Math.floor(((e.clientX - r.left) / r.width) * buckets.length)));
+      const p = searchParams();
+      p.set("from", buckets[i].from);
+      p.set("to", i + 1 < buckets.length ? buckets[i + 1].from : new Date().toISOString());
+      go("#/search?" + p.toString());
+    };
   }
   function summarize(st) {
     const total = st.alts.reduce((n, a) => n + (a.total || 0), 0);

@@ -30,7 +30,7 @@ type API struct {
 // New returns the handler of
 //
 //	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it); with limit (and after), one page of it
-//	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest, after (a result's next cursor)
+//	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest, after (a result's next cursor), histogram (buckets of counts over the range)
 //	GET /v1/traces?...   correlation IDs grouped in the index: from, to, service, attr (field=value), min_duration, max_duration, limit
 //	GET /ui/             the web page ("/" redirects there)
 //
@@ -192,7 +192,25 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadGateway, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	hs := r.URL.Query().Get("histogram")
+	if hs == "" {
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	n, err := strconv.Atoi(hs)
+	if err != nil || n <= 0 {
+		a.fail(w, r, http.StatusBadRequest, errors.New("histogram: want a number of buckets"))
+		return
+	}
+	h, err := index.Histogram(r.Context(), a.s, q, n, time.Now())
+	if err != nil {
+		a.fail(w, r, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		index.Result
+		Histogram []index.Bucket `json:"histogram"`
+	}{res, h})
 }
 
 // ParseTraceQuery reads an index.TraceQuery from URL parameters: from, to,

@@ -106,6 +106,21 @@ func TestTraceList(t *testing.T) {
 		t.Errorf("an attribute the index cannot answer: HTTP %d %v", code, bad)
 	}
 
+	// The histogram counts every match of the range in its buckets.
+	var h struct {
+		Histogram []index.Bucket `json:"histogram"`
+	}
+	if code := get(t, srv.URL+"/v1/search?correlation_id=burst&from=2h&histogram=60", &h); code != 200 || len(h.Histogram) != 60 {
+		t.Fatalf("histogram: HTTP %d, %d buckets", code, len(h.Histogram))
+	}
+	sum := 0
+	for _, b := range h.Histogram {
+		sum += b.Count
+	}
+	if sum != 3000 || h.Histogram[59].Count != 3000 {
+		t.Errorf("histogram of the burst: %d in all, %d in the last bucket, want 3000 in the last", sum, h.Histogram[59].Count)
+	}
+
 	// Paging: /v1/search's next cursor walks all 3,000 events of the
 	// burst, 200 at a time, newest first, each once.
 	seen := map[string]bool{}
