@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -29,6 +30,7 @@ type globals struct {
 	level   slog.LevelVar
 	log     *slog.Logger
 	clients []*bus.Bus
+	stderr  io.Writer // where configuration warnings go (the command's stderr)
 }
 
 func newRootCmd() *cobra.Command {
@@ -42,9 +44,10 @@ them, and sinks write Neo4j, an Elasticsearch-compatible index and S3 archives.
 
 Configuration: defaults, then --config FILE (or SIGHTLINE_CONFIG), then SIGHTLINE_* variables,
 then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Version:       version,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		Version:          version,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) { g.stderr = cmd.ErrOrStderr() },
 		PersistentPostRun: func(*cobra.Command, []string) {
 			for _, b := range g.clients {
 				b.Close()
@@ -76,6 +79,13 @@ func (g *globals) config() (*config.Config, error) {
 		g.cfg, g.cfgErr = config.Load(g.configPath, os.Environ(), sets, sinkSections()...)
 		if g.cfgErr != nil {
 			return
+		}
+		w := g.stderr
+		if w == nil {
+			w = os.Stderr
+		}
+		for _, warning := range g.cfg.Warnings() {
+			fmt.Fprintln(w, "sightline: warning:", warning)
 		}
 		lv, _ := telemetry.ParseLevel(g.cfg.Log.Level)
 		g.level.Set(lv)

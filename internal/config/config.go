@@ -31,7 +31,12 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 
 	sections []namedSection
+	warnings []string
 }
+
+// Warnings are the problems Load found that do not stop a command (a
+// variable an earlier release read); the commands print them on stderr.
+func (c *Config) Warnings() []string { return c.warnings }
 
 // NATS says where JetStream is: an external cluster (urls) or the embedded
 // server (listen, store_dir).

@@ -29,7 +29,8 @@ var commandEnv = map[string]bool{
 }
 
 // renamedEnv are variables earlier releases read, with the key that
-// replaces each, so an old environment file gets a precise error.
+// replaces each: an old environment file gets a warning naming the new
+// variable (Config.Warnings), and every command still runs.
 var renamedEnv = map[string]string{
 	"SIGHTLINE_NATS_URL":       "nats.urls",
 	"SIGHTLINE_NEO4J_URI":      "graph.uri (and graph.enabled)",
@@ -87,6 +88,13 @@ func applyEnv(c *Config, env []string) error {
 	var errs []error
 	for _, name := range names {
 		key, ok := byEnv[name]
+		if replacement, renamed := renamedEnv[name]; !ok && renamed {
+			// Not applied (the value may not mean the same under the
+			// new key), and not an error: every command would fail.
+			c.warnings = append(c.warnings, fmt.Sprintf("environment %s is no longer read; set %s (%s) instead",
+				name, EnvName(strings.Fields(replacement)[0]), replacement))
+			continue
+		}
 		if !ok {
 			errs = append(errs, unknownEnv(name, byEnv))
 			continue
@@ -99,9 +107,6 @@ func applyEnv(c *Config, env []string) error {
 }
 
 func unknownEnv(name string, byEnv map[string]string) error {
-	if key, ok := renamedEnv[name]; ok {
-		return fmt.Errorf("environment %s: no longer read; set %s instead", name, EnvName(strings.Fields(key)[0]))
-	}
 	known := make([]string, 0, len(byEnv)+len(commandEnv))
 	for n := range byEnv {
 		known = append(known, n)

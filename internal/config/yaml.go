@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/url"
@@ -19,7 +20,7 @@ import (
 func (c *Config) decodeYAML(b []byte) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nameKeys(b, err)
+		return syntaxError(b, err)
 	}
 	if len(root.Content) == 0 {
 		return nil // an empty file is fine
@@ -154,6 +155,31 @@ func distance(a, b string) int {
 	return prev[len(b)]
 }
 
+// syntaxError reports a YAML syntax error on the line of the mistake.
+// The YAML library names the line where the construct around the mistake
+// starts (and for a parser error counts it from 0), so a missing bracket
+// on line 2 is reported on line 1; the mistake's line is the first line
+// from there whose prefix of the document fails with the same message.
+func syntaxError(src []byte, err error) error {
+	msg := yamlHead.ReplaceAllString(err.Error(), "")
+	from := 1
+	if m := lineRE.FindStringSubmatch(msg); m != nil {
+		from, _ = strconv.Atoi(m[1])
+		msg = strings.TrimPrefix(msg, m[0])
+	}
+	lines := bytes.SplitAfter(src, []byte("\n"))
+	// A configuration file is short; past a few thousand lines the
+	// library's line is kept rather than parsing every prefix.
+	for n := max(from, 1); n <= len(lines) && n-from < 5000; n++ {
+		var root yaml.Node
+		perr := yaml.Unmarshal(bytes.Join(lines[:n], nil), &root)
+		if perr != nil && strings.HasSuffix(perr.Error(), ": "+msg) || perr != nil && perr.Error() == "yaml: "+msg {
+			return fmt.Errorf("line %d: %s", n, msg)
+		}
+	}
+	return fmt.Errorf("line %d: %s", max(from, 1), msg)
+}
+
 var (
 	lineRE   = regexp.MustCompile(`line (\d+): `)
 	typeRE   = regexp.MustCompile("cannot unmarshal !!\\w+ `([^`]*)` into (\\S+)")
@@ -282,17 +308,27 @@ func maskNode(n *yaml.Node, path string, secret map[string]bool) {
 
 // RedactURL hides the password of a URL with user information
 // (nats://user:pass@host → nats://user:xxxxx@host); anything else is
-// returned as is.
+// returned as is. A password that is not escaped (one holding / # ? % or
+// @) makes the text no valid URL, or one whose host is the user name:
+// then everything between the first colon after the scheme and the last
+// @ is hidden, so no password is shown whatever it holds.
 func RedactURL(s string) string {
-	if !strings.Contains(s, "://") || !strings.Contains(s, "@") {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok || !strings.Contains(rest, "@") {
 		return s
 	}
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
+	if u, err := url.Parse(s); err == nil && u.User != nil && !strings.Contains(u.Host, "@") && !strings.Contains(u.Path, "@") {
+		if _, ok := u.User.Password(); !ok {
+			return s
+		}
+		return u.Redacted()
+	}
+	at := strings.LastIndex(rest, "@")
+	user, _, ok := strings.Cut(rest[:at], ":")
+	if !ok || strings.Contains(user, "/") {
+		// No password, or the @ is in the path of a URL without user
+		// information (http://host/a@b).
 		return s
 	}
-	if _, ok := u.User.Password(); !ok {
-		return s
-	}
-	return u.Redacted()
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
 }
