@@ -2,33 +2,19 @@ package schemas
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
-	"unicode/utf16"
-	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/jsonscan"
 	"github.com/sightline/sightline/internal/limits"
 )
 
 // ErrTooDeep is wrapped by the SyntaxError of a value nested deeper than
 // the decoder's limit.
-var ErrTooDeep = errors.New("too deeply nested")
+var ErrTooDeep = jsonscan.ErrTooDeep
 
 // SyntaxError is a JSON syntax error with the byte offset where it was
-// found.
-type SyntaxError struct {
-	Msg    string
-	Offset int64
-	Err    error // ErrTooDeep, or nil
-}
-
-func (e *SyntaxError) Error() string {
-	return fmt.Sprintf("%s (at byte offset %d)", e.Msg, e.Offset)
-}
-
-// Unwrap returns ErrTooDeep for a depth error.
-func (e *SyntaxError) Unwrap() error { return e.Err }
+// found (the scanner's).
+type SyntaxError = jsonscan.SyntaxError
 
 // Decode parses one JSON value the way the validator expects: objects as
 // map[string]any (a repeated key keeps its last value), arrays as []any,
@@ -61,7 +47,8 @@ func DecodeCompact(b, dst []byte) (any, []byte, error) {
 }
 
 func decode(b, dst []byte, compact bool, maxDepth int) (any, []byte, error) {
-	d := decoder{data: b, src: string(b), dst: dst, compact: compact, maxDepth: maxDepth}
+	d := decoder{data: b, src: string(b), dst: dst, compact: compact}
+	d.sc.Reset(b, maxDepth)
 	d.skipSpace()
 	v, err := d.value(0)
 	if err != nil {
@@ -80,19 +67,18 @@ func decode(b, dst []byte, compact bool, maxDepth int) (any, []byte, error) {
 	return v, d.dst, nil
 }
 
-// decoder is a recursive-descent JSON parser. With compact set it copies
+// decoder is a recursive-descent JSON parser building values on the
+// tokens of the one scanner (internal/jsonscan). With compact set it copies
 // the input to dst segment by segment, leaving out the whitespace between
 // tokens.
 type decoder struct {
+	sc      jsonscan.Scanner // its MaxDepth bounds nesting, so a hostile body of nested brackets costs bounded stack
 	data    []byte
 	src     string // data as one string: keys, strings and numbers without escapes are substrings of it, not allocations of their own
 	pos     int
 	dst     []byte
 	seg     int // start of the segment not yet copied to dst
 	compact bool
-	// maxDepth bounds nesting, so a hostile body of nested brackets costs
-	// bounded stack.
-	maxDepth int
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -100,34 +86,22 @@ func (d *decoder) errorf(format string, args ...any) error {
 }
 
 func (d *decoder) unexpected(context string) error {
-	if d.pos >= len(d.data) {
-		return &SyntaxError{Msg: "unexpected end of JSON input", Offset: int64(d.pos)}
-	}
-	return d.errorf("invalid character %s %s", quoteChar(d.data[d.pos]), context)
+	d.sc.Fail(d.pos, context)
+	return d.sc.Err
 }
 
-func quoteChar(c byte) string {
-	switch {
-	case c == '\'':
-		return `'\''`
-	case c == '"':
-		return `'"'`
-	case c < 0x20 || c >= 0x7f:
-		return strconv.Quote(string(rune(c)))
+// token ends a token the scanner read: its end offset, or its error.
+func (d *decoder) token(end int) error {
+	if end < 0 {
+		return d.sc.Err
 	}
-	return "'" + string(rune(c)) + "'"
+	d.pos = end
+	return nil
 }
 
 func (d *decoder) skipSpace() {
 	start := d.pos
-	for d.pos < len(d.data) {
-		switch d.data[d.pos] {
-		case ' ', '\t', '\n', '\r':
-			d.pos++
-			continue
-		}
-		break
-	}
+	d.pos = jsonscan.SkipSpace(d.data, d.pos)
 	if d.compact && d.pos > start {
 		d.dst = append(d.dst, d.data[d.seg:start]...)
 		d.seg = d.pos
@@ -136,12 +110,12 @@ func (d *decoder) skipSpace() {
 
 func (d *decoder) value(depth int) (any, error) {
 	if d.pos >= len(d.data) {
-		return nil, d.unexpected("")
+		return nil, d.unexpected("looking for beginning of value")
 	}
 	switch c := d.data[d.pos]; {
 	case c == '{' || c == '[':
-		if depth >= d.maxDepth {
-			return nil, &SyntaxError{Msg: fmt.Sprintf("nested deeper than %d levels", d.maxDepth), Offset: int64(d.pos), Err: ErrTooDeep}
+		if depth >= d.sc.MaxDepth {
+			return nil, &SyntaxError{Msg: fmt.Sprintf("nested deeper than %d levels", d.sc.MaxDepth), Offset: int64(d.pos), Err: ErrTooDeep}
 		}
 		if c == '{' {
 			return d.object(depth + 1)
@@ -150,28 +124,19 @@ func (d *decoder) value(depth int) (any, error) {
 	case c == '"':
 		return d.str()
 	case c == '-' || (c >= '0' && c <= '9'):
-		return d.number()
+		start := d.pos
+		if err := d.token(d.sc.Number(d.pos)); err != nil {
+			return nil, err
+		}
+		return json.Number(d.src[start:d.pos]), nil
 	case c == 't':
-		return true, d.literal("true")
+		return true, d.token(d.sc.Literal(d.pos, "true"))
 	case c == 'f':
-		return false, d.literal("false")
+		return false, d.token(d.sc.Literal(d.pos, "false"))
 	case c == 'n':
-		return nil, d.literal("null")
+		return nil, d.token(d.sc.Literal(d.pos, "null"))
 	}
 	return nil, d.unexpected("looking for beginning of value")
-}
-
-func (d *decoder) literal(word string) error {
-	for i := 0; i < len(word); i++ {
-		if d.pos >= len(d.data) {
-			return d.unexpected("")
-		}
-		if d.data[d.pos] != word[i] {
-			return d.unexpected(fmt.Sprintf("in literal %s (expecting %s)", word, quoteChar(word[i])))
-		}
-		d.pos++
-	}
-	return nil
 }
 
 func (d *decoder) object(depth int) (any, error) {
@@ -232,7 +197,7 @@ func (d *decoder) array(depth int) (any, error) {
 func (d *decoder) separator(closing byte, context string) (more bool, err error) {
 	d.skipSpace()
 	if d.pos >= len(d.data) {
-		return false, d.unexpected("")
+		return false, d.unexpected(context)
 	}
 	switch d.data[d.pos] {
 	case ',':
@@ -246,169 +211,15 @@ func (d *decoder) separator(closing byte, context string) (more bool, err error)
 	return false, d.unexpected(context)
 }
 
-// str reads a string starting at its opening quote. A string without
-// escapes or invalid UTF-8 is converted directly; otherwise it is unescaped
-// into a new buffer.
+// str reads a string starting at its opening quote: a substring of the
+// input when it has no escapes and is valid UTF-8, else decoded.
 func (d *decoder) str() (string, error) {
-	d.pos++ // opening quote
 	start := d.pos
-	for d.pos < len(d.data) {
-		c := d.data[d.pos]
-		switch {
-		case c == '"':
-			s := d.src[start:d.pos]
-			d.pos++
-			return s, nil
-		case c == '\\':
-			return d.strSlow(start)
-		case c < 0x20:
-			return "", d.unexpected("in string literal")
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(d.data[d.pos:])
-			if r == utf8.RuneError && size == 1 {
-				return d.strSlow(start)
-			}
-			d.pos += size
-		default:
-			d.pos++
-		}
+	if err := d.token(d.sc.String(d.pos)); err != nil {
+		return "", err
 	}
-	return "", d.unexpected("")
+	if d.sc.Plain {
+		return d.src[start+1 : d.pos-1], nil
+	}
+	return jsonscan.Text(d.src, d.data, start, d.pos), nil
 }
-
-func (d *decoder) strSlow(start int) (string, error) {
-	buf := make([]byte, 0, d.pos-start+16)
-	buf = append(buf, d.data[start:d.pos]...)
-	for d.pos < len(d.data) {
-		c := d.data[d.pos]
-		switch {
-		case c == '"':
-			d.pos++
-			return string(buf), nil
-		case c < 0x20:
-			return "", d.unexpected("in string literal")
-		case c == '\\':
-			d.pos++
-			if d.pos >= len(d.data) {
-				return "", d.unexpected("")
-			}
-			switch e := d.data[d.pos]; e {
-			case '"', '\\', '/':
-				buf = append(buf, e)
-			case 'b':
-				buf = append(buf, '\b')
-			case 'f':
-				buf = append(buf, '\f')
-			case 'n':
-				buf = append(buf, '\n')
-			case 'r':
-				buf = append(buf, '\r')
-			case 't':
-				buf = append(buf, '\t')
-			case 'u':
-				r, ok := d.hex4(d.pos + 1)
-				if !ok {
-					return "", d.unexpected("in \\u hexadecimal character escape")
-				}
-				d.pos += 4
-				if utf16.IsSurrogate(r) {
-					// A surrogate followed by an escaped partner is one
-					// character; anything else is U+FFFD.
-					hi := r
-					r = utf8.RuneError
-					if d.pos+2 < len(d.data) && d.data[d.pos+1] == '\\' && d.data[d.pos+2] == 'u' {
-						if lo, ok := d.hex4(d.pos + 3); ok {
-							if dec := utf16.DecodeRune(hi, lo); dec != utf8.RuneError {
-								r = dec
-								d.pos += 6
-							}
-						}
-					}
-				}
-				buf = utf8.AppendRune(buf, r)
-			default:
-				return "", d.unexpected("in string escape code")
-			}
-			d.pos++
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(d.data[d.pos:])
-			if r == utf8.RuneError && size == 1 {
-				buf = utf8.AppendRune(buf, utf8.RuneError)
-			} else {
-				buf = append(buf, d.data[d.pos:d.pos+size]...)
-			}
-			d.pos += size
-		default:
-			buf = append(buf, c)
-			d.pos++
-		}
-	}
-	return "", d.unexpected("")
-}
-
-// hex4 reads four hex digits at i.
-func (d *decoder) hex4(i int) (rune, bool) {
-	if i+4 > len(d.data) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range d.data[i : i+4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r*16 + rune(c)
-	}
-	return r, true
-}
-
-// number reads -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
-func (d *decoder) number() (any, error) {
-	start := d.pos
-	if d.data[d.pos] == '-' {
-		d.pos++
-	}
-	if d.pos >= len(d.data) {
-		return nil, d.unexpected("")
-	}
-	switch c := d.data[d.pos]; {
-	case c == '0':
-		d.pos++
-	case c >= '1' && c <= '9':
-		d.digits()
-	default:
-		return nil, d.unexpected("in numeric literal")
-	}
-	if d.pos < len(d.data) && d.data[d.pos] == '.' {
-		d.pos++
-		if d.pos >= len(d.data) || !isDigit(d.data[d.pos]) {
-			return nil, d.unexpected("after decimal point in numeric literal")
-		}
-		d.digits()
-	}
-	if d.pos < len(d.data) && (d.data[d.pos] == 'e' || d.data[d.pos] == 'E') {
-		d.pos++
-		if d.pos < len(d.data) && (d.data[d.pos] == '+' || d.data[d.pos] == '-') {
-			d.pos++
-		}
-		if d.pos >= len(d.data) || !isDigit(d.data[d.pos]) {
-			return nil, d.unexpected("in exponent of numeric literal")
-		}
-		d.digits()
-	}
-	return json.Number(d.src[start:d.pos]), nil
-}
-
-func (d *decoder) digits() {
-	for d.pos < len(d.data) && isDigit(d.data[d.pos]) {
-		d.pos++
-	}
-}
-
-func isDigit(c byte) bool { return c >= '0' && c <= '9' }

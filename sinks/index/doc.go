@@ -218,7 +218,7 @@ func (d *Document) fillFromPayload(ev *eventView, s *scanner) {
 	}
 	for i, mb := range members {
 		f := -1
-		switch mb.key(ev.src, s.b) {
+		switch mb.Key(ev.src, s.B) {
 		case "message":
 			f = fMessage
 		case "msg":
@@ -239,11 +239,11 @@ func (d *Document) fillFromPayload(ev *eventView, s *scanner) {
 			return ""
 		}
 		mb := members[at[f]]
-		raw := s.b[mb.v0:mb.v1]
+		raw := s.B[mb.V0:mb.V1]
 		if raw[0] == '{' || raw[0] == '[' || string(raw) == "null" {
 			return ""
 		}
-		return mb.value(ev.src, s.b)
+		return mb.Value(ev.src, s.B)
 	}
 	if v := get(fMessage); v != "" {
 		d.Message = v
@@ -547,7 +547,7 @@ func (ev *eventView) decode(s *scanner, b []byte) error {
 	for i := range s.top {
 		mb := &s.top[i]
 		var dst *string
-		switch k := mb.key(src, b); k {
+		switch k := mb.Key(src, b); k {
 		case "id":
 			dst = &ev.id
 		case "source":
@@ -567,19 +567,19 @@ func (ev *eventView) decode(s *scanner, b []byte) error {
 		case "ingesttime":
 			dst = &its
 		case "data":
-			ev.data, ev.dataOff = b[mb.v0:mb.v1], mb.v0
+			ev.data, ev.dataOff = b[mb.V0:mb.V1], mb.V0
 			continue
 		case "specversion", "datacontenttype", "subject", "traceparent":
 			continue // reserved, not in the document
 		default:
 			if !schemas.ReservedAttribute(k) {
-				ev.attrs = append(ev.attrs, attr{k, mb.value(src, b)})
+				ev.attrs = append(ev.attrs, attr{k, mb.Value(src, b)})
 			}
 			continue
 		}
 		*dst = ""
-		if b[mb.v0] == '"' {
-			*dst = mb.value(src, b)
+		if b[mb.V0] == '"' {
+			*dst = mb.Value(src, b)
 		}
 	}
 	if ts != "" {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sightline/sightline/internal/jsonscan"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
 )
@@ -92,7 +93,7 @@ func TestScanObject(t *testing.T) {
 		t.Fatalf("%v", s.top)
 	}
 	for i, mb := range s.top {
-		if k, v := view(in, []byte(in), mb.k0, mb.k1), in[mb.v0:mb.v1]; k != want[2*i] || v != want[2*i+1] {
+		if k, v := jsonscan.Text(in, []byte(in), mb.K0, mb.K1), in[mb.V0:mb.V1]; k != want[2*i] || v != want[2*i+1] {
 			t.Fatalf("member %d: got %s=%s want %s=%s", i, k, v, want[2*i], want[2*i+1])
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/jsonscan"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
@@ -259,7 +260,7 @@ func oldTopLevel(b []byte) (map[string]json.RawMessage, error) {
 		}
 		return nil, err
 	}
-	i := skipWS(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
@@ -268,12 +269,12 @@ func oldTopLevel(b []byte) (map[string]json.RawMessage, error) {
 
 // oldSplitObject splits a valid JSON object into its members.
 func oldSplitObject(b []byte) map[string]json.RawMessage {
-	i := skipWS(b, 0)
+	i := jsonscan.SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return nil
 	}
 	out := make(map[string]json.RawMessage, 16)
-	i = skipWS(b, i+1)
+	i = jsonscan.SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return out
 	}
@@ -283,15 +284,15 @@ func oldSplitObject(b []byte) map[string]json.RawMessage {
 		if !ok {
 			_ = json.Unmarshal(b[i:kEnd], &key)
 		}
-		i = skipWS(b, kEnd)
-		i = skipWS(b, i+1) // ':'
+		i = jsonscan.SkipSpace(b, kEnd)
+		i = jsonscan.SkipSpace(b, i+1) // ':'
 		vEnd := oldValueEnd(b, i)
 		out[key] = json.RawMessage(b[i:vEnd])
-		i = skipWS(b, vEnd)
+		i = jsonscan.SkipSpace(b, vEnd)
 		if i >= len(b) || b[i] == '}' {
 			break
 		}
-		i = skipWS(b, i+1) // ','
+		i = jsonscan.SkipSpace(b, i+1) // ','
 	}
 	return out
 }

@@ -20,47 +20,6 @@ var scanSeeds = []string{
 	`{"data":{"message":"hi","level":"WARN"},"id":"x"}`, `{"a":1e5,"b":-0,"c":0.0e-0}`, `{"a" : "b" ,"c" :[ ] }`,
 }
 
-// FuzzScanObject checks that the scanner accepts exactly what json.Valid
-// accepts (as an object) and splits it like encoding/json decodes it.
-//
-//	go test -run '^$' -fuzz FuzzScanObject -fuzztime 60s ./sinks/index/
-func FuzzScanObject(f *testing.F) {
-	for _, s := range scanSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var s scanner
-		err := s.scanObject(b)
-		var obj map[string]json.RawMessage
-		want := json.Valid(b) && json.Unmarshal(b, &obj) == nil
-		if (err == nil) != want {
-			t.Fatalf("%q: scanner %v, encoding/json valid object %v", b, err, want)
-		}
-		if err != nil {
-			return
-		}
-		src := string(b)
-		got := map[string]string{}
-		for _, mb := range s.top {
-			got[view(src, b, mb.k0, mb.k1)] = src[mb.v0:mb.v1]
-		}
-		if len(got) != len(obj) {
-			t.Fatalf("%q: %d members, encoding/json %d", b, len(got), len(obj))
-		}
-		for k, v := range obj {
-			if got[k] != string(bytes.TrimSpace(v)) {
-				t.Fatalf("%q: member %q = %q, encoding/json %q", b, k, got[k], v)
-			}
-		}
-		for _, mb := range s.top {
-			var v string
-			if b[mb.v0] == '"' && json.Unmarshal(b[mb.v0:mb.v1], &v) == nil && view(src, b, mb.v0, mb.v1) != v {
-				t.Fatalf("%q: view %q, encoding/json %q", b, view(src, b, mb.v0, mb.v1), v)
-			}
-		}
-	})
-}
-
 // eventSeeds are conformed events, odd ones included.
 func eventSeeds() [][]byte {
 	at := time.Date(2026, 11, 22, 8, 0, 0, 123456789, time.UTC)
@@ -179,32 +138,4 @@ func FuzzAppendMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { checkSameAsOracle(t, b) })
-}
-
-// TestScanStringEveryOffset puts each kind of special byte at every offset
-// of strings around the scanner's 8-byte steps.
-func TestScanStringEveryOffset(t *testing.T) {
-	var s scanner
-	for n := 0; n <= 20; n++ {
-		for p := 0; p < n; p++ {
-			for _, ins := range []string{`"`, `\`, `\"`, `\n`, `\u00e9`, "\x01", "\x1f", "\x7f", "é", "\xff", "<", " "} {
-				v := strings.Repeat("a", p) + ins + strings.Repeat("b", n-p)
-				in := []byte(`{"k":"` + v + `","z":1}`)
-				err := s.scanObject(in)
-				if (err == nil) != json.Valid(in) {
-					t.Fatalf("%q: scanner %v, json.Valid %v", in, err, json.Valid(in))
-				}
-				if err != nil {
-					continue
-				}
-				mb := s.top[0]
-				var want string
-				_ = json.Unmarshal(in[mb.v0:mb.v1], &want)
-				plain := !strings.ContainsAny(v, "\\") && strings.IndexFunc(v, func(r rune) bool { return r >= 0x80 }) < 0 && utf8.ValidString(v)
-				if mb.vPlain != plain || mb.value(string(in), in) != want {
-					t.Fatalf("%q: plain %v (want %v), value %q (want %q)", in, mb.vPlain, plain, mb.value(string(in), in), want)
-				}
-			}
-		}
-	}
 }

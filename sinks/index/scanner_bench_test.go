@@ -7,14 +7,12 @@ import (
 	"github.com/sightline/sightline/schemas"
 )
 
-// BenchmarkOneJSONScanner measures the two JSON readers of the
-// repository on the same conformed events, in one run: the index's
-// scanner (validates and records member offsets, no values) and
-// schemas.Decode (the processors' decoder: builds map[string]any, the
-// values the schema validator needs). If the index read events with
-// schemas.Decode, "schemas-decode" is the least it would pay per event
-// (before building and encoding the document). BENCHMARKS.md, "One JSON
-// scanner".
+// BenchmarkOneJSONScanner measures the two ways the repository reads
+// conformed events with the one scanner (internal/jsonscan), in one run:
+// the index's scanObject (validates and records member offsets, no
+// values) and schemas.Decode (the processors' decoder: builds
+// map[string]any on the scanner's tokens, the values the schema validator
+// needs). BENCHMARKS.md, "One JSON scanner".
 //
 //	go test -run '^$' -bench OneJSONScanner -count 6 ./sinks/index/
 func BenchmarkOneJSONScanner(b *testing.B) {
