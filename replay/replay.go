@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -55,10 +56,7 @@ func (o *Options) defaults() {
 		o.MaxAttempts = 8
 	}
 	if o.Backoff == nil {
-		o.Backoff = func(a int) time.Duration {
-			d := 250 * time.Millisecond << min(a, 7)
-			return min(d, 30*time.Second)
-		}
+		o.Backoff = retry.Backoff{Initial: 250 * time.Millisecond, Max: 30 * time.Second}.Delay
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -180,7 +178,7 @@ func write(ctx context.Context, sink stage.Sink, batch []*stage.Message, o *Opti
 			return nil
 		}
 		errs, whole := stage.Outcomes(err, len(pending))
-		var retry []*stage.Message
+		var again []*stage.Message
 		if whole && stage.IsPermanent(err) {
 			sum.Rejected += uint64(len(pending))
 			o.Logger.WarnContext(ctx, "replay: sink rejected batch", "messages", len(pending), "error", err)
@@ -194,25 +192,23 @@ func write(ctx context.Context, sink stage.Sink, batch []*stage.Message, o *Opti
 					o.Logger.WarnContext(ctx, "replay: sink rejected event", "subject", m.Subject, "id", m.ID,
 						"sequence", m.Meta.Sequence, "correlation_id", m.Header.Get(stage.HeaderCorrelationID), "error", ferr)
 				default:
-					retry = append(retry, m)
+					again = append(again, m)
 				}
 			}
 		}
-		if len(retry) == 0 {
+		if len(again) == 0 {
 			return nil
 		}
 		if attempt+1 >= o.MaxAttempts {
 			return fmt.Errorf("%w: %d messages after %d attempts (resume from sequence %d): %w",
-				ErrGaveUp, len(retry), o.MaxAttempts, retry[0].Meta.Sequence, err)
+				ErrGaveUp, len(again), o.MaxAttempts, again[0].Meta.Sequence, err)
 		}
 		sum.Retries++
-		o.Logger.WarnContext(ctx, "replay: sink write failed, retrying", "messages", len(retry), "attempt", attempt+1, "error", err)
-		select {
-		case <-time.After(o.Backoff(attempt)):
-		case <-ctx.Done():
-			return fmt.Errorf("replay: %w", ctx.Err())
+		o.Logger.WarnContext(ctx, "replay: sink write failed, retrying", "messages", len(again), "attempt", attempt+1, "error", err)
+		if err := retry.Sleep(ctx, o.Backoff(attempt)); err != nil {
+			return fmt.Errorf("replay: %w", err)
 		}
-		pending = retry
+		pending = again
 	}
 }
 

@@ -37,6 +37,7 @@ import (
 
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/identity"
+	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -344,7 +345,7 @@ func validPropName(k string) bool {
 
 // publish sends msgs with retries; every attempt reuses the message ids.
 func (t *Tracker) publish(ctx context.Context, msgs []*Message) error {
-	wait := t.backoff
+	bo := retry.Backoff{Initial: t.backoff}
 	var err error
 	for attempt := 1; attempt <= t.attempts; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, t.timeout)
@@ -358,11 +359,7 @@ func (t *Tracker) publish(ctx context.Context, msgs []*Message) error {
 		}
 		t.log.Warn("publish failed, retrying", "attempt", attempt, "events", len(msgs),
 			"correlation_id", msgs[0].Header.Get(stage.HeaderCorrelationID), "error", err)
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-		}
-		wait *= 2
+		_ = retry.Sleep(ctx, bo.Delay(attempt-1)) // a cancelled ctx ends the loop above
 	}
 	return fmt.Errorf("%w: %d event(s) to %s: %w", ErrPublish, len(msgs), msgs[0].Subject, err)
 }

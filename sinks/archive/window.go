@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/gcerrors"
 
+	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -54,6 +54,9 @@ import (
 // mergeAttempts bounds the retries of a window merge that lost a race.
 const mergeAttempts = 8
 
+// mergeBackoff spreads the retries of writers that collided on a window.
+var mergeBackoff = retry.Backoff{Initial: 15 * time.Millisecond, Max: 250 * time.Millisecond, Jitter: 0.7}
+
 // errChanged reports that the window's object changed between read and PUT.
 var errChanged = errors.New("object changed during the merge")
 
@@ -74,10 +77,9 @@ func (s *Sink) mergeWindow(ctx context.Context, p *partition, batch []*stage.Mes
 			return err
 		}
 		s.log.DebugContext(ctx, "archive sink: object changed by another writer during the merge; merging again", "key", key)
-		select { // let the other writer finish before reading again
-		case <-time.After(time.Duration(attempt+1) * time.Duration(5+rand.IntN(20)) * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
+		// Let the other writer finish before reading again.
+		if err := retry.Sleep(ctx, mergeBackoff.Delay(attempt)); err != nil {
+			return err
 		}
 	}
 	return err
