@@ -1,5 +1,9 @@
 package main
 
+// The configuration reference (docs/config-reference.md) and each sink's
+// sample.yaml are generated from the configuration's types.
+//go:generate go test -run ^TestConfigReferenceIsCurrent$ -update-config-reference .
+
 import (
 	"fmt"
 	"text/tabwriter"

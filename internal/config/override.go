@@ -261,27 +261,5 @@ func setValue(v reflect.Value, s string) error {
 // walk calls f for every leaf field with its dotted yaml key; inline
 // structs contribute their fields to the parent's key.
 func walk(v reflect.Value, prefix string, f func(key string, sf reflect.StructField, v reflect.Value)) {
-	t := v.Type()
-	for i := range t.NumField() {
-		sf := t.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		tag := sf.Tag.Get("yaml")
-		name, opts, _ := strings.Cut(tag, ",")
-		fv := v.Field(i)
-		if opts == "inline" || (sf.Anonymous && name == "") {
-			walk(fv, prefix, f)
-			continue
-		}
-		if name == "-" || name == "" {
-			continue
-		}
-		key := prefix + name
-		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
-			walk(fv, key+".", f)
-			continue
-		}
-		f(key, sf, fv)
-	}
+	walkTyped(v, prefix, func(key string, _ reflect.Type, sf reflect.StructField, fv reflect.Value) { f(key, sf, fv) })
 }
