@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
-	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
