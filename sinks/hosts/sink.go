@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	store "github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
@@ -19,24 +18,24 @@ import (
 
 // Sink writes host snapshot events into the store. It is a stage.Sink.
 type Sink struct {
-	kv       store.KV
+	kv       KV
 	compress bool
 	log      *slog.Logger
 	now      func() time.Time
 
 	mu      sync.Mutex
 	closed  bool
-	hosts   map[string]*store.HostRecord // cache of host records (one per host of the fleet)
-	objects map[string]bool              // object names known to be indexed
+	hosts   map[string]*HostRecord // cache of host records (one per host of the fleet)
+	objects map[string]bool        // object names known to be indexed
 }
 
 // NewSink returns a sink writing into kv.
-func NewSink(kv store.KV, cfg store.Config, log *slog.Logger) *Sink {
+func NewSink(kv KV, cfg Config, log *slog.Logger) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sink{kv: kv, compress: cfg.Compress, log: log, now: time.Now,
-		hosts: map[string]*store.HostRecord{}, objects: map[string]bool{}}
+		hosts: map[string]*HostRecord{}, objects: map[string]bool{}}
 }
 
 // ErrClosed is returned by Write after Close.
@@ -71,7 +70,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	}
 	var puts []bus.StatePut
 	failed := map[int]error{}
-	touched := map[string]*store.HostRecord{}
+	touched := map[string]*HostRecord{}
 	for i, m := range batch {
 		p, cid, err := decodePart(m)
 		if err != nil {
@@ -125,7 +124,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	}
 	for h, rec := range touched {
 		b, _ := json.Marshal(rec)
-		puts = append(puts, bus.StatePut{Key: store.HostKey(h), Value: b})
+		puts = append(puts, bus.StatePut{Key: HostKey(h), Value: b})
 	}
 	if err := s.kv.PutMany(ctx, puts); err != nil {
 		// Records in the cache may be ahead of the store: forget them.
@@ -140,17 +139,17 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	return nil
 }
 
-func (s *Sink) hostRecord(ctx context.Context, hostname string) (*store.HostRecord, error) {
+func (s *Sink) hostRecord(ctx context.Context, hostname string) (*HostRecord, error) {
 	if r, ok := s.hosts[hostname]; ok {
 		return r, nil
 	}
-	r := &store.HostRecord{Host: hostname}
-	e, err := s.kv.Get(ctx, store.HostKey(hostname))
+	r := &HostRecord{Host: hostname}
+	e, err := s.kv.Get(ctx, HostKey(hostname))
 	switch {
 	case err == nil:
 		if jerr := json.Unmarshal(e.Value, r); jerr != nil {
 			s.log.Warn("hosts: unreadable host record replaced", "host", hostname, "error", jerr)
-			r = &store.HostRecord{Host: hostname}
+			r = &HostRecord{Host: hostname}
 		}
 	case errors.Is(err, bus.ErrStateNotFound):
 	default:
@@ -161,7 +160,7 @@ func (s *Sink) hostRecord(ctx context.Context, hostname string) (*store.HostReco
 }
 
 func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.StatePut, error) {
-	meta := store.Meta{
+	meta := Meta{
 		Host: o.Host, Name: o.Name, Type: o.Type, MD5: o.MD5, Mode: o.Mode, Owner: o.Owner, Group: o.Group,
 		Size: o.Size, MTime: o.MTime, Lines: o.Lines, Words: o.Words, Bytes: o.Bytes, Truncated: o.Truncated,
 		Collected: o.Collected, ExitCode: o.ExitCode, Error: o.Error, Tag: tag,
@@ -177,14 +176,14 @@ func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.State
 		if err != nil {
 			return nil, stage.Reject("schema", "hosts: undecodable content", err)
 		}
-		rec := store.EncodeContent(store.ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
-		puts = append(puts, bus.StatePut{Key: store.ContentKey(o.Name, o.Host), Value: rec})
+		rec := EncodeContent(ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
+		puts = append(puts, bus.StatePut{Key: ContentKey(o.Name, o.Host), Value: rec})
 	}
 	mb, _ := json.Marshal(&meta)
-	puts = append(puts, bus.StatePut{Key: store.MetaKey(o.Name, o.Host), Value: mb})
+	puts = append(puts, bus.StatePut{Key: MetaKey(o.Name, o.Host), Value: mb})
 	if !s.objects[o.Name] {
 		ib, _ := json.Marshal(map[string]string{"name": o.Name, "type": o.Type})
-		puts = append(puts, bus.StatePut{Key: store.ObjectKey(o.Name), Value: ib})
+		puts = append(puts, bus.StatePut{Key: ObjectKey(o.Name), Value: ib})
 		s.objects[o.Name] = true
 	}
 	return puts, nil

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	store "github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
+	"github.com/sightline/sightline/query/fleet"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/hosts"
 )
@@ -22,7 +22,7 @@ func obj(h, name, typ, content string, at time.Time) host.Object {
 
 func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	kv := &memKV{m: map[string][][]byte{}}
-	s := hosts.NewSink(kv, store.DefaultConfig(), nil)
+	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
 	ctx := context.Background()
 	mk := func(tag int64, content string) *stage.Message {
 		at := time.Unix(tag, 0).UTC()
@@ -37,7 +37,7 @@ func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	if err := s.Write(ctx, []*stage.Message{mk(2, "new\n"), mk(1, "old\n")}); err != nil {
 		t.Fatal(err)
 	}
-	sr := store.NewSearcher(kv, store.DefaultConfig())
+	sr := fleet.NewSearcher(kv, hosts.DefaultConfig())
 	_, c, err := sr.Content(ctx, "h1", "f")
 	if err != nil || string(c) != "new\n" {
 		t.Fatalf("content %q %v", c, err)
