@@ -11,8 +11,6 @@ import (
 
 	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/query/fleet"
-	"github.com/sightline/sightline/sinks"
-	"github.com/sightline/sightline/sinks/hosts"
 )
 
 // newSearchCmd is `sightline search`, the fleet search of the host cache
@@ -80,29 +78,21 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			if r.Search == "" && !r.ListFiles && r.Stale == 0 && r.Compare == "" && r.ChangedSince == 0 {
 				return errors.New("nothing to do: give --search PATTERN (or --list-files, --stale, --compare, --changed-since)")
 			}
-			cfg, err := g.config()
-			if err != nil {
-				return err
-			}
-			hc, err := sinks.SectionOf[hosts.Config](cfg, "hosts")
+			hc, err := g.hostConfig()
 			if err != nil {
 				return err
 			}
 			prog := newProgress(noProgress)
 			r.Progress, r.BeforePrint = prog.update, prog.clear
-			q, err := r.Query(*hc)
+			q, err := r.Query(hc)
 			if err != nil {
 				return err
 			}
-			b, err := g.bus(ctx)
+			kv, err := g.hostStore(ctx, hc)
 			if err != nil {
 				return err
 			}
-			kv, err := hosts.Open(ctx, b, *hc)
-			if err != nil {
-				return err
-			}
-			err = fleet.Run(ctx, fleet.NewSearcher(kv, *hc), r, q, os.Stdout, os.Stderr)
+			err = fleet.Run(ctx, fleet.NewSearcher(kv, hc), r, q, os.Stdout, os.Stderr)
 			if errors.Is(err, fleet.ErrNothingMatched) {
 				return errNothingMatched
 			}

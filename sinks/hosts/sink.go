@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
@@ -81,12 +82,33 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 			continue
 		}
 		hostname := strings.TrimPrefix(p.Scope, "host:")
+		now := s.now()
+		if limit := now.Add(limits.TagSkew).UnixMilli(); p.Tag > limit {
+			failed[i] = stage.Rejectf("future_tag", "hosts: tag %d of %s is %s ahead of the server's clock, over the limit of %s "+
+				"(tags are collection times in ms since 1970); a later tag would make the store skip every real sync of the host",
+				p.Tag, p.Scope, ahead(p.Tag, now), limits.TagSkew)
+			s.log.Warn("hosts: rejected part", "host", hostname, "tag", p.Tag, "correlation_id", cid, "err", failed[i])
+			continue
+		}
 		rec, err := s.hostRecord(ctx, hostname)
 		if err != nil {
 			return err
 		}
+		if p.Tag < rec.Tag && touched[hostname] == nil {
+			// The cached record may predate an operator's reset
+			// (`sightline hosts reset`): read it again before skipping.
+			delete(s.hosts, hostname)
+			if rec, err = s.hostRecord(ctx, hostname); err != nil {
+				return err
+			}
+		}
 		if p.Tag < rec.Tag {
-			s.log.Debug("hosts: part of an older sync skipped", "host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			if rec.Tag > now.Add(limits.TagSkew).UnixMilli() {
+				s.log.Warn("hosts: host frozen by a tag in the future: every sync is skipped until `sightline hosts reset`",
+					"host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			} else {
+				s.log.Debug("hosts: part of an older sync skipped", "host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			}
 			continue
 		}
 		for _, n := range p.Nodes {
@@ -118,7 +140,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 			rec.CompleteTag = p.Tag
 			rec.Objects = p.Count
 		}
-		rec.Received = s.now().UTC()
+		rec.Received = now.UTC()
 		rec.CorrelationID = cid
 		touched[hostname] = rec
 	}
@@ -246,4 +268,13 @@ func nodeLabels(props map[string]any) map[string]string {
 func Readable(m *stage.Message) error {
 	_, _, err := decodePart(m)
 	return err
+}
+
+// ahead says how far tag (ms since 1970) is after now.
+func ahead(tag int64, now time.Time) string {
+	d := tag - now.UnixMilli()
+	if d > int64(1<<62/time.Millisecond) {
+		return fmt.Sprintf("%d years", d/(365*24*3600*1000))
+	}
+	return (time.Duration(d) * time.Millisecond).Round(time.Second).String()
 }
