@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"time"
 
@@ -21,6 +22,7 @@ matched against the message, the dead-letter reason, type, service and host.
 
 --follow keeps printing new matches as they are indexed (it polls the index every --every;
 the index is a few seconds behind the stream at most).
+Exit status 1, with a notice on stderr, when nothing matched.
 TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 		Example: `  sightline logs --service checkout --level error --since 1h
   sightline logs timeout upstream --since 15m
@@ -37,7 +39,11 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 				return err
 			}
 			defer closeFn()
-			return trace.Logs(cmd.Context(), s, r, os.Stdout, os.Stderr)
+			err = trace.Logs(cmd.Context(), s, r, os.Stdout, os.Stderr)
+			if errors.Is(err, trace.ErrNothingMatched) {
+				return errNothingMatched
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/searchcli"
+	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/sinks/index"
 	"github.com/sightline/sightline/sinks/index/searchapi"
 )
@@ -91,6 +92,11 @@ func Logs(ctx context.Context, s index.Searcher, r LogsRequest, out, errw io.Wri
 	if err != nil {
 		return err
 	}
+	if len(res.Docs) == 0 {
+		fmt.Fprintf(errw, "nothing matched (kinds %s%s); --kind, --since or fewer filters widen the search\n",
+			strings.Join(termsafe.Strings(kindsOf(q)), ","), window(r))
+		return ErrNothingMatched
+	}
 	for _, d := range res.Docs {
 		if err := emit(d); err != nil {
 			return err
@@ -104,4 +110,25 @@ func Logs(ctx context.Context, s index.Searcher, r LogsRequest, out, errw io.Wri
 		fmt.Fprintf(errw, "(%d of %d%s matches shown; --limit to see more)\n", len(res.Docs), res.Total, more)
 	}
 	return nil
+}
+
+// kindsOf is the kinds a query searches ("any" when it names none).
+func kindsOf(q index.Query) []string {
+	if len(q.Kinds) == 0 {
+		return []string{"any"}
+	}
+	return q.Kinds
+}
+
+// window says which time range a request searched.
+func window(r LogsRequest) string {
+	switch {
+	case r.Since != "" && r.Until != "":
+		return ", from " + termsafe.String(r.Since) + " until " + termsafe.String(r.Until)
+	case r.Since != "":
+		return ", since " + termsafe.String(r.Since)
+	case r.Until != "":
+		return ", until " + termsafe.String(r.Until)
+	}
+	return ", all time"
 }
