@@ -16,6 +16,8 @@ func newCollectCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "collect",
 		Short: "Collect snapshots of this machine and publish them",
+		Example: `  sightline collect host --collector-config /etc/sightline/collector.yaml --dry-run
+  sightline collect host -f collector.yaml --full`,
 	}
 	var (
 		file, hostname, state string

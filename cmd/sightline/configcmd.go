@@ -17,6 +17,9 @@ func newConfigCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show the effective configuration, list the keys, or check a file",
+		Example: `  sightline --config sightline.yaml config check
+  sightline config keys | grep nats
+  sightline --set http.listen=127.0.0.1:9090 config show`,
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:     "show",

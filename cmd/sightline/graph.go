@@ -25,6 +25,9 @@ func newGraphCmd(g *globals) *cobra.Command {
 		Long: `The graph sink writes syncs (snapshot events with nodes and relationships) to Neo4j and
 sweeps what a complete, newest sync did not touch. These commands show each scope's syncs and
 run or preview a sweep by hand (for example one the share guard refused).`,
+		Example: `  sightline graph status
+  sightline graph sweep --dry-run cloudmap:prod
+  sightline graph scope reset --dry-run cloudmap:prod`,
 	}
 	open := func(cmd *cobra.Command, opts ...graph.Option) (*graph.Sink, error) {
 		cfg, err := g.config()

@@ -19,6 +19,8 @@ func newInventoryCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inventory",
 		Short: "Publish a service map as one sync of the graph",
+		Example: `  sightline inventory publish --source file --file services.yaml --dry-run
+  sightline inventory publish --source cloudmap --dir ./cloudmap-dump`,
 	}
 	var (
 		source, file, dir, namespace, scope, state, subject string
@@ -32,7 +34,10 @@ func newInventoryCmd(g *globals) *cobra.Command {
 		Long: `Sources:
   file      --file services.yaml|json   services, instances, depends_on        scope file:<namespace>
   cloudmap  --dir DIR                   DIR/services.json (aws servicediscovery list-services),
-                                        DIR/instances/<service id|name>.json (list-instances),
+                                        DIR/namespaces.json (list-namespaces, optional: the
+                                        namespace's name, type and ARN),
+                                        DIR/instances/<service id|name>.json (list-instances,
+                                        or discover-instances --namespace-name NS --service-name S),
                                         DIR/tags/<service id|name>.json (list-tags-for-resource);
                                         NEO4J_RELATIONSHIP_TO_SERVICE=a,b makes DEPENDS_ON edges
                                                                                scope cloudmap:<namespace>

@@ -1,28 +1,18 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
+	"errors"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sightline/sightline/internal/searchcli"
-	"github.com/sightline/sightline/sinks/index"
-	"github.com/sightline/sightline/sinks/index/searchapi"
+	"github.com/sightline/sightline/query/trace"
 )
 
 // newLogsCmd is `sightline logs`.
 func newLogsCmd(g *globals) *cobra.Command {
-	var (
-		services, types, kinds, levels []string
-		since, until, cid              string
-		limit                          int
-		follow, asJSON                 bool
-		every                          time.Duration
-	)
+	var r trace.LogsRequest
 	cmd := &cobra.Command{
 		Use:   "logs [FREE TEXT...]",
 		Short: "Search indexed logs and events by service, type, level, time and text",
@@ -32,6 +22,7 @@ matched against the message, the dead-letter reason, type, service and host.
 
 --follow keeps printing new matches as they are indexed (it polls the index every --every;
 the index is a few seconds behind the stream at most).
+Exit status 1, with a notice on stderr, when nothing matched.
 TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 		Example: `  sightline logs --service checkout --level error --since 1h
   sightline logs timeout upstream --since 15m
@@ -42,63 +33,30 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 			if err != nil {
 				return err
 			}
-			now := time.Now()
-			q := index.Query{CorrelationID: cid, Services: services, Types: types, Kinds: kinds, Levels: levels,
-				Text: strings.Join(args, " "), Limit: limit, Newest: true}
-			if q.From, err = searchapi.ParseTime(since, now); err != nil {
-				return fmt.Errorf("--since: %w", err)
-			}
-			if q.To, err = searchapi.ParseTime(until, now); err != nil {
-				return fmt.Errorf("--until: %w", err)
-			}
+			r.Text = args
 			s, closeFn, err := g.searcher(cfg)
 			if err != nil {
 				return err
 			}
 			defer closeFn()
-			enc := json.NewEncoder(os.Stdout)
-			emit := func(d index.Document) error {
-				if asJSON {
-					return enc.Encode(d)
-				}
-				return searchcli.PrintDocs(os.Stdout, []index.Document{d})
+			err = trace.Logs(cmd.Context(), s, r, os.Stdout, os.Stderr)
+			if errors.Is(err, trace.ErrNothingMatched) {
+				return errNothingMatched
 			}
-			if follow {
-				if q.From.IsZero() {
-					q.From = now.Add(-time.Minute)
-				}
-				return searchcli.Follow(cmd.Context(), s, q, every, 10*time.Second, emit)
-			}
-			res, err := s.Search(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			for _, d := range res.Docs {
-				if err := emit(d); err != nil {
-					return err
-				}
-			}
-			if !asJSON && res.Total > len(res.Docs) {
-				more := ""
-				if res.TotalCapped {
-					more = " or more"
-				}
-				fmt.Fprintf(os.Stderr, "(%d of %d%s matches shown; --limit to see more)\n", len(res.Docs), res.Total, more)
-			}
-			return nil
+			return err
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&services, "service", nil, "only these services (repeat or comma-separate)")
-	f.StringSliceVar(&types, "type", nil, "only these event types (log.api, metric.search_made, dlq.log.api)")
-	f.StringSliceVar(&kinds, "kind", []string{"log"}, "kinds: log, metric, snapshot, dlq")
-	f.StringSliceVar(&levels, "level", nil, "only these levels (info, warn, error, ...)")
-	f.StringVar(&cid, "correlation-id", "", "only events carrying this correlation ID")
-	f.StringVar(&since, "since", "", "from this time (RFC 3339 or a duration ago: 15m)")
-	f.StringVar(&until, "until", "", "up to this time (exclusive)")
-	f.IntVar(&limit, "limit", 100, "most matches to print (newest kept)")
-	f.BoolVarP(&follow, "follow", "f", false, "keep printing new matches")
-	f.DurationVar(&every, "every", 2*time.Second, "how often --follow polls the index")
-	f.BoolVar(&asJSON, "json", false, "one JSON document per line")
+	f.StringSliceVar(&r.Query.Services, "service", nil, "only these services (repeat or comma-separate)")
+	f.StringSliceVar(&r.Query.Types, "type", nil, "only these event types (log.api, metric.search_made, dlq.log.api)")
+	f.StringSliceVar(&r.Query.Kinds, "kind", []string{"log"}, "kinds: log, metric, snapshot, dlq")
+	f.StringSliceVar(&r.Query.Levels, "level", nil, "only these levels (info, warn, error, ...)")
+	f.StringVar(&r.Query.CorrelationID, "correlation-id", "", "only events carrying this correlation ID")
+	f.StringVar(&r.Since, "since", "", "from this time (RFC 3339 or a duration ago: 15m)")
+	f.StringVar(&r.Until, "until", "", "up to this time (exclusive)")
+	f.IntVar(&r.Query.Limit, "limit", 100, "most matches to print (newest kept)")
+	f.BoolVarP(&r.Follow, "follow", "f", false, "keep printing new matches")
+	f.DurationVar(&r.Every, "every", 2*time.Second, "how often --follow polls the index")
+	f.BoolVar(&r.JSON, "json", false, "one JSON document per line")
 	return cmd
 }

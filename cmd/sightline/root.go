@@ -66,7 +66,7 @@ then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
 		newTraceCmd(g), newLogsCmd(g),
 		newGraphCmd(g), newInventoryCmd(g),
 		newReplayCmd(g),
-		newCollectCmd(g), newSearchCmd(g),
+		newCollectCmd(g), newSearchCmd(g), newHostsCmd(g),
 		newCredsCmd(),
 	)
 	return root

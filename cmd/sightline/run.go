@@ -139,6 +139,11 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 			return fmt.Errorf("nats.store_dir: %w", err)
 		}
 	}
+	release, err := claimEmbedded(cfg)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if len(o.URLs) == 0 && cfg.NATS.ServerConfig == "" && !cfg.NATS.Loopback() {
 		log.Warn("nats.insecure is true: the embedded NATS server accepts every client without authentication, including deletes (docs/security-nats.md)",
 			"listen", cfg.NATS.Listen)

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sightline/sightline/internal/searchcli"
-	"github.com/sightline/sightline/sinks/index"
+	"github.com/sightline/sightline/query/trace"
 )
 
 // newTraceCmd is `sightline trace CORRELATION_ID`.
@@ -42,25 +38,7 @@ Exit status 1 when nothing carries the ID.`,
 				return err
 			}
 			defer closeFn()
-			tl, err := index.Trace(cmd.Context(), s, args[0], index.StreamLocator)
-			if err != nil && !errors.Is(err, index.ErrNotFound) {
-				return err
-			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if eerr := enc.Encode(tl); eerr != nil {
-					return eerr
-				}
-			} else if err == nil {
-				if perr := searchcli.PrintTimeline(os.Stdout, tl); perr != nil {
-					return perr
-				}
-			}
-			if errors.Is(err, index.ErrNotFound) {
-				return fmt.Errorf("no event carries correlation id %q", args[0])
-			}
-			return nil
+			return trace.Show(cmd.Context(), s, args[0], asJSON, os.Stdout)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the timeline as JSON")

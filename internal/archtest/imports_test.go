@@ -47,8 +47,9 @@ var oneWay = map[string][]string{
 //     on the sinktest suite;
 //     sinks/sinktest, the contract suite, is exempt: it runs the real
 //     processors to make events;
-//   - the core (see core) depends on no sink, no replay and not on the
-//     binary;
+//   - a sink depends on no package of the query side (query/...);
+//   - the core (see core) depends on no sink, no query side, no replay and
+//     not on the binary;
 //   - the one-way rules above.
 func violations(pkgs []pkg) []string {
 	var out []string
@@ -62,9 +63,11 @@ func violations(pkgs []pkg) []string {
 				out = append(out, p.Path+" imports "+d+": a sink depends on contracts (schemas, internal/stage), not on the processors")
 			case own != "" && own != "sinktest" && (d == "producers" || strings.HasPrefix(d, "producers/")):
 				out = append(out, p.Path+" imports "+d+": a sink reads the wire types in schemas, not a producer's package")
+			case own != "" && strings.HasPrefix(d, "query/"):
+				out = append(out, p.Path+" imports "+d+": a sink knows nothing of who reads it (the query side imports the sink)")
 			}
-			if core(p.Path) && (sinkOf(d) != "" || d == "sinks" || d == "replay" || strings.HasPrefix(d, "replay/") || strings.HasPrefix(d, "cmd/")) {
-				out = append(out, p.Path+" imports "+d+": the core (schemas, processors, producers, internal/) knows no sink, no replay and not the binary")
+			if core(p.Path) && (sinkOf(d) != "" || d == "sinks" || d == "replay" || strings.HasPrefix(d, "replay/") || strings.HasPrefix(d, "query/") || strings.HasPrefix(d, "cmd/")) {
+				out = append(out, p.Path+" imports "+d+": the core (schemas, processors, producers, internal/) knows no sink, no query side, no replay and not the binary")
 			}
 			for _, banned := range oneWay[p.Path] {
 				if d == banned {
@@ -161,17 +164,21 @@ func TestViolationsFound(t *testing.T) {
 		{Path: "internal/searchcli", Deps: []string{"sinks/index"}},
 		{Path: "processors", Deps: []string{"sinks"}},
 		{Path: "producers/host", Deps: []string{"sinks/hosts"}},
-		{Path: "sinks/hosts", Deps: []string{"producers/host", "schemas"}},
+		{Path: "sinks/hosts", Deps: []string{"producers/host", "schemas", "query/fleet"}},
+		{Path: "internal/stage", Deps: []string{"query/trace"}},
+		{Path: "query/fleet", Deps: []string{"sinks/hosts"}},
 	}
 	got := violations(pkgs)
 	want := []string{
 		"internal/bus imports replay",
+		"internal/stage imports query/trace",
 		"processors imports sinks",
 		"producers/host imports sinks/hosts",
 		"sinks/archive imports the sink sinks/index",
 		"sinks/graph imports processors",
 		"sinks/graph/graphtest imports the sink sinks/sinktest",
 		"sinks/hosts imports producers/host",
+		"sinks/hosts imports query/fleet",
 		"sinks/index imports sinks/index/searchapi",
 		"sinks/index/esclient imports sinks/index",
 	}

@@ -9,19 +9,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
 	"github.com/sightline/sightline/sinks/graph"
-	hostsink "github.com/sightline/sightline/sinks/hosts"
+	"github.com/sightline/sightline/sinks/hosts"
 	"github.com/sightline/sightline/sinks/index"
 )
 
 // The binary's sink sections (cmd/sightline's table), so these tests load
 // what `sightline` loads.
-var sections = []config.SectionDef{index.Spec.Section, graph.Spec.Section, archive.Spec.Section, hostsink.Spec.Section}
+var sections = []config.SectionDef{index.Spec.Section, graph.Spec.Section, archive.Spec.Section, hosts.Spec.Section}
 
 func load(path string, env, sets []string) (*config.Config, error) {
 	return config.Load(path, env, sets, sections...)

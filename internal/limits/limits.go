@@ -227,3 +227,14 @@ const (
 	// HTTPIdleTimeout closes a keep-alive connection idle for longer.
 	HTTPIdleTimeout = 2 * time.Minute
 )
+
+// Sync tags.
+const (
+	// TagSkew is how far ahead of the server's clock a producer's sync tag
+	// (ms since 1970, or any counter below that) may be. A store that
+	// orders a scope's syncs by tag skips every part older than the newest
+	// it applied, so one part tagged far in the future would freeze the
+	// scope; parts beyond TagSkew are dead-lettered (class future_tag).
+	// The hosts store judges every host sync against it.
+	TagSkew = 5 * time.Minute
+)

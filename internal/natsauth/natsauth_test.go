@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/httpauth/authtest"
@@ -25,6 +24,7 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
 	"github.com/sightline/sightline/producers/host"
+	"github.com/sightline/sightline/sinks/hosts"
 )
 
 var update = flag.Bool("update", false, "rewrite deploy/nats/roles.conf from the role model")

@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/limits"
@@ -30,7 +29,7 @@ import (
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
-	sinkhosts "github.com/sightline/sightline/sinks/hosts"
+	"github.com/sightline/sightline/sinks/hosts"
 	"github.com/sightline/sightline/sinks/index"
 )
 
@@ -112,7 +111,7 @@ func startPipeline(t *testing.T, o bus.Options, sc bus.StreamsConfig) *pipeline 
 	for _, s := range []struct {
 		spec sinks.Spec
 		cfg  config.Section
-	}{{index.Spec, &icfg}, {archive.Spec, &acfg}, {sinkhosts.Spec, &hcfg}} {
+	}{{index.Spec, &icfg}, {archive.Spec, &acfg}, {hosts.Spec, &hcfg}} {
 		o, err := s.spec.Open(ctx, s.cfg, env)
 		if err != nil {
 			t.Fatalf("sink %s: %v", s.spec.Name, err)

@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/archive"
 	"github.com/sightline/sightline/sinks/graph"
-	sinkhosts "github.com/sightline/sightline/sinks/hosts"
+	"github.com/sightline/sightline/sinks/hosts"
 	"github.com/sightline/sightline/sinks/index"
 )
 
@@ -32,7 +31,7 @@ var readers = []struct {
 }{
 	{"index", index.DefaultConfig().EventsSubject, func(m *stage.Message) error { _, err := index.FromMessage(m); return err }},
 	{"archive", archive.DefaultConfig().Subject, archive.Readable},
-	{"hosts", hosts.DefaultConfig().Subject, sinkhosts.Readable},
+	{"hosts", hosts.DefaultConfig().Subject, hosts.Readable},
 	{"graph", graph.DefaultConfig().Subject, graph.Readable},
 }
 

@@ -20,16 +20,17 @@ import (
 
 // PrintTimeline writes a timeline as a table: offset, service, type, message.
 func PrintTimeline(w io.Writer, tl *index.Timeline) error {
-	fmt.Fprintf(w, "correlation id %s: %d events, %d services (%s), span %s, from %s\n",
-		termsafe.String(tl.CorrelationID), len(tl.Events), len(tl.Services), strings.Join(termsafe.Strings(tl.Services), ", "),
+	fmt.Fprintf(w, "correlation id %s: %s, %s (%s), span %s, from %s\n",
+		termsafe.String(tl.CorrelationID), plural(len(tl.Events), "event"), plural(len(tl.Services), "service"), strings.Join(termsafe.Strings(tl.Services), ", "),
 		fmtOffset(time.Duration(tl.DurationMs*float64(time.Millisecond))), tl.Start.Format(time.RFC3339Nano))
 	if tl.Truncated {
 		fmt.Fprintf(w, "(only the first %d events are shown)\n", len(tl.Events))
 	}
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "OFFSET\tSERVICE\tTYPE\tMESSAGE")
+	fmt.Fprintln(tw, "OFFSET\tSERVICE\tLEVEL\tTYPE\tMESSAGE")
 	for _, e := range tl.Events {
-		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s\n", fmtOffset(time.Duration(e.OffsetMs*float64(time.Millisecond))), termsafe.String(orDefault(e.Service, "-")), termsafe.String(e.Type), oneLine(e.Message, 160))
+		fmt.Fprintf(tw, "+%s\t%s\t%s\t%s\t%s\n", fmtOffset(time.Duration(e.OffsetMs*float64(time.Millisecond))), termsafe.String(orDefault(e.Service, "-")),
+			termsafe.String(orDefault(e.Level, "-")), termsafe.String(e.Type), oneLine(e.Message, 160))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -140,4 +141,12 @@ func Follow(ctx context.Context, s index.Searcher, q index.Query, every, overlap
 		case <-time.After(every):
 		}
 	}
+}
+
+// plural is "1 event", "2 events".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

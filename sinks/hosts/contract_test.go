@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	store "github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/stage"
@@ -35,10 +34,10 @@ func TestContractJetStream(t *testing.T) {
 
 func target(t *testing.T) *sinktest.Target {
 	b := bustest.New(t)
-	cfg := store.DefaultConfig()
+	cfg := hosts.DefaultConfig()
 	gen := sinktest.NewGenerator(t)
 	cfg.Bucket = "contract_" + gen.Run()
-	kv, err := store.Open(context.Background(), b, cfg)
+	kv, err := hosts.Open(context.Background(), b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +82,7 @@ func target(t *testing.T) *sinktest.Target {
 				mu.Lock()
 				hostname := hostOf[eventID(t, m)]
 				mu.Unlock()
-				e, err := kv.Get(ctx, store.MetaKey("/etc/contract.conf", hostname))
+				e, err := kv.Get(ctx, hosts.MetaKey("/etc/contract.conf", hostname))
 				if errors.Is(err, bus.ErrStateNotFound) {
 					continue
 				}

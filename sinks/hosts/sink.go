@@ -11,32 +11,32 @@ import (
 	"sync"
 	"time"
 
-	store "github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
 )
 
 // Sink writes host snapshot events into the store. It is a stage.Sink.
 type Sink struct {
-	kv       store.KV
+	kv       KV
 	compress bool
 	log      *slog.Logger
 	now      func() time.Time
 
 	mu      sync.Mutex
 	closed  bool
-	hosts   map[string]*store.HostRecord // cache of host records (one per host of the fleet)
-	objects map[string]bool              // object names known to be indexed
+	hosts   map[string]*HostRecord // cache of host records (one per host of the fleet)
+	objects map[string]bool        // object names known to be indexed
 }
 
 // NewSink returns a sink writing into kv.
-func NewSink(kv store.KV, cfg store.Config, log *slog.Logger) *Sink {
+func NewSink(kv KV, cfg Config, log *slog.Logger) *Sink {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sink{kv: kv, compress: cfg.Compress, log: log, now: time.Now,
-		hosts: map[string]*store.HostRecord{}, objects: map[string]bool{}}
+		hosts: map[string]*HostRecord{}, objects: map[string]bool{}}
 }
 
 // ErrClosed is returned by Write after Close.
@@ -71,7 +71,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	}
 	var puts []bus.StatePut
 	failed := map[int]error{}
-	touched := map[string]*store.HostRecord{}
+	touched := map[string]*HostRecord{}
 	for i, m := range batch {
 		p, cid, err := decodePart(m)
 		if err != nil {
@@ -82,12 +82,33 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 			continue
 		}
 		hostname := strings.TrimPrefix(p.Scope, "host:")
+		now := s.now()
+		if limit := now.Add(limits.TagSkew).UnixMilli(); p.Tag > limit {
+			failed[i] = stage.Rejectf("future_tag", "hosts: tag %d of %s is %s ahead of the server's clock, over the limit of %s "+
+				"(tags are collection times in ms since 1970); a later tag would make the store skip every real sync of the host",
+				p.Tag, p.Scope, ahead(p.Tag, now), limits.TagSkew)
+			s.log.Warn("hosts: rejected part", "host", hostname, "tag", p.Tag, "correlation_id", cid, "err", failed[i])
+			continue
+		}
 		rec, err := s.hostRecord(ctx, hostname)
 		if err != nil {
 			return err
 		}
+		if p.Tag < rec.Tag && touched[hostname] == nil {
+			// The cached record may predate an operator's reset
+			// (`sightline hosts reset`): read it again before skipping.
+			delete(s.hosts, hostname)
+			if rec, err = s.hostRecord(ctx, hostname); err != nil {
+				return err
+			}
+		}
 		if p.Tag < rec.Tag {
-			s.log.Debug("hosts: part of an older sync skipped", "host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			if rec.Tag > now.Add(limits.TagSkew).UnixMilli() {
+				s.log.Warn("hosts: host frozen by a tag in the future: every sync is skipped until `sightline hosts reset`",
+					"host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			} else {
+				s.log.Debug("hosts: part of an older sync skipped", "host", hostname, "tag", p.Tag, "newest", rec.Tag)
+			}
 			continue
 		}
 		for _, n := range p.Nodes {
@@ -119,13 +140,13 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 			rec.CompleteTag = p.Tag
 			rec.Objects = p.Count
 		}
-		rec.Received = s.now().UTC()
+		rec.Received = now.UTC()
 		rec.CorrelationID = cid
 		touched[hostname] = rec
 	}
 	for h, rec := range touched {
 		b, _ := json.Marshal(rec)
-		puts = append(puts, bus.StatePut{Key: store.HostKey(h), Value: b})
+		puts = append(puts, bus.StatePut{Key: HostKey(h), Value: b})
 	}
 	if err := s.kv.PutMany(ctx, puts); err != nil {
 		// Records in the cache may be ahead of the store: forget them.
@@ -140,17 +161,17 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	return nil
 }
 
-func (s *Sink) hostRecord(ctx context.Context, hostname string) (*store.HostRecord, error) {
+func (s *Sink) hostRecord(ctx context.Context, hostname string) (*HostRecord, error) {
 	if r, ok := s.hosts[hostname]; ok {
 		return r, nil
 	}
-	r := &store.HostRecord{Host: hostname}
-	e, err := s.kv.Get(ctx, store.HostKey(hostname))
+	r := &HostRecord{Host: hostname}
+	e, err := s.kv.Get(ctx, HostKey(hostname))
 	switch {
 	case err == nil:
 		if jerr := json.Unmarshal(e.Value, r); jerr != nil {
 			s.log.Warn("hosts: unreadable host record replaced", "host", hostname, "error", jerr)
-			r = &store.HostRecord{Host: hostname}
+			r = &HostRecord{Host: hostname}
 		}
 	case errors.Is(err, bus.ErrStateNotFound):
 	default:
@@ -161,7 +182,7 @@ func (s *Sink) hostRecord(ctx context.Context, hostname string) (*store.HostReco
 }
 
 func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.StatePut, error) {
-	meta := store.Meta{
+	meta := Meta{
 		Host: o.Host, Name: o.Name, Type: o.Type, MD5: o.MD5, Mode: o.Mode, Owner: o.Owner, Group: o.Group,
 		Size: o.Size, MTime: o.MTime, Lines: o.Lines, Words: o.Words, Bytes: o.Bytes, Truncated: o.Truncated,
 		Collected: o.Collected, ExitCode: o.ExitCode, Error: o.Error, Tag: tag,
@@ -177,14 +198,14 @@ func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.State
 		if err != nil {
 			return nil, stage.Reject("schema", "hosts: undecodable content", err)
 		}
-		rec := store.EncodeContent(store.ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
-		puts = append(puts, bus.StatePut{Key: store.ContentKey(o.Name, o.Host), Value: rec})
+		rec := EncodeContent(ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
+		puts = append(puts, bus.StatePut{Key: ContentKey(o.Name, o.Host), Value: rec})
 	}
 	mb, _ := json.Marshal(&meta)
-	puts = append(puts, bus.StatePut{Key: store.MetaKey(o.Name, o.Host), Value: mb})
+	puts = append(puts, bus.StatePut{Key: MetaKey(o.Name, o.Host), Value: mb})
 	if !s.objects[o.Name] {
 		ib, _ := json.Marshal(map[string]string{"name": o.Name, "type": o.Type})
-		puts = append(puts, bus.StatePut{Key: store.ObjectKey(o.Name), Value: ib})
+		puts = append(puts, bus.StatePut{Key: ObjectKey(o.Name), Value: ib})
 		s.objects[o.Name] = true
 	}
 	return puts, nil
@@ -247,4 +268,13 @@ func nodeLabels(props map[string]any) map[string]string {
 func Readable(m *stage.Message) error {
 	_, _, err := decodePart(m)
 	return err
+}
+
+// ahead says how far tag (ms since 1970) is after now.
+func ahead(tag int64, now time.Time) string {
+	d := tag - now.UnixMilli()
+	if d > int64(1<<62/time.Millisecond) {
+		return fmt.Sprintf("%d years", d/(365*24*3600*1000))
+	}
+	return (time.Duration(d) * time.Millisecond).Round(time.Second).String()
 }

@@ -2,14 +2,16 @@ package hosts_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
-	store "github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
+	"github.com/sightline/sightline/query/fleet"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/hosts"
 )
@@ -22,7 +24,7 @@ func obj(h, name, typ, content string, at time.Time) host.Object {
 
 func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	kv := &memKV{m: map[string][][]byte{}}
-	s := hosts.NewSink(kv, store.DefaultConfig(), nil)
+	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
 	ctx := context.Background()
 	mk := func(tag int64, content string) *stage.Message {
 		at := time.Unix(tag, 0).UTC()
@@ -37,7 +39,7 @@ func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	if err := s.Write(ctx, []*stage.Message{mk(2, "new\n"), mk(1, "old\n")}); err != nil {
 		t.Fatal(err)
 	}
-	sr := store.NewSearcher(kv, store.DefaultConfig())
+	sr := fleet.NewSearcher(kv, hosts.DefaultConfig())
 	_, c, err := sr.Content(ctx, "h1", "f")
 	if err != nil || string(c) != "new\n" {
 		t.Fatalf("content %q %v", c, err)
@@ -80,8 +82,33 @@ func (k *memKV) PutMany(_ context.Context, puts []bus.StatePut) error {
 	return nil
 }
 
-func (k *memKV) Scan(context.Context, []string, func(bus.StateEntry) error, ...bus.ScanOption) error {
-	return errors.New("memKV: scan not supported")
+// Scan calls fn for the latest value of every key matching a pattern
+// (tokens split at '.', '*' matches one token).
+func (k *memKV) Scan(_ context.Context, patterns []string, fn func(bus.StateEntry) error, _ ...bus.ScanOption) error {
+	for key, v := range k.m {
+		for _, p := range patterns {
+			if len(v) > 0 && subjectMatch(p, key) {
+				if err := fn(bus.StateEntry{Key: key, Value: v[len(v)-1]}); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func subjectMatch(pattern, key string) bool {
+	pt, kt := strings.Split(pattern, "."), strings.Split(key, ".")
+	if len(pt) != len(kt) {
+		return false
+	}
+	for i := range pt {
+		if pt[i] != "*" && pt[i] != kt[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (k *memKV) Delete(_ context.Context, keys ...string) error {
@@ -89,4 +116,70 @@ func (k *memKV) Delete(_ context.Context, keys ...string) error {
 		delete(k.m, key)
 	}
 	return nil
+}
+
+// A part tagged far in the future is dead-lettered; a host frozen by one
+// stored before (a record with such a tag) is released by Reset, and the
+// running sink applies the next real sync without a restart.
+func TestFutureTagRefusedAndFrozenHostReset(t *testing.T) {
+	kv := &memKV{m: map[string][][]byte{}}
+	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
+	ctx := context.Background()
+	now := time.Now()
+	mk := func(tag int64, content string) *stage.Message {
+		at := now.UTC()
+		parts, err := host.Split("host:h1", tag, host.HostNode("h1", nil, nil), []host.Object{obj("h1", "f", host.TypeFile, content, at)}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, _ := host.Messages(host.Subject, parts)
+		ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
+		return &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}
+	}
+	const frozen = 1<<53 - 1
+	err := s.Write(ctx, []*stage.Message{mk(frozen, "attacker\n")})
+	var be *stage.BatchError
+	if !errors.As(err, &be) || len(be.Failed) != 1 || !stage.IsPermanent(be.Failed[0]) || !strings.Contains(be.Failed[0].Error(), "ahead of the server's clock") {
+		t.Fatalf("future tag: %v", err)
+	}
+	// A record frozen before the check: written by an older sink.
+	old := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
+	if err := old.Write(ctx, []*stage.Message{mk(now.UnixMilli(), "real v1\n")}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := kv.Get(ctx, hosts.HostKey("h1"))
+	var rec hosts.HostRecord
+	_ = json.Unmarshal(e.Value, &rec)
+	rec.Tag, rec.CompleteTag = frozen, frozen
+	b, _ := json.Marshal(rec)
+	_ = kv.PutMany(ctx, []bus.StatePut{{Key: hosts.HostKey("h1"), Value: b}})
+	if err := s.Write(ctx, []*stage.Message{mk(now.UnixMilli()+1, "real v2\n")}); err != nil {
+		t.Fatal(err)
+	}
+	sr := fleet.NewSearcher(kv, hosts.DefaultConfig())
+	if _, c, _ := sr.Content(ctx, "h1", "f"); string(c) != "real v1\n" {
+		t.Fatalf("frozen host took a sync: %q", c)
+	}
+	rep, err := hosts.Reset(ctx, kv, "h1", time.Now(), true)
+	if err != nil || !rep.Frozen() || rep.NewTag != now.UnixMilli() {
+		t.Fatalf("dry run: %+v %v", rep, err)
+	}
+	if e2, _ := kv.Get(ctx, hosts.HostKey("h1")); string(e2.Value) != string(b) {
+		t.Fatal("dry run wrote")
+	}
+	if rep, err = hosts.Reset(ctx, kv, "h1", time.Now(), false); err != nil || rep.Tag != frozen || rep.NewTag != now.UnixMilli() || rep.NewCompleteTag != now.UnixMilli() {
+		t.Fatalf("reset: %+v %v", rep, err)
+	}
+	if err := s.Write(ctx, []*stage.Message{mk(now.UnixMilli()+2, "real v3\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, c, _ := sr.Content(ctx, "h1", "f"); string(c) != "real v3\n" {
+		t.Fatalf("after reset the running sink still skips: %q", c)
+	}
+	if rep, err = hosts.Reset(ctx, kv, "h1", time.Now(), false); err != nil || rep.Frozen() {
+		t.Fatalf("second reset: %+v %v", rep, err)
+	}
+	if _, err := hosts.Reset(ctx, kv, "nobody", time.Now(), false); !errors.Is(err, hosts.ErrUnknownHost) {
+		t.Fatalf("unknown host: %v", err)
+	}
 }

@@ -1,27 +1,27 @@
-// Package hosts is the hosts sink: it keeps the latest-state store of host
-// snapshots (package hosts at the repository root: its format, its
-// configuration section and `sightline search`) current from the host sync
-// events on SIGHTLINE_EVENTS.
+// Package hosts is the host store: its layout in a JetStream key-value
+// bucket (keys.go, records.go), its configuration section (`hosts:`), and
+// the sink that keeps it current from the host sync events on
+// SIGHTLINE_EVENTS. The collector that feeds it is producers/host; fleet
+// search (`sightline search`) reads it through query/fleet.
 package hosts
 
 import (
 	"context"
 
-	store "github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/sinks"
 )
 
 // Spec is the hosts sink in the binary's sink table: the `hosts` section
-// (store.Config) and a durable consumer on its subject.
-var Spec = sinks.Define("hosts", store.DefaultConfig, open)
+// (Config) and a durable consumer on its subject.
+var Spec = sinks.Define("hosts", DefaultConfig, open)
 
-func open(ctx context.Context, cfg *store.Config, env sinks.Env) (*sinks.Opened, error) {
+func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error) {
 	b, err := env.Bus(ctx)
 	if err != nil {
 		return nil, err
 	}
-	kv, err := store.Open(ctx, b, *cfg)
+	kv, err := Open(ctx, b, *cfg)
 	if err != nil {
 		return nil, err
 	}

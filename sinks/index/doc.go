@@ -288,12 +288,14 @@ func serviceFromSource(producer, source string) string {
 	if i := strings.Index(source, ":subject:"); strings.HasPrefix(source, "urn:sightline:") && i >= 0 {
 		// urn:sightline:[<principal>:]subject:sightline.raw.<kind>.<name>...
 		s := source[i+len(":subject:"):]
-		// sightline.raw.<kind>.<name>...: the name.
+		// sightline.raw.log.<name>...: the name is the service writing
+		// the log. A metric's or a snapshot's name says what it measures
+		// or syncs, not who sent it: no service.
 		parts := strings.Split(s, ".")
-		if len(parts) >= 4 {
+		if len(parts) >= 4 && parts[2] == "log" {
 			return parts[3]
 		}
-		return s
+		return ""
 	}
 	return source
 }
@@ -489,7 +491,9 @@ func fromDLQ(m *stage.Message) (*Document, error) {
 	parts := strings.Split(tail, ".")
 	if len(parts) >= 2 {
 		d.Name = parts[1]
-		d.Service = parts[1]
+		if parts[0] == "log" {
+			d.Service = parts[1]
+		}
 	}
 	if d.Producer != "" {
 		d.Service = d.Producer

@@ -182,7 +182,7 @@ func (tl *Timeline) add(docs []Document) {
 	for _, d := range docs {
 		off := d.Time.Sub(tl.Start)
 		tl.Events = append(tl.Events, Entry{Offset: off, OffsetMs: float64(off.Microseconds()) / 1000, Document: d})
-		if !slices.Contains(tl.Services, d.Service) {
+		if d.Service != "" && !slices.Contains(tl.Services, d.Service) {
 			tl.Services = append(tl.Services, d.Service)
 		}
 		if !slices.Contains(tl.Kinds, d.Kind) {

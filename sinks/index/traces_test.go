@@ -63,7 +63,7 @@ func traceLists(t *testing.T, idx interface {
 		t.Errorf("burst: %+v", b)
 	}
 	if c := l.Traces[1]; c.Events != 5 || c.Errors != 1 || c.Warnings != 1 || c.Rejected != 1 || c.DurationMs != 6000 ||
-		!c.Start.Equal(now.Add(-20*time.Minute)) || fmt.Sprint(c.Services) != "[billing gateway search x]" {
+		!c.Start.Equal(now.Add(-20*time.Minute)) || fmt.Sprint(c.Services) != "[billing gateway search]" {
 		t.Errorf("small-c: %+v", c)
 	}
 	for _, tc := range []struct {

@@ -76,7 +76,7 @@ func TestTraceList(t *testing.T) {
 		t.Errorf("burst: %+v, want 3000 events over 2999 ms", burst)
 	}
 	if c.Events != 5 || c.Errors != 1 || c.Warnings != 1 || c.Rejected != 1 || c.DurationMs != 6000 ||
-		!c.Start.Equal(now.Add(-20*time.Minute)) || fmt.Sprint(c.Services) != "[billing gateway search x]" {
+		!c.Start.Equal(now.Add(-20*time.Minute)) || fmt.Sprint(c.Services) != "[billing gateway search]" {
 		t.Errorf("small-c: %+v, want 5 events, 1 error, 1 warning, 1 rejected, 6000 ms from %v", c, now.Add(-20*time.Minute))
 	}
 	if a := l.Traces[3]; a.Errors != 0 || a.Warnings != 1 || a.DurationMs != 3000 {

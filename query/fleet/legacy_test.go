@@ -1,10 +1,10 @@
-package hosts_test
+package fleet_test
 
 import (
 	"testing"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/producers/host"
+	store "github.com/sightline/sightline/sinks/hosts"
 )
 
 // A collector from before the subject carried the host publishes on the
@@ -26,7 +26,7 @@ func TestBareHostSubjectStillReachesTheStore(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e.wait(t, func(recs []*hosts.HostRecord) bool {
+	e.wait(t, func(recs []*store.HostRecord) bool {
 		seen := map[string]bool{}
 		for _, r := range recs {
 			seen[r.Host] = true

@@ -1,4 +1,4 @@
-package hosts_test
+package fleet_test
 
 import (
 	"bytes"
@@ -18,12 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
+	"github.com/sightline/sightline/query/fleet"
 	"github.com/sightline/sightline/schemas"
-	hostsink "github.com/sightline/sightline/sinks/hosts"
+	store "github.com/sightline/sightline/sinks/hosts"
 )
 
 // sysctlTemplate is this machine's `sysctl -a` cut to about 40 KB (a
@@ -106,8 +106,8 @@ func BenchmarkFleet(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer bb.Close()
-	cfg := hosts.DefaultConfig()
-	kv, err := hosts.Open(ctx, bb, cfg)
+	cfg := store.DefaultConfig()
+	kv, err := store.Open(ctx, bb, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func BenchmarkFleet(b *testing.B) {
 	// Ingest: conformed snapshot events through the sink, 128 per Write
 	// (the router's batch), one part per host.
 	b.Run("ingest", func(b *testing.B) {
-		sink := hostsink.NewSink(kv, cfg, nil)
+		sink := store.NewSink(kv, cfg, nil)
 		start := time.Now()
 		at := time.Now().Add(-time.Minute).UTC()
 		// Only the sink's Write is timed: building the events (md5, wc,
@@ -150,7 +150,7 @@ func BenchmarkFleet(b *testing.B) {
 	// Steady state: every host reports again, nothing changed ("still
 	// the same" records, no content).
 	b.Run("ingest_unchanged", func(b *testing.B) {
-		sink := hostsink.NewSink(kv, cfg, nil)
+		sink := store.NewSink(kv, cfg, nil)
 		at := time.Now().UTC()
 		first := at.Add(-time.Minute)
 		w := &timedWriter{b: b, sink: sink}
@@ -212,12 +212,12 @@ func BenchmarkFleet(b *testing.B) {
 	<-js.PublishAsyncComplete()
 
 	budget := regexp.MustCompile(`(?m)^net\.core\.netdev_budget `)
-	s := hosts.NewSearcher(kv, cfg)
-	run := func(name string, q hosts.Query, prefix bool, check func(out *countWriter)) {
+	s := fleet.NewSearcher(kv, cfg)
+	run := func(name string, q fleet.Query, prefix bool, check func(out *countWriter)) {
 		b.Run(name, func(b *testing.B) {
 			for range b.N {
 				cw := &countWriter{}
-				pr := hosts.NewPrinter(cw, q.Mode, prefix, false)
+				pr := fleet.NewPrinter(cw, q.Mode, prefix, false)
 				pr.Grep = q.Grep != nil
 				start := time.Now()
 				if _, err := s.Search(ctx, q, pr.Print); err != nil {
@@ -293,11 +293,11 @@ func BenchmarkFleet(b *testing.B) {
 			wantLines(totalLines)(cw)
 		}
 	})
-	run("contents_unsorted", hosts.Query{Search: "sysctl-a", Mode: hosts.ModeContents}, false, wantLines(totalLines))
-	run("contents_sorted", hosts.Query{Search: "sysctl-a", Mode: hosts.ModeContents, Sorted: true}, false, wantLines(totalLines))
-	run("md5sum", hosts.Query{Search: "sysctl-a", Mode: hosts.ModeMD5, Sorted: true}, true, wantLines(n))
-	run("grep_unsorted", hosts.Query{Search: "sysctl-a", Mode: hosts.ModeContents, Grep: budget}, false, wantLines(n))
-	run("grep_sorted", hosts.Query{Search: "sysctl-a", Mode: hosts.ModeContents, Grep: budget, Sorted: true}, true, wantLines(n))
+	run("contents_unsorted", fleet.Query{Search: "sysctl-a", Mode: fleet.ModeContents}, false, wantLines(totalLines))
+	run("contents_sorted", fleet.Query{Search: "sysctl-a", Mode: fleet.ModeContents, Sorted: true}, false, wantLines(totalLines))
+	run("md5sum", fleet.Query{Search: "sysctl-a", Mode: fleet.ModeMD5, Sorted: true}, true, wantLines(n))
+	run("grep_unsorted", fleet.Query{Search: "sysctl-a", Mode: fleet.ModeContents, Grep: budget}, false, wantLines(n))
+	run("grep_sorted", fleet.Query{Search: "sysctl-a", Mode: fleet.ModeContents, Grep: budget, Sorted: true}, true, wantLines(n))
 }
 
 // countWriter counts bytes and lines written.
@@ -320,7 +320,7 @@ var _ io.Writer = (*countWriter)(nil)
 // to the sink 128 at a time (the router's batch) and times only the Writes.
 type timedWriter struct {
 	b     *testing.B
-	sink  *hostsink.Sink
+	sink  *store.Sink
 	batch []*stage.Message
 	took  time.Duration
 }

@@ -116,8 +116,8 @@ func ObjectKey(obj string) string        { return "o." + EncodeToken(obj) }
 func MetaKey(obj, host string) string    { return "m." + EncodeToken(obj) + "." + EncodeToken(host) }
 func ContentKey(obj, host string) string { return "c." + EncodeToken(obj) + "." + EncodeToken(host) }
 
-// lastToken returns the token after the last dot of a key.
-func lastToken(key string) string {
+// LastToken returns the token after the last dot of a key.
+func LastToken(key string) string {
 	if i := strings.LastIndexByte(key, '.'); i >= 0 {
 		return key[i+1:]
 	}

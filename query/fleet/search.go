@@ -1,4 +1,4 @@
-package hosts
+package fleet
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	store "github.com/sightline/sightline/sinks/hosts"
 	"os"
 	"path"
 	"regexp"
@@ -70,7 +71,7 @@ type Result struct {
 	Host   string            `json:"host"`
 	Object string            `json:"object"`
 	Labels map[string]string `json:"labels,omitempty"`
-	Meta   *Meta             `json:"meta,omitempty"`
+	Meta   *store.Meta       `json:"meta,omitempty"`
 	// Content is valid only while emit runs (its buffer is reused after).
 	Content []byte `json:"-"`
 	// Lines are the matching lines (--grep).
@@ -107,13 +108,13 @@ type Summary struct {
 
 // Searcher answers queries from the store.
 type Searcher struct {
-	kv      KV
+	kv      store.KV
 	workers int
 	bufs    sync.Pool // *[]byte decode buffers
 }
 
 // NewSearcher returns a searcher over kv.
-func NewSearcher(kv KV, cfg Config) *Searcher {
+func NewSearcher(kv store.KV, cfg store.Config) *Searcher {
 	w := cfg.Workers
 	if w <= 0 {
 		w = runtime.GOMAXPROCS(0)
@@ -125,16 +126,16 @@ func NewSearcher(kv KV, cfg Config) *Searcher {
 
 // hostSet is the scope of a query.
 type hostSet struct {
-	byToken map[string]*HostRecord
+	byToken map[string]*store.HostRecord
 }
 
 // Hosts returns the host records in scope, sorted by name.
-func (s *Searcher) Hosts(ctx context.Context, q Query) ([]*HostRecord, []string, error) {
+func (s *Searcher) Hosts(ctx context.Context, q Query) ([]*store.HostRecord, []string, error) {
 	hs, unknown, err := s.scope(ctx, q)
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]*HostRecord, 0, len(hs.byToken))
+	out := make([]*store.HostRecord, 0, len(hs.byToken))
 	for _, r := range hs.byToken {
 		out = append(out, r)
 	}
@@ -150,9 +151,9 @@ func (s *Searcher) scope(ctx context.Context, q Query) (*hostSet, []string, erro
 			want[h] = true
 		}
 	}
-	hs := &hostSet{byToken: map[string]*HostRecord{}}
+	hs := &hostSet{byToken: map[string]*store.HostRecord{}}
 	err := s.kv.Scan(ctx, []string{"h.*"}, func(e bus.StateEntry) error {
-		var r HostRecord
+		var r store.HostRecord
 		if err := json.Unmarshal(e.Value, &r); err != nil {
 			return nil // an unreadable record is skipped
 		}
@@ -164,7 +165,7 @@ func (s *Searcher) scope(ctx context.Context, q Query) (*hostSet, []string, erro
 				return nil
 			}
 		}
-		hs.byToken[lastToken(e.Key)] = &r
+		hs.byToken[store.LastToken(e.Key)] = &r
 		return nil
 	})
 	if err != nil {
@@ -189,7 +190,7 @@ func (s *Searcher) scope(ctx context.Context, q Query) (*hostSet, []string, erro
 func (s *Searcher) Objects(ctx context.Context, pattern string) ([]string, error) {
 	var out []string
 	err := s.kv.Scan(ctx, []string{"o.*"}, func(e bus.StateEntry) error {
-		name, err := DecodeToken(lastToken(e.Key))
+		name, err := store.DecodeToken(store.LastToken(e.Key))
 		if err != nil {
 			return nil
 		}
@@ -259,7 +260,7 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 		hs      *hostSet
 		unknown []string
 		serr    error
-		first   map[string]*Meta
+		first   map[string]*store.Meta
 		wg      sync.WaitGroup
 	)
 	wg.Add(1)
@@ -298,14 +299,14 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 }
 
 // scanMetas reads the metadata of obj on every host, by host token.
-func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*Meta, error) {
-	metas := map[string]*Meta{}
-	err := s.kv.Scan(ctx, []string{"m." + EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
-		var m Meta
+func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*store.Meta, error) {
+	metas := map[string]*store.Meta{}
+	err := s.kv.Scan(ctx, []string{"m." + store.EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
+		var m store.Meta
 		if err := json.Unmarshal(e.Value, &m); err != nil {
 			return nil // an unreadable record is skipped
 		}
-		metas[lastToken(e.Key)] = &m
+		metas[store.LastToken(e.Key)] = &m
 		return nil
 	})
 	if err != nil {
@@ -316,7 +317,7 @@ func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*Meta,
 
 // searchObject answers q for one object. all, when not nil, is the
 // object's metadata already read by scanMetas.
-func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*Meta, emit func(*Result) error) (*ObjectSummary, error) {
+func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*store.Meta, emit func(*Result) error) (*ObjectSummary, error) {
 	if all == nil {
 		var err error
 		if all, err = s.scanMetas(ctx, obj); err != nil {
@@ -350,9 +351,9 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 
 // inScope keeps the metadata of hosts in scope that still report the
 // object, and counts hosts, missing hosts and errors.
-func inScope(obj string, all map[string]*Meta, hs *hostSet) (map[string]*Meta, *ObjectSummary) {
+func inScope(obj string, all map[string]*store.Meta, hs *hostSet) (map[string]*store.Meta, *ObjectSummary) {
 	sm := &ObjectSummary{Object: obj}
-	metas := make(map[string]*Meta, len(all))
+	metas := make(map[string]*store.Meta, len(all))
 	for ht, m := range all {
 		rec, ok := hs.byToken[ht]
 		if !ok || m.Tag < rec.CompleteTag { // out of scope, or no longer reported by the host
@@ -395,7 +396,7 @@ func (p *progress) step() {
 }
 
 // byHost returns the host tokens of metas sorted by host name.
-func byHost(metas map[string]*Meta) []string {
+func byHost(metas map[string]*store.Meta) []string {
 	keys := make([]string, 0, len(metas))
 	for ht := range metas {
 		keys = append(keys, ht)
@@ -408,7 +409,7 @@ func byHost(metas map[string]*Meta) []string {
 // stat, wordcount, times), sorted by host. A host's error is a problem
 // only when it left no output (a command that exited non-zero but printed
 // something still has an md5, counts and times, as in --contents).
-func metaResults(obj string, metas map[string]*Meta, hs *hostSet, emit func(*Result) error, step func()) error {
+func metaResults(obj string, metas map[string]*store.Meta, hs *hostSet, emit func(*Result) error, step func()) error {
 	for _, ht := range byHost(metas) {
 		m := metas[ht]
 		step()
@@ -425,7 +426,7 @@ func metaResults(obj string, metas map[string]*Meta, hs *hostSet, emit func(*Res
 
 // sortedAfterScan runs an unsorted content search and emits its results
 // sorted by host (for --grep, whose results are small).
-func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*Meta, emit func(*Result) error, step func()) error {
+func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*store.Meta, emit func(*Result) error, step func()) error {
 	q.Sorted = false
 	var got []*Result
 	err := s.contents(ctx, q, hs, obj, metas, func(r *Result) error {
@@ -450,7 +451,7 @@ func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, ob
 // order when q.Sorted), decodes and greps them in parallel and emits them
 // in the order they were read: an ordered parallel map whose window of
 // records in flight is bounded by the number of workers.
-func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*Meta, emit func(*Result) error, step func()) error {
+func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*store.Meta, emit func(*Result) error, step func()) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := s.workers
@@ -490,8 +491,8 @@ func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj strin
 			}
 		}
 	} else {
-		scanErr = s.kv.Scan(cctx, []string{"c." + EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
-			ht := lastToken(e.Key)
+		scanErr = s.kv.Scan(cctx, []string{"c." + store.EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
+			ht := store.LastToken(e.Key)
 			if metas[ht] == nil {
 				return nil
 			}
@@ -510,10 +511,10 @@ func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj strin
 }
 
 // contentTask reads (when fetch) and decodes one content record.
-func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *Meta, rec *HostRecord, raw []byte, fetch bool) *Result {
+func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *store.Meta, rec *store.HostRecord, raw []byte, fetch bool) *Result {
 	problem := ""
 	if fetch {
-		e, err := s.kv.Get(ctx, ContentKey(obj, m.Host))
+		e, err := s.kv.Get(ctx, store.ContentKey(obj, m.Host))
 		switch {
 		case err == nil:
 			raw = e.Value
@@ -527,8 +528,8 @@ func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *Meta
 // emitUnread emits the hosts that reported the object but whose content
 // is not stored (errors without output, or a "still the same" record the
 // store never had the content of).
-func emitUnread(q Query, obj string, metas map[string]*Meta, seen map[string]bool, emit func(*Result) error, step func()) error {
-	var rest []*Meta
+func emitUnread(q Query, obj string, metas map[string]*store.Meta, seen map[string]bool, emit func(*Result) error, step func()) error {
+	var rest []*store.Meta
 	for ht, m := range metas {
 		if !seen[ht] {
 			rest = append(rest, m)
@@ -551,14 +552,14 @@ func emitUnread(q Query, obj string, metas map[string]*Meta, seen map[string]boo
 const missingContent = "content not in the store (the collector sent only 'still the same'; run it with --full)"
 
 // contentResult decodes one content record; nil means nothing to emit.
-func (s *Searcher) contentResult(q Query, obj string, m *Meta, rec *HostRecord, raw []byte, problem string) *Result {
+func (s *Searcher) contentResult(q Query, obj string, m *store.Meta, rec *store.HostRecord, raw []byte, problem string) *Result {
 	r := &Result{Host: m.Host, Object: obj, Labels: rec.Labels, Meta: m}
-	var h ContentHeader
+	var h store.ContentHeader
 	var content []byte
 	var err error
 	if raw != nil {
 		buf := s.bufs.Get().(*[]byte)
-		h, content, err = DecodeContent(raw, *buf)
+		h, content, err = store.DecodeContent(raw, *buf)
 		if err == nil && len(content) > 0 && cap(content) >= cap(*buf) && &content[:1][0] == &(*buf)[:1][0] {
 			*buf = content[:0]
 			if q.Grep != nil { // lines are copied out: the buffer is free again
@@ -704,7 +705,7 @@ func (m *lineMatcher) lines(content []byte) []string {
 
 // changed emits the objects whose content changed within q.ChangedSince,
 // with the diff against the previous stored version.
-func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*Meta, emit func(*Result) error, progress func()) error {
+func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*store.Meta, emit func(*Result) error, progress func()) error {
 	cut := q.Now.Add(-q.ChangedSince)
 	keys := make([]string, 0, len(metas))
 	for ht, m := range metas {
@@ -742,19 +743,19 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 // versions returns the current and previous stored contents (prev nil when
 // there is none).
 func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, err error) {
-	hist, err := s.kv.History(ctx, ContentKey(obj, hostname))
+	hist, err := s.kv.History(ctx, store.ContentKey(obj, hostname))
 	if err != nil {
 		return nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
 	}
 	if len(hist) == 0 {
 		return nil, nil, fmt.Errorf("hosts: no stored content of %s#%s", hostname, obj)
 	}
-	_, cur, err = DecodeContent(hist[len(hist)-1].Value, nil)
+	_, cur, err = store.DecodeContent(hist[len(hist)-1].Value, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(hist) > 1 {
-		if _, prev, err = DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
+		if _, prev, err = store.DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -762,10 +763,10 @@ func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, pre
 }
 
 // Content returns the stored content of one object of one host.
-func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*Meta, []byte, error) {
-	e, err := s.kv.Get(ctx, MetaKey(obj, hostname))
+func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Meta, []byte, error) {
+	e, err := s.kv.Get(ctx, store.MetaKey(obj, hostname))
 	if errors.Is(err, bus.ErrStateNotFound) {
-		if _, herr := s.kv.Get(ctx, HostKey(hostname)); errors.Is(herr, bus.ErrStateNotFound) {
+		if _, herr := s.kv.Get(ctx, store.HostKey(hostname)); errors.Is(herr, bus.ErrStateNotFound) {
 			return nil, nil, fmt.Errorf("%w: no host named %q has reported (check the name with `sightline search --stale 0s`)", ErrUnknownHost, hostname)
 		}
 		return nil, nil, fmt.Errorf("%w: host %q does not report %q", ErrUnknownObject, hostname, obj)
@@ -773,15 +774,15 @@ func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*Meta, []
 	if err != nil {
 		return nil, nil, fmt.Errorf("hosts: %s#%s: %w", hostname, obj, err)
 	}
-	var m Meta
+	var m store.Meta
 	if err := json.Unmarshal(e.Value, &m); err != nil {
 		return nil, nil, fmt.Errorf("hosts: %s#%s: metadata: %w", hostname, obj, err)
 	}
-	c, err := s.kv.Get(ctx, ContentKey(obj, hostname))
+	c, err := s.kv.Get(ctx, store.ContentKey(obj, hostname))
 	if err != nil {
 		return &m, nil, fmt.Errorf("hosts: %s#%s: content: %w", hostname, obj, err)
 	}
-	h, content, err := DecodeContent(c.Value, nil)
+	h, content, err := store.DecodeContent(c.Value, nil)
 	if err != nil {
 		return &m, nil, fmt.Errorf("hosts: %s#%s: %w", hostname, obj, err)
 	}
@@ -792,7 +793,7 @@ func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*Meta, []
 }
 
 // Stale returns the hosts in scope not seen since now-d, oldest first.
-func (s *Searcher) Stale(ctx context.Context, q Query, d time.Duration) ([]*HostRecord, int, error) {
+func (s *Searcher) Stale(ctx context.Context, q Query, d time.Duration) ([]*store.HostRecord, int, error) {
 	if q.Now.IsZero() {
 		q.Now = time.Now()
 	}
@@ -801,7 +802,7 @@ func (s *Searcher) Stale(ctx context.Context, q Query, d time.Duration) ([]*Host
 		return nil, 0, err
 	}
 	cut := q.Now.Add(-d)
-	var out []*HostRecord
+	var out []*store.HostRecord
 	for _, r := range all {
 		if r.Seen.Before(cut) {
 			out = append(out, r)

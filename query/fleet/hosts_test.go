@@ -1,4 +1,4 @@
-package hosts_test
+package fleet_test
 
 import (
 	"bytes"
@@ -13,16 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/producers/host"
+	"github.com/sightline/sightline/query/fleet"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks"
-	hostsink "github.com/sightline/sightline/sinks/hosts"
+	store "github.com/sightline/sightline/sinks/hosts"
 )
 
-const fleet = 300
+const fleetSize = 300
 
 const weird = "/etc/sysctl.d/99 custom.conf"
 
@@ -50,7 +50,7 @@ const passwd = "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologi
 type env struct {
 	b     *bus.Bus
 	kv    *bus.State
-	s     *hosts.Searcher
+	s     *fleet.Searcher
 	ctx   context.Context
 	tag   int64
 	clock time.Time
@@ -97,10 +97,10 @@ func newEnv(t *testing.T) *env {
 	b := bustest.New(t)
 	bustest.RunProcessor(t, b, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	cfg := hosts.DefaultConfig()
+	cfg := store.DefaultConfig()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	errs := make(chan error, 1)
-	o, err := hostsink.Spec.Open(ctx, &cfg, sinks.Env{Log: log, Bus: func(context.Context) (*bus.Bus, error) { return b, nil }})
+	o, err := store.Spec.Open(ctx, &cfg, sinks.Env{Log: log, Bus: func(context.Context) (*bus.Bus, error) { return b, nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +111,11 @@ func newEnv(t *testing.T) *env {
 			t.Error(err)
 		}
 	})
-	kv, err := hosts.Open(ctx, b, cfg)
+	kv, err := store.Open(ctx, b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{b: b, kv: kv, s: hosts.NewSearcher(kv, cfg), ctx: ctx, clock: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)}
+	return &env{b: b, kv: kv, s: fleet.NewSearcher(kv, cfg), ctx: ctx, clock: time.Now().Add(-time.Hour).UTC().Truncate(time.Second)}
 }
 
 type testWriter struct{ t *testing.T }
@@ -127,11 +127,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 
 // waitTag waits until every host's record carries at least tag minTag of
 // its own sync (the store applied it).
-func (e *env) wait(t *testing.T, cond func([]*hosts.HostRecord) bool) {
+func (e *env) wait(t *testing.T, cond func([]*store.HostRecord) bool) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		recs, _, err := e.s.Hosts(e.ctx, hosts.Query{})
+		recs, _, err := e.s.Hosts(e.ctx, fleet.Query{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -147,7 +147,7 @@ func (e *env) wait(t *testing.T, cond func([]*hosts.HostRecord) bool) {
 // on host 7), facts, an odd name on hosts 0-9, a failing lshw on host 3,
 // and no passwd at all on host 299.
 func firstSync(t *testing.T, e *env) {
-	for i := range fleet {
+	for i := range fleetSize {
 		h := hostName(i)
 		at := e.clock
 		objs := []host.Object{obj(h, "sysctl-a", host.TypeCommand, sysctl(i), at)}
@@ -167,13 +167,13 @@ func firstSync(t *testing.T, e *env) {
 		}
 		e.publishHost(t, i, objs, at)
 	}
-	e.wait(t, func(r []*hosts.HostRecord) bool { return len(r) == fleet })
+	e.wait(t, func(r []*store.HostRecord) bool { return len(r) == fleetSize })
 }
 
-func search(t *testing.T, e *env, q hosts.Query, mode hosts.Mode, prefix bool) (string, *hosts.Summary) {
+func search(t *testing.T, e *env, q fleet.Query, mode fleet.Mode, prefix bool) (string, *fleet.Summary) {
 	t.Helper()
 	var out bytes.Buffer
-	pr := hosts.NewPrinter(&out, mode, prefix, false)
+	pr := fleet.NewPrinter(&out, mode, prefix, false)
 	pr.Grep = q.Grep != nil
 	q.Mode = mode
 	sum, err := e.s.Search(e.ctx, q, pr.Print)
@@ -202,37 +202,37 @@ func TestFleetSearch(t *testing.T) {
 	firstSync(t, e)
 
 	// sysops-api's example: --search sysctl-a --contents | grep netdev_budget | uniq -c
-	out, sum := search(t, e, hosts.Query{Search: "sysctl-a", Sorted: true}, hosts.ModeContents, false)
+	out, sum := search(t, e, fleet.Query{Search: "sysctl-a", Sorted: true}, fleet.ModeContents, false)
 	got := sh(t, out, "grep net.core.netdev_budget | uniq -c")
 	want := "    250 net.core.netdev_budget = 300\n     50 net.core.netdev_budget = 600\n"
 	if got != want {
 		t.Errorf("grep | uniq -c:\n%s\nwant\n%s", got, want)
 	}
-	if o := sum.Objects[0]; o.Hosts != fleet || o.Missing != 0 || o.Matched != fleet {
+	if o := sum.Objects[0]; o.Hosts != fleetSize || o.Missing != 0 || o.Matched != fleetSize {
 		t.Errorf("sysctl-a summary %+v", o)
 	}
 	// Scoped to a site: only even hosts; 125 of the 250 first have 300.
-	out, _ = search(t, e, hosts.Query{Search: "sysctl-a", Labels: map[string]string{"site": "lva1"}}, hosts.ModeContents, false)
+	out, _ = search(t, e, fleet.Query{Search: "sysctl-a", Labels: map[string]string{"site": "lva1"}}, fleet.ModeContents, false)
 	if got := sh(t, out, "grep net.core.netdev_budget | sort | uniq -c"); got != "    125 net.core.netdev_budget = 300\n     25 net.core.netdev_budget = 600\n" {
 		t.Errorf("site lva1: %q", got)
 	}
 	// Server-side grep returns only the matching lines, same counts.
-	out, sum = search(t, e, hosts.Query{Search: "sysctl-a", Grep: regexp.MustCompile(`^net\.core\.netdev_budget`), Sorted: true}, hosts.ModeContents, false)
+	out, sum = search(t, e, fleet.Query{Search: "sysctl-a", Grep: regexp.MustCompile(`^net\.core\.netdev_budget`), Sorted: true}, fleet.ModeContents, false)
 	if got := sh(t, out, "uniq -c"); got != want {
 		t.Errorf("--grep | uniq -c: %q", got)
 	}
-	if sum.Results != fleet {
+	if sum.Results != fleetSize {
 		t.Errorf("--grep results %d", sum.Results)
 	}
 	// --prefix-hostnames makes lines attributable.
-	out, _ = search(t, e, hosts.Query{Search: "sysctl-a", Grep: regexp.MustCompile(`netdev_budget = 600$`), Labels: map[string]string{"role": "db"}, Sorted: true}, hosts.ModeContents, true)
+	out, _ = search(t, e, fleet.Query{Search: "sysctl-a", Grep: regexp.MustCompile(`netdev_budget = 600$`), Labels: map[string]string{"role": "db"}, Sorted: true}, fleet.ModeContents, true)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 50 || !strings.HasPrefix(lines[0], hostName(250)+"#sysctl-a ") || len(lines[0]) != 100+len("net.core.netdev_budget = 600") {
 		t.Errorf("prefix: %d lines, first %q", len(lines), lines[0])
 	}
 
 	// --md5sum over /etc/passwd: 298 identical, host 7 differs, host 299 missing.
-	out, sum = search(t, e, hosts.Query{Search: "/etc/passwd"}, hosts.ModeMD5, true)
+	out, sum = search(t, e, fleet.Query{Search: "/etc/passwd"}, fleet.ModeMD5, true)
 	if got := sh(t, out, "awk '{print $2}' | sort | uniq -c | sort -rn | awk '{print $1}'"); got != "298\n1\n" {
 		t.Errorf("md5 groups: %q", got)
 	}
@@ -240,24 +240,24 @@ func TestFleetSearch(t *testing.T) {
 		t.Errorf("missing: %+v", o)
 	}
 	// --stat, --wordcount, --time, --list-files, --hosts-file.
-	out, _ = search(t, e, hosts.Query{Search: "passwd", Hosts: []string{hostName(7), hostName(8), "nosuch"}}, hosts.ModeWordCount, true)
+	out, _ = search(t, e, fleet.Query{Search: "passwd", Hosts: []string{hostName(7), hostName(8), "nosuch"}}, fleet.ModeWordCount, true)
 	if !strings.Contains(out, hostName(7)+"#/etc/passwd") || !strings.HasSuffix(out, "2 2 65\n") || strings.Count(out, "\n") != 2 {
 		t.Errorf("wordcount: %q", out)
 	}
-	_, sum = search(t, e, hosts.Query{Search: "passwd", Hosts: []string{hostName(7), "nosuch"}}, hosts.ModeMD5, false)
+	_, sum = search(t, e, fleet.Query{Search: "passwd", Hosts: []string{hostName(7), "nosuch"}}, fleet.ModeMD5, false)
 	if len(sum.UnknownHosts) != 1 || sum.UnknownHosts[0] != "nosuch" || sum.HostsInScope != 1 {
 		t.Errorf("hosts file: %+v", sum)
 	}
-	out, _ = search(t, e, hosts.Query{Search: "lshw", Hosts: []string{hostName(3)}}, hosts.ModeList, false)
+	out, _ = search(t, e, fleet.Query{Search: "lshw", Hosts: []string{hostName(3)}}, fleet.ModeList, false)
 	if out != hostName(3)+"#lshw-json\n" {
 		t.Errorf("list-files: %q", out)
 	}
-	_, sum = search(t, e, hosts.Query{Search: "lshw"}, hosts.ModeContents, false)
-	if o := sum.Objects[0]; o.Errors != 1 || o.Hosts != 1 || o.Missing != fleet-1 {
+	_, sum = search(t, e, fleet.Query{Search: "lshw"}, fleet.ModeContents, false)
+	if o := sum.Objects[0]; o.Errors != 1 || o.Hosts != 1 || o.Missing != fleetSize-1 {
 		t.Errorf("error object: %+v", o)
 	}
-	var res []*hosts.Result
-	if _, err := e.s.Search(e.ctx, hosts.Query{Search: "lshw", Mode: hosts.ModeContents}, func(r *hosts.Result) error { res = append(res, r); return nil }); err != nil || len(res) != 1 || !strings.Contains(res[0].Problem, "not found") {
+	var res []*fleet.Result
+	if _, err := e.s.Search(e.ctx, fleet.Query{Search: "lshw", Mode: fleet.ModeContents}, func(r *fleet.Result) error { res = append(res, r); return nil }); err != nil || len(res) != 1 || !strings.Contains(res[0].Problem, "not found") {
 		t.Errorf("error result: %+v %v", res, err)
 	}
 
@@ -266,16 +266,16 @@ func TestFleetSearch(t *testing.T) {
 	if err != nil || len(objs) != 1 || objs[0] != weird {
 		t.Fatalf("glob: %q %v", objs, err)
 	}
-	out, _ = search(t, e, hosts.Query{Search: "99 custom"}, hosts.ModeContents, true)
+	out, _ = search(t, e, fleet.Query{Search: "99 custom"}, fleet.ModeContents, true)
 	if strings.Count(out, weird) != 10 {
 		t.Errorf("weird name: %q", out)
 	}
-	if _, err := e.s.Search(e.ctx, hosts.Query{Search: "nothing-like-this"}, func(*hosts.Result) error { return nil }); !errors.Is(err, hosts.ErrNoObject) {
+	if _, err := e.s.Search(e.ctx, fleet.Query{Search: "nothing-like-this"}, func(*fleet.Result) error { return nil }); !errors.Is(err, fleet.ErrNoObject) {
 		t.Errorf("no object: %v", err)
 	}
 
 	// --compare-all: most common passwd vs host 7's.
-	cmp, err := e.s.Compare(e.ctx, hosts.Query{}, "/etc/passwd", "", "")
+	cmp, err := e.s.Compare(e.ctx, fleet.Query{}, "/etc/passwd", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,12 +284,12 @@ func TestFleetSearch(t *testing.T) {
 		t.Errorf("compare-all: %+v", cmp)
 	}
 	var buf bytes.Buffer
-	hosts.PrintComparison(&buf, cmp, true)
+	fleet.PrintComparison(&buf, cmp, true)
 	if !strings.Contains(buf.String(), "2 versions of /etc/passwd") || !strings.Contains(buf.String(), "\n"+hostName(7)+"\n") {
 		t.Errorf("print compare-all:\n%s", buf.String())
 	}
 	// --compare HOST:OBJECT: host 7 is the reference; everyone else differs by one line.
-	cmp, err = e.s.Compare(e.ctx, hosts.Query{Labels: map[string]string{"role": "web"}}, "/etc/passwd", hostName(7), "")
+	cmp, err = e.s.Compare(e.ctx, fleet.Query{Labels: map[string]string{"role": "web"}}, "/etc/passwd", hostName(7), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +325,7 @@ func TestFleetSearch(t *testing.T) {
 		}
 		e.publishHost(t, i, objs, later)
 	}
-	e.wait(t, func(rs []*hosts.HostRecord) bool {
+	e.wait(t, func(rs []*store.HostRecord) bool {
 		n := 0
 		for _, r := range rs {
 			if r.Seen.Equal(later) {
@@ -335,31 +335,31 @@ func TestFleetSearch(t *testing.T) {
 		return n == 20
 	})
 	// Unchanged records keep the stored content.
-	out, _ = search(t, e, hosts.Query{Search: "sysctl-a", Hosts: []string{hostName(5)}}, hosts.ModeContents, false)
+	out, _ = search(t, e, fleet.Query{Search: "sysctl-a", Hosts: []string{hostName(5)}}, fleet.ModeContents, false)
 	if out != sysctl(5) {
 		t.Errorf("content after still-the-same: %q", out)
 	}
 	// host 1 no longer has the odd file.
-	_, sum = search(t, e, hosts.Query{Search: weird}, hosts.ModeMD5, false)
+	_, sum = search(t, e, fleet.Query{Search: weird}, fleet.ModeMD5, false)
 	if o := sum.Objects[0]; o.Hosts != 9 {
 		t.Errorf("gone object: %+v", o)
 	}
 	// --changed-since: only host 10's passwd, with the diff.
 	res = nil
-	if _, err := e.s.Search(e.ctx, hosts.Query{Search: "/etc/passwd", ChangedSince: 10 * time.Minute, Now: later.Add(time.Minute)}, func(r *hosts.Result) error { res = append(res, r); return nil }); err != nil {
+	if _, err := e.s.Search(e.ctx, fleet.Query{Search: "/etc/passwd", ChangedSince: 10 * time.Minute, Now: later.Add(time.Minute)}, func(r *fleet.Result) error { res = append(res, r); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if len(res) != 1 || res[0].Host != hostName(10) || !strings.Contains(res[0].Diff, "+deploy:x:1000") {
 		t.Errorf("changed-since: %+v", res)
 	}
 	// --time-updated tells when it changed.
-	out, _ = search(t, e, hosts.Query{Search: "/etc/passwd", Hosts: []string{hostName(10), hostName(11)}}, hosts.ModeTime, true)
+	out, _ = search(t, e, fleet.Query{Search: "/etc/passwd", Hosts: []string{hostName(10), hostName(11)}}, fleet.ModeTime, true)
 	if !strings.Contains(out, later.Format(time.RFC3339)) {
 		t.Errorf("time: %q", out)
 	}
 	// --stale: hosts 20-299 have not reported for 10 minutes.
-	stale, inScope, err := e.s.Stale(e.ctx, hosts.Query{Now: later.Add(time.Minute)}, 10*time.Minute)
-	if err != nil || len(stale) != fleet-20 || inScope != fleet {
+	stale, inScope, err := e.s.Stale(e.ctx, fleet.Query{Now: later.Add(time.Minute)}, 10*time.Minute)
+	if err != nil || len(stale) != fleetSize-20 || inScope != fleetSize {
 		t.Errorf("stale: %d of %d %v", len(stale), inScope, err)
 	}
 	names := make([]string, 0, len(stale))

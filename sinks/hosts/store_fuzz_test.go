@@ -2,12 +2,11 @@ package hosts_test
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/hosts"
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/sinks/hosts"
 )
 
 func TestTokenRoundTrip(t *testing.T) {
@@ -84,42 +83,4 @@ func FuzzDecodeContent(f *testing.F) {
 			t.Fatalf("re-encode: %v", err)
 		}
 	})
-}
-
-func TestPrinterModes(t *testing.T) {
-	mt := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	r := &hosts.Result{Host: "h1", Object: "/etc/passwd", Meta: &hosts.Meta{MD5: "abc", Mode: "-rw-r--r-- (0644)", Owner: "root", Group: "root",
-		Size: 65, MTime: &mt, Lines: 2, Words: 2, Bytes: 65, Collected: mt, Updated: mt.Add(-time.Hour)}, Content: []byte("a\nb\n")}
-	for _, c := range []struct {
-		mode   hosts.Mode
-		prefix bool
-		want   string
-	}{
-		{hosts.ModeList, false, "h1#/etc/passwd\n"},
-		{hosts.ModeContents, false, "a\nb\n"},
-		{hosts.ModeContents, true, "h1#/etc/passwd" + strings.Repeat(" ", 86) + "a\nh1#/etc/passwd" + strings.Repeat(" ", 86) + "b\n"},
-		{hosts.ModeMD5, false, "abc\n"},
-		{hosts.ModeStat, false, "-rw-r--r-- (0644) root root 65 2026-01-02T03:04:05Z\n"},
-		{hosts.ModeWordCount, false, "2 2 65\n"},
-		{hosts.ModeTime, false, "2026-01-02T03:04:05Z\n"},
-		{hosts.ModeTimeUpdated, false, "2h0m0s ago (2026-01-02T02:04:05Z)\n"},
-	} {
-		var out bytes.Buffer
-		p := hosts.NewPrinter(&out, c.mode, c.prefix, false)
-		p.Now = mt.Add(time.Hour)
-		if err := p.Print(r); err != nil {
-			t.Fatal(err)
-		}
-		p.Flush()
-		if out.String() != c.want {
-			t.Errorf("mode %d prefix %v: %q, want %q", c.mode, c.prefix, out.String(), c.want)
-		}
-	}
-	var out bytes.Buffer
-	p := hosts.NewPrinter(&out, hosts.ModeContents, false, true)
-	p.Print(r)
-	p.Flush()
-	if !strings.Contains(out.String(), `"content":"a\nb\n"`) || !strings.Contains(out.String(), `"md5":"abc"`) {
-		t.Errorf("json: %s", out.String())
-	}
 }

@@ -1,4 +1,4 @@
-package hosts
+package fleet
 
 import (
 	"bufio"
@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	store "github.com/sightline/sightline/sinks/hosts"
 	"io"
 	"strings"
 	"time"
@@ -256,7 +257,7 @@ func printErrors(w io.Writer, c *Comparison) {
 
 // PrintStale lists hosts that stopped reporting on w and the count on
 // summary (stderr, so the list pipes cleanly).
-func PrintStale(w, summary io.Writer, now time.Time, stale []*HostRecord, inScope int, d time.Duration) {
+func PrintStale(w, summary io.Writer, now time.Time, stale []*store.HostRecord, inScope int, d time.Duration) {
 	for _, r := range stale {
 		fmt.Fprintf(w, "%s\tlast seen %s (%s)\n", termsafe.String(r.Host), Ago(now, r.Seen), r.Seen.UTC().Format(time.RFC3339))
 	}

@@ -1,0 +1,6 @@
+// Package fleet is fleet search (`sightline search`): it resolves a
+// request's scope (site, labels, hosts file), matches object names, greps
+// contents where the store is read, compares versions across hosts, lists
+// stale hosts, and prints the answers for a terminal or as JSON Lines. It
+// reads the host store of sinks/hosts and writes nothing.
+package fleet
