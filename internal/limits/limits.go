@@ -227,3 +227,11 @@ const (
 	// HTTPIdleTimeout closes a keep-alive connection idle for longer.
 	HTTPIdleTimeout = 2 * time.Minute
 )
+
+// Host collector (sightline collect host).
+const (
+	// CommandStderrBytes is how much of a command's stderr the collector
+	// keeps for the command's error object; the rest is read and
+	// discarded, so an endless stderr costs no memory.
+	CommandStderrBytes = 4 * KiB
+)

@@ -140,7 +140,7 @@ func TestDocumented(t *testing.T) {
 		"BodyProperties": limits.BodyProperties, "PropertyNameBytes": limits.PropertyNameBytes,
 		"AttributeNameBytes": limits.AttributeNameBytes, "SourceBytes": limits.SourceBytes, "NodeLabels": limits.NodeLabels,
 		"IndexRawBytes": limits.IndexRawBytes, "HTTPMaxConcurrentIngest": limits.HTTPMaxConcurrentIngest,
-		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes,
+		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes, "CommandStderrBytes": limits.CommandStderrBytes,
 	} {
 		documented(t, doc, name, fmt.Sprint(v))
 	}
