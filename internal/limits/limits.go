@@ -207,6 +207,18 @@ const (
 	// HTTPMaxHeaderBytes bounds a request's header block, on every
 	// endpoint; larger → 431.
 	HTTPMaxHeaderBytes = 64 * KiB
+
+	// HTTPMaxIngestPerClient bounds the ingest requests one client (remote
+	// IP address) has served at once (http.ingest_max_per_client), so a
+	// few slow clients cannot take all HTTPMaxConcurrentIngest slots; one
+	// more → 429 at once.
+	HTTPMaxIngestPerClient = 4
+
+	// HTTPMaxConnections bounds the HTTP connections open at once
+	// (http.max_connections), and is itself held to half of the process's
+	// open-file limit, so the rest stays for NATS, the archive and the
+	// sinks; a connection over it is answered 503 and closed.
+	HTTPMaxConnections = 4096
 )
 
 // HTTP time limits.
@@ -223,6 +235,12 @@ const (
 	// HTTPReadHeaderTimeout bounds the time to read a request's headers,
 	// on every endpoint; the connection is closed after it.
 	HTTPReadHeaderTimeout = 10 * time.Second
+
+	// HTTPBodyReadTimeout bounds the time a request body may take on
+	// every endpoint but the ingest (which has HTTPIngestReadTimeout): a
+	// request announcing a body it does not send is answered and its
+	// connection closed after it.
+	HTTPBodyReadTimeout = 10 * time.Second
 
 	// HTTPIdleTimeout closes a keep-alive connection idle for longer.
 	HTTPIdleTimeout = 2 * time.Minute
