@@ -153,6 +153,9 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 	if err := p.ensureStreams(ctx); err != nil {
 		return err
 	}
+	if err := b.WatchDoor(gctx); err != nil { // input the embedded server did not store
+		return err
+	}
 
 	// The HTTP server first, so /healthz answers while sinks connect.
 	srv, err := p.startHTTP(grp, gctx)

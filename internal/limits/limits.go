@@ -66,6 +66,16 @@ const (
 	// DLQReasonBytes bounds the Sightline-Dlq-Reason header.
 	DLQReasonBytes = 2000
 
+	// StreamIngestQueueMsgs and StreamIngestQueueBytes size the embedded
+	// server's per-stream ingest queue (nats-server's max_buffered_msgs and
+	// max_buffered_size; its defaults are 100000 and 128 MiB: the bytes, the
+	// memory a burst may take, are kept): a burst of
+	// core publishes beyond either is dropped by the server without a word
+	// to the publisher. Sightline counts such drops
+	// (sightline_input_dropped_total).
+	StreamIngestQueueMsgs  = 1_000_000
+	StreamIngestQueueBytes = 128 * MiB
+
 	// HeaderBlockBytes is the largest header block JetStream stores (its
 	// fixed limit, 65535). A JetStream publish with larger headers is
 	// refused ("header size exceeds maximum"); a core publish of one is

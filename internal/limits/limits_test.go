@@ -143,7 +143,7 @@ func TestDocumented(t *testing.T) {
 		"AttributeNameBytes": limits.AttributeNameBytes, "SourceBytes": limits.SourceBytes, "NodeLabels": limits.NodeLabels,
 		"IndexRawBytes": limits.IndexRawBytes, "HTTPMaxConcurrentIngest": limits.HTTPMaxConcurrentIngest,
 		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes, "CommandStderrBytes": limits.CommandStderrBytes,
-		"HTTPMaxIngestPerClient": limits.HTTPMaxIngestPerClient, "HTTPMaxConnections": limits.HTTPMaxConnections,
+		"HTTPMaxIngestPerClient": limits.HTTPMaxIngestPerClient, "StreamIngestQueueMsgs": limits.StreamIngestQueueMsgs, "HTTPMaxConnections": limits.HTTPMaxConnections,
 	} {
 		documented(t, doc, name, fmt.Sprint(v))
 	}
