@@ -159,3 +159,59 @@ func TestMixedLoadBalances(t *testing.T) {
 		t.Errorf("the server's refusals of control headers were not counted")
 	}
 }
+
+// TestBigHeadersAreDeadLettered: a raw message whose header block nearly
+// fills JetStream's 64 KiB limit, with a body that is not JSON, used to be
+// redelivered for ever (its dead letter, the same headers plus the reason,
+// did not fit) and, a few thousand of them, to halt the processor. Its dead
+// letter now leaves the big headers out and names them; a good message
+// sent after it is an event.
+func TestBigHeadersAreDeadLettered(t *testing.T) {
+	_, _, natsAddr, _ := embeddedProc(t)
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	m := nats.NewMsg("sightline.raw.metric.bighdr")
+	m.Header.Set("X-Big", strings.Repeat("h", 65200-40))
+	m.Data = []byte(`{"not json`)
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	good := nats.NewMsg("sightline.raw.metric.bighdr")
+	good.Data = []byte(`{"ok":1}`)
+	if err := nc.PublishMsg(good); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	get := func(stream, subject string) *jetstream.RawStreamMsg {
+		s, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			if msg, err := s.GetLastMsgForSubject(ctx, subject); err == nil {
+				return msg
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("nothing on %s", subject)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	dl := get(bus.StreamDLQ, "sightline.dlq.metric.bighdr")
+	if cut := dl.Header.Get(bus.HeaderDLQHeadersCut); !strings.Contains(cut, "X-Big") || dl.Header.Get("X-Big") != "" {
+		t.Errorf("dead letter: headers cut %q, X-Big kept %d bytes", cut, len(dl.Header.Get("X-Big")))
+	}
+	if dl.Header.Get("Sightline-Dlq-Class") == "" || string(dl.Data) != `{"not json` {
+		t.Errorf("dead letter: class %q body %q", dl.Header.Get("Sightline-Dlq-Class"), dl.Data)
+	}
+	get(bus.StreamEvents, "sightline.events.metric.bighdr")
+}
