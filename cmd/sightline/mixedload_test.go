@@ -85,11 +85,11 @@ func mixedMessage(i int) *nats.Msg {
 // poison, as fast as one client can (like `nats pub --count`), to a real
 // `sightline run`, and checks that every one is accounted for, exactly:
 // published = events + dead letters + dropped (sightline_input_dropped_total).
-// SIGHTLINE_MIXED_LOAD sets the count (default 20000; `task chaos-load`
+// MIXED_LOAD_COUNT sets the count (default 20000; `task mixed-load`
 // runs 300000).
 func TestMixedLoadBalances(t *testing.T) {
 	n := 20000
-	if v := os.Getenv("SIGHTLINE_MIXED_LOAD"); v != "" {
+	if v := os.Getenv("MIXED_LOAD_COUNT"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil {
 			t.Fatal(err)

@@ -65,24 +65,22 @@ func (b *Bus) WatchDoor(ctx context.Context) error {
 		return fmt.Errorf("bus: door watch: %w", err)
 	}
 	d.sub = sub
-	// Counting starts at a quiet moment: nothing arriving, nothing queued.
-	for !d.start(ctx) {
-		select {
-		case <-ctx.Done():
-			nc.Close()
-			return nil
-		case <-time.After(doorTick):
-		}
-	}
 	go func() {
 		defer nc.Close()
 		t := time.NewTicker(doorTick)
 		defer t.Stop()
+		// Counting starts at a quiet moment: nothing arriving, nothing
+		// queued; until then, nothing is counted.
+		started := d.start(ctx)
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				if !started {
+					started = d.start(ctx)
+					continue
+				}
 				d.check(ctx)
 			}
 		}
