@@ -21,6 +21,7 @@ import (
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/httpauth"
+	"github.com/sightline/sightline/internal/httplimit"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/telemetry"
@@ -157,6 +158,9 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 	if err := p.ensureStreams(ctx); err != nil {
 		return err
 	}
+	if err := b.WatchDoor(gctx); err != nil { // input the embedded server did not store
+		return err
+	}
 
 	// The HTTP server first, so /healthz answers while sinks connect.
 	srv, err := p.startHTTP(grp, gctx)
@@ -239,7 +243,8 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 	p.mux.Handle("POST /v1/events", httpingest.New(p.bus, httpingest.WithLogger(p.log.With("component", "ingest")),
 		httpingest.WithMaxBodyBytes(int64(p.cfg.HTTP.IngestMaxBody)), httpingest.WithMaxItems(p.cfg.HTTP.IngestMaxItems),
 		httpingest.WithMaxItemBytes(p.cfg.Processor.MaxBodyBytes), httpingest.WithMaxConcurrent(p.cfg.HTTP.IngestMaxConcurrent),
-		httpingest.WithReadTimeout(p.cfg.HTTP.IngestReadTimeout), httpingest.WithIdentityKey(p.bus.IdentityKey())))
+		httpingest.WithReadTimeout(p.cfg.HTTP.IngestReadTimeout), httpingest.WithIdentityKey(p.bus.IdentityKey()),
+		httpingest.WithMaxPerClient(p.cfg.HTTP.IngestMaxPerClient)))
 	if p.cfg.HTTP.Listen == "" {
 		return nil, nil
 	}
@@ -249,11 +254,19 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 	}
 	// No server-wide read or write timeout: the ingest bounds its own body
 	// read (http.ingest_read_timeout); a search stops when its client goes.
+	// Bodies the handlers do not bound themselves are bounded here, and
+	// connections by number (internal/httplimit).
+	maxConns := httplimit.MaxConnections(p.cfg.HTTP.MaxConnections)
+	if maxConns < p.cfg.HTTP.MaxConnections {
+		p.log.Info("http.max_connections held to half the open-file limit", "max_connections", maxConns)
+	}
+	ln = httplimit.NewListener(ln, maxConns)
 	srv := &http.Server{Handler: p.mux, ReadHeaderTimeout: limits.HTTPReadHeaderTimeout,
 		IdleTimeout: limits.HTTPIdleTimeout, MaxHeaderBytes: limits.HTTPMaxHeaderBytes}
 	if ln, err = p.secureHTTP(ctx, srv, ln); err != nil {
 		return nil, err
 	}
+	srv.Handler = httplimit.BodyDeadline(srv.Handler, limits.HTTPBodyReadTimeout, "/v1/events") // before authentication answers too
 	grp.Go(func() error {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("http: %w", err)

@@ -116,7 +116,10 @@ func printHealth(tw io.Writer, insts []bus.InstanceHealth) {
 			}
 			since := c.Since.Local().Format(time.DateTime) + " (" + time.Since(c.Since).Round(time.Second).String() + " ago)"
 			reason := c.Reason
-			if c.Lost > 0 {
+			switch {
+			case c.Lost > 0 && c.Component == bus.DoorComponent:
+				reason = strings.TrimPrefix(reason+"; ", "; ") + fmt.Sprintf("%d messages published but not stored (dropped at the door: core publishers were not told)", c.Lost)
+			case c.Lost > 0:
 				reason = strings.TrimPrefix(reason+"; ", "; ") + fmt.Sprintf("%d messages removed by the stream's limits before it received them (lost)", c.Lost)
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", termsafe.String(in.Instance), termsafe.String(c.Component), state, since, termsafe.String(reason))

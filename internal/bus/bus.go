@@ -146,6 +146,10 @@ type Bus struct {
 	committer  *committer
 	stopCommit context.CancelFunc
 
+	// embeddedAuth authenticates further in-process connections to the
+	// embedded server (WatchDoor) when it has a configuration file.
+	embeddedAuth []nats.Option
+
 	// dropPulls, in tests, swallows the pull requests of pull loop
 	// generations up to this one (a server that lost them).
 	dropPulls atomic.Uint64
@@ -224,6 +228,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 				return nil, err
 			}
 			nopts = append(nopts, auth...)
+			b.embeddedAuth = auth
 		}
 	} else {
 		auth, err := authOptions(o)
@@ -301,6 +306,10 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 	sopts.MaxPayload = int32(maxPayload)
 	sopts.NoSigs = true
 	sopts.SyncAlways, sopts.SyncInterval = always, interval
+	// The stream ingest queue takes bursts of core publishes (which get no
+	// answer) instead of dropping them; what it still drops, WatchDoor
+	// counts.
+	sopts.StreamMaxBufferedMsgs, sopts.StreamMaxBufferedSize = limits.StreamIngestQueueMsgs, limits.StreamIngestQueueBytes
 	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: embedded server: %w", err)

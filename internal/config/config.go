@@ -82,6 +82,12 @@ type HTTP struct {
 	// IngestReadTimeout bounds the time to read one ingest body; a client
 	// still sending after it gets 408.
 	IngestReadTimeout time.Duration `yaml:"ingest_read_timeout"`
+	// IngestMaxPerClient bounds the ingest requests one client (remote IP)
+	// has served at once; one more gets 429.
+	IngestMaxPerClient int `yaml:"ingest_max_per_client"`
+	// MaxConnections bounds the HTTP connections open at once (held to
+	// half the open-file limit); one more is answered 503 and closed.
+	MaxConnections int `yaml:"max_connections"`
 	// TLSCert and TLSKey (PEM files) serve HTTPS; SIGHUP re-reads them.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
@@ -180,7 +186,8 @@ func Default(sections ...SectionDef) *Config {
 		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: limits.MaxBodyBytes,
 			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: bus.DefaultAckWait},
 		HTTP: HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: limits.HTTPMaxBodyBytes, IngestMaxItems: limits.HTTPMaxItems,
-			IngestMaxConcurrent: limits.HTTPMaxConcurrentIngest, IngestReadTimeout: limits.HTTPIngestReadTimeout},
+			IngestMaxConcurrent: limits.HTTPMaxConcurrentIngest, IngestReadTimeout: limits.HTTPIngestReadTimeout,
+			IngestMaxPerClient: limits.HTTPMaxIngestPerClient, MaxConnections: limits.HTTPMaxConnections},
 		Runtime:   Runtime{MemoryLimit: 200 << 20, GCPercent: 200},
 		Log:       Log{Level: "info", Format: "json"},
 		Telemetry: Telemetry{Traces: telemetry.TracingConfig{Exporter: "none", SampleRatio: 1, ServiceName: "sightline"}, Statsd: Statsd{Interval: 10 * time.Second}},
@@ -317,6 +324,12 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.IngestMaxConcurrent < 1 {
 		bad("http.ingest_max_concurrent", "must be at least 1")
+	}
+	if c.HTTP.IngestMaxPerClient < 1 {
+		bad("http.ingest_max_per_client", "must be at least 1")
+	}
+	if c.HTTP.MaxConnections < 1 {
+		bad("http.max_connections", "must be at least 1")
 	}
 	if c.HTTP.IngestReadTimeout < time.Second {
 		bad("http.ingest_read_timeout", "must be at least 1s, got %s", c.HTTP.IngestReadTimeout)

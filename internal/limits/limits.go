@@ -66,6 +66,16 @@ const (
 	// DLQReasonBytes bounds the Sightline-Dlq-Reason header.
 	DLQReasonBytes = 2000
 
+	// StreamIngestQueueMsgs and StreamIngestQueueBytes size the embedded
+	// server's per-stream ingest queue (nats-server's max_buffered_msgs and
+	// max_buffered_size; its defaults are 100000 and 128 MiB: the bytes, the
+	// memory a burst may take, are kept): a burst of
+	// core publishes beyond either is dropped by the server without a word
+	// to the publisher. Sightline counts such drops
+	// (sightline_input_dropped_total).
+	StreamIngestQueueMsgs  = 1_000_000
+	StreamIngestQueueBytes = 128 * MiB
+
 	// HeaderBlockBytes is the largest header block JetStream stores (its
 	// fixed limit, 65535). A JetStream publish with larger headers is
 	// refused ("header size exceeds maximum"); a core publish of one is
@@ -207,6 +217,18 @@ const (
 	// HTTPMaxHeaderBytes bounds a request's header block, on every
 	// endpoint; larger → 431.
 	HTTPMaxHeaderBytes = 64 * KiB
+
+	// HTTPMaxIngestPerClient bounds the ingest requests one client (remote
+	// IP address) has served at once (http.ingest_max_per_client), so a
+	// few slow clients cannot take all HTTPMaxConcurrentIngest slots; one
+	// more → 429 at once.
+	HTTPMaxIngestPerClient = 4
+
+	// HTTPMaxConnections bounds the HTTP connections open at once
+	// (http.max_connections), and is itself held to half of the process's
+	// open-file limit, so the rest stays for NATS, the archive and the
+	// sinks; a connection over it is answered 503 and closed.
+	HTTPMaxConnections = 4096
 )
 
 // HTTP time limits.
@@ -224,6 +246,12 @@ const (
 	// on every endpoint; the connection is closed after it.
 	HTTPReadHeaderTimeout = 10 * time.Second
 
+	// HTTPBodyReadTimeout bounds the time a request body may take on
+	// every endpoint but the ingest (which has HTTPIngestReadTimeout): a
+	// request announcing a body it does not send is answered and its
+	// connection closed after it.
+	HTTPBodyReadTimeout = 10 * time.Second
+
 	// HTTPIdleTimeout closes a keep-alive connection idle for longer.
 	HTTPIdleTimeout = 2 * time.Minute
 )
@@ -237,4 +265,12 @@ const (
 	// scope; parts beyond TagSkew are dead-lettered (class future_tag).
 	// The hosts store judges every host sync against it.
 	TagSkew = 5 * time.Minute
+)
+
+// Host collector (sightline collect host).
+const (
+	// CommandStderrBytes is how much of a command's stderr the collector
+	// keeps for the command's error object; the rest is read and
+	// discarded, so an endless stderr costs no memory.
+	CommandStderrBytes = 4 * KiB
 )

@@ -31,6 +31,7 @@ func TestRelations(t *testing.T) {
 		{"the subject fits the envelope's source", len("urn:sightline:subject:")+limits.SubjectBytes <= limits.SourceBytes},
 		{"one HTTP item is not larger than the processor takes", limits.HTTPMaxItemBytes <= limits.MaxBodyBytes},
 		{"one HTTP item fits a request", limits.HTTPMaxItemBytes <= limits.HTTPMaxBodyBytes},
+		{"one HTTP client cannot take every ingest slot", limits.HTTPMaxIngestPerClient < limits.HTTPMaxConcurrentIngest},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -112,6 +113,7 @@ func TestDocumentedDurations(t *testing.T) {
 	for name, d := range map[string]time.Duration{
 		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
 		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
+		"HTTPBodyReadTimeout": limits.HTTPBodyReadTimeout,
 	} {
 		v := d.String()
 		if d%time.Minute == 0 {
@@ -140,7 +142,8 @@ func TestDocumented(t *testing.T) {
 		"BodyProperties": limits.BodyProperties, "PropertyNameBytes": limits.PropertyNameBytes,
 		"AttributeNameBytes": limits.AttributeNameBytes, "SourceBytes": limits.SourceBytes, "NodeLabels": limits.NodeLabels,
 		"IndexRawBytes": limits.IndexRawBytes, "HTTPMaxConcurrentIngest": limits.HTTPMaxConcurrentIngest,
-		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes,
+		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes, "CommandStderrBytes": limits.CommandStderrBytes,
+		"HTTPMaxIngestPerClient": limits.HTTPMaxIngestPerClient, "StreamIngestQueueMsgs": limits.StreamIngestQueueMsgs, "HTTPMaxConnections": limits.HTTPMaxConnections,
 	} {
 		documented(t, doc, name, fmt.Sprint(v))
 	}

@@ -25,6 +25,7 @@ type Metrics struct {
 	stalled   *prometheus.GaugeVec
 	stalls    *prometheus.CounterVec
 	lost      *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 	atRisk    *prometheus.GaugeVec
 }
 
@@ -70,12 +71,16 @@ func NewMetrics() *Metrics {
 			Name: "sightline_consumer_lost_total",
 			Help: "Messages the stream's limits (max_age, max_bytes) or a purge removed before the consumer received them: lost.",
 		}, []string{"stream", "consumer"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sightline_input_dropped_total",
+			Help: "Messages published on the stream's subjects that it did not store: core publishes dropped by the server (a full ingest queue, a JetStream control header, a header block over 64 KiB, a repeated Nats-Msg-Id) and JetStream publishes refused to their publisher. Embedded server only.",
+		}, []string{"stream"}),
 		atRisk: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sightline_consumer_backlog_at_risk",
 			Help: "1 while the consumer's backlog is about to be removed by the stream's limits (90 % of max_bytes or max_age), else 0.",
 		}, []string{"stream", "consumer"}),
 	}
-	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.dups, m.redeliver, m.latency, m.pending, m.stalled, m.stalls, m.lost, m.atRisk,
+	reg.MustRegister(m.in, m.out, m.rejected, m.retried, m.dups, m.redeliver, m.latency, m.pending, m.stalled, m.stalls, m.lost, m.dropped, m.atRisk,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -140,6 +145,11 @@ func setFlag(g prometheus.Gauge, on bool) {
 // (bus.LossObserver).
 func (m *Metrics) Lost(stream, consumer string, n uint64) {
 	m.lost.WithLabelValues(stream, consumer).Add(float64(n))
+}
+
+// Dropped counts messages published but not stored (bus.DoorObserver).
+func (m *Metrics) Dropped(stream string, n uint64) {
+	m.dropped.WithLabelValues(stream).Add(float64(n))
 }
 
 // AtRisk records a backlog about to be removed (bus.LossObserver).

@@ -80,6 +80,15 @@ func (f Fanout) Lost(stream, consumer string, n uint64) {
 	}
 }
 
+// Dropped forwards to the observers that record input not stored.
+func (f Fanout) Dropped(stream string, n uint64) {
+	for _, o := range f {
+		if do, ok := o.(bus.DoorObserver); ok {
+			do.Dropped(stream, n)
+		}
+	}
+}
+
 // AtRisk forwards to the observers that record backlogs at risk.
 func (f Fanout) AtRisk(stream, consumer string, risk bool) {
 	for _, o := range f {

@@ -20,7 +20,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/schemas"
 )
 
@@ -277,13 +279,50 @@ func (c *Collector) groupName(gid uint32) string {
 	return n
 }
 
-// stderrKept bounds the stderr kept for a command's error.
-const stderrKept = 4096
-
 // pipeDrain is how long the output of a command is still read after its
 // process group was killed (a child that left the group with setsid may
 // hold the pipe open).
 const pipeDrain = 500 * time.Millisecond
+
+// pipeGrace is how long the pipes may stay open after the group was
+// killed before the processes still holding them are looked for.
+const pipeGrace = 50 * time.Millisecond
+
+// killPipeHolders kills every process that holds the write end of one of
+// these pipes: a command's descendant that left its process group (setsid)
+// but kept its output. It reads /proc (Linux); elsewhere it does nothing.
+func killPipeHolders(pipes ...*os.File) {
+	want := map[string]bool{}
+	for _, p := range pipes {
+		if st, err := p.Stat(); err == nil {
+			if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+				want["pipe:["+strconv.FormatUint(sys.Ino, 10)+"]"] = true
+			}
+		}
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil || len(want) == 0 {
+		return
+	}
+	self := os.Getpid()
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		dir := "/proc/" + p.Name() + "/fd"
+		fds, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if link, err := os.Readlink(dir + "/" + fd.Name()); err == nil && want[link] {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				break
+			}
+		}
+	}
+}
 
 // command runs one command in a process group of its own. Its stdout is
 // streamed (md5 and counts over all of it in bounded memory, content cut at
@@ -300,7 +339,7 @@ func (c *Collector) command(ctx context.Context, cmd Command) Object {
 		argv = []string{"/bin/sh", "-c", cmd.Shell}
 	}
 	stdout := newContentSum(c.cfg.MaxObjectBytes)
-	stderr := &limitedBuffer{max: stderrKept}
+	stderr := &limitedBuffer{max: limits.CommandStderrBytes}
 	code, err := runGroup(ctx, argv, timeout, stdout, stderr)
 	var ee *exec.ExitError
 	switch {
@@ -385,11 +424,19 @@ func runGroup(ctx context.Context, argv []string, timeout time.Duration, stdout,
 	go func() { wg.Wait(); close(drained) }()
 	select {
 	case <-drained:
-	case <-time.After(pipeDrain):
-		// A process that left the group holds a pipe: stop reading.
-		outR.Close()
-		errR.Close()
-		<-drained
+	case <-time.After(pipeGrace):
+		// A process that left the group (setsid) still holds a pipe:
+		// it is the command's descendant, and goes too.
+		killPipeHolders(outR, errR)
+		select {
+		case <-drained:
+		case <-time.After(pipeDrain):
+			// Still held (a holder this process may not signal): stop
+			// reading.
+			outR.Close()
+			errR.Close()
+			<-drained
+		}
 	}
 	outR.Close()
 	errR.Close()
@@ -401,19 +448,43 @@ func runGroup(ctx context.Context, argv []string, timeout time.Duration, stdout,
 }
 
 // limitedBuffer keeps the first max bytes written and discards the rest.
+// It has no ReadFrom (a bytes.Buffer embedded would give it one, and
+// io.Copy would then read a whole endless stderr into memory).
 type limitedBuffer struct {
-	bytes.Buffer
+	buf bytes.Buffer
 	max int
 }
 
 func (b *limitedBuffer) Write(p []byte) (int, error) {
-	if room := b.max - b.Len(); room < len(p) {
+	if room := b.max - b.buf.Len(); room < len(p) {
 		if room > 0 {
-			b.Buffer.Write(p[:room])
+			b.buf.Write(p[:room])
 		}
 		return len(p), nil
 	}
-	return b.Buffer.Write(p)
+	return b.buf.Write(p)
+}
+
+// Bytes is what was kept, cut at the last whole UTF-8 sequence.
+func (b *limitedBuffer) Bytes() []byte {
+	p := b.buf.Bytes()
+	if b.buf.Len() < b.max {
+		return p
+	}
+	return p[:utf8Cut(p)]
+}
+
+// utf8Cut is the length of p without a UTF-8 sequence cut at its end.
+func utf8Cut(p []byte) int {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(p)
 }
 
 // facts builds the host facts document.

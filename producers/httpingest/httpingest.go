@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -34,6 +35,7 @@ const (
 	DefaultMaxItemBytes = inputlimits.HTTPMaxItemBytes // one event's data (the processor's own limit)
 	DefaultConcurrent   = inputlimits.HTTPMaxConcurrentIngest
 	DefaultReadTimeout  = inputlimits.HTTPIngestReadTimeout
+	DefaultPerClient    = inputlimits.HTTPMaxIngestPerClient
 	queueWait           = inputlimits.HTTPIngestQueueWait
 )
 
@@ -55,6 +57,11 @@ type Handler struct {
 	// slots holds one token per request being served (WithMaxConcurrent).
 	slots       chan struct{}
 	readTimeout time.Duration
+	// perClient bounds the slots one client (remote IP) holds
+	// (WithMaxPerClient); held counts them.
+	perClient int
+	mu        sync.Mutex
+	held      map[string]int
 }
 
 // Option configures a Handler.
@@ -78,6 +85,11 @@ func WithMaxItemBytes(n int) Option { return func(h *Handler) { h.lim.maxItemByt
 func WithMaxConcurrent(n int) Option {
 	return func(h *Handler) { h.slots = make(chan struct{}, max(1, n)) }
 }
+
+// WithMaxPerClient bounds the requests one client (remote IP address)
+// has served at once (default 4), so a few slow clients cannot take every
+// slot of WithMaxConcurrent; one more → 429 with Retry-After at once.
+func WithMaxPerClient(n int) Option { return func(h *Handler) { h.perClient = max(1, n) } }
 
 // WithReadTimeout bounds the time to read one request body (default 60s);
 // a client still sending after it → 408, and the connection is closed.
@@ -108,6 +120,7 @@ func New(pub stage.Publisher, opts ...Option) http.Handler {
 		lim:     limits{maxItems: DefaultMaxItems, maxItemBytes: DefaultMaxItemBytes},
 		timeout: 10 * time.Second, retryAfter: 5 * time.Second, producer: "httpingest",
 		slots: make(chan struct{}, DefaultConcurrent), readTimeout: DefaultReadTimeout,
+		perClient: DefaultPerClient, held: map[string]int{},
 	}
 	for _, o := range opts {
 		o(h)
@@ -159,6 +172,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, over the limit of %d", r.ContentLength, h.maxBody), nil)
 		return
 	}
+	client := clientOf(r)
+	if !h.hold(client) {
+		w.Header().Set("Retry-After", "1")
+		fail(http.StatusTooManyRequests, fmt.Sprintf("this client already has %d ingest requests being served, the limit per client (http.ingest_max_per_client): retry later", h.perClient), nil)
+		return
+	}
+	defer h.release(client)
 	if !h.acquire(r.Context()) {
 		w.Header().Set("Retry-After", "1")
 		fail(http.StatusTooManyRequests, fmt.Sprintf("%d ingest requests at once are being served, the limit (http.ingest_max_concurrent): retry later", cap(h.slots)), nil)
@@ -221,6 +241,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("events ingested", "accepted", len(msgs), "duplicates", dups, "subject", msgs[0].Subject)
 	h.reply(w, http.StatusAccepted, Response{IDs: ids, CorrelationID: cid, Accepted: len(msgs), Duplicates: dups})
+}
+
+// clientOf names the client a request comes from: its remote IP address.
+func clientOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// hold counts a request of client; false when it has perClient already.
+func (h *Handler) hold(client string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held[client] >= h.perClient {
+		return false
+	}
+	h.held[client]++
+	return true
+}
+
+func (h *Handler) release(client string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.held[client]--; h.held[client] <= 0 {
+		delete(h.held, client)
+	}
 }
 
 // acquire takes a slot, waiting up to queueWait; false when none freed.
