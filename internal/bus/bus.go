@@ -291,6 +291,9 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: embedded server: config %s: %w", o.ServerConfig, err)
 		}
+		if err := checkEmbeddedAuth(o.ServerConfig, orDefault(o.Host, "127.0.0.1"), fo); err != nil {
+			return nil, err
+		}
 		sopts = fo
 	}
 	sopts.ServerName = "sightline-embedded"
