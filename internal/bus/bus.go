@@ -238,7 +238,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	nc, err := nats.Connect(urls, nopts...)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("bus: connect %s: %w", redact(urls), err)
+		return nil, connectErr(urls, err)
 	}
 	b.nc = nc
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckTimeout))

@@ -1,8 +1,11 @@
 package bus
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/url"
+	"strings"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -51,4 +54,25 @@ func loopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// connectErr is a connect error without the password of urls: nats.go
+// reports a URL it cannot parse (a password holding "%", "/", "#" or "?"
+// not percent-encoded) whole, inside a url.Error.
+func connectErr(urls string, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("bus: connect %s: a URL in nats.urls does not parse (%s; a password with %% / # ? @ must be percent-encoded, or set nats.password)",
+			redact(urls), ue.Op)
+	}
+	msg := err.Error()
+	for _, u := range strings.Split(urls, ",") {
+		if r := redact(u); r != u {
+			msg = strings.ReplaceAll(msg, u, r)
+		}
+	}
+	if msg != err.Error() {
+		return fmt.Errorf("bus: connect %s: %s", redact(urls), msg)
+	}
+	return fmt.Errorf("bus: connect %s: %w", redact(urls), err)
 }
