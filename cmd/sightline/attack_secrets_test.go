@@ -93,6 +93,9 @@ func TestAttackSecretsStayOutOfOutput(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	log := p.stderr.String()
+	if !strings.Contains(log, "local process may read and write every stream through NATS without a token") {
+		t.Errorf("no warning that local users bypass HTTP auth through the embedded NATS server:\n%s", log)
+	}
 	if !strings.Contains(log, "not reloaded") {
 		t.Errorf("no reload refusal logged:\n%s", log)
 	}

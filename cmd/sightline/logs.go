@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/searchcli"
+	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/sinks/index"
 	"github.com/sightline/sightline/sinks/index/searchapi"
 )
@@ -56,7 +57,7 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 				return err
 			}
 			defer closeFn()
-			enc := json.NewEncoder(os.Stdout)
+			enc := json.NewEncoder(termsafe.JSONWriter(os.Stdout))
 			emit := func(d index.Document) error {
 				if asJSON {
 					return enc.Encode(d)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"regexp"
 	"strings"
@@ -153,7 +154,7 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 					return err
 				}
 				if asJSON {
-					return json.NewEncoder(out).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
+					return json.NewEncoder(termsafe.JSONWriter(out)).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
 				}
 				hosts.PrintStale(out, os.Stderr, now, recs, inScope, stale)
 				return nil
@@ -163,7 +164,7 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 				if err != nil {
 					return err
 				}
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(termsafe.JSONWriter(out))
 				for _, n := range names {
 					if asJSON {
 						if err := enc.Encode(map[string]string{"object": n}); err != nil {
@@ -199,13 +200,22 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 					return err
 				}
 				if asJSON {
-					return json.NewEncoder(out).Encode(c)
+					return json.NewEncoder(termsafe.JSONWriter(out)).Encode(c)
 				}
 				hosts.PrintComparison(out, c, hostlist)
 				return nil
 			}
 
-			pr := hosts.NewPrinter(out, mode, prefix, asJSON)
+			// File contents are printed as stored when piped (the point of
+			// --contents and --grep); on a terminal their control bytes are
+			// escaped like every other piece of data.
+			var pw io.Writer = out
+			if !asJSON && isTerminal(out) {
+				tw := &termsafe.TextWriter{W: out}
+				defer func() { _ = tw.Flush() }()
+				pw = tw
+			}
+			pr := hosts.NewPrinter(pw, mode, prefix, asJSON)
 			if !asJSON {
 				pr.Errs = os.Stderr
 			}
@@ -227,7 +237,7 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			if sum != nil {
 				if asJSON {
 					b, _ := json.Marshal(map[string]any{"summary": sum})
-					fmt.Fprintln(out, string(b))
+					fmt.Fprintln(out, string(termsafe.JSON(b)))
 				} else {
 					hosts.PrintSummary(os.Stderr, sum)
 				}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/searchcli"
+	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/sinks/index"
 )
 
@@ -47,7 +48,7 @@ Exit status 1 when nothing carries the ID.`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
+				enc := json.NewEncoder(termsafe.JSONWriter(os.Stdout))
 				enc.SetIndent("", "  ")
 				if eerr := enc.Encode(tl); eerr != nil {
 					return eerr
