@@ -227,3 +227,15 @@ const (
 	// HTTPIdleTimeout closes a keep-alive connection idle for longer.
 	HTTPIdleTimeout = 2 * time.Minute
 )
+
+// Producer clocks.
+const (
+	// GraphMaxTagSkew is how far ahead of the server's clock a sync's tag
+	// (ms since 1970) may be (graph.max_tag_skew): a tag further ahead →
+	// dead letter, class future_tag. A tag ahead of the clock at all makes
+	// the scope show as frozen (`sightline graph status`) until the clock
+	// passes it or `sightline graph scope reset` lowers it: a scope writer
+	// can hold back the real syncs of its scope for at most this long per
+	// sync it sends.
+	GraphMaxTagSkew = 5 * time.Minute
+)

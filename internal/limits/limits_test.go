@@ -112,6 +112,7 @@ func TestDocumentedDurations(t *testing.T) {
 	for name, d := range map[string]time.Duration{
 		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
 		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
+		"GraphMaxTagSkew": limits.GraphMaxTagSkew,
 	} {
 		v := d.String()
 		if d%time.Minute == 0 {

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -62,7 +63,7 @@ func DefaultConfig() Config {
 		SweepBatch:     10000,
 		WriteChunk:     5000,
 		RetryTime:      10 * time.Second,
-		MaxTagSkew:     24 * time.Hour,
+		MaxTagSkew:     limits.GraphMaxTagSkew,
 		OpenSyncMaxAge: time.Hour,
 	}
 }
