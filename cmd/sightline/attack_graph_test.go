@@ -27,18 +27,31 @@ import (
 // tag inside the skew shows as frozen in `sightline graph status` (a real
 // process) and `sightline graph scope reset --yes` releases the scope so
 // the next real sync completes.
-func TestAttackGraphScopeFreeze(t *testing.T) {
+// graphAttack is `sightline run` with the graph sink on the real Neo4j, a
+// fresh scope, and the ways to post its syncs and wait for their fate.
+type graphAttack struct {
+	ctx       context.Context
+	scope     string
+	natsAddr  string
+	graphSets []string
+	sink      *graph.Sink
+	post      func(tag int64, n int)
+	waitSync  func(tag int64, statuses ...string)
+}
+
+func startGraphAttack(t *testing.T, prefix string) *graphAttack {
+	t.Helper()
 	info := testsvc.Neo4j(t)
 	dir := t.TempDir()
 	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	base := "http://" + httpAddr
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	scope := "test:freeze:" + hex.EncodeToString(b)
+	scope := prefix + hex.EncodeToString(b)
 	t.Setenv("SIGHTLINE_GRAPH_PASSWORD", info.Password)
 	graphSets := []string{"--set", "graph.enabled=true", "--set", "graph.uri=" + info.URI, "--set", "graph.user=" + info.User}
 	ctx, stop := runInProcess(t, append(embeddedSets(dir, natsAddr, httpAddr), graphSets...))
-	defer func() { _ = stop() }()
+	t.Cleanup(func() { _ = stop() })
 	waitHTTP(t, base+"/readyz", 200, 90*time.Second)
 
 	cfg := graph.DefaultConfig()
@@ -87,6 +100,12 @@ func TestAttackGraphScopeFreeze(t *testing.T) {
 		st, _ := sink.Status(ctx, scope)
 		t.Fatalf("sync %d not %v within 60s: %+v", tag, statuses, st)
 	}
+	return &graphAttack{ctx: ctx, scope: scope, natsAddr: natsAddr, graphSets: graphSets, sink: sink, post: post, waitSync: waitSync}
+}
+
+func TestAttackGraphScopeFreeze(t *testing.T) {
+	g := startGraphAttack(t, "test:freeze:")
+	ctx, scope, natsAddr, graphSets, sink, post, waitSync := g.ctx, g.scope, g.natsAddr, g.graphSets, g.sink, g.post, g.waitSync
 	now := time.Now().UnixMilli()
 	post(now-5000, 3)
 	waitSync(now-5000, "nothing", "swept")
@@ -128,4 +147,39 @@ func TestAttackGraphScopeFreeze(t *testing.T) {
 	again := time.Now().UnixMilli()
 	post(again, 2)
 	waitSync(again, "swept", "nothing")
+}
+
+// TestAttackGraphShareGuardWornDown: unforced syncs of 5, 3, 2 and 1 nodes
+// took a scope of 8 nodes to 1 in seconds, each step under the 50 % share
+// guard. The guard now bounds what a scope loses over a window
+// (limits.GraphSweepWindow), tracked on the scope's node in Neo4j: the
+// step that would take the loss past half of what the scope held when the
+// window began is refused, with a reason naming the window.
+func TestAttackGraphShareGuardWornDown(t *testing.T) {
+	g := startGraphAttack(t, "test:wear:")
+	tag := time.Now().UnixMilli() - 60000
+	g.post(tag, 8)
+	g.waitSync(tag, "nothing", "swept")
+	tag++
+	g.post(tag, 5) // 3 of 8 gone: 37.5 %
+	g.waitSync(tag, "swept")
+	tag++
+	g.post(tag, 3) // 2 more of 5 (40 %), but 5 of 8 in the window (62.5 %)
+	g.waitSync(tag, "refused")
+	st, err := g.sink.Status(g.ctx, g.scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st[0].Nodes != 5 {
+		t.Fatalf("the scope holds %d nodes, want 5: %+v", st[0].Nodes, st[0])
+	}
+	var reason string
+	for _, y := range st[0].Syncs {
+		if y.Tag == tag {
+			reason = y.Reason
+		}
+	}
+	if !strings.Contains(reason, "graph.sweep_max_share") || !strings.Contains(reason, "since") {
+		t.Fatalf("refusal reason does not name the window: %q", reason)
+	}
 }

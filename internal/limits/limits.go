@@ -238,4 +238,11 @@ const (
 	// can hold back the real syncs of its scope for at most this long per
 	// sync it sends.
 	GraphMaxTagSkew = 5 * time.Minute
+
+	// GraphSweepWindow is the window of the graph's share guard
+	// (graph.sweep_max_share): what a scope's unforced sweeps delete within
+	// it, together, may not pass that share of what the scope held when the
+	// window began, so small syncs cannot wear a scope down step by step.
+	// Tracked on the scope's node in Neo4j (survives restarts).
+	GraphSweepWindow = 24 * time.Hour
 )
