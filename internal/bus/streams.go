@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -200,8 +201,17 @@ func (b *Bus) ensureStreams(ctx context.Context, c StreamsConfig, div int64) err
 		// no update request, so the worker identity (which may create the
 		// streams but not change them, docs/security-nats.md) starts on
 		// streams the operator set up.
-		if s, err := b.js.Stream(ctx, sc.Name); err == nil && sameStream(s.CachedInfo().Config, sc) {
+		s, err := b.js.Stream(ctx, sc.Name)
+		if err == nil && sameStream(s.CachedInfo().Config, sc) {
 			continue
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) { // create only: no update request
+			if _, err = b.js.CreateStream(ctx, sc); err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				if err != nil {
+					return fmt.Errorf("bus: create stream %s: %w", sc.Name, err)
+				}
+				continue
+			}
 		}
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
 			return fmt.Errorf("bus: ensure stream %s: %w (an identity that may not update streams, the worker role, cannot apply a changed configuration: run `sightline setup` with the operator identity)", sc.Name, err)
