@@ -8,6 +8,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/producers/host"
 )
 
@@ -88,7 +89,7 @@ Collector config (YAML):
 			rep, err := host.Run(ctx, c, pub, host.RunOptions{DryRun: dryRun, ForceFull: full})
 			if rep != nil {
 				if asJSON {
-					enc := json.NewEncoder(os.Stdout)
+					enc := json.NewEncoder(termsafe.JSONWriter(os.Stdout))
 					enc.SetIndent("", "  ")
 					if eerr := enc.Encode(rep); eerr != nil {
 						return eerr

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/config"
+	"github.com/sightline/sightline/internal/httpauth"
 )
 
 func newConfigCmd(g *globals) *cobra.Command {
@@ -44,7 +45,11 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Example: "  sightline --config /etc/sightline/sightline.yaml config check\n  SIGHTLINE_PROCESSOR_BATCH=0 sightline config check",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := g.config(); err != nil {
+			cfg, err := g.config()
+			if err != nil {
+				return err
+			}
+			if err := httpauth.Check(cfg.HTTP.Auth); err != nil { // the files the keys name, as run reads them
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "configuration is valid")

@@ -58,7 +58,7 @@ run or preview a sweep by hand (for example one the share guard refused).`,
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc := json.NewEncoder(termsafe.JSONWriter(cmd.OutOrStdout()))
 				enc.SetIndent("", "  ")
 				return enc.Encode(list)
 			}
@@ -180,7 +180,7 @@ logs an audit line.`,
 // printOut writes v as indented JSON, or with text.
 func printOut(cmd *cobra.Command, asJSON bool, v any, text func(io.Writer)) {
 	if asJSON {
-		enc := json.NewEncoder(cmd.OutOrStdout())
+		enc := json.NewEncoder(termsafe.JSONWriter(cmd.OutOrStdout()))
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(v)
 		return

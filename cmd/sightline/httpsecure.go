@@ -26,7 +26,7 @@ func (p *pipeline) secureHTTP(ctx context.Context, srv *http.Server, ln net.List
 	if err != nil {
 		return nil, err
 	}
-	srv.Handler = auth.Middleware(srv.Handler)
+	srv.Handler = httpauth.BrowserGuard(auth.Middleware(srv.Handler), hc.Loopback(), hc.AllowedHosts)
 	srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelDebug) // TLS handshake failures and the like
 	var certs *httpauth.Certificate
 	if hc.TLSCert != "" {

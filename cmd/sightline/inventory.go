@@ -114,7 +114,7 @@ The update tag is --tag, or the start time in ms, kept strictly increasing per s
 				return err
 			}
 			if asJSON {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(res)
+				return json.NewEncoder(termsafe.JSONWriter(cmd.OutOrStdout())).Encode(res)
 			}
 			verb := "published"
 			if dryRun {

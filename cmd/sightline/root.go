@@ -67,6 +67,7 @@ then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
 		newGraphCmd(g), newInventoryCmd(g),
 		newReplayCmd(g),
 		newCollectCmd(g), newSearchCmd(g), newHostsCmd(g),
+		newSetupCmd(g),
 		newCredsCmd(),
 	)
 	return root

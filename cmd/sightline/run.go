@@ -149,6 +149,10 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 		log.Warn("nats.insecure is true: the embedded NATS server accepts every client without authentication, including deletes (docs/security-nats.md)",
 			"listen", cfg.NATS.Listen)
 	}
+	if len(o.URLs) == 0 && cfg.NATS.ServerConfig == "" && cfg.NATS.Loopback() && cfg.HTTP.Auth.Enabled() {
+		log.Warn("http.auth is on but the embedded NATS server on loopback has no users: any local process may read and write every stream through NATS without a token; set nats.server_config (docs/security-nats.md)",
+			"nats_listen", cfg.NATS.Listen)
+	}
 	b, err := connectBus(ctx, o, log)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync"
 	"time"
@@ -92,7 +93,16 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			if err != nil {
 				return err
 			}
-			err = fleet.Run(ctx, fleet.NewSearcher(kv, hc), r, q, os.Stdout, os.Stderr)
+			// File contents are printed as stored when piped (the point of
+			// --contents and --grep); on a terminal their control bytes are
+			// escaped like every other piece of data.
+			var out io.Writer = os.Stdout
+			if !r.JSON && isTerminal(os.Stdout) {
+				tw := &termsafe.TextWriter{W: os.Stdout}
+				defer func() { _ = tw.Flush() }()
+				out = tw
+			}
+			err = fleet.Run(ctx, fleet.NewSearcher(kv, hc), r, q, out, os.Stderr)
 			if errors.Is(err, fleet.ErrNothingMatched) {
 				return errNothingMatched
 			}

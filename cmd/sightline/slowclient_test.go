@@ -31,7 +31,7 @@ func TestSlowAndGreedyHTTPClients(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { c.Close() })
-		fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 4000000\r\n\r\n{\"type\":\"")
+		fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: 4000000\r\n\r\n{\"type\":\"")
 		stalled[i] = c
 	}
 	start := time.Now()

@@ -44,7 +44,7 @@ retention.`,
 			// What each running `sightline run` says of its parts (docs/consumers.md).
 			st.Instances, _ = b.Instances(cmd.Context(), time.Second)
 			if asJSON {
-				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc := json.NewEncoder(termsafe.JSONWriter(cmd.OutOrStdout()))
 				enc.SetIndent("", "  ")
 				enc.SetEscapeHTML(false)
 				return enc.Encode(st)

@@ -243,7 +243,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	nc, err := nats.Connect(urls, nopts...)
 	if err != nil {
 		b.shutdownServer()
-		return nil, fmt.Errorf("bus: connect %s: %w", redact(urls), err)
+		return nil, connectErr(urls, err)
 	}
 	b.nc = nc
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(publishAckTimeout))
@@ -295,6 +295,9 @@ func startEmbedded(o Options, log *slog.Logger) (*server.Server, error) {
 		fo, err := server.ProcessConfigFile(o.ServerConfig)
 		if err != nil {
 			return nil, fmt.Errorf("bus: embedded server: config %s: %w", o.ServerConfig, err)
+		}
+		if err := checkEmbeddedAuth(o.ServerConfig, orDefault(o.Host, "127.0.0.1"), fo); err != nil {
+			return nil, err
 		}
 		sopts = fo
 	}

@@ -87,7 +87,12 @@ func (b *Bus) OpenLeases(ctx context.Context, c LeaseConfig) (*Leases, error) {
 		Replicas:    replicas,
 	}
 	kv, err := b.js.KeyValue(ctx, c.Bucket)
-	if err != nil || !sameKV(ctx, kv, want) {
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = b.js.CreateKeyValue(ctx, want) // create only: no update request (the worker may not update)
+		if err != nil {
+			return nil, fmt.Errorf("bus: leases %s: %w", c.Bucket, err)
+		}
+	} else if err != nil || !sameKV(ctx, kv, want) {
 		if kv, err = b.js.CreateOrUpdateKeyValue(ctx, want); err != nil {
 			return nil, fmt.Errorf("bus: leases %s: %w", c.Bucket, err)
 		}

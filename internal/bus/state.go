@@ -85,7 +85,11 @@ func (b *Bus) OpenState(ctx context.Context, c StateConfig) (*State, error) {
 	if err == nil && sameKV(ctx, kv, want) {
 		return &State{b: b, js: b.js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
 	}
-	kv, err = b.js.CreateOrUpdateKeyValue(ctx, want)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = b.js.CreateKeyValue(ctx, want) // create only: no update request (the worker may not update)
+	} else {
+		kv, err = b.js.CreateOrUpdateKeyValue(ctx, want)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: state bucket %s: %w", c.Bucket, err)
 	}

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,8 +197,24 @@ func (b *Bus) ensureStreams(ctx context.Context, c StreamsConfig, div int64) err
 		if sc.MaxBytes > 0 {
 			sc.MaxBytes /= div
 		}
+		// A stream that already has this configuration is left as it is:
+		// no update request, so the worker identity (which may create the
+		// streams but not change them, docs/security-nats.md) starts on
+		// streams the operator set up.
+		s, err := b.js.Stream(ctx, sc.Name)
+		if err == nil && sameStream(s.CachedInfo().Config, sc) {
+			continue
+		}
+		if errors.Is(err, jetstream.ErrStreamNotFound) { // create only: no update request
+			if _, err = b.js.CreateStream(ctx, sc); err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				if err != nil {
+					return fmt.Errorf("bus: create stream %s: %w", sc.Name, err)
+				}
+				continue
+			}
+		}
 		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("bus: ensure stream %s: %w", sc.Name, err)
+			return fmt.Errorf("bus: ensure stream %s: %w (an identity that may not update streams, the worker role, cannot apply a changed configuration: run `sightline setup` with the operator identity)", sc.Name, err)
 		}
 	}
 	return nil
@@ -207,4 +225,13 @@ func (b *Bus) ensureStreams(ctx context.Context, c StreamsConfig, div int64) err
 // peers for placement, insufficient storage").
 func insufficientStorage(err error) bool {
 	return strings.Contains(strings.ToLower(err.Error()), "insufficient")
+}
+
+// sameStream reports whether the stream's configuration has every field
+// EnsureStreams sets as want has it.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Discard == want.Discard && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes &&
+		have.MaxMsgSize == want.MaxMsgSize && have.Duplicates == want.Duplicates
 }

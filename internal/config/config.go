@@ -97,6 +97,10 @@ type HTTP struct {
 	// Insecure allows a listener beyond loopback without authentication;
 	// `sightline run` then logs a warning at every start.
 	Insecure bool `yaml:"insecure"`
+	// AllowedHosts are host names (besides IP addresses, localhost and
+	// *.localhost) a loopback listener answers to (DNS rebinding
+	// protection, httpauth.BrowserGuard).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 }
 
 // Loopback reports whether the listener accepts loopback connections only

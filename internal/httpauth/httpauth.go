@@ -317,11 +317,11 @@ func parseRole(s string) (Role, bool) {
 // checkToken validates a clear token without ever quoting it.
 func checkToken(tok, name string) error {
 	if len(tok) < MinTokenBytes {
-		return fmt.Errorf("token of %s is %d bytes; use at least %d (e.g. openssl rand -hex 32)", name, len(tok), MinTokenBytes)
+		return fmt.Errorf("%s is %d bytes; use at least %d (e.g. openssl rand -hex 32)", name, len(tok), MinTokenBytes)
 	}
 	for i := 0; i < len(tok); i++ {
 		if tok[i] < 0x21 || tok[i] > 0x7e {
-			return fmt.Errorf("token of %s has a byte outside printable ASCII at offset %d", name, i)
+			return fmt.Errorf("%s has a byte outside printable ASCII at offset %d", name, i)
 		}
 	}
 	return nil
@@ -332,7 +332,7 @@ func hashOf(tok, name string) ([sha256.Size]byte, error) {
 	if hx, ok := strings.CutPrefix(tok, hashPrefix); ok {
 		b, err := hex.DecodeString(hx)
 		if err != nil || len(b) != sha256.Size {
-			return h, fmt.Errorf("token of %s: %s must be followed by 64 hex digits", name, hashPrefix)
+			return h, fmt.Errorf("%s: %s must be followed by 64 hex digits", name, hashPrefix)
 		}
 		copy(h[:], b)
 		return h, nil
@@ -347,16 +347,23 @@ func readTokens(cfg Config) (*tokenSet, error) {
 	s := &tokenSet{}
 	names := map[string]bool{}
 	hashes := map[[sha256.Size]byte]bool{}
-	add := func(where string, role Role, name, tok string) error {
+	// label is how errors call the token: its name for a token file,
+	// "the third field" for a line of the tokens file, whose fields are
+	// never quoted (with the columns swapped, the "name" or the "role" is
+	// the token itself).
+	add := func(where string, role Role, name, tok, label string) error {
 		if names[name] {
-			return fmt.Errorf("%s: name %q is used twice", where, name)
+			if label == "token of "+name {
+				return fmt.Errorf("%s: name %q is used twice", where, name)
+			}
+			return fmt.Errorf("%s: the name (second field) is used twice", where)
 		}
-		h, err := hashOf(tok, name)
+		h, err := hashOf(tok, label)
 		if err != nil {
 			return fmt.Errorf("%s: %w", where, err)
 		}
 		if hashes[h] {
-			return fmt.Errorf("%s: token of %s is the same as another; give every client its own", where, name)
+			return fmt.Errorf("%s: %s is the same as another; give every client its own", where, label)
 		}
 		names[name], hashes[h] = true, true
 		s.entries = append(s.entries, entry{name: name, role: role, hash: h})
@@ -381,9 +388,12 @@ func readTokens(cfg Config) (*tokenSet, error) {
 			}
 			role, ok := parseRole(f[0])
 			if !ok {
-				return nil, fmt.Errorf("%s: role %q is not ingest, read or admin", where, f[0])
+				return nil, fmt.Errorf("%s: the first field is not a role (ingest, read or admin); lines are ROLE NAME TOKEN", where)
 			}
-			if err := add(where, role, f[1], f[2]); err != nil {
+			if len(f[1]) >= MinTokenBytes && len(f[2]) < MinTokenBytes {
+				return nil, fmt.Errorf("%s: the second field looks like a token and the third does not; lines are ROLE NAME TOKEN", where)
+			}
+			if err := add(where, role, f[1], f[2], "the token (third field)"); err != nil {
 				return nil, err
 			}
 		}
@@ -401,7 +411,7 @@ func readTokens(cfg Config) (*tokenSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("http.auth.token_files: %w", err)
 		}
-		if err := add(where, role, filepath.Base(p), tok); err != nil {
+		if err := add(where, role, filepath.Base(p), tok, "token of "+filepath.Base(p)); err != nil {
 			return nil, err
 		}
 	}
@@ -409,6 +419,13 @@ func readTokens(cfg Config) (*tokenSet, error) {
 		return nil, errors.New("http.auth: the token files hold no token; authentication would refuse everything")
 	}
 	return s, nil
+}
+
+// Check reads the token files of cfg as Load does and reports what Load
+// would refuse (`sightline config check`); it keeps nothing.
+func Check(cfg Config) error {
+	_, err := readTokens(cfg)
+	return err
 }
 
 // CheckTokenFileEntry checks the form of one http.auth.token_files entry

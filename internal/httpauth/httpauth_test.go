@@ -229,11 +229,13 @@ func TestLoadErrorsNameTheFileNotTheSecret(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		"bad role":       {Config{TokensFile: write("a", "root bob "+secret+"\n")}, `line 1: role "root"`},
+		"bad role":       {Config{TokensFile: write("a", "root bob "+secret+"\n")}, "line 1: the first field is not a role"},
+		"swapped":        {Config{TokensFile: write("a2", secret+" bob read\n")}, "line 1: the first field is not a role"},
+		"token second":   {Config{TokensFile: write("a3", "read "+secret+" bob\n")}, "line 1: the second field looks like a token"},
 		"missing fields": {Config{TokensFile: write("b", "read "+secret+"\n")}, "line 1: want ROLE NAME TOKEN"},
-		"short token":    {Config{TokensFile: write("c", "read bob short\n")}, "line 1: token of bob is 5 bytes; use at least 16"},
-		"dup name":       {Config{TokensFile: write("d", "read bob "+secret+"\nadmin bob "+secret+"x\n")}, `line 2: name "bob" is used twice`},
-		"dup token":      {Config{TokensFile: write("e", "read bob "+secret+"\nadmin al "+secret+"\n")}, "line 2: token of al is the same as another"},
+		"short token":    {Config{TokensFile: write("c", "read bob short\n")}, "line 1: the token (third field) is 5 bytes; use at least 16"},
+		"dup name":       {Config{TokensFile: write("d", "read bob "+secret+"\nadmin bob "+secret+"x\n")}, "line 2: the name (second field) is used twice"},
+		"dup token":      {Config{TokensFile: write("e", "read bob "+secret+"\nadmin al "+secret+"\n")}, "line 2: the token (third field) is the same as another"},
 		"missing file":   {Config{TokensFile: filepath.Join(dir, "nope")}, "http.auth.tokens_file"},
 		"files no role":  {Config{TokenFiles: []string{write("f", secret)}}, "http.auth.token_files"},
 		"files bad role": {Config{TokenFiles: []string{"boss=" + write("g", secret)}}, `role "boss"`},

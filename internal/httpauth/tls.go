@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -97,10 +99,37 @@ type bearerTransport struct {
 	next  http.RoundTripper
 }
 
+// RoundTrip sends the token only to the origin (scheme, host and port) the
+// command was pointed at: a redirect to another host, another port or from
+// https to plain http is followed without it, so an API (or whoever answers
+// in its place) cannot hand the token to a listener of its choice.
 func (b *bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	first := r
+	for first.Response != nil && first.Response.Request != nil {
+		first = first.Response.Request
+	}
 	r = r.Clone(r.Context())
-	r.Header.Set("Authorization", "Bearer "+b.token)
+	if sameOrigin(first.URL, r.URL) {
+		r.Header.Set("Authorization", "Bearer "+b.token)
+	} else {
+		r.Header.Del("Authorization")
+	}
 	return b.next.RoundTrip(r)
+}
+
+// sameOrigin compares scheme, host and port (default ports made explicit).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) && originPort(a) == originPort(b)
+}
+
+func originPort(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if strings.EqualFold(u.Scheme, "https") {
+		return "443"
+	}
+	return "80"
 }
 
 // ErrNoToken is what a CLI reports on a 401 from the API.

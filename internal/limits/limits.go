@@ -274,3 +274,23 @@ const (
 	// discarded, so an endless stderr costs no memory.
 	CommandStderrBytes = 4 * KiB
 )
+
+// Producer clocks.
+const (
+	// GraphMaxTagSkew is how far ahead of the server's clock a sync's tag
+	// (ms since 1970) may be (graph.max_tag_skew): a tag further ahead →
+	// dead letter, class future_tag. A tag ahead of the clock at all makes
+	// the scope show as frozen (`sightline graph status`) until the clock
+	// passes it or `sightline graph scope reset` lowers it: a scope writer
+	// can hold back the real syncs of its scope for at most this long per
+	// sync it sends.
+	// The same skew as every store that orders by producer tags (TagSkew).
+	GraphMaxTagSkew = TagSkew
+
+	// GraphSweepWindow is the window of the graph's share guard
+	// (graph.sweep_max_share): what a scope's unforced sweeps delete within
+	// it, together, may not pass that share of what the scope held when the
+	// window began, so small syncs cannot wear a scope down step by step.
+	// Tracked on the scope's node in Neo4j (survives restarts).
+	GraphSweepWindow = 24 * time.Hour
+)

@@ -114,9 +114,12 @@ func TestDocumentedDurations(t *testing.T) {
 		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
 		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
 		"HTTPBodyReadTimeout": limits.HTTPBodyReadTimeout,
+		"GraphMaxTagSkew": limits.GraphMaxTagSkew, "GraphSweepWindow": limits.GraphSweepWindow,
 	} {
 		v := d.String()
-		if d%time.Minute == 0 {
+		if d%time.Hour == 0 {
+			v = fmt.Sprintf("%dh", d/time.Hour) // 24h0m0s → 24h
+		} else if d%time.Minute == 0 {
 			v = fmt.Sprintf("%dm", d/time.Minute) // 2m0s → 2m
 		}
 		documented(t, doc, name, v)

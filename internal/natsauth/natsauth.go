@@ -4,8 +4,8 @@
 // `sightline creds` prints). Least privilege:
 //
 //   - collector: publishes its own host's snapshots and nothing else;
-//   - worker (`sightline run`): runs the pipeline, never deletes or purges
-//     a stream;
+//   - worker (`sightline run`): runs the pipeline; never deletes, purges
+//     or changes a stream, deletes a message or a consumer;
 //   - reader (`sightline status`, `search`): looks, never writes;
 //   - operator: everything (replay, stream maintenance, `nats` CLI).
 package natsauth
@@ -50,6 +50,11 @@ func ParseRole(s string) (Role, error) {
 // default); its stream is KV_<bucket>.
 const HostsBucket = "sightline_hosts"
 
+// WorkerStreams are the streams a worker may create when they do not
+// exist yet (bus.StreamRaw, StreamEvents, StreamDLQ, the hosts bucket and
+// the archive's lease bucket); a test keeps the names in step.
+var WorkerStreams = []string{"SIGHTLINE_RAW", "SIGHTLINE_EVENTS", "SIGHTLINE_DLQ", "KV_" + HostsBucket, "KV_sightline_archive_leases"}
+
 // Permissions of one NATS user.
 type Permissions struct {
 	PublishAllow   []string
@@ -78,10 +83,26 @@ func For(role Role, hostname string) (Permissions, error) {
 			SubscribeAllow: []string{host.InboxPrefix(hostname) + ".>"},
 		}, nil
 	case Worker:
+		// Only the API calls the pipeline makes while it runs: stream and
+		// consumer information, message get, consumer create and pull, acks,
+		// and the creation of the streams and buckets it uses when they do
+		// not exist yet (a create never changes an existing stream). No
+		// stream update (max_msgs 1 empties a stream), no message delete,
+		// no consumer delete: those belong to the operator (`sightline setup`).
+		allow := []string{"sightline.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>",
+			"$JS.API.INFO", "$JS.API.STREAM.NAMES", "$JS.API.STREAM.LIST", "$JS.API.STREAM.INFO.*",
+			"$JS.API.STREAM.MSG.GET.*", "$JS.API.DIRECT.GET.>",
+			"$JS.API.CONSUMER.CREATE.>", "$JS.API.CONSUMER.DURABLE.CREATE.>",
+			"$JS.API.CONSUMER.INFO.*.*", "$JS.API.CONSUMER.NAMES.*", "$JS.API.CONSUMER.LIST.*", "$JS.API.CONSUMER.MSG.NEXT.*.*",
+		}
+		for _, s := range WorkerStreams {
+			allow = append(allow, "$JS.API.STREAM.CREATE."+s)
+		}
 		return Permissions{
-			PublishAllow: []string{"sightline.>", "$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$KV.>"},
+			PublishAllow: allow,
 			PublishDeny: []string{
-				"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>",
+				"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.UPDATE.>",
+				"$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.DELETE.>",
 				"$JS.API.META.>", "$JS.API.SERVER.>", "$JS.API.ACCOUNT.>",
 			},
 			SubscribeAllow: []string{"sightline.>", "_INBOX.>"},
@@ -172,7 +193,7 @@ func confVar(r Role) string { return strings.ToUpper(string(r)) + "_PERMISSIONS"
 
 var roleDoc = map[Role]string{
 	Collector: "collector: publishes its own host's snapshots (sightline.raw.snapshot.host.<name>) and nothing else.",
-	Worker:    "worker (sightline run): reads raw input, writes events, dead letters and the hosts store; never deletes or purges a stream.",
+	Worker:    "worker (sightline run): reads raw input, writes events, dead letters and the hosts store; creates the streams it uses when missing; never deletes, purges or updates a stream, deletes a message or a consumer.",
 	Reader:    "reader (sightline status, search): stream and consumer state, the hosts store; publishes nothing.",
 	Operator:  "operator: everything (replay, stream maintenance, the nats CLI).",
 }

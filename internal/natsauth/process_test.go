@@ -32,10 +32,18 @@ func natsServerBin() string {
 	return ""
 }
 
-// The Compose server's own files (nats.conf, auth.conf, roles.conf) run by
-// a nats-server process: the worker sets up the streams, a collector
-// publishes its own host and is refused another's, a reader cannot publish.
-func TestShippedConfigOnANatsServerProcess(t *testing.T) {
+// shippedNATS is a nats-server process running the Compose server's own
+// files (nats.conf, auth.conf, roles.conf) with a collector line for
+// web-01.lva1 added, and the worker connected to it.
+type shippedNATS struct {
+	url, ca, collectorKey string
+	collector             *natsauth.Identity
+	out                   *testutil.SyncBuffer // the server's log
+	worker                *bus.Bus
+}
+
+func startShippedNATS(t *testing.T) *shippedNATS {
+	t.Helper()
 	bin := natsServerBin()
 	if bin == "" {
 		t.Skip("no nats-server binary (task services:up NATS=1 builds one, or set SIGHTLINE_NATS_SERVER_BIN)")
@@ -81,8 +89,8 @@ func TestShippedConfigOnANatsServerProcess(t *testing.T) {
 	cmd := exec.Command(bin, "-c", filepath.Join(dir, "nats.conf"))
 	cmd.Env = append(os.Environ(), "NATS_USER=sightline", "NATS_PASSWORD=wpw", "NATS_READER_USER=reader",
 		"NATS_READER_PASSWORD=rpw", "NATS_OPERATOR_USER=operator", "NATS_OPERATOR_PASSWORD=opw")
-	var out testutil.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &testutil.SyncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +108,15 @@ func TestShippedConfigOnANatsServerProcess(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Cleanup(worker.Close)
+	return &shippedNATS{url: url, ca: ca, collectorKey: key, collector: id, out: out, worker: worker}
+}
+
+// The Compose server's own files run by a nats-server process: the worker
+// sets up the streams, a collector publishes its own host and is refused
+// another's, a reader cannot publish.
+func TestShippedConfigOnANatsServerProcess(t *testing.T) {
+	n := startShippedNATS(t)
+	url, ca, key, id, out, worker := n.url, n.ca, n.collectorKey, n.collector, n.out, n.worker
 	if err := worker.EnsureStreams(ctxFor(t), bus.DefaultStreams()); err != nil {
 		t.Fatalf("worker creates the streams: %v", err)
 	}

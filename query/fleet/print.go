@@ -62,7 +62,7 @@ func (p *Printer) Print(r *Result) error {
 		if err != nil {
 			return fmt.Errorf("hosts: print %s: %w", r.Key(), err)
 		}
-		p.W.Write(b)
+		p.W.Write(termsafe.JSON(b))
 		return p.W.WriteByte('\n')
 	}
 	if r.Problem != "" {

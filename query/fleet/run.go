@@ -107,7 +107,7 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 			return err
 		}
 		if r.JSON {
-			return json.NewEncoder(out).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
+			return json.NewEncoder(termsafe.JSONWriter(out)).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
 		}
 		PrintStale(out, errw, now, recs, inScope, r.Stale)
 		return nil
@@ -116,7 +116,7 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 		if err != nil {
 			return err
 		}
-		enc := json.NewEncoder(out)
+		enc := json.NewEncoder(termsafe.JSONWriter(out))
 		for _, n := range names {
 			if r.JSON {
 				if err := enc.Encode(map[string]string{"object": n}); err != nil {
@@ -157,7 +157,7 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 	if sum != nil {
 		if r.JSON {
 			b, _ := json.Marshal(map[string]any{"summary": sum})
-			fmt.Fprintln(out, string(b))
+			fmt.Fprintln(out, string(termsafe.JSON(b)))
 		} else {
 			PrintSummary(errw, sum)
 		}
@@ -190,7 +190,7 @@ func compare(ctx context.Context, s *Searcher, r Request, q Query, out io.Writer
 		return err
 	}
 	if r.JSON {
-		return json.NewEncoder(out).Encode(c)
+		return json.NewEncoder(termsafe.JSONWriter(out)).Encode(c)
 	}
 	PrintComparison(out, c, r.HostList)
 	return nil

@@ -33,7 +33,7 @@ func Show(ctx context.Context, s index.Searcher, id string, asJSON bool, out io.
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(out)
+		enc := json.NewEncoder(termsafe.JSONWriter(out))
 		enc.SetIndent("", "  ")
 		if eerr := enc.Encode(tl); eerr != nil {
 			return eerr
@@ -75,7 +75,7 @@ func Logs(ctx context.Context, s index.Searcher, r LogsRequest, out, errw io.Wri
 	if q.To, err = searchapi.ParseTime(r.Until, now); err != nil {
 		return fmt.Errorf("--until: %w", err)
 	}
-	enc := json.NewEncoder(out)
+	enc := json.NewEncoder(termsafe.JSONWriter(out))
 	emit := func(d index.Document) error {
 		if r.JSON {
 			return enc.Encode(d)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -33,6 +34,10 @@ type Config struct {
 	// SweepMaxShare refuses a sweep that would delete more than this share
 	// (0..1] of the scope's nodes and relationships, unless forced.
 	SweepMaxShare float64 `yaml:"sweep_max_share"`
+	// SweepWindow: the share guard also bounds what the scope's sweeps
+	// delete together within this window (limits.GraphSweepWindow); 0
+	// judges each sync alone.
+	SweepWindow time.Duration `yaml:"sweep_window"`
 	// SweepBatch bounds each delete transaction of a sweep (rows).
 	SweepBatch int `yaml:"sweep_batch"`
 	// WriteChunk bounds the rows of one UNWIND statement.
@@ -59,10 +64,11 @@ func DefaultConfig() Config {
 		Consumer:       "graph",
 		Subject:        stage.EventsPrefix + "snapshot.>",
 		SweepMaxShare:  0.5,
+		SweepWindow:    limits.GraphSweepWindow,
 		SweepBatch:     10000,
 		WriteChunk:     5000,
 		RetryTime:      10 * time.Second,
-		MaxTagSkew:     24 * time.Hour,
+		MaxTagSkew:     limits.GraphMaxTagSkew,
 		OpenSyncMaxAge: time.Hour,
 	}
 }
@@ -101,6 +107,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryTime < 0 {
 		errs = append(errs, fmt.Errorf("graph.retry_time: must not be negative, got %s", c.RetryTime))
+	}
+	if c.SweepWindow < 0 {
+		errs = append(errs, fmt.Errorf("graph.sweep_window: must not be negative, got %s", c.SweepWindow))
 	}
 	if c.MaxTagSkew < time.Second {
 		errs = append(errs, fmt.Errorf("graph.max_tag_skew: must be at least 1s, got %s", c.MaxTagSkew))

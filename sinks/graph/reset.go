@@ -20,8 +20,8 @@ type ResetOptions struct {
 // ResetReport says what a scope reset found and did.
 type ResetReport struct {
 	Scope string `json:"scope"`
-	// Limit is the newest acceptable tag (now + graph.max_tag_skew); tags
-	// above it are "in the future".
+	// Limit is the newest acceptable tag (the server's clock at the
+	// reset); tags above it are "in the future".
 	Limit        int64   `json:"limit"`
 	OldCompleted int64   `json:"old_completed"`
 	Completed    int64   `json:"completed"`    // the scope's last completed tag after the reset
@@ -35,7 +35,7 @@ type ResetReport struct {
 }
 
 // ResetScope recovers a scope frozen by a sync whose tag lies in the
-// future (beyond graph.max_tag_skew): it removes those syncs' records,
+// future (ahead of the server's clock): it removes those syncs' records,
 // sets the scope's last completed tag back to its newest swept sync within
 // the limit, and lowers the scope's future claims on nodes and
 // relationships to that tag, so the next real sync updates them and sweeps
@@ -44,7 +44,7 @@ func (s *Sink) ResetScope(ctx context.Context, scope string, opts ResetOptions) 
 	if !ValidScope(scope) {
 		return ResetReport{}, fmt.Errorf("graph sink: reset: scope %q is not valid", scope)
 	}
-	rep := ResetReport{Scope: scope, Limit: time.Now().Add(s.cfg.MaxTagSkew).UnixMilli(), DryRun: opts.DryRun, Operator: opts.Operator}
+	rep := ResetReport{Scope: scope, Limit: time.Now().UnixMilli(), DryRun: opts.DryRun, Operator: opts.Operator}
 	p := map[string]any{"scope": scope, "limit": rep.Limit}
 	sess := s.session(ctx, neo4j.AccessModeWrite)
 	defer sess.Close(ctx)
@@ -153,7 +153,7 @@ WITH s OPTIONAL MATCH (y:`+labelSync+` {scope: $scope}) WHERE y.tag > $limit DEL
 // PrintReset writes a reset report (or what a dry run would do).
 func PrintReset(w io.Writer, r ResetReport) {
 	verb := map[bool]string{true: "would", false: "did"}[r.DryRun]
-	fmt.Fprintf(w, "scope %s: tags above %d (now + graph.max_tag_skew) are in the future\n", termsafe.String(r.Scope), r.Limit)
+	fmt.Fprintf(w, "scope %s: tags above %d (now, by this server's clock) are in the future\n", termsafe.String(r.Scope), r.Limit)
 	if len(r.FutureSyncs) == 0 && r.Nodes+r.Rels == 0 && r.OldCompleted == r.Completed {
 		fmt.Fprintln(w, "  nothing in the future: the scope is not frozen, nothing to reset")
 		return

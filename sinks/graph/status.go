@@ -18,10 +18,17 @@ type ScopeStatus struct {
 	Labels        []string     `json:"labels"`
 	Types         []string     `json:"types"`
 	Syncs         []SyncStatus `json:"syncs"` // newest first: the last few, and every open or refused one
-	// Frozen: the last completed tag lies beyond now + graph.max_tag_skew,
-	// so no real sync can update or sweep the scope (graph scope reset).
+	// Frozen: the last completed tag lies ahead of the server's clock (by
+	// more than frozenGrace), so no real sync tagged now can update or
+	// sweep the scope until the clock passes it (at most
+	// graph.max_tag_skew) or graph scope reset.
 	Frozen bool `json:"frozen,omitempty"`
 }
+
+// frozenGrace is how far ahead of the server's clock a scope's last
+// complete tag may be before status calls the scope frozen: the clocks of
+// producers and of this server differ by a little.
+const frozenGrace = 10 * time.Second
 
 // SyncStatus is the bookkeeping of one (scope, tag).
 type SyncStatus struct {
@@ -59,7 +66,7 @@ RETURN s.scope AS scope, s.completed AS completed, s.completed_at AS completed_a
 		for _, r := range recs {
 			sc, _ := r.Get("scope")
 			st := ScopeStatus{Scope: fmt.Sprint(sc), LastCompleted: asInt(r, "completed"), CompletedAt: asInt(r, "completed_at"),
-				Frozen: asInt(r, "completed") > time.Now().Add(s.cfg.MaxTagSkew).UnixMilli(),
+				Frozen: asInt(r, "completed") > time.Now().Add(frozenGrace).UnixMilli(),
 				Labels: strs(r, "labels"), Types: strs(r, "types")}
 			p := map[string]any{"scope": st.Scope}
 			rec, err := single(ctx, tx, `MATCH (n:`+labelNode+`) WHERE n.syncscope = $scope AND n.lastupdated > 0 RETURN count(n) AS n`, p)

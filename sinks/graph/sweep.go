@@ -21,15 +21,18 @@ type SweepOptions struct {
 
 // SweepReport says what a sweep decided and did.
 type SweepReport struct {
-	Scope        string  `json:"scope"`
-	Tag          int64   `json:"tag"`
-	Result       string  `json:"result"` // swept, nothing, refused, superseded, incomplete, dry-run, already-swept
-	Reason       string  `json:"reason,omitempty"`
-	TotalNodes   int64   `json:"total_nodes"`
-	TotalRels    int64   `json:"total_relationships"`
-	StaleNodes   int64   `json:"stale_nodes"`
-	StaleRels    int64   `json:"stale_relationships"`
-	Share        float64 `json:"share"`
+	Scope      string  `json:"scope"`
+	Tag        int64   `json:"tag"`
+	Result     string  `json:"result"` // swept, nothing, refused, superseded, incomplete, dry-run, already-swept
+	Reason     string  `json:"reason,omitempty"`
+	TotalNodes int64   `json:"total_nodes"`
+	TotalRels  int64   `json:"total_relationships"`
+	StaleNodes int64   `json:"stale_nodes"`
+	StaleRels  int64   `json:"stale_relationships"`
+	Share      float64 `json:"share"`
+	// WindowShare: this sweep's and the earlier ones' within the guard's
+	// window (limits.GraphSweepWindow), of what the scope held when it began.
+	WindowShare  float64 `json:"window_share,omitempty"`
 	MaxShare     float64 `json:"max_share"`
 	DeletedNodes int64   `json:"deleted_nodes"`
 	DeletedRels  int64   `json:"deleted_relationships"`
@@ -179,7 +182,9 @@ func (s *Sink) decide(ctx context.Context, tx neo4j.ManagedTransaction, rep *Swe
 RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL AS exists,
        coalesce(y.final, false) AS final, coalesce(y.applied, 0) AS applied,
        coalesce(y.expected, -1) AS expected, coalesce(y.status, '') AS status,
-       coalesce(y.force_requested, false) AS force_requested, coalesce(y.correlationid, '') AS cid`
+       coalesce(y.force_requested, false) AS force_requested, coalesce(y.correlationid, '') AS cid,
+       coalesce(s.guard_start, 0) AS guard_start, coalesce(s.guard_base, 0) AS guard_base,
+       coalesce(s.guard_deleted, 0) AS guard_deleted`
 	rec, err := single(ctx, tx, q, p)
 	if err != nil {
 		if isNoRecord(err) {
@@ -253,10 +258,31 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 		}
 		return nil
 	}
-	if rep.Share > s.cfg.SweepMaxShare && !opts.Force {
+	// The guard's window: what the scope's sweeps deleted since it began,
+	// against what the scope held then.
+	now := p["now"].(int64)
+	gStart, gBase, gDeleted := asInt(rec, "guard_start"), asInt(rec, "guard_base"), asInt(rec, "guard_deleted")
+	if gStart == 0 || gBase <= 0 || now-gStart >= s.cfg.SweepWindow.Milliseconds() || now < gStart {
+		gStart, gBase, gDeleted = now, rep.TotalNodes+rep.TotalRels, 0
+	}
+	// A scope that grew since the window began may lose a share of what it
+	// holds now (one sync may anyway).
+	gBase = max(gBase, rep.TotalNodes+rep.TotalRels)
+	stale := rep.StaleNodes + rep.StaleRels
+	rep.WindowShare = rep.Share
+	if gBase > 0 {
+		rep.WindowShare = float64(gDeleted+stale) / float64(gBase)
+	}
+	if (rep.Share > s.cfg.SweepMaxShare || rep.WindowShare > s.cfg.SweepMaxShare) && !opts.Force {
 		rep.Result = statusRefused
 		rep.Reason = fmt.Sprintf("would delete %d nodes and %d relationships, %.1f%% of the scope, over graph.sweep_max_share %.1f%%",
 			rep.StaleNodes, rep.StaleRels, 100*rep.Share, 100*s.cfg.SweepMaxShare)
+		if rep.Share <= s.cfg.SweepMaxShare {
+			rep.Reason = fmt.Sprintf("would delete %d nodes and %d relationships; with the %d items this scope's sweeps deleted since %s "+
+				"that is %.1f%% of the %d it held then, over graph.sweep_max_share %.1f%% per %s",
+				rep.StaleNodes, rep.StaleRels, gDeleted, time.UnixMilli(gStart).UTC().Format(time.RFC3339), 100*rep.WindowShare, gBase,
+				100*s.cfg.SweepMaxShare, s.cfg.SweepWindow)
+		}
 		if fr, _ := rec.Get("force_requested"); fr == true {
 			rep.Reason += "; the producer's force flag is ignored (an operator runs `sightline graph sweep --force " + rep.Scope + "`)"
 		}
@@ -265,9 +291,13 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 	// This sync is now the scope's last completed one: from here on,
 	// writes of older tags are skipped, so nothing swept can come back.
 	extra := `, y.forced = $forced, y.forced_by = $operator WITH y MATCH (s:` + labelScope + ` {scope: $scope})
-  SET s.completed = $tag, s.completed_at = $now`
+  SET s.completed = $tag, s.completed_at = $now, s.guard_start = $gstart, s.guard_base = $gbase, s.guard_deleted = $gdeleted`
 	p["forced"] = opts.Force
 	p["operator"] = opts.Operator
+	p["gstart"], p["gbase"], p["gdeleted"] = gStart, gBase, gDeleted+stale
+	if opts.Force { // the operator accepted this loss: a new window from what remains
+		p["gstart"], p["gbase"], p["gdeleted"] = now, rep.TotalNodes+rep.TotalRels-stale, int64(0)
+	}
 	if rep.StaleNodes == 0 && rep.StaleRels == 0 {
 		rep.Result = statusEmpty
 		return setStatus(statusEmpty, extra)

@@ -108,7 +108,7 @@ func (c Config) Validate() error {
 	for i, u := range c.URLs {
 		pu, err := url.Parse(u)
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
-			bad(fmt.Sprintf("urls[%d]", i), "%q is not an http(s) URL", u)
+			bad(fmt.Sprintf("urls[%d]", i), "%q is not an http(s) URL (a password with %% / # ? @ must be percent-encoded, or set index.password)", withoutUserinfo(u))
 		}
 	}
 	switch c.Flavor {

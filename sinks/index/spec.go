@@ -35,7 +35,24 @@ func open(_ context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error) 
 // Summary describes where the index is, for the start-up log line.
 func (c *Config) Summary() string {
 	if c.Remote() {
-		return strings.Join(c.URLs, ",")
+		safe := make([]string, len(c.URLs))
+		for i, u := range c.URLs {
+			safe[i] = withoutUserinfo(u)
+		}
+		return strings.Join(safe, ",")
 	}
 	return "embedded:" + c.EmbeddedPath
+}
+
+// withoutUserinfo is u with anything between "://" and its last "@"
+// replaced by "***": the user and password, whatever characters the
+// password holds (a "/", "#", "?" or "%" makes url.Parse fail or cut the
+// password elsewhere, so it is not used here).
+func withoutUserinfo(u string) string {
+	scheme := strings.Index(u, "://")
+	at := strings.LastIndex(u, "@")
+	if scheme < 0 || at < scheme {
+		return u
+	}
+	return u[:scheme+3] + "***" + u[at:]
 }
