@@ -6,10 +6,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sightline/sightline/sinks/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
+	"github.com/sightline/sightline/sinks/hosts"
 )
 
 // newSetupCmd is `sightline setup`: what only the operator identity may do

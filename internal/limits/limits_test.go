@@ -114,7 +114,7 @@ func TestDocumentedDurations(t *testing.T) {
 		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
 		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
 		"HTTPBodyReadTimeout": limits.HTTPBodyReadTimeout,
-		"GraphMaxTagSkew": limits.GraphMaxTagSkew, "GraphSweepWindow": limits.GraphSweepWindow,
+		"GraphMaxTagSkew":     limits.GraphMaxTagSkew, "GraphSweepWindow": limits.GraphSweepWindow,
 	} {
 		v := d.String()
 		if d%time.Hour == 0 {

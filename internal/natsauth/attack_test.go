@@ -8,10 +8,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sightline/sightline/sinks/hosts"
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/natsauth"
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks/hosts"
 )
 
 // TestAttackWorkerCannotDestroyStreamContents: the worker's credentials
