@@ -56,7 +56,7 @@ configuration file: log.level and processor.attributes change at once; other key
 
 Scale-out: workers started against one JetStream cluster (nats.urls) share the durable
 consumers, so they split the work; --stages runs a subset of the stages in a worker, so the busy
-one scales alone (README, "Scale-out").`,
+one scales alone (docs/operations.md, "Scale-out and crashes").`,
 		Example: `  sightline run
   nats pub sightline.raw.metric.search_made '{"query":"cats","n_results":3,"user_id":"1234"}'
   sightline status
