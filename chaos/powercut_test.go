@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/lazyfs"
 	"github.com/sightline/sightline/sinks/archive"
 )
@@ -262,18 +263,30 @@ func mountLazy(t testing.TB, mnt, backing string, o lazyfs.Options) *lazyfs.FS {
 	return f
 }
 
-// acks records every acknowledged input id with the time its ack came.
+// acks records every acknowledged input by the id its event gets
+// (identity.ID of its source and producer id), with the time its ack came.
 type acks struct {
-	mu  sync.Mutex
-	at  map[string]time.Time
-	seg map[string]int // the cut the input was acknowledged before
+	mu    sync.Mutex
+	at    map[string]time.Time
+	seg   map[string]int    // the cut the input was acknowledged before
+	via   map[string]int    // viaPubAck or via202
+	rawID map[string]string // a PubAck's Nats-Msg-Id in the raw stream
 }
 
-func (a *acks) add(seg int, now time.Time, ids ...string) {
+func newAcks() *acks {
+	return &acks{at: map[string]time.Time{}, seg: map[string]int{}, via: map[string]int{}, rawID: map[string]string{}}
+}
+
+// add records acknowledged inputs by their event ids; rawIDs, for
+// PubAcks, are the Nats-Msg-Ids the raw stream holds them under.
+func (a *acks) add(seg, via int, now time.Time, eventIDs []string, rawIDs []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, id := range ids {
-		a.at[id], a.seg[id] = now, seg
+	for i, id := range eventIDs {
+		a.at[id], a.seg[id], a.via[id] = now, seg, via
+		if i < len(rawIDs) {
+			a.rawID[id] = rawIDs[i]
+		}
 	}
 }
 
@@ -295,7 +308,7 @@ func powerRound(t *testing.T, o lazyfs.Options, policy string, cuts, rate int, r
 		"processor.ack_wait=10s",
 		"archive.batch_max_messages=500", "archive.batch_max_age=1s",
 	)
-	a := &acks{at: map[string]time.Time{}, seg: map[string]int{}}
+	a := newAcks()
 	cutAt := make([]time.Time, cuts)
 	run := fmt.Sprintf("%s-%x", policy, time.Now().UnixNano())
 	ready := func() bool {
@@ -366,12 +379,9 @@ func powerRound(t *testing.T, o lazyfs.Options, policy string, cuts, rate int, r
 	a.mu.Lock()
 	oldest := make([]time.Time, cuts)
 	for id, at := range a.at {
-		via := viaPubAck
-		if strings.Contains(id, "-http-") {
-			via = via202
-		}
+		via := a.via[id]
 		row.Acked[via]++
-		if raw[id] == 0 {
+		if rid, ok := a.rawID[id]; ok && raw[rid] == 0 {
 			row.LostRaw++
 		}
 		if events[id] == 0 {
@@ -438,21 +448,21 @@ func jsLoad(ctx context.Context, url, prefix string, rate, seg int, a *acks) {
 		return
 	}
 	type inflight struct {
-		id string
-		f  jetstream.PubAckFuture
+		id, event string
+		f         jetstream.PubAckFuture
 	}
 	var pending []inflight
 	settle := func() {
 		for _, p := range pending {
 			select {
 			case <-p.f.Ok():
-				a.add(seg, time.Now(), p.id)
+				a.add(seg, viaPubAck, time.Now(), []string{p.event}, []string{p.id})
 			case <-p.f.Err():
 			case <-ctx.Done():
 				// The power is off: take an ack already received.
 				select {
 				case <-p.f.Ok():
-					a.add(seg, time.Now(), p.id)
+					a.add(seg, viaPubAck, time.Now(), []string{p.event}, []string{p.id})
 				default:
 				}
 			}
@@ -474,7 +484,10 @@ func jsLoad(ctx context.Context, url, prefix string, rate, seg int, a *acks) {
 		if err != nil {
 			break
 		}
-		pending = append(pending, inflight{id, f})
+		// The id its event gets: the rule of internal/identity (a NATS
+		// publish's source is its subject).
+		ev := identity.ID(identity.Source{Subject: msg.Subject}, id, identity.Position{})
+		pending = append(pending, inflight{id, ev, f})
 		if len(pending) >= rate/10+1 {
 			settle()
 		}
@@ -510,9 +523,15 @@ func httpLoad(ctx context.Context, port int, prefix string, rate, seg int, a *ac
 		if err != nil {
 			return
 		}
+		var out struct {
+			IDs []string `json:"ids"`
+		}
+		derr := json.NewDecoder(resp.Body).Decode(&out)
 		resp.Body.Close()
-		if resp.StatusCode == http.StatusAccepted {
-			a.add(seg, time.Now(), ids...)
+		// The 202 names the ids the events get (the source includes the
+		// HTTP ingest's principal).
+		if resp.StatusCode == http.StatusAccepted && derr == nil && len(out.IDs) == batch {
+			a.add(seg, via202, time.Now(), out.IDs, nil)
 		}
 	}
 }
