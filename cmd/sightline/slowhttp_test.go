@@ -54,7 +54,7 @@ func TestHostileHTTPConnections(t *testing.T) {
 	// answered, and the connection closed, within HTTPBodyReadTimeout.
 	c := dialFrom(t, "", addr)
 	start := time.Now()
-	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+	fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 10\r\n\r\n")
 	code, _, err := readAnswer(t, c, 40*time.Second)
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /healthz with a body never sent: %d %v after %s", code, err, time.Since(start))
@@ -68,13 +68,13 @@ func TestHostileHTTPConnections(t *testing.T) {
 	var stalled []net.Conn
 	for range 2 {
 		s := dialFrom(t, "127.0.0.1", addr)
-		fmt.Fprintf(s, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 4000000\r\n\r\n{\"type\":\"")
+		fmt.Fprintf(s, "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: 4000000\r\n\r\n{\"type\":\"")
 		stalled = append(stalled, s)
 	}
 	post := func(from string) (int, string) {
 		c := dialFrom(t, from, addr)
 		body := `{"type":"metric.m","data":{"i":1}}`
-		fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+		fmt.Fprintf(c, "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
 		code, b, err := readAnswer(t, c, 20*time.Second)
 		if err != nil {
 			t.Fatalf("ingest from %s: %v", from, err)
@@ -104,7 +104,7 @@ func TestHostileHTTPConnections(t *testing.T) {
 		crowd = append(crowd, dialFrom(t, "127.0.0.3", addr))
 	}
 	over := dialFrom(t, "127.0.0.3", addr)
-	fmt.Fprintf(over, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	fmt.Fprintf(over, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 	if code, b, err := readAnswer(t, over, 10*time.Second); err != nil || code != http.StatusServiceUnavailable {
 		t.Errorf("a connection over the limit: %d %s %v", code, b, err)
 	}
