@@ -385,7 +385,13 @@
     } else {
       const by = new Map();
       for (const s of T.tl.services) by.set(s || "", []);
-      for (const ev of T.evs) if (keep(ev)) by.get(ev.service).push(ev);
+      for (const ev of T.evs) {
+        if (!keep(ev)) continue;
+        // An event with no service (a metric's dead letter) groups under "(none)".
+        const k = ev.service || "";
+        if (!by.has(k)) by.set(k, []);
+        by.get(k).push(ev);
+      }
       for (const [svc, list] of by) {
         if (!list.length) continue;
         rows.push({ group: svc, n: list.length, problems: list.filter((e) => e.problem).length });
@@ -393,7 +399,7 @@
       }
     }
     T.rows = rows;
-    $("trace-filters").dataset.shown = String(rows.filter((r) => !r.group).length);
+    $("trace-filters").dataset.shown = String(rows.filter((r) => r.group === undefined).length);
     $("wf-body").style.height = rows.length * ROW + "px";
     draw();
   }
