@@ -38,14 +38,17 @@ type Query struct {
 
 // LimitOrDefault is the number of matches q asks for: Limit, 100 when
 // unset, at most MaxResults.
-func (q Query) LimitOrDefault() int {
+func (q Query) LimitOrDefault() int { return clampLimit(q.Limit, 100, MaxResults) }
+
+// clampLimit is n, or def when n is unset (≤ 0), at most most.
+func clampLimit(n, def, most int) int {
 	switch {
-	case q.Limit <= 0:
-		return 100
-	case q.Limit > MaxResults:
-		return MaxResults
+	case n <= 0:
+		return def
+	case n > most:
+		return most
 	}
-	return q.Limit
+	return n
 }
 
 // Result is the answer to a Query: matching documents oldest first.

@@ -54,15 +54,7 @@ func ParseAttr(s string) (Attr, error) {
 	return a, nil
 }
 
-func (q TraceQuery) limit() int {
-	switch {
-	case q.Limit <= 0:
-		return 50
-	case q.Limit > MaxTraceList:
-		return MaxTraceList
-	}
-	return q.Limit
-}
+func (q TraceQuery) limit() int { return clampLimit(q.Limit, 50, MaxTraceList) }
 
 // TraceSummary is one correlation ID of a trace list, counted over its
 // events in the query's time range.
