@@ -46,15 +46,40 @@ type Cluster struct {
 	t      testing.TB
 	bin    string
 	dir    string
+	opts   ClusterOptions
 	Client []int // client ports
 	routes []int
 	procs  []*exec.Cmd
 }
 
+// clusterSync is the chaos cluster's JetStream sync_interval: the policy
+// deploy/nats/nats.conf and the local cluster of deploy/local ship, so a
+// run against this cluster proves what production promises.
+const clusterSync = "always"
+
+// ClusterOptions change how NewClusterWith starts the nodes.
+type ClusterOptions struct {
+	// Sync is the nodes' sync_interval ("always", "2m", ...); empty is
+	// clusterSync.
+	Sync string
+	// Stores are the nodes' store directories (a lazyfs mount each for
+	// the power-cut test); nil puts them under the cluster's directory.
+	Stores []string
+}
+
 // NewCluster starts a 3-node JetStream cluster and waits until it answers.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, bin: natsServer(t), dir: t.TempDir(), procs: make([]*exec.Cmd, 3)}
+	return NewClusterWith(t, ClusterOptions{})
+}
+
+// NewClusterWith is NewCluster with options.
+func NewClusterWith(t testing.TB, o ClusterOptions) *Cluster {
+	t.Helper()
+	if o.Sync == "" {
+		o.Sync = clusterSync
+	}
+	c := &Cluster{t: t, bin: natsServer(t), dir: t.TempDir(), opts: o, procs: make([]*exec.Cmd, 3)}
 	for range 3 {
 		c.Client = append(c.Client, testutil.FreePort(t))
 		c.routes = append(c.routes, testutil.FreePort(t))
@@ -96,15 +121,19 @@ func (c *Cluster) writeConf(i int) {
 	for _, r := range c.routes {
 		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", r))
 	}
+	store := filepath.Join(c.dir, fmt.Sprintf("n%d", i))
+	if c.opts.Stores != nil {
+		store = c.opts.Stores[i]
+	}
 	conf := fmt.Sprintf(`server_name: chaos-n%d
 listen: 127.0.0.1:%d
-jetstream { store_dir: %q, max_memory_store: 256MB, max_file_store: 64GB }
+jetstream { store_dir: %q, max_memory_store: 256MB, max_file_store: 64GB, sync_interval: %q }
 cluster {
   name: chaos
   listen: 127.0.0.1:%d
   routes: [ %s ]
 }
-`, i, c.Client[i], filepath.Join(c.dir, fmt.Sprintf("n%d", i)), c.routes[i], strings.Join(routes, ", "))
+`, i, c.Client[i], store, c.opts.Sync, c.routes[i], strings.Join(routes, ", "))
 	if err := os.WriteFile(filepath.Join(c.dir, fmt.Sprintf("n%d.conf", i)), []byte(conf), 0o644); err != nil {
 		c.t.Fatal(err)
 	}
@@ -135,6 +164,13 @@ func (c *Cluster) CPU() time.Duration {
 	return d
 }
 
+// Signal sends sig to node i if it runs.
+func (c *Cluster) Signal(i int, sig syscall.Signal) {
+	if cmd := c.procs[i]; cmd != nil {
+		_ = cmd.Process.Signal(sig)
+	}
+}
+
 // Kill kills node i with SIGKILL.
 func (c *Cluster) Kill(i int) {
 	if cmd := c.procs[i]; cmd != nil {
@@ -145,6 +181,23 @@ func (c *Cluster) Kill(i int) {
 }
 
 func (c *Cluster) waitUp(timeout time.Duration) {
+	c.t.Helper()
+	if err := c.up(timeout); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// upWithin reports whether every node answers, JetStream included,
+// within timeout (plus up to 2 minutes for the meta leader).
+func (c *Cluster) upWithin(timeout time.Duration) bool {
+	if err := c.up(timeout); err != nil {
+		c.t.Log(err)
+		return false
+	}
+	return true
+}
+
+func (c *Cluster) up(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, p := range c.Client {
 		for {
@@ -154,7 +207,7 @@ func (c *Cluster) waitUp(timeout time.Duration) {
 				break
 			}
 			if time.Now().After(deadline) {
-				c.t.Fatalf("nats node on %d not up after %s", p, timeout)
+				return fmt.Errorf("nats node on %d not up after %s", p, timeout)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -164,7 +217,7 @@ func (c *Cluster) waitUp(timeout time.Duration) {
 	for _, p := range c.Client {
 		nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p))
 		if err != nil {
-			c.t.Fatal(err)
+			return err
 		}
 		js, _ := jetstream.New(nc)
 		for {
@@ -176,12 +229,13 @@ func (c *Cluster) waitUp(timeout time.Duration) {
 			}
 			if time.Now().After(deadline.Add(2 * time.Minute)) {
 				nc.Close()
-				c.t.Fatalf("nats node on %d: JetStream not ready: %v", p, err)
+				return fmt.Errorf("nats node on %d: JetStream not ready: %v", p, err)
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
 		nc.Close()
 	}
+	return nil
 }
 
 // NewWorker prepares a `sightline run` worker against the cluster (no
