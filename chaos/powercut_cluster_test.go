@@ -207,27 +207,7 @@ func clusterPowerRound(t *testing.T, policy string, all bool, cuts, rate int, ro
 	raw := streamIDsOf(t, js, bus.StreamRaw)
 	events := streamIDs(t, js)
 
-	a.mu.Lock()
-	oldest := make([]time.Time, cuts)
-	for id, at := range a.at {
-		row.Acked[viaPubAck]++
-		if rid, ok := a.rawID[id]; ok && raw[rid] == 0 {
-			row.LostRaw++
-		}
-		if events[id] == 0 {
-			row.LostEvents[viaPubAck]++
-			if k := a.seg[id]; oldest[k].IsZero() || at.Before(oldest[k]) {
-				oldest[k] = at
-			}
-		}
-	}
-	a.mu.Unlock()
-	for k, o := range oldest {
-		if !o.IsZero() {
-			row.CutsLosing++
-			row.Window = max(row.Window, cutAt[k].Sub(o))
-		}
-	}
+	a.count(row, cutAt, raw, events)
 	ev := streamCount(0, events)
 	row.Sinks[0].Count += ev.Count
 	row.Sinks[0].Duplicated += ev.Duplicated

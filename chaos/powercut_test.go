@@ -290,6 +290,35 @@ func (a *acks) add(seg, via int, now time.Time, eventIDs []string, rawIDs []stri
 	}
 }
 
+// count adds to row the acknowledged inputs, those missing from the raw
+// stream (raw: ids it holds) and those without an event (events), the
+// cuts that lost any and the loss window (from the oldest lost ack to its
+// cut, cutAt).
+func (a *acks) count(row *PowerRow, cutAt []time.Time, raw, events map[string]int) {
+	a.mu.Lock()
+	oldest := make([]time.Time, len(cutAt))
+	for id, at := range a.at {
+		via := a.via[id]
+		row.Acked[via]++
+		if rid, ok := a.rawID[id]; ok && raw[rid] == 0 {
+			row.LostRaw++
+		}
+		if events[id] == 0 {
+			row.LostEvents[via]++
+			if k := a.seg[id]; oldest[k].IsZero() || at.Before(oldest[k]) {
+				oldest[k] = at
+			}
+		}
+	}
+	a.mu.Unlock()
+	for k, o := range oldest {
+		if !o.IsZero() {
+			row.CutsLosing++
+			row.Window = max(row.Window, cutAt[k].Sub(o))
+		}
+	}
+}
+
 // powerRound runs cuts power cuts on a fresh data directory, then checks
 // it and adds the counts to row.
 func powerRound(t *testing.T, o lazyfs.Options, policy string, cuts, rate int, row *PowerRow) {
@@ -376,28 +405,7 @@ func powerRound(t *testing.T, o lazyfs.Options, policy string, cuts, rate int, r
 
 	// Acknowledged inputs lost, and how long before its cut the oldest
 	// lost one was acknowledged (the loss window).
-	a.mu.Lock()
-	oldest := make([]time.Time, cuts)
-	for id, at := range a.at {
-		via := a.via[id]
-		row.Acked[via]++
-		if rid, ok := a.rawID[id]; ok && raw[rid] == 0 {
-			row.LostRaw++
-		}
-		if events[id] == 0 {
-			row.LostEvents[via]++
-			if k := a.seg[id]; oldest[k].IsZero() || at.Before(oldest[k]) {
-				oldest[k] = at
-			}
-		}
-	}
-	a.mu.Unlock()
-	for k, o := range oldest {
-		if !o.IsZero() {
-			row.CutsLosing++
-			row.Window = max(row.Window, cutAt[k].Sub(o))
-		}
-	}
+	a.count(row, cutAt, raw, events)
 	ev := streamCount(0, events)
 	add := func(i int, c Count) {
 		row.Sinks[i].Count += c.Count
