@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/read"
 	"github.com/sightline/sightline/replay"
 	"github.com/sightline/sightline/sinks/archive"
 )
@@ -63,7 +64,7 @@ func benchSetup(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		src, err := benchBus.Replay(ctx, bus.ReplayOptions{BatchSize: 50000})
+		src, err := read.Replay(ctx, benchBus, read.ReplayOptions{BatchSize: 50000})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -79,7 +80,7 @@ func report(b *testing.B, n int) {
 }
 
 // BenchmarkReplay replays benchN events to a discarding sink: from the
-// stream through bus.Replay + replay.Run (stream_to_discard) against a bare
+// stream through read.Replay + replay.Run (stream_to_discard) against a bare
 // JetStream ordered consumer reading the same messages (jetstream_baseline),
 // and from the local archive (archive_to_discard) against reading and
 // gunzipping its objects only (archive_read_baseline).
@@ -110,7 +111,7 @@ func BenchmarkReplay(b *testing.B) {
 	})
 	b.Run("stream_to_discard", func(b *testing.B) {
 		for b.Loop() {
-			src, err := benchBus.Replay(ctx, bus.ReplayOptions{BatchSize: 1000})
+			src, err := read.Replay(ctx, benchBus, read.ReplayOptions{BatchSize: 1000})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -18,7 +18,7 @@ import (
 )
 
 // Source yields batches of messages in order; io.EOF after the last one.
-// *bus.ReplaySource implements it (stream), as does *ArchiveSource.
+// *read.ReplaySource implements it (stream), as does *ArchiveSource.
 type Source interface {
 	Next(ctx context.Context) ([]*stage.Message, error)
 }

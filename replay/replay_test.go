@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/read"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/replay"
@@ -72,9 +73,9 @@ func (c *collect) Write(_ context.Context, batch []*stage.Message) error {
 }
 func (c *collect) Close(context.Context) error { return nil }
 
-func streamSource(t testing.TB, b *bus.Bus, o bus.ReplayOptions) *bus.ReplaySource {
+func streamSource(t testing.TB, b *bus.Bus, o read.ReplayOptions) *read.ReplaySource {
 	t.Helper()
-	src, err := b.Replay(ctxFor(t), o)
+	src, err := read.Replay(ctxFor(t), b, o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestStreamToSinkInOrder(t *testing.T) {
 	publish(t, b, msgs)
 	var c collect
 	var progress bytes.Buffer
-	sum, err := replay.Run(ctxFor(t), streamSource(t, b, bus.ReplayOptions{BatchSize: 500}), &c,
+	sum, err := replay.Run(ctxFor(t), streamSource(t, b, read.ReplayOptions{BatchSize: 500}), &c,
 		replay.Options{Progress: &progress, ProgressEvery: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +108,7 @@ func TestStreamToSinkInOrder(t *testing.T) {
 
 	// A sequence range and a subject filter.
 	c = collect{}
-	sum, err = replay.Run(ctxFor(t), streamSource(t, b, bus.ReplayOptions{
+	sum, err = replay.Run(ctxFor(t), streamSource(t, b, read.ReplayOptions{
 		FromSeq: 1001, ToSeq: 2000, Filters: []string{"sightline.events.log.>"}}), &c, replay.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -121,12 +122,12 @@ func TestDryRunAndRate(t *testing.T) {
 	b := newBus(t)
 	publish(t, b, events(1000, time.Now(), time.Millisecond))
 	var c collect
-	sum, err := replay.Run(ctxFor(t), streamSource(t, b, bus.ReplayOptions{BatchSize: 100}), &c, replay.Options{DryRun: true})
+	sum, err := replay.Run(ctxFor(t), streamSource(t, b, read.ReplayOptions{BatchSize: 100}), &c, replay.Options{DryRun: true})
 	if err != nil || sum.Read != 1000 || sum.Written != 0 || len(c.msgs) != 0 {
 		t.Fatalf("dry run: %v, %v, wrote %d", sum, err, len(c.msgs))
 	}
 	start := time.Now()
-	sum, err = replay.Run(ctxFor(t), streamSource(t, b, bus.ReplayOptions{BatchSize: 100}), &c, replay.Options{Rate: 2000})
+	sum, err = replay.Run(ctxFor(t), streamSource(t, b, read.ReplayOptions{BatchSize: 100}), &c, replay.Options{Rate: 2000})
 	if err != nil || sum.Written != 1000 {
 		t.Fatal(sum, err)
 	}
@@ -165,7 +166,7 @@ func TestRetriesAndRejections(t *testing.T) {
 	b := newBus(t)
 	publish(t, b, events(50, time.Now(), time.Millisecond))
 	f := &flaky{}
-	sum, err := replay.Run(ctxFor(t), streamSource(t, b, bus.ReplayOptions{}), f,
+	sum, err := replay.Run(ctxFor(t), streamSource(t, b, read.ReplayOptions{}), f,
 		replay.Options{Backoff: func(int) time.Duration { return time.Millisecond }})
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func TestRetriesAndRejections(t *testing.T) {
 	f.fails.Store(-100) // always failing from now on
 	f.fails.Store(0)
 	always := stage.Sink(failing{})
-	_, err = replay.Run(ctxFor(t), streamSource(t, b, bus.ReplayOptions{}), always,
+	_, err = replay.Run(ctxFor(t), streamSource(t, b, read.ReplayOptions{}), always,
 		replay.Options{MaxAttempts: 3, Backoff: func(int) time.Duration { return time.Millisecond }})
 	if !errors.Is(err, replay.ErrGaveUp) {
 		t.Fatalf("err = %v, want ErrGaveUp", err)
@@ -211,7 +212,7 @@ func TestArchiveRoundTripIntoFreshStream(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sink.Close(ctxFor(t))
-			if _, err := replay.Run(ctxFor(t), streamSource(t, src, bus.ReplayOptions{BatchSize: 1000}), sink, replay.Options{}); err != nil {
+			if _, err := replay.Run(ctxFor(t), streamSource(t, src, read.ReplayOptions{BatchSize: 1000}), sink, replay.Options{}); err != nil {
 				t.Fatal(err)
 			}
 
@@ -234,7 +235,7 @@ func TestArchiveRoundTripIntoFreshStream(t *testing.T) {
 				t.Fatalf("from archive: %v, %v, published %d", sum, err, ss.Published())
 			}
 			var c collect
-			if _, err := replay.Run(ctxFor(t), streamSource(t, dst, bus.ReplayOptions{}), &c, replay.Options{}); err != nil {
+			if _, err := replay.Run(ctxFor(t), streamSource(t, dst, read.ReplayOptions{}), &c, replay.Options{}); err != nil {
 				t.Fatal(err)
 			}
 			byID := map[string]*stage.Message{}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -43,7 +44,7 @@ type Opened struct {
 	// Consumers are the durable consumers `sightline run` feeds the sink
 	// from, with the sink's own batch and ack settings (replay uses its
 	// own ephemeral consumer instead).
-	Consumers []bus.ConsumerConfig
+	Consumers []consume.Config
 	// Background loops run beside the consumers until their context is
 	// done (retention, ...).
 	Background []func(context.Context)

@@ -49,6 +49,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
@@ -415,7 +416,7 @@ func backlogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	done := make(chan error, 1)
 	start := time.Now()
 	go func() {
-		done <- b.RunProcessor(pctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "load-processor"}, p)
+		done <- consume.RunProcessor(pctx, b, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "load-processor"}, p)
 	}()
 	pr := newProgress(stderr)
 	base, err := msgs(ctx, b, bus.StreamEvents)
@@ -522,7 +523,7 @@ func serveCmd(ctx context.Context, args []string, stderr io.Writer) error {
 	p, _ := processors.Standard(processors.Config{}, v)
 	done := make(chan error, 1)
 	go func() {
-		done <- b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
+		done <- consume.RunProcessor(ctx, b, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, p)
 	}()
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/events", httpingest.New(b, httpingest.WithLogger(log)))

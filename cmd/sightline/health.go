@@ -22,11 +22,11 @@ import (
 
 // registerComponents serves GET /healthz/components: every component the
 // bus knows (the NATS connection, each consumer, each sink) with whether it
-// is OK, since when, and why not (JSON, internal/bus.ComponentHealth).
+// is OK, since when, and why not (JSON, internal/bus/health.ComponentHealth).
 func (p *pipeline) registerComponents() {
 	p.mux.HandleFunc("GET /healthz/components", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(p.bus.Health())
+		_ = json.NewEncoder(w).Encode(p.bus.Health().All())
 	})
 }
 
@@ -49,11 +49,11 @@ func (p *pipeline) openSink(grp *errgroup.Group, ctx context.Context, spec sinks
 		o, err := spec.Open(actx, sec, env)
 		if err != nil {
 			if ctx.Err() == nil {
-				p.bus.SetHealth(name, err)
+				p.bus.Health().Set(name, err)
 			}
 			return false
 		}
-		p.bus.SetHealth(name, nil)
+		p.bus.Health().Set(name, nil)
 		p.runOpened(grp, ctx, spec.Name, o)
 		return true
 	}
@@ -92,11 +92,11 @@ type healthSink struct {
 
 func (h healthSink) Write(ctx context.Context, batch []*stage.Message) error {
 	slow := time.AfterFunc(sinkSlowAfter, func() {
-		h.bus.SetHealth(h.name, fmt.Errorf("a write of %d messages has been running for more than %s", len(batch), sinkSlowAfter))
+		h.bus.Health().Set(h.name, fmt.Errorf("a write of %d messages has been running for more than %s", len(batch), sinkSlowAfter))
 	})
 	err := h.Sink.Write(ctx, batch)
 	slow.Stop()
-	h.bus.SetHealth(h.name, transient(err))
+	h.bus.Health().Set(h.name, transient(err))
 	return err
 }
 
@@ -137,12 +137,12 @@ func (p *pipeline) ensureStreams(ctx context.Context) error {
 		err := p.bus.EnsureStreams(ctx, p.cfg.StreamsConfig())
 		if err == nil || !unanswered(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			if err == nil && failed {
-				p.bus.SetHealth("streams", nil)
+				p.bus.Health().Set("streams", nil)
 			}
 			return err
 		}
 		failed = true
-		p.bus.SetHealth("streams", err)
+		p.bus.Health().Set("streams", err)
 		select {
 		case <-ctx.Done():
 			return err

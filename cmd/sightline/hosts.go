@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/termsafe"
 	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/hosts"
@@ -95,7 +95,7 @@ func (g *globals) hostConfig() (hosts.Config, error) {
 }
 
 // hostStore opens the host store hc describes through the bus.
-func (g *globals) hostStore(ctx context.Context, hc hosts.Config) (*bus.State, error) {
+func (g *globals) hostStore(ctx context.Context, hc hosts.Config) (*kv.State, error) {
 	b, err := g.bus(ctx)
 	if err != nil {
 		return nil, err

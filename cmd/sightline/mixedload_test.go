@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 )
 
 // sumMetric adds up every series of a metric whose labels contain all of
@@ -207,7 +208,7 @@ func TestBigHeadersAreDeadLettered(t *testing.T) {
 		}
 	}
 	dl := get(bus.StreamDLQ, "sightline.dlq.metric.bighdr")
-	if cut := dl.Header.Get(bus.HeaderDLQHeadersCut); !strings.Contains(cut, "X-Big") || dl.Header.Get("X-Big") != "" {
+	if cut := dl.Header.Get(consume.HeaderDLQHeadersCut); !strings.Contains(cut, "X-Big") || dl.Header.Get("X-Big") != "" {
 		t.Errorf("dead letter: headers cut %q, X-Big kept %d bytes", cut, len(dl.Header.Get("X-Big")))
 	}
 	if dl.Header.Get("Sightline-Dlq-Class") == "" || string(dl.Data) != `{"not json` {

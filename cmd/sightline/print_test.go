@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/termsafe/termsafetest"
 )
 
@@ -12,9 +12,9 @@ import (
 func TestStatusEscapesHostileNames(t *testing.T) {
 	h := termsafetest.Hostile
 	var out bytes.Buffer
-	err := printStatus(&out, &bus.Status{
-		Streams: []bus.StreamStatus{{Name: "S" + h, Messages: 1, Consumers: []bus.ConsumerStatus{{Name: "c" + h, Filters: []string{"f" + h}}}}},
-		Kinds:   []bus.KindCounts{{Kind: "metric" + h, In: 1}},
+	err := printStatus(&out, &status.Status{
+		Streams: []status.StreamStatus{{Name: "S" + h, Messages: 1, Consumers: []status.ConsumerStatus{{Name: "c" + h, Filters: []string{"f" + h}}}}},
+		Kinds:   []status.KindCounts{{Kind: "metric" + h, In: 1}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/bus"
+	busread "github.com/sightline/sightline/internal/bus/read"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/replay"
@@ -113,11 +114,11 @@ is printed at the end; an interrupted replay says the last sequence done to resu
 				}
 			}
 			if fromArchive == "" {
-				rs, err := b.Replay(ctx, bus.ReplayOptions{
+				rs, err := busread.Replay(ctx, b, busread.ReplayOptions{
 					Filters: subjects, FromSeq: start.Seq, FromTime: start.Time,
 					ToSeq: stop.Seq, ToTime: stop.Time, BatchSize: batch,
 				})
-				if errors.Is(err, bus.ErrEmptyRange) {
+				if errors.Is(err, busread.ErrEmptyRange) {
 					fmt.Fprintln(cmd.OutOrStdout(), "nothing to replay: the range is empty")
 					return nil
 				}

@@ -19,6 +19,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/loss"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/httpauth"
 	"github.com/sightline/sightline/internal/httplimit"
@@ -162,7 +164,7 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 	if err := p.ensureStreams(ctx); err != nil {
 		return err
 	}
-	if err := b.WatchDoor(gctx); err != nil { // input the embedded server did not store
+	if err := loss.WatchDoor(gctx, b); err != nil { // input the embedded server did not store
 		return err
 	}
 
@@ -233,7 +235,7 @@ func (p *pipeline) startHTTP(grp *errgroup.Group, ctx context.Context) (*http.Se
 			http.Error(w, "not ready: starting, stopping or disconnected from NATS", http.StatusServiceUnavailable)
 			return
 		}
-		if why := p.bus.NotReady(); why != "" { // a stalled consumer, a failing component (docs/consumers.md)
+		if why := p.bus.Health().NotReady(); why != "" { // a stalled consumer, a failing component (docs/consumers.md)
 			if httpauth.Anonymous(r.Context()) { // the reason names services and errors: token holders only
 				why = "a component is failing (send a read token, or see GET /healthz/components)"
 			}
@@ -297,11 +299,11 @@ func (p *pipeline) startProcessor(grp *errgroup.Group, ctx context.Context, trac
 		// An external server's max payload may be below the events stream's limit.
 		MaxEventBytes: min(int(p.cfg.Streams.Events.MaxMsgSize), int(p.bus.Conn().MaxPayload())) - limits.EventHeaderBudget}, v, processors.WithTracer(tracer))
 	p.enrich = en
-	cc := bus.ConsumerConfig{
+	cc := consume.Config{
 		Stage: "process", Stream: bus.StreamRaw, Durable: pc.Consumer,
 		Batch: pc.Batch, Lanes: pc.Lanes, Workers: pc.Workers, MaxAckPending: pc.MaxAckPending, AckWait: pc.AckWait,
 	}
-	grp.Go(func() error { return p.bus.RunProcessor(ctx, cc, proc) })
+	grp.Go(func() error { return consume.RunProcessor(ctx, p.bus, cc, proc) })
 	return nil
 }
 
@@ -338,7 +340,7 @@ func (p *pipeline) runOpened(grp *errgroup.Group, ctx context.Context, name stri
 	p.mu.Unlock()
 	reported := healthSink{Sink: o.Sink, name: "sink " + name, bus: p.bus}
 	for _, cc := range o.Consumers {
-		grp.Go(func() error { return p.bus.RunSink(ctx, cc, reported) })
+		grp.Go(func() error { return consume.RunSink(ctx, p.bus, cc, reported) })
 	}
 	for _, run := range o.Background {
 		grp.Go(func() error { run(ctx); return nil })

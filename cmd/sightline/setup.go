@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
 	"github.com/sightline/sightline/sinks/hosts"
@@ -52,7 +53,7 @@ empty a stream, so a changed streams.* or hosts.* configuration is applied here.
 			}
 			if ac, err := sinks.SectionOf[archive.Config](cfg, "archive"); err == nil && ac.IsEnabled() &&
 				strings.HasPrefix(ac.URL, "s3://") && ac.LeaseTTL > 0 {
-				if _, err := b.OpenLeases(cmd.Context(), bus.LeaseConfig{Bucket: archive.LeaseBucket, TTL: ac.LeaseTTL}); err != nil {
+				if _, err := kv.OpenLeases(cmd.Context(), b, kv.LeaseConfig{Bucket: archive.LeaseBucket, TTL: ac.LeaseTTL}); err != nil {
 					return err
 				}
 				done = append(done, "KV_"+archive.LeaseBucket)

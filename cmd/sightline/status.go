@@ -12,7 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/health"
+	"github.com/sightline/sightline/internal/bus/loss"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/termsafe"
 )
 
@@ -37,12 +39,12 @@ retention.`,
 			if err != nil {
 				return err
 			}
-			st, err := b.Status(cmd.Context())
+			st, err := status.Read(cmd.Context(), b)
 			if err != nil {
 				return err
 			}
 			// What each running `sightline run` says of its parts (docs/consumers.md).
-			st.Instances, _ = b.Instances(cmd.Context(), time.Second)
+			st.Instances, _ = health.Instances(cmd.Context(), b.Conn(), time.Second)
 			if asJSON {
 				enc := json.NewEncoder(termsafe.JSONWriter(cmd.OutOrStdout()))
 				enc.SetIndent("", "  ")
@@ -58,7 +60,7 @@ retention.`,
 
 // printStatus writes the status tables; names come from the streams and
 // subjects (publishers choose the kinds), so they are escaped.
-func printStatus(w io.Writer, st *bus.Status) error {
+func printStatus(w io.Writer, st *status.Status) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STREAM\tMESSAGES\tBYTES\tFIRST\tLAST\tLAST MESSAGE")
 	for _, s := range st.Streams {
@@ -102,7 +104,7 @@ func printStatus(w io.Writer, st *bus.Status) error {
 
 // printHealth lists what each running process reports of its parts (any
 // client may answer on the health subject: escaped).
-func printHealth(tw io.Writer, insts []bus.InstanceHealth) {
+func printHealth(tw io.Writer, insts []health.InstanceHealth) {
 	if len(insts) == 0 {
 		return
 	}
@@ -117,7 +119,7 @@ func printHealth(tw io.Writer, insts []bus.InstanceHealth) {
 			since := c.Since.Local().Format(time.DateTime) + " (" + time.Since(c.Since).Round(time.Second).String() + " ago)"
 			reason := c.Reason
 			switch {
-			case c.Lost > 0 && c.Component == bus.DoorComponent:
+			case c.Lost > 0 && c.Component == loss.DoorComponent:
 				reason = strings.TrimPrefix(reason+"; ", "; ") + fmt.Sprintf("%d messages published but not stored (dropped at the door: core publishers were not told)", c.Lost)
 			case c.Lost > 0:
 				reason = strings.TrimPrefix(reason+"; ", "; ") + fmt.Sprintf("%d messages removed by the stream's limits before it received them (lost)", c.Lost)

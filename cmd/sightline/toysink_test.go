@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
@@ -82,7 +83,7 @@ func toySpec(s *toySink) sinks.Spec {
 	return sinks.Define("toy",
 		func() toyConfig { return toyConfig{Subject: "sightline.events.>", Batch: 10} },
 		func(_ context.Context, c *toyConfig, _ sinks.Env) (*sinks.Opened, error) {
-			return &sinks.Opened{Sink: s, Consumers: []bus.ConsumerConfig{{
+			return &sinks.Opened{Sink: s, Consumers: []consume.Config{{
 				Stage: "toy", Stream: bus.StreamEvents, Durable: "toy", Filters: []string{c.Subject}, Batch: c.Batch,
 			}}}, nil
 		})

@@ -1,7 +1,21 @@
-// Package bus is the one package that talks to NATS JetStream. It starts an
-// embedded server or connects to a cluster, declares the streams, runs
-// durable pull consumers for processors and sinks, and alone decides whether
-// an input is acked, redelivered with backoff, or terminated to the DLQ.
+// Package bus is the connection to NATS JetStream, the root of the one
+// package family that talks to it. It starts an embedded server or
+// connects to a cluster, declares the streams, publishes (under group
+// commit, once the store is synced) and keeps the process's health
+// registry. The packages under it do the rest, each on a *Bus:
+//
+//   - consume: durable pull consumers for processors and sinks; alone
+//     decides whether an input is acked, redelivered with backoff, or
+//     terminated to the DLQ;
+//   - kv: latest-state buckets and leases;
+//   - read: in-order reading of a stream (replay, state scans);
+//   - loss: input a stream removed before a consumer got it, and input
+//     the raw stream never stored;
+//   - health: the components' states, answered on health.Subject;
+//   - status: the streams, consumers and per-kind counts.
+//
+// Stages never see these packages: they get the small interfaces of
+// internal/stage.
 package bus
 
 import (
@@ -22,6 +36,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/sightline/sightline/internal/bus/health"
 	"github.com/sightline/sightline/internal/limits"
 )
 
@@ -130,7 +145,9 @@ type Bus struct {
 	tracer trace.Tracer
 	traced bool // tracer is a real one (not the no-op)
 	obs    Observer
-	health healthState
+	health *health.Registry
+	// instance names this process to others: connection name, host, pid.
+	instance string
 
 	stallTimeout time.Duration // consumers' default
 
@@ -149,10 +166,6 @@ type Bus struct {
 	// embeddedAuth authenticates further in-process connections to the
 	// embedded server (WatchDoor) when it has a configuration file.
 	embeddedAuth []nats.Option
-
-	// dropPulls, in tests, swallows the pull requests of pull loop
-	// generations up to this one (a server that lost them).
-	dropPulls atomic.Uint64
 }
 
 // ErrClosed is returned by operations on a closed bus.
@@ -170,8 +183,11 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	_, off := b.tracer.(noop.Tracer)
 	b.traced = !off
 	if b.obs == nil {
-		b.obs = NopObserver{}
+		b.obs = NopObserver
 	}
+	b.health = health.New(b.log, b.Connected)
+	host, _ := os.Hostname()
+	b.instance = fmt.Sprintf("%s@%s pid %d", orDefault(o.Name, "sightline"), host, os.Getpid())
 	urls := strings.Join(o.URLs, ",")
 	// A permissions violation while connecting (an identity refused its
 	// inbox or the JetStream API) ends the connect at once.
@@ -186,12 +202,12 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		nats.FlusherTimeout(flusherTimeout),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				b.SetHealth("nats", fmt.Errorf("disconnected: %w", err))
+				b.health.Set("nats", fmt.Errorf("disconnected: %w", err))
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			b.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-			b.SetHealth("nats", nil)
+			b.health.Set("nats", nil)
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subj := ""
@@ -269,7 +285,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		}
 		return nil, fmt.Errorf("bus: JetStream is not enabled on %s: %w", redact(urls), err)
 	}
-	b.SetHealth("nats", nil)
+	b.health.Set("nats", nil)
 	return b, nil
 }
 
@@ -413,6 +429,49 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 
 // Conn is the underlying NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// What the packages under internal/bus use of a connection.
+
+// Logger is the bus's logger.
+func (b *Bus) Logger() *slog.Logger { return b.log }
+
+// Observer is told what the consumers do (Options.Observer).
+func (b *Bus) Observer() Observer { return b.obs }
+
+// Tracer is the tracer of consumer spans, nil when tracing is off.
+func (b *Bus) Tracer() trace.Tracer {
+	if !b.traced {
+		return nil
+	}
+	return b.tracer
+}
+
+// Health is the process's health registry.
+func (b *Bus) Health() *health.Registry { return b.health }
+
+// Instance names this process (connection name, host and pid) to others.
+func (b *Bus) Instance() string { return b.instance }
+
+// StallTimeout is Options.StallTimeout (0: the consumers' default).
+func (b *Bus) StallTimeout() time.Duration { return b.stallTimeout }
+
+// DLQMax is the largest dead letter the DLQ stream and the server take,
+// known after EnsureStreams (0 before).
+func (b *Bus) DLQMax() int64 { return b.dlqMax.Load() }
+
+// Server is the embedded server, nil on an external cluster.
+func (b *Bus) Server() *server.Server { return b.srv }
+
+// ConnectEmbedded opens another in-process connection to the embedded
+// server, authenticated like the bus's own (nil, nil on an external
+// cluster).
+func (b *Bus) ConnectEmbedded(name string) (*nats.Conn, error) {
+	if b.srv == nil {
+		return nil, nil
+	}
+	return nats.Connect(b.srv.ClientURL(), append(b.embeddedAuth, nats.InProcessServer(b.srv), nats.Name(name),
+		nats.MaxReconnects(-1), nats.PingInterval(embeddedPingInterval))...)
+}
 
 // Close drains the connection and stops the embedded server.
 func (b *Bus) Close() {

@@ -208,9 +208,10 @@ func syncParents(dir string) error {
 	return fsyncPath(filepath.Dir(parent))
 }
 
-// commit waits for a group commit round when the bus runs one (nats.sync:
+// Commit waits for a group commit round when the bus runs one (nats.sync:
 // group); otherwise the server's own policy applies and it returns nil.
-func (b *Bus) commit(ctx context.Context) error {
+// Call it after PubAcks and before acknowledging anything they cover.
+func (b *Bus) Commit(ctx context.Context) error {
 	if b == nil || b.committer == nil {
 		return nil
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/testsvc"
 )
 
@@ -47,7 +48,7 @@ func roundTrip(t *testing.T, o bus.Options, streams ...bus.StreamsConfig) {
 	if len(streams) > 0 {
 		sc = streams[0]
 	}
-	o.Logger = testLogger(t)
+	o.Logger = bustest.Logger(t)
 	b, err := bus.Connect(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -56,10 +57,10 @@ func roundTrip(t *testing.T, o bus.Options, streams ...bus.StreamsConfig) {
 	if err := b.EnsureStreams(context.Background(), sc); err != nil {
 		t.Fatal(err)
 	}
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
-	pub(t, b, "sightline.raw.metric.external", `{"ok":true}`)
-	collect(t, b, bus.StreamEvents, "sightline.events.metric.external", 1)
+	bustest.Pub(t, b, "sightline.raw.metric.external", `{"ok":true}`)
+	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.external", 1)
 }
 
 func TestExternalServerAuthentication(t *testing.T) {

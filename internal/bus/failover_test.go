@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 	"github.com/sightline/sightline/internal/testutil"
 )
 
@@ -86,7 +87,7 @@ func (f *freezer) pipe(dst io.Writer, src io.Reader) {
 // client moves to the next URL; the bus's health shows the outage and the
 // recovery, and a publish after the move works.
 func TestFrozenServerFailover(t *testing.T) {
-	srv := newBus(t, "") // the server (embedded in this bus)
+	srv := bustest.Open(t, "") // the server (embedded in this bus)
 	defer srv.Close()
 	a, c := newFreezer(t, strings.TrimPrefix(srv.ClientURL(), "nats://")), newFreezer(t, strings.TrimPrefix(srv.ClientURL(), "nats://"))
 	logs := &testutil.SyncBuffer{}
@@ -102,11 +103,11 @@ func TestFrozenServerFailover(t *testing.T) {
 	}
 	frozen.frozen.Store(true)
 	start := time.Now()
-	waitFor(t, 30*time.Second, "the client moved to the other server", func() bool {
-		h, _ := healthOf(b, "nats")
+	bustest.WaitFor(t, 30*time.Second, "the client moved to the other server", func() bool {
+		h, _ := bustest.HealthOf(b, "nats")
 		return h.OK && h.Since.After(start) && b.Conn().IsConnected() && b.Conn().ConnectedUrl() != first
 	})
-	h, _ := healthOf(b, "nats")
+	h, _ := bustest.HealthOf(b, "nats")
 	moved := h.Since.Sub(start)
 	t.Logf("frozen server given up and the other one connected %s after the freeze", moved.Round(100*time.Millisecond))
 	if moved > 10*time.Second {
@@ -115,5 +116,5 @@ func TestFrozenServerFailover(t *testing.T) {
 	if n := logs.Count(`"msg":"component failing","component":"nats"`); n != 1 {
 		t.Errorf("%d 'component failing' lines for the NATS connection, want 1", n)
 	}
-	pub(t, b, "sightline.raw.metric.failover", `{"ok":true}`)
+	bustest.Pub(t, b, "sightline.raw.metric.failover", `{"ok":true}`)
 }

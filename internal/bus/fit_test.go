@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 )
 
 // smallCluster starts a 3-node JetStream cluster in this process with
@@ -76,7 +77,7 @@ func smallCluster(t *testing.T, maxStore int64) []string {
 // names the keys to set.
 func TestStreamsFitTheClusterStorage(t *testing.T) {
 	urls := smallCluster(t, 1<<30)
-	b, err := bus.Connect(context.Background(), bus.Options{URLs: urls, Logger: testLogger(t)})
+	b, err := bus.Connect(context.Background(), bus.Options{URLs: urls, Logger: bustest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,8 +142,8 @@ func TestStreamsFitTheClusterStorage(t *testing.T) {
 // roundTripOn runs the processor on an open bus and checks one event.
 func roundTripOn(t *testing.T, b *bus.Bus) {
 	t.Helper()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
-	pub(t, b, "sightline.raw.metric.fit", `{"ok":true}`)
-	collect(t, b, bus.StreamEvents, "sightline.events.metric.fit", 1)
+	bustest.Pub(t, b, "sightline.raw.metric.fit", `{"ok":true}`)
+	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.fit", 1)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 )
 
 // A store whose streams were sized for more storage than the server now
@@ -22,7 +23,7 @@ func TestStreamsFitWhenTheyAlreadyExist(t *testing.T) {
 		return p
 	}
 	open := func(store string) error {
-		b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: filepath.Join(dir, "js"), ServerConfig: conf(store), Logger: testLogger(t)})
+		b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: filepath.Join(dir, "js"), ServerConfig: conf(store), Logger: bustest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,7 @@ package bus
 
 import "time"
 
-// Observer is told what the routers do; internal/telemetry implements it
+// Observer is told what the consumers do (internal/bus/consume); internal/telemetry implements it
 // with Prometheus and statsd.
 type Observer interface {
 	// Received counts an input message of a kind at a stage.
@@ -23,13 +23,15 @@ type Observer interface {
 	Pending(stream, consumer string, n uint64)
 }
 
-// NopObserver observes nothing.
-type NopObserver struct{}
+// NopObserver observes nothing (embed it to implement only some methods).
+var NopObserver Observer = nopObserver{}
 
-func (NopObserver) Received(string, string, bool)          {}
-func (NopObserver) Emitted(string, string, int)            {}
-func (NopObserver) Rejected(string, string, string)        {}
-func (NopObserver) Retried(string, string)                 {}
-func (NopObserver) Duplicate(string, string)               {}
-func (NopObserver) Observed(string, string, time.Duration) {}
-func (NopObserver) Pending(string, string, uint64)         {}
+type nopObserver struct{}
+
+func (nopObserver) Received(string, string, bool)          {}
+func (nopObserver) Emitted(string, string, int)            {}
+func (nopObserver) Rejected(string, string, string)        {}
+func (nopObserver) Retried(string, string)                 {}
+func (nopObserver) Duplicate(string, string)               {}
+func (nopObserver) Observed(string, string, time.Duration) {}
+func (nopObserver) Pending(string, string, uint64)         {}

@@ -27,7 +27,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*stage.Message) ([]PublishRes
 	if err != nil {
 		return res, err
 	}
-	if err := b.commit(ctx); err != nil {
+	if err := b.Commit(ctx); err != nil {
 		return res, fmt.Errorf("%w: %w", ErrPublish, err)
 	}
 	return res, nil
@@ -38,7 +38,7 @@ func (b *Bus) Publish(ctx context.Context, msgs ...*stage.Message) ([]PublishRes
 func PublishTo(ctx context.Context, js jetstream.JetStream, msgs ...*stage.Message) ([]PublishResult, error) {
 	futs := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := js.PublishMsgAsync(toNats(m))
+		f, err := js.PublishMsgAsync(ToNats(m))
 		if err != nil {
 			return nil, fmt.Errorf("%w %s: %w", ErrPublish, m.Subject, err)
 		}

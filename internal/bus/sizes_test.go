@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
@@ -84,9 +86,9 @@ func storedSizes(t *testing.T, b *bus.Bus, subject string, accepted []int) {
 // of the server's max payload has its body cut to leave room for the
 // reason); a larger one is refused to the publisher. Nothing vanishes.
 func TestCorePublishSizesEmbedded(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 	const subject = "sightline.raw.metric.size"
 	accepted, refused := sizedPubs(t, b.ClientURL(), subject)
@@ -96,10 +98,10 @@ func TestCorePublishSizesEmbedded(t *testing.T) {
 	}
 	storedSizes(t, b, subject, accepted)
 	// Megabytes through the stages (slow under -race on a busy machine).
-	for deadline := time.Now().Add(2 * time.Minute); streamMsgs(t, b, bus.StreamDLQ) < uint64(len(accepted)) && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(2 * time.Minute); bustest.StreamMsgs(t, b, bus.StreamDLQ) < uint64(len(accepted)) && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}
-	dlq := collect(t, b, bus.StreamDLQ, "sightline.dlq.>", len(accepted))
+	dlq := bustest.Messages(t, b, bus.StreamDLQ, "sightline.dlq.>", len(accepted))
 	cuts := 0
 	for _, m := range dlq {
 		h := m.Headers()
@@ -107,12 +109,12 @@ func TestCorePublishSizesEmbedded(t *testing.T) {
 			t.Errorf("%s: class %q reason %q", m.Subject(), h.Get("Sightline-Dlq-Class"), h.Get(stage.HeaderDLQReason))
 		}
 		size := atoi(t, m.Subject()[strings.LastIndexByte(m.Subject(), '.')+1:])
-		switch cut := h.Get(bus.HeaderDLQBodyCut); {
+		switch cut := h.Get(consume.HeaderDLQBodyCut); {
 		case cut != "":
 			cuts++
-			if size != 8*limits.MiB || h.Get(bus.HeaderDLQBodyBytes) != strconv.Itoa(size) || len(m.Data()) != atoi(t, cut) ||
+			if size != 8*limits.MiB || h.Get(consume.HeaderDLQBodyBytes) != strconv.Itoa(size) || len(m.Data()) != atoi(t, cut) ||
 				len(m.Data()) < size-limits.DLQHeaderBudget {
-				t.Errorf("%s: cut dead letter: body bytes %q, cut %q, kept %d", m.Subject(), h.Get(bus.HeaderDLQBodyBytes), cut, len(m.Data()))
+				t.Errorf("%s: cut dead letter: body bytes %q, cut %q, kept %d", m.Subject(), h.Get(consume.HeaderDLQBodyBytes), cut, len(m.Data()))
 			}
 		case len(m.Data()) != size:
 			t.Errorf("%s: dead letter body %d bytes, want the original %d", m.Subject(), len(m.Data()), size)
@@ -121,7 +123,7 @@ func TestCorePublishSizesEmbedded(t *testing.T) {
 	if cuts != 1 {
 		t.Errorf("%d dead letters cut, want 1 (the one of the server's max payload)", cuts)
 	}
-	if n := streamMsgs(t, b, bus.StreamEvents); n != 0 {
+	if n := bustest.StreamMsgs(t, b, bus.StreamEvents); n != 0 {
 		t.Fatalf("%d events from oversized bodies", n)
 	}
 }
@@ -131,7 +133,7 @@ func TestCorePublishSizesEmbedded(t *testing.T) {
 // stream, the rest is refused to the publisher.
 func TestCorePublishSizesCluster(t *testing.T) {
 	urls := testsvc.NATSCluster(t)
-	b, err := bus.Connect(context.Background(), bus.Options{URLs: urls, Logger: testLogger(t)})
+	b, err := bus.Connect(context.Background(), bus.Options{URLs: urls, Logger: bustest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

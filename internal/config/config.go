@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/httpauth"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/telemetry"
@@ -185,10 +186,10 @@ type Statsd struct {
 func Default(sections ...SectionDef) *Config {
 	c := &Config{
 		NATS: NATS{Listen: "127.0.0.1:4222", Options: bus.Options{StoreDir: ".sightline/jetstream", MaxPayload: limits.ServerMaxPayload, Name: "sightline",
-			Sync: bus.SyncGroup, StallTimeout: bus.DefaultStallTimeout}},
+			Sync: bus.SyncGroup, StallTimeout: consume.DefaultStallTimeout}},
 		Streams: bus.DefaultStreams(),
 		Processor: Processor{Enabled: true, Consumer: "processor", MaxBodyBytes: limits.MaxBodyBytes,
-			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: bus.DefaultAckWait},
+			Attributes: map[string]string{}, Batch: 256, Lanes: 2, AckWait: consume.DefaultAckWait},
 		HTTP: HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: limits.HTTPMaxBodyBytes, IngestMaxItems: limits.HTTPMaxItems,
 			IngestMaxConcurrent: limits.HTTPMaxConcurrentIngest, IngestReadTimeout: limits.HTTPIngestReadTimeout,
 			IngestMaxPerClient: limits.HTTPMaxIngestPerClient, MaxConnections: limits.HTTPMaxConnections},

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/natsauth"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/hosts"
@@ -45,7 +46,7 @@ func TestAttackWorkerCannotDestroyStreamContents(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the worker opens the hosts store: %v", err)
 	}
-	if err := st.PutMany(ctxFor(t), []bus.StatePut{{Key: "h.web-01", Value: []byte(`{}`)}}); err != nil {
+	if err := st.PutMany(ctxFor(t), []kv.StatePut{{Key: "h.web-01", Value: []byte(`{}`)}}); err != nil {
 		t.Fatalf("the worker writes the hosts store: %v", err)
 	}
 	for i := 0; i < 3; i++ {

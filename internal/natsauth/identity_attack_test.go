@@ -11,6 +11,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/natsauth"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
@@ -80,7 +81,7 @@ func TestAttackDedupSquattingByAnotherCollector(t *testing.T) {
 	if c := dup.Headers().Get(stage.HeaderDLQClass); c != stage.ClassDuplicate || dup.Subject() != "sightline.dlq.duplicate.snapshot.host.web-01.lva1" {
 		t.Fatalf("duplicate record on %s class %q", dup.Subject(), c)
 	}
-	st, err := op.Status(ctxFor(t))
+	st, err := status.Read(ctxFor(t), op)
 	if err != nil {
 		t.Fatal(err)
 	}

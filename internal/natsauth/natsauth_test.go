@@ -19,6 +19,10 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/health"
+	"github.com/sightline/sightline/internal/bus/kv"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/httpauth/authtest"
 	"github.com/sightline/sightline/internal/natsauth"
 	"github.com/sightline/sightline/internal/stage"
@@ -294,7 +298,7 @@ func TestReaderReadsButCannotWrite(t *testing.T) {
 	e := newEnv(t)
 	var log testutil.SyncBuffer
 	r := e.mustClient(natsauth.Reader, "", &log)
-	if _, err := r.Status(ctxFor(t)); err != nil {
+	if _, err := status.Read(ctxFor(t), r); err != nil {
 		t.Fatalf("reader: sightline status: %v; log: %s", err, log.String())
 	}
 	// sightline search opens and scans the hosts store (which sightline run
@@ -302,11 +306,11 @@ func TestReaderReadsButCannotWrite(t *testing.T) {
 	if _, err := hosts.Open(ctxFor(t), e.worker, hosts.DefaultConfig()); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := hosts.Open(ctxFor(t), r, hosts.DefaultConfig())
+	store, err := hosts.Open(ctxFor(t), r, hosts.DefaultConfig())
 	if err != nil {
 		t.Fatalf("reader: open the hosts store: %v; log: %s", err, log.String())
 	}
-	if err := kv.Scan(ctxFor(t), nil, func(bus.StateEntry) error { return nil }); err != nil {
+	if err := store.Scan(ctxFor(t), nil, func(kv.StateEntry) error { return nil }); err != nil {
 		t.Fatalf("reader: scan the hosts store: %v; log: %s", err, log.String())
 	}
 
@@ -453,14 +457,14 @@ func TestReaderSeesTheWorkersHealth(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- e.worker.RunSink(ctx, bus.ConsumerConfig{Stage: "healthcheck", Stream: bus.StreamEvents, Durable: "natsauth-health"}, nopSink{})
+		done <- consume.RunSink(ctx, e.worker, consume.Config{Stage: "healthcheck", Stream: bus.StreamEvents, Durable: "natsauth-health"}, nopSink{})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	var log testutil.SyncBuffer
 	r := e.mustClient(natsauth.Reader, "", &log)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		insts, err := r.Instances(ctxFor(t), time.Second)
+		insts, err := health.Instances(ctxFor(t), r.Conn(), time.Second)
 		if err != nil {
 			t.Fatalf("reader: health request: %v; log: %s", err, log.String())
 		}

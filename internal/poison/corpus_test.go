@@ -19,6 +19,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/poison"
@@ -105,7 +107,7 @@ func startPipeline(t *testing.T, o bus.Options, sc bus.StreamsConfig) *pipeline 
 	run := func(f func() error) { go func() { done <- f() }() }
 	running := 1
 	run(func() error {
-		return b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, proc)
+		return consume.RunProcessor(ctx, b, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, proc)
 	})
 	var opened []*sinks.Opened
 	for _, s := range []struct {
@@ -119,7 +121,7 @@ func startPipeline(t *testing.T, o bus.Options, sc bus.StreamsConfig) *pipeline 
 		opened = append(opened, o)
 		for _, cc := range o.Consumers {
 			running++
-			run(func() error { return b.RunSink(ctx, cc, o.Sink) })
+			run(func() error { return consume.RunSink(ctx, b, cc, o.Sink) })
 		}
 	}
 	h := httptest.NewServer(httpingest.New(b, httpingest.WithMaxItemBytes(limits.HTTPMaxItemBytes)))
@@ -275,7 +277,7 @@ func waitSinks(t *testing.T, b *bus.Bus) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		st, err := b.Status(context.Background())
+		st, err := status.Read(context.Background(), b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -302,7 +304,7 @@ func waitSinks(t *testing.T, b *bus.Bus) {
 // rejected + retried per stage and kind).
 func checkBalance(t *testing.T, p *pipeline) {
 	t.Helper()
-	st, err := p.bus.Status(context.Background())
+	st, err := status.Read(context.Background(), p.bus)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func (m *Metrics) Pending(stream, consumer string, n uint64) {
 }
 
 // Stalled records a consumer entering or leaving the stalled state
-// (bus.StallObserver).
+// (consume.StallObserver).
 func (m *Metrics) Stalled(stream, consumer string, stalled bool) {
 	if stalled {
 		m.stalls.WithLabelValues(stream, consumer).Inc()
@@ -142,17 +142,17 @@ func setFlag(g prometheus.Gauge, on bool) {
 }
 
 // Lost counts messages removed before the consumer received them
-// (bus.LossObserver).
+// (loss.Observer).
 func (m *Metrics) Lost(stream, consumer string, n uint64) {
 	m.lost.WithLabelValues(stream, consumer).Add(float64(n))
 }
 
-// Dropped counts messages published but not stored (bus.DoorObserver).
+// Dropped counts messages published but not stored (loss.DoorObserver).
 func (m *Metrics) Dropped(stream string, n uint64) {
 	m.dropped.WithLabelValues(stream).Add(float64(n))
 }
 
-// AtRisk records a backlog about to be removed (bus.LossObserver).
+// AtRisk records a backlog about to be removed (loss.Observer).
 func (m *Metrics) AtRisk(stream, consumer string, risk bool) {
 	setFlag(m.atRisk.WithLabelValues(stream, consumer), risk)
 }

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/loss"
 )
 
 // Fanout sends every observation to each observer.
@@ -14,10 +16,10 @@ var _ bus.Observer = Fanout(nil)
 // Both the metrics and the fan-out record stalls, lost input and backlogs
 // at risk.
 var (
-	_ bus.StallObserver = (*Metrics)(nil)
-	_ bus.LossObserver  = (*Metrics)(nil)
-	_ bus.StallObserver = Fanout(nil)
-	_ bus.LossObserver  = Fanout(nil)
+	_ consume.StallObserver = (*Metrics)(nil)
+	_ loss.Observer         = (*Metrics)(nil)
+	_ consume.StallObserver = Fanout(nil)
+	_ loss.Observer         = Fanout(nil)
 )
 
 func (f Fanout) Received(stage, kind string, redelivered bool) {
@@ -65,7 +67,7 @@ func (f Fanout) Pending(stream, consumer string, n uint64) {
 // Stalled forwards to the observers that record stalls.
 func (f Fanout) Stalled(stream, consumer string, stalled bool) {
 	for _, o := range f {
-		if so, ok := o.(bus.StallObserver); ok {
+		if so, ok := o.(consume.StallObserver); ok {
 			so.Stalled(stream, consumer, stalled)
 		}
 	}
@@ -74,7 +76,7 @@ func (f Fanout) Stalled(stream, consumer string, stalled bool) {
 // Lost forwards to the observers that record lost input.
 func (f Fanout) Lost(stream, consumer string, n uint64) {
 	for _, o := range f {
-		if lo, ok := o.(bus.LossObserver); ok {
+		if lo, ok := o.(loss.Observer); ok {
 			lo.Lost(stream, consumer, n)
 		}
 	}
@@ -83,7 +85,7 @@ func (f Fanout) Lost(stream, consumer string, n uint64) {
 // Dropped forwards to the observers that record input not stored.
 func (f Fanout) Dropped(stream string, n uint64) {
 	for _, o := range f {
-		if do, ok := o.(bus.DoorObserver); ok {
+		if do, ok := o.(loss.DoorObserver); ok {
 			do.Dropped(stream, n)
 		}
 	}
@@ -92,7 +94,7 @@ func (f Fanout) Dropped(stream string, n uint64) {
 // AtRisk forwards to the observers that record backlogs at risk.
 func (f Fanout) AtRisk(stream, consumer string, risk bool) {
 	for _, o := range f {
-		if lo, ok := o.(bus.LossObserver); ok {
+		if lo, ok := o.(loss.Observer); ok {
 			lo.AtRisk(stream, consumer, risk)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/neo4j/neo4j-go-driver/v5/neo4j/dbtype"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/producers/host"
@@ -99,12 +100,12 @@ func TestHostSyncIntoNeo4j(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		errs <- b.RunProcessor(rctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor",
+		errs <- consume.RunProcessor(rctx, b, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor",
 			Backoff: []time.Duration{200 * time.Millisecond}}, proc)
 	}()
 	go func() {
 		defer wg.Done()
-		errs <- b.RunSink(rctx, bus.ConsumerConfig{Stage: "graph", Stream: bus.StreamEvents, Durable: "graph",
+		errs <- consume.RunSink(rctx, b, consume.Config{Stage: "graph", Stream: bus.StreamEvents, Durable: "graph",
 			Filters: []string{"sightline.events.snapshot.>"}, Lanes: 1, Backoff: []time.Duration{200 * time.Millisecond}}, sink)
 	}()
 	t.Cleanup(func() {

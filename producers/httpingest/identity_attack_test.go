@@ -15,6 +15,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/httpauth"
 	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
@@ -90,7 +91,7 @@ func TestAttackDedupSquattingByAnotherToken(t *testing.T) {
 		t.Fatalf("duplicate record: %s", dup.Headers().Get(stage.HeaderDLQReason))
 	}
 	bustest.Events(t, e.b, "sightline.events.metric.payment", 3)
-	st, err := e.b.Status(t.Context())
+	st, err := status.Read(t.Context(), e.b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/query/fleet"
 	"github.com/sightline/sightline/schemas"
@@ -49,7 +51,7 @@ const passwd = "root:x:0:0:root:/root:/bin/bash\nbin:x:1:1:bin:/bin:/sbin/nologi
 
 type env struct {
 	b     *bus.Bus
-	kv    *bus.State
+	kv    *kv.State
 	s     *fleet.Searcher
 	ctx   context.Context
 	tag   int64
@@ -104,7 +106,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { errs <- b.RunSink(ctx, o.Consumers[0], o.Sink) }()
+	go func() { errs <- consume.RunSink(ctx, b, o.Consumers[0], o.Sink) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-errs; err != nil && !errors.Is(err, context.Canceled) {

@@ -18,9 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sourcegraph/conc/stream"
-
-	"github.com/sightline/sightline/internal/bus"
 )
 
 // Mode is what a search returns per (host, object).
@@ -152,7 +151,7 @@ func (s *Searcher) scope(ctx context.Context, q Query) (*hostSet, []string, erro
 		}
 	}
 	hs := &hostSet{byToken: map[string]*store.HostRecord{}}
-	err := s.kv.Scan(ctx, []string{"h.*"}, func(e bus.StateEntry) error {
+	err := s.kv.Scan(ctx, []string{"h.*"}, func(e kv.StateEntry) error {
 		var r store.HostRecord
 		if err := json.Unmarshal(e.Value, &r); err != nil {
 			return nil // an unreadable record is skipped
@@ -189,7 +188,7 @@ func (s *Searcher) scope(ctx context.Context, q Query) (*hostSet, []string, erro
 // Objects returns the stored object names matching pattern, sorted.
 func (s *Searcher) Objects(ctx context.Context, pattern string) ([]string, error) {
 	var out []string
-	err := s.kv.Scan(ctx, []string{"o.*"}, func(e bus.StateEntry) error {
+	err := s.kv.Scan(ctx, []string{"o.*"}, func(e kv.StateEntry) error {
 		name, err := store.DecodeToken(store.LastToken(e.Key))
 		if err != nil {
 			return nil
@@ -301,7 +300,7 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 // scanMetas reads the metadata of obj on every host, by host token.
 func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*store.Meta, error) {
 	metas := map[string]*store.Meta{}
-	err := s.kv.Scan(ctx, []string{"m." + store.EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
+	err := s.kv.Scan(ctx, []string{"m." + store.EncodeToken(obj) + ".*"}, func(e kv.StateEntry) error {
 		var m store.Meta
 		if err := json.Unmarshal(e.Value, &m); err != nil {
 			return nil // an unreadable record is skipped
@@ -491,7 +490,7 @@ func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj strin
 			}
 		}
 	} else {
-		scanErr = s.kv.Scan(cctx, []string{"c." + store.EncodeToken(obj) + ".*"}, func(e bus.StateEntry) error {
+		scanErr = s.kv.Scan(cctx, []string{"c." + store.EncodeToken(obj) + ".*"}, func(e kv.StateEntry) error {
 			ht := store.LastToken(e.Key)
 			if metas[ht] == nil {
 				return nil
@@ -518,7 +517,7 @@ func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *stor
 		switch {
 		case err == nil:
 			raw = e.Value
-		case !errors.Is(err, bus.ErrStateNotFound):
+		case !errors.Is(err, kv.ErrStateNotFound):
 			problem = err.Error()
 		}
 	}
@@ -765,8 +764,8 @@ func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, pre
 // Content returns the stored content of one object of one host.
 func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Meta, []byte, error) {
 	e, err := s.kv.Get(ctx, store.MetaKey(obj, hostname))
-	if errors.Is(err, bus.ErrStateNotFound) {
-		if _, herr := s.kv.Get(ctx, store.HostKey(hostname)); errors.Is(herr, bus.ErrStateNotFound) {
+	if errors.Is(err, kv.ErrStateNotFound) {
+		if _, herr := s.kv.Get(ctx, store.HostKey(hostname)); errors.Is(herr, kv.ErrStateNotFound) {
 			return nil, nil, fmt.Errorf("%w: no host named %q has reported (check the name with `sightline search --stale 0s`)", ErrUnknownHost, hostname)
 		}
 		return nil, nil, fmt.Errorf("%w: host %q does not report %q", ErrUnknownObject, hostname, obj)

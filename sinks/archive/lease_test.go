@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks"
 	"github.com/sightline/sightline/sinks/archive"
@@ -154,7 +155,7 @@ func BenchmarkArchiveS3Leases(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	leases, err := srv.OpenLeases(context.Background(), bus.LeaseConfig{Bucket: archive.LeaseBucket})
+	leases, err := kv.OpenLeases(context.Background(), srv, kv.LeaseConfig{Bucket: archive.LeaseBucket})
 	if err != nil {
 		b.Fatal(err)
 	}

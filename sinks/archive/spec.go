@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/sinks"
 )
 
@@ -28,7 +30,7 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 		if err != nil {
 			return nil, err
 		}
-		leases, err := b.OpenLeases(ctx, bus.LeaseConfig{Bucket: LeaseBucket, TTL: cfg.LeaseTTL})
+		leases, err := kv.OpenLeases(ctx, b, kv.LeaseConfig{Bucket: LeaseBucket, TTL: cfg.LeaseTTL})
 		if err != nil {
 			return nil, fmt.Errorf("archive sink (archive.lease_ttl): %w", err)
 		}
@@ -40,15 +42,15 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 	}
 	// Messages wait in the batch unacked; in-progress acks keep them for up
 	// to MaxHold (linger + upload), a dead process's wait only AckWait.
-	return &sinks.Opened{Sink: s, Consumers: []bus.ConsumerConfig{{
+	return &sinks.Opened{Sink: s, Consumers: []consume.Config{{
 		Stage: "archive", Stream: bus.StreamEvents, Durable: "archive", Filters: []string{cfg.Subject},
 		Batch: cfg.BatchMaxMessages, BatchBytes: cfg.BatchMaxBytes, Linger: cfg.BatchMaxAge,
 		Lanes: 1, MaxHold: cfg.BatchMaxAge + cfg.PutTimeout + time.Minute, MaxAckPending: 2 * cfg.BatchMaxMessages,
 	}}}, nil
 }
 
-// BusLocker is a Locker on JetStream leases (bus.Leases).
-type BusLocker struct{ Leases *bus.Leases }
+// BusLocker is a Locker on JetStream leases (kv.Leases).
+type BusLocker struct{ Leases *kv.Leases }
 
 // Lock implements Locker.
 func (l BusLocker) Lock(ctx context.Context, key string) (Lock, error) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/sinks"
 )
 
@@ -42,7 +43,7 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 	}
 	// Syncs of one scope are serialized by the sink's scope lock; one lane
 	// keeps the parts of a sync in order.
-	return &sinks.Opened{Sink: s, Consumers: []bus.ConsumerConfig{{
+	return &sinks.Opened{Sink: s, Consumers: []consume.Config{{
 		Stage: "graph", Stream: bus.StreamEvents, Durable: cfg.Consumer, Filters: []string{cfg.Subject},
 		Batch: 500, Lanes: 1, Linger: 100 * time.Millisecond,
 	}}, Background: []func(context.Context){func(ctx context.Context) {

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/schemas"
@@ -37,7 +37,7 @@ func target(t *testing.T) *sinktest.Target {
 	cfg := hosts.DefaultConfig()
 	gen := sinktest.NewGenerator(t)
 	cfg.Bucket = "contract_" + gen.Run()
-	kv, err := hosts.Open(context.Background(), b, cfg)
+	store, err := hosts.Open(context.Background(), b, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func target(t *testing.T) *sinktest.Target {
 		return gen.Conform(t, msgs[0].Subject, msgs[0].Header, msgs[0].Data)
 	}
 	return &sinktest.Target{
-		NewSink: func(testing.TB) stage.Sink { return hosts.NewSink(kv, cfg, nil) },
+		NewSink: func(testing.TB) stage.Sink { return hosts.NewSink(store, cfg, nil) },
 		Events: func(t testing.TB, count int) []*stage.Message {
 			out := make([]*stage.Message, count)
 			for i := range out {
@@ -82,8 +82,8 @@ func target(t *testing.T) *sinktest.Target {
 				mu.Lock()
 				hostname := hostOf[eventID(t, m)]
 				mu.Unlock()
-				e, err := kv.Get(ctx, hosts.MetaKey("/etc/contract.conf", hostname))
-				if errors.Is(err, bus.ErrStateNotFound) {
+				e, err := store.Get(ctx, hosts.MetaKey("/etc/contract.conf", hostname))
+				if errors.Is(err, kv.ErrStateNotFound) {
 					continue
 				}
 				if err != nil {

@@ -8,7 +8,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/limits"
 )
 
@@ -44,10 +44,10 @@ var ErrUnknownHost = errors.New("hosts: no such host in the store")
 // deleted, and the host record's tags are lowered to the newest tag that
 // remains, so the host's next real sync is applied. A host with no tag in
 // the future is left as it is. Nothing is written with dryRun.
-func Reset(ctx context.Context, kv KV, hostname string, now time.Time, dryRun bool) (*ResetReport, error) {
+func Reset(ctx context.Context, st KV, hostname string, now time.Time, dryRun bool) (*ResetReport, error) {
 	rep := &ResetReport{Host: hostname, Limit: now.Add(limits.TagSkew).UnixMilli(), DryRun: dryRun, Objects: []string{}}
-	e, err := kv.Get(ctx, HostKey(hostname))
-	if errors.Is(err, bus.ErrStateNotFound) {
+	e, err := st.Get(ctx, HostKey(hostname))
+	if errors.Is(err, kv.ErrStateNotFound) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownHost, hostname)
 	}
 	if err != nil {
@@ -60,7 +60,7 @@ func Reset(ctx context.Context, kv KV, hostname string, now time.Time, dryRun bo
 	rep.Tag, rep.CompleteTag = rec.Tag, rec.CompleteTag
 	var del []string
 	var newest int64 // the newest tag within the limit among the host's objects
-	err = kv.Scan(ctx, []string{"m.*." + EncodeToken(hostname)}, func(e bus.StateEntry) error {
+	err = st.Scan(ctx, []string{"m.*." + EncodeToken(hostname)}, func(e kv.StateEntry) error {
 		var m Meta
 		if json.Unmarshal(e.Value, &m) != nil {
 			return nil
@@ -88,13 +88,13 @@ func Reset(ctx context.Context, kv KV, hostname string, now time.Time, dryRun bo
 		return rep, nil
 	}
 	if len(del) > 0 {
-		if err := kv.Delete(ctx, del...); err != nil {
+		if err := st.Delete(ctx, del...); err != nil {
 			return nil, fmt.Errorf("hosts: delete the future objects of %s: %w", hostname, err)
 		}
 	}
 	rec.Tag, rec.CompleteTag = rep.NewTag, rep.NewCompleteTag
 	b, _ := json.Marshal(&rec)
-	if err := kv.PutMany(ctx, []bus.StatePut{{Key: HostKey(hostname), Value: b}}); err != nil {
+	if err := st.PutMany(ctx, []kv.StatePut{{Key: HostKey(hostname), Value: b}}); err != nil {
 		return nil, fmt.Errorf("hosts: write the host record of %s: %w", hostname, err)
 	}
 	return rep, nil

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/schemas"
@@ -69,7 +69,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	if s.closed {
 		return ErrClosed
 	}
-	var puts []bus.StatePut
+	var puts []kv.StatePut
 	failed := map[int]error{}
 	touched := map[string]*HostRecord{}
 	for i, m := range batch {
@@ -146,7 +146,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	}
 	for h, rec := range touched {
 		b, _ := json.Marshal(rec)
-		puts = append(puts, bus.StatePut{Key: HostKey(h), Value: b})
+		puts = append(puts, kv.StatePut{Key: HostKey(h), Value: b})
 	}
 	if err := s.kv.PutMany(ctx, puts); err != nil {
 		// Records in the cache may be ahead of the store: forget them.
@@ -173,7 +173,7 @@ func (s *Sink) hostRecord(ctx context.Context, hostname string) (*HostRecord, er
 			s.log.Warn("hosts: unreadable host record replaced", "host", hostname, "error", jerr)
 			r = &HostRecord{Host: hostname}
 		}
-	case errors.Is(err, bus.ErrStateNotFound):
+	case errors.Is(err, kv.ErrStateNotFound):
 	default:
 		return nil, fmt.Errorf("hosts: read host %s: %w", hostname, err)
 	}
@@ -181,7 +181,7 @@ func (s *Sink) hostRecord(ctx context.Context, hostname string) (*HostRecord, er
 	return r, nil
 }
 
-func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.StatePut, error) {
+func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]kv.StatePut, error) {
 	meta := Meta{
 		Host: o.Host, Name: o.Name, Type: o.Type, MD5: o.MD5, Mode: o.Mode, Owner: o.Owner, Group: o.Group,
 		Size: o.Size, MTime: o.MTime, Lines: o.Lines, Words: o.Words, Bytes: o.Bytes, Truncated: o.Truncated,
@@ -192,20 +192,20 @@ func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]bus.State
 	} else {
 		meta.Updated = o.Collected
 	}
-	var puts []bus.StatePut
+	var puts []kv.StatePut
 	if !o.Unchanged && o.MD5 != "" {
 		content, err := o.Decoded()
 		if err != nil {
 			return nil, stage.Reject("schema", "hosts: undecodable content", err)
 		}
 		rec := EncodeContent(ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
-		puts = append(puts, bus.StatePut{Key: ContentKey(o.Name, o.Host), Value: rec})
+		puts = append(puts, kv.StatePut{Key: ContentKey(o.Name, o.Host), Value: rec})
 	}
 	mb, _ := json.Marshal(&meta)
-	puts = append(puts, bus.StatePut{Key: MetaKey(o.Name, o.Host), Value: mb})
+	puts = append(puts, kv.StatePut{Key: MetaKey(o.Name, o.Host), Value: mb})
 	if !s.objects[o.Name] {
 		ib, _ := json.Marshal(map[string]string{"name": o.Name, "type": o.Type})
-		puts = append(puts, bus.StatePut{Key: ObjectKey(o.Name), Value: ib})
+		puts = append(puts, kv.StatePut{Key: ObjectKey(o.Name), Value: ib})
 		s.objects[o.Name] = true
 	}
 	return puts, nil

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/query/fleet"
@@ -23,8 +23,8 @@ func obj(h, name, typ, content string, at time.Time) host.Object {
 }
 
 func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
-	kv := &memKV{m: map[string][][]byte{}}
-	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
+	mem := &memKV{m: map[string][][]byte{}}
+	s := hosts.NewSink(mem, hosts.DefaultConfig(), nil)
 	ctx := context.Background()
 	mk := func(tag int64, content string) *stage.Message {
 		at := time.Unix(tag, 0).UTC()
@@ -39,7 +39,7 @@ func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	if err := s.Write(ctx, []*stage.Message{mk(2, "new\n"), mk(1, "old\n")}); err != nil {
 		t.Fatal(err)
 	}
-	sr := fleet.NewSearcher(kv, hosts.DefaultConfig())
+	sr := fleet.NewSearcher(mem, hosts.DefaultConfig())
 	_, c, err := sr.Content(ctx, "h1", "f")
 	if err != nil || string(c) != "new\n" {
 		t.Fatalf("content %q %v", c, err)
@@ -59,23 +59,23 @@ type memKV struct {
 	order []string
 }
 
-func (k *memKV) Get(_ context.Context, key string) (bus.StateEntry, error) {
+func (k *memKV) Get(_ context.Context, key string) (kv.StateEntry, error) {
 	v := k.m[key]
 	if len(v) == 0 {
-		return bus.StateEntry{}, bus.ErrStateNotFound
+		return kv.StateEntry{}, kv.ErrStateNotFound
 	}
-	return bus.StateEntry{Key: key, Value: v[len(v)-1]}, nil
+	return kv.StateEntry{Key: key, Value: v[len(v)-1]}, nil
 }
 
-func (k *memKV) History(_ context.Context, key string) ([]bus.StateEntry, error) {
-	var out []bus.StateEntry
+func (k *memKV) History(_ context.Context, key string) ([]kv.StateEntry, error) {
+	var out []kv.StateEntry
 	for _, v := range k.m[key] {
-		out = append(out, bus.StateEntry{Key: key, Value: v})
+		out = append(out, kv.StateEntry{Key: key, Value: v})
 	}
 	return out, nil
 }
 
-func (k *memKV) PutMany(_ context.Context, puts []bus.StatePut) error {
+func (k *memKV) PutMany(_ context.Context, puts []kv.StatePut) error {
 	for _, p := range puts {
 		k.m[p.Key] = append(k.m[p.Key], p.Value)
 	}
@@ -84,11 +84,11 @@ func (k *memKV) PutMany(_ context.Context, puts []bus.StatePut) error {
 
 // Scan calls fn for the latest value of every key matching a pattern
 // (tokens split at '.', '*' matches one token).
-func (k *memKV) Scan(_ context.Context, patterns []string, fn func(bus.StateEntry) error, _ ...bus.ScanOption) error {
+func (k *memKV) Scan(_ context.Context, patterns []string, fn func(kv.StateEntry) error, _ ...kv.ScanOption) error {
 	for key, v := range k.m {
 		for _, p := range patterns {
 			if len(v) > 0 && subjectMatch(p, key) {
-				if err := fn(bus.StateEntry{Key: key, Value: v[len(v)-1]}); err != nil {
+				if err := fn(kv.StateEntry{Key: key, Value: v[len(v)-1]}); err != nil {
 					return err
 				}
 				break
@@ -122,8 +122,8 @@ func (k *memKV) Delete(_ context.Context, keys ...string) error {
 // stored before (a record with such a tag) is released by Reset, and the
 // running sink applies the next real sync without a restart.
 func TestFutureTagRefusedAndFrozenHostReset(t *testing.T) {
-	kv := &memKV{m: map[string][][]byte{}}
-	s := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
+	mem := &memKV{m: map[string][][]byte{}}
+	s := hosts.NewSink(mem, hosts.DefaultConfig(), nil)
 	ctx := context.Background()
 	now := time.Now()
 	mk := func(tag int64, content string) *stage.Message {
@@ -143,31 +143,31 @@ func TestFutureTagRefusedAndFrozenHostReset(t *testing.T) {
 		t.Fatalf("future tag: %v", err)
 	}
 	// A record frozen before the check: written by an older sink.
-	old := hosts.NewSink(kv, hosts.DefaultConfig(), nil)
+	old := hosts.NewSink(mem, hosts.DefaultConfig(), nil)
 	if err := old.Write(ctx, []*stage.Message{mk(now.UnixMilli(), "real v1\n")}); err != nil {
 		t.Fatal(err)
 	}
-	e, _ := kv.Get(ctx, hosts.HostKey("h1"))
+	e, _ := mem.Get(ctx, hosts.HostKey("h1"))
 	var rec hosts.HostRecord
 	_ = json.Unmarshal(e.Value, &rec)
 	rec.Tag, rec.CompleteTag = frozen, frozen
 	b, _ := json.Marshal(rec)
-	_ = kv.PutMany(ctx, []bus.StatePut{{Key: hosts.HostKey("h1"), Value: b}})
+	_ = mem.PutMany(ctx, []kv.StatePut{{Key: hosts.HostKey("h1"), Value: b}})
 	if err := s.Write(ctx, []*stage.Message{mk(now.UnixMilli()+1, "real v2\n")}); err != nil {
 		t.Fatal(err)
 	}
-	sr := fleet.NewSearcher(kv, hosts.DefaultConfig())
+	sr := fleet.NewSearcher(mem, hosts.DefaultConfig())
 	if _, c, _ := sr.Content(ctx, "h1", "f"); string(c) != "real v1\n" {
 		t.Fatalf("frozen host took a sync: %q", c)
 	}
-	rep, err := hosts.Reset(ctx, kv, "h1", time.Now(), true)
+	rep, err := hosts.Reset(ctx, mem, "h1", time.Now(), true)
 	if err != nil || !rep.Frozen() || rep.NewTag != now.UnixMilli() {
 		t.Fatalf("dry run: %+v %v", rep, err)
 	}
-	if e2, _ := kv.Get(ctx, hosts.HostKey("h1")); string(e2.Value) != string(b) {
+	if e2, _ := mem.Get(ctx, hosts.HostKey("h1")); string(e2.Value) != string(b) {
 		t.Fatal("dry run wrote")
 	}
-	if rep, err = hosts.Reset(ctx, kv, "h1", time.Now(), false); err != nil || rep.Tag != frozen || rep.NewTag != now.UnixMilli() || rep.NewCompleteTag != now.UnixMilli() {
+	if rep, err = hosts.Reset(ctx, mem, "h1", time.Now(), false); err != nil || rep.Tag != frozen || rep.NewTag != now.UnixMilli() || rep.NewCompleteTag != now.UnixMilli() {
 		t.Fatalf("reset: %+v %v", rep, err)
 	}
 	if err := s.Write(ctx, []*stage.Message{mk(now.UnixMilli()+2, "real v3\n")}); err != nil {
@@ -176,10 +176,10 @@ func TestFutureTagRefusedAndFrozenHostReset(t *testing.T) {
 	if _, c, _ := sr.Content(ctx, "h1", "f"); string(c) != "real v3\n" {
 		t.Fatalf("after reset the running sink still skips: %q", c)
 	}
-	if rep, err = hosts.Reset(ctx, kv, "h1", time.Now(), false); err != nil || rep.Frozen() {
+	if rep, err = hosts.Reset(ctx, mem, "h1", time.Now(), false); err != nil || rep.Frozen() {
 		t.Fatalf("second reset: %+v %v", rep, err)
 	}
-	if _, err := hosts.Reset(ctx, kv, "nobody", time.Now(), false); !errors.Is(err, hosts.ErrUnknownHost) {
+	if _, err := hosts.Reset(ctx, mem, "nobody", time.Now(), false); !errors.Is(err, hosts.ErrUnknownHost) {
 		t.Fatalf("unknown host: %v", err)
 	}
 }

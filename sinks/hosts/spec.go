@@ -9,6 +9,7 @@ import (
 	"context"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/sinks"
 )
 
@@ -27,7 +28,7 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 	}
 	return &sinks.Opened{
 		Sink: NewSink(kv, *cfg, env.Log),
-		Consumers: []bus.ConsumerConfig{{
+		Consumers: []consume.Config{{
 			Stage: "hosts", Stream: bus.StreamEvents, Durable: cfg.Consumer,
 			Filters: cfg.Filters(), Batch: 128, BatchBytes: 16 << 20,
 		}},

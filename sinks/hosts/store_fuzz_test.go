@@ -5,14 +5,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/sinks/hosts"
 )
 
 func TestTokenRoundTrip(t *testing.T) {
 	for _, s := range []string{"sysctl-a", "/etc/passwd", "/etc/sysctl.d/99 custom.conf", "a.b.c", "=", "=3D", "", "*", ">", "héllo wörld", "x\x00y", "host-01.example.com"} {
 		tok := hosts.EncodeToken(s)
-		if !bus.ValidStateKey("m." + tok + ".h") {
+		if !kv.ValidStateKey("m." + tok + ".h") {
 			t.Errorf("%q -> %q is not a valid key token", s, tok)
 		}
 		got, err := hosts.DecodeToken(tok)
@@ -36,7 +36,7 @@ func FuzzToken(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		tok := hosts.EncodeToken(s)
-		if !bus.ValidStateKey(tok) {
+		if !kv.ValidStateKey(tok) {
 			t.Fatalf("%q -> invalid token %q", s, tok)
 		}
 		got, err := hosts.DecodeToken(tok)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/sinks"
 )
 
@@ -22,7 +23,7 @@ func open(_ context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error) 
 	}
 	return &sinks.Opened{
 		Sink: idx,
-		Consumers: []bus.ConsumerConfig{
+		Consumers: []consume.Config{
 			{Stage: "index", Stream: bus.StreamEvents, Durable: "index", Filters: []string{cfg.EventsSubject},
 				Batch: 1000, Linger: 200 * time.Millisecond},
 			{Stage: "index-dlq", Stream: bus.StreamDLQ, Durable: "index-dlq", Filters: []string{cfg.DLQSubject},

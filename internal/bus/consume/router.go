@@ -1,4 +1,4 @@
-package bus
+package consume
 
 import (
 	"context"
@@ -14,13 +14,15 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/loss"
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/stage"
 )
 
-// ConsumerConfig configures a durable pull consumer and how its messages
+// Config configures a durable pull consumer and how its messages
 // are batched.
-type ConsumerConfig struct {
+type Config struct {
 	Stage         string   // name for metrics, logs and DLQ headers: "process", "graph", ...
 	Stream        string   // stream to read
 	Durable       string   // durable consumer name
@@ -44,7 +46,7 @@ type ConsumerConfig struct {
 	MaxHold time.Duration
 	// StallTimeout is how long the consumer may have pending work without
 	// receiving or settling anything before it is reported stalled and its
-	// pull loop restarted (default: Options.StallTimeout, else
+	// pull loop restarted (default: bus.Options.StallTimeout, else
 	// DefaultStallTimeout).
 	StallTimeout time.Duration
 	Backoff      []time.Duration
@@ -67,7 +69,7 @@ const DefaultStallTimeout = time.Minute
 // DefaultBackoff is the redelivery delay by attempt.
 var DefaultBackoff = []time.Duration{time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 30 * time.Second, time.Minute}
 
-func (c *ConsumerConfig) defaults() {
+func (c *Config) defaults() {
 	if c.Batch <= 0 {
 		c.Batch = 256
 	}
@@ -101,7 +103,7 @@ func (c *ConsumerConfig) defaults() {
 	}
 }
 
-func (c *ConsumerConfig) backoff(delivered uint64) time.Duration {
+func (c *Config) backoff(delivered uint64) time.Duration {
 	i := int(delivered) - 1
 	if i < 0 {
 		i = 0
@@ -127,7 +129,7 @@ type input struct {
 // consume runs the durable consumer until ctx is done, calling handle with
 // batches from Lanes goroutines. After ctx is done it stops fetching,
 // finishes what was fetched, and returns.
-func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context.Context, []*input)) error {
+func (b *conn) consume(ctx context.Context, c Config, handle func(context.Context, []*input)) error {
 	if c.StallTimeout <= 0 {
 		c.StallTimeout = b.stallTimeout
 	}
@@ -154,10 +156,10 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	}
 	// Before the first pull: input removed while no process ran this
 	// consumer is only visible now.
-	loss := newLossCheck(b, c)
-	_, _ = loss.observe(ctx, cons)
+	lc := loss.NewCheck(b.bus, c.Stream, c.Durable, c.Stage)
+	_, _ = lc.Observe(ctx, cons)
 	p := newPuller(b, c, cfg)
-	p.loss = loss
+	p.loss = lc
 	p.mu.Lock()
 	err = p.subscribe()
 	if err == nil {
@@ -172,8 +174,8 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	pullCtx, stopPull := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPull()
 	go p.run(pullCtx)
-	go b.watch(pullCtx, p, loss)
-	b.serveHealth()
+	go b.watch(pullCtx, p, lc)
+	b.health.Serve(b.nc, b.bus.Instance())
 
 	// work gets a context that outlives ctx by DrainTimeout so in-flight
 	// batches finish their publishes and acks during shutdown.
@@ -216,37 +218,17 @@ func (b *Bus) consume(ctx context.Context, c ConsumerConfig, handle func(context
 	return nil
 }
 
-func (b *Bus) inputs(batch []*nats.Msg, c ConsumerConfig) []*input {
+func (b *conn) inputs(batch []*nats.Msg, c Config) []*input {
 	ins := make([]*input, len(batch))
 	slab := make([]input, len(batch)) // one allocation for the batch
 	for i, m := range batch {
-		sm := toStage(m)
+		sm := bus.ToStage(m)
 		sm.Meta.Consumer = c.Durable
 		slab[i] = input{msg: m, in: sm, kind: kindOf(m.Subject)}
 		ins[i] = &slab[i]
 		b.obs.Received(c.Stage, ins[i].kind, sm.Meta.Delivered > 1)
 	}
 	return ins
-}
-
-func toStage(m *nats.Msg) *stage.Message {
-	sm := newStageMessage(m.Subject, m.Header, m.Data)
-	if md, err := m.Metadata(); err == nil {
-		sm.Meta = stage.Meta{
-			Stream: md.Stream, Sequence: md.Sequence.Stream, Delivered: md.NumDelivered,
-			Timestamp: md.Timestamp, Pending: md.NumPending,
-		}
-	}
-	return sm
-}
-
-func newStageMessage(subject string, h nats.Header, data []byte) *stage.Message {
-	sm := &stage.Message{Subject: subject, Header: stage.Header(h), Data: data}
-	if sm.Header == nil {
-		sm.Header = stage.Header{}
-	}
-	sm.ID = sm.Header.Get(jetstream.MsgIDHeader)
-	return sm
 }
 
 // kindOf returns the kind of sightline.<stream>.<kind>.<...> for the
@@ -270,7 +252,7 @@ func (h headerCarrier) Keys() []string {
 	return keys
 }
 
-func (b *Bus) startSpan(ctx context.Context, c ConsumerConfig, in *input) {
+func (b *conn) startSpan(ctx context.Context, c Config, in *input) {
 	if !b.traced {
 		// Tracing off: no span, and the input's traceparent reaches the
 		// outputs through the processor (conform copies it) rather than
@@ -299,7 +281,7 @@ func (b *Bus) startSpan(ctx context.Context, c ConsumerConfig, in *input) {
 	in.ctx, in.span = ctx, span
 }
 
-func (b *Bus) endSpan(in *input) {
+func (b *conn) endSpan(in *input) {
 	if in.span == nil {
 		return
 	}
@@ -310,33 +292,15 @@ func (b *Bus) endSpan(in *input) {
 	in.span.End()
 }
 
-// toNats converts an output message for publishing. Headers that already
-// carry the message's ID as Nats-Msg-Id (what stage.EventMessage builds)
-// are used as they are; otherwise they are copied, never changed.
-func toNats(m *stage.Message) *nats.Msg {
-	if m.ID != "" && len(m.Header[jetstream.MsgIDHeader]) == 1 && m.Header[jetstream.MsgIDHeader][0] == m.ID {
-		return &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-	}
-	nm := nats.NewMsg(m.Subject)
-	for k, v := range m.Header {
-		nm.Header[k] = v
-	}
-	nm.Data = m.Data
-	if m.ID != "" {
-		nm.Header.Set(jetstream.MsgIDHeader, m.ID)
-	}
-	return nm
-}
-
 // dlqMessage builds the dead letter of an input (stage.DeadLetter).
 func dlqMessage(in *stage.Message, stageName string, reason error) *nats.Msg {
-	return toNats(stage.DeadLetter(in, stageName, reason, time.Now()))
+	return bus.ToNats(stage.DeadLetter(in, stageName, reason, time.Now()))
 }
 
 // createConsumer creates or updates the durable consumer, retrying for up
 // to 30 s: a stream just created on a cluster may have no leader yet ("no
 // responders"), which must not stop the pipeline at start.
-func (b *Bus) createConsumer(ctx context.Context, c ConsumerConfig, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+func (b *conn) createConsumer(ctx context.Context, c Config, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	deadline := time.Now().Add(30 * time.Second)
 	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
 		cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cfg)

@@ -1,7 +1,13 @@
-package bus
+// Package loss accounts for input that never reached the stage meant to
+// handle it: messages a stream's limits removed before a durable consumer
+// received them (Check), and messages published on the raw subjects that
+// the raw stream never stored (WatchDoor). Both are logged, counted by the
+// observer and shown in the health registry (`sightline status`).
+package loss
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -11,12 +17,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/health"
 )
 
-// LossObserver is implemented by observers that also record input a
+// Observer is implemented by observers that also record input a
 // stream removed before a consumer received it, and consumers at risk of
 // it (internal/telemetry's metrics).
-type LossObserver interface {
+type Observer interface {
 	// Lost counts n messages removed from the stream (its max_age,
 	// max_bytes or max_msgs, or a purge) before the consumer received
 	// them.
@@ -32,7 +41,7 @@ type LossObserver interface {
 // message has lived 90 % of max_age.
 const riskShare = 0.9
 
-// lossCheck watches one consumer for input the stream's limits remove
+// Check watches one consumer for input the stream's limits remove
 // before the consumer got it. JetStream removes such messages without a
 // word (a stream with discard old drops its oldest messages, delivered or
 // not) and the consumer then silently goes on from the stream's first
@@ -49,11 +58,13 @@ const riskShare = 0.9
 //
 // Only a consumer that reads the whole stream can tell: for a filtered one
 // a gap may hold messages it never wanted.
-type lossCheck struct {
-	b      *Bus
-	c      ConsumerConfig
+type Check struct {
+	js     jetstream.JetStream
+	log    *slog.Logger
+	health *health.Registry
+	c      consumer
 	stream jetstream.Stream
-	lo     LossObserver
+	lo     Observer
 	atRisk bool
 	wake   chan struct{} // cap 1: a gap to resolve
 
@@ -74,14 +85,24 @@ type seqGap struct{ lo, hi uint64 }
 // another worker received just before the stream removed them.
 const maxGaps = 4096
 
-func newLossCheck(b *Bus, c ConsumerConfig) *lossCheck {
-	lo, _ := b.obs.(LossObserver)
-	return &lossCheck{b: b, c: c, lo: lo, wake: make(chan struct{}, 1)}
+// consumer names the consumer a Check watches.
+type consumer struct{ Stream, Durable, Stage string }
+
+// NewCheck returns the check of the durable consumer durable of stream,
+// run by stage.
+func NewCheck(b *bus.Bus, stream, durable, stage string) *Check {
+	lo, _ := b.Observer().(Observer)
+	return &Check{js: b.JetStream(), log: b.Logger(), health: b.Health(), c: consumer{stream, durable, stage},
+		lo: lo, wake: make(chan struct{}, 1)}
 }
 
-// delivered notes a message as it arrives, in the server's order: a first
+// Wake is signalled when a gap in the deliveries waits to be resolved by
+// Observe.
+func (l *Check) Wake() <-chan struct{} { return l.wake }
+
+// Delivered notes a message as it arrives, in the server's order: a first
 // delivery past the next expected sequence leaves a gap to resolve.
-func (l *lossCheck) delivered(m *nats.Msg) {
+func (l *Check) Delivered(m *nats.Msg) {
 	if !l.whole.Load() {
 		return
 	}
@@ -103,17 +124,17 @@ func (l *lossCheck) delivered(m *nats.Msg) {
 	l.maxSeen = max(l.maxSeen, seq)
 }
 
-// observe reads the stream's state, then the consumer's — in that order:
+// Observe reads the stream's state, then the consumer's — in that order:
 // a message the stream no longer had when its state was read cannot have
 // been delivered after it, so nothing delivered is counted lost — then
 // accounts for what is lost and at risk, and returns the consumer's info.
 // A consumer found not to read the whole stream costs one request.
-func (l *lossCheck) observe(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, error) {
+func (l *Check) Observe(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, error) {
 	if l.partial {
 		return cons.Info(ctx)
 	}
 	if l.stream == nil {
-		s, err := l.b.js.Stream(ctx, l.c.Stream)
+		s, err := l.js.Stream(ctx, l.c.Stream)
 		if err != nil {
 			return cons.Info(ctx)
 		}
@@ -171,7 +192,7 @@ func readsWholeStream(subjects, filters []string) bool {
 // created on a stream whose history already aged out starts with
 // delivered = first - 1 (the server's doing): nothing is reported
 // (TestNewConsumerOnAgedStreamReportsNothing).
-func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo, judged int) {
+func (l *Check) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo, judged int) {
 	first := si.State.FirstSeq
 	if first == 0 {
 		return
@@ -201,8 +222,8 @@ func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo,
 	if l.lo != nil {
 		l.lo.Lost(l.c.Stream, l.c.Durable, n)
 	}
-	l.b.addLost("consumer "+l.c.Durable, n)
-	l.b.log.Error("messages removed from the stream before this consumer received them: they are lost",
+	l.health.AddLost("consumer "+l.c.Durable, n)
+	l.log.Error("messages removed from the stream before this consumer received them: they are lost",
 		"stream", l.c.Stream, "consumer", l.c.Durable, "stage", l.c.Stage, "lost", n,
 		"first_lost_seq", ranges[0].lo, "last_lost_seq", ranges[len(ranges)-1].hi, "ranges", len(ranges),
 		"lost_seqs", rangesText(ranges, 20),
@@ -211,7 +232,7 @@ func (l *lossCheck) lost(info *jetstream.ConsumerInfo, si *jetstream.StreamInfo,
 }
 
 // risk reports a backlog about to reach the stream's limits.
-func (l *lossCheck) risk(ctx context.Context, info *jetstream.ConsumerInfo, si *jetstream.StreamInfo) {
+func (l *Check) risk(ctx context.Context, info *jetstream.ConsumerInfo, si *jetstream.StreamInfo) {
 	why := ""
 	st, cfg := si.State, si.Config
 	if info.NumPending > 0 && st.Msgs > 0 {
@@ -231,13 +252,13 @@ func (l *lossCheck) risk(ctx context.Context, info *jetstream.ConsumerInfo, si *
 	switch {
 	case why != "" && !l.atRisk:
 		l.atRisk = true
-		l.b.log.Warn("backlog at risk: the stream's limits will soon remove messages this consumer has not received",
+		l.log.Warn("backlog at risk: the stream's limits will soon remove messages this consumer has not received",
 			"stream", l.c.Stream, "consumer", l.c.Durable, "why", why, "pending", info.NumPending,
 			"stream_msgs", st.Msgs, "stream_bytes", st.Bytes, "max_bytes", cfg.MaxBytes, "max_age", cfg.MaxAge.String(),
 			"hint", "raise "+limitKeys(l.c.Stream)+", or add workers")
 	case why == "" && l.atRisk:
 		l.atRisk = false
-		l.b.log.Info("backlog no longer at risk", "stream", l.c.Stream, "consumer", l.c.Durable)
+		l.log.Info("backlog no longer at risk", "stream", l.c.Stream, "consumer", l.c.Durable)
 	default:
 		return
 	}
@@ -322,4 +343,11 @@ func rangesText(rs []seqGap, most int) string {
 		}
 	}
 	return b.String()
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }

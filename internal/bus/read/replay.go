@@ -1,4 +1,4 @@
-package bus
+package read
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -29,7 +30,7 @@ type ReplayOptions struct {
 // ReplaySource reads a stream range in order with an ephemeral ordered
 // consumer. It is not safe for concurrent use.
 type ReplaySource struct {
-	rd      *streamReader
+	rd      *Reader
 	opts    ReplayOptions
 	last    uint64 // last sequence to deliver (when not following)
 	total   uint64 // messages in range when the replay started (estimate)
@@ -41,14 +42,14 @@ type ReplaySource struct {
 var ErrEmptyRange = errors.New("bus: replay range is empty")
 
 // Replay opens a ReplaySource. Next returns io.EOF at the end of the range.
-func (b *Bus) Replay(ctx context.Context, o ReplayOptions) (*ReplaySource, error) {
+func Replay(ctx context.Context, b *bus.Bus, o ReplayOptions) (*ReplaySource, error) {
 	if o.Stream == "" {
-		o.Stream = StreamEvents
+		o.Stream = bus.StreamEvents
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 1000
 	}
-	s, err := b.js.Stream(ctx, o.Stream)
+	s, err := b.JetStream().Stream(ctx, o.Stream)
 	if err != nil {
 		return nil, fmt.Errorf("bus: replay %s: %w", o.Stream, err)
 	}
@@ -82,7 +83,7 @@ func (b *Bus) Replay(ctx context.Context, o ReplayOptions) (*ReplaySource, error
 		}
 		r.total = r.last - first + 1
 	}
-	rd, err := b.newStreamReader(ctx, o.Stream, jetstream.ConsumerConfig{
+	rd, err := NewReader(ctx, b, o.Stream, jetstream.ConsumerConfig{
 		FilterSubjects: cfg.FilterSubjects, DeliverPolicy: cfg.DeliverPolicy,
 		OptStartSeq: cfg.OptStartSeq, OptStartTime: cfg.OptStartTime,
 	}, max(o.BatchSize, 256), true)
@@ -116,7 +117,7 @@ func (r *ReplaySource) Next(ctx context.Context) ([]*stage.Message, error) {
 			}
 			return out, err
 		}
-		sm := toStage(m)
+		sm := bus.ToStage(m)
 		if !r.opts.Follow {
 			if sm.Meta.Sequence > r.last || (!r.opts.ToTime.IsZero() && sm.Meta.Timestamp.After(r.opts.ToTime)) {
 				r.done = true
@@ -149,7 +150,7 @@ func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (*nats.Msg, e
 		wait = 100 * time.Millisecond
 	}
 	for {
-		m, err := r.rd.next(ctx, wait)
+		m, err := r.rd.Next(ctx, wait)
 		switch {
 		case err == nil:
 			return m, nil
@@ -172,6 +173,6 @@ func (r *ReplaySource) nextMsg(ctx context.Context, haveSome bool) (*nats.Msg, e
 // Stop ends the replay.
 func (r *ReplaySource) Stop() {
 	if r.rd != nil {
-		r.rd.stop()
+		r.rd.Stop()
 	}
 }

@@ -1,4 +1,6 @@
-package bus
+// Package status reads what `sightline status` shows of the bus: the
+// streams, their consumers and the messages held per kind.
+package status
 
 import (
 	"context"
@@ -9,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/health"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -55,17 +59,18 @@ type KindCounts struct {
 type Status struct {
 	Streams []StreamStatus `json:"streams"`
 	Kinds   []KindCounts   `json:"kinds"`
-	// Instances is what each running process answered on HealthSubject
-	// (filled by the caller with Instances; Status does not wait for it).
-	Instances []InstanceHealth `json:"instances,omitempty"`
+	// Instances is what each running process answered on health.Subject
+	// (filled by the caller with health.Instances; Read does not wait for
+	// it).
+	Instances []health.InstanceHealth `json:"instances,omitempty"`
 }
 
-// Status reads the streams, their consumers and per-kind counts.
-func (b *Bus) Status(ctx context.Context) (*Status, error) {
+// Read reads the streams, their consumers and per-kind counts.
+func Read(ctx context.Context, b *bus.Bus) (*Status, error) {
 	st := &Status{}
 	counts := map[string]*KindCounts{}
-	for _, name := range []string{StreamRaw, StreamEvents, StreamDLQ} {
-		s, err := b.js.Stream(ctx, name)
+	for _, name := range []string{bus.StreamRaw, bus.StreamEvents, bus.StreamDLQ} {
+		s, err := b.JetStream().Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			st.Streams = append(st.Streams, StreamStatus{Name: name, Description: "(missing: start `sightline run` to create it)"})
 			continue
@@ -73,7 +78,7 @@ func (b *Bus) Status(ctx context.Context) (*Status, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bus: status %s: %w", name, err)
 		}
-		prefix := map[string]string{StreamRaw: stage.RawPrefix, StreamEvents: stage.EventsPrefix, StreamDLQ: stage.DLQPrefix}[name]
+		prefix := map[string]string{bus.StreamRaw: stage.RawPrefix, bus.StreamEvents: stage.EventsPrefix, bus.StreamDLQ: stage.DLQPrefix}[name]
 		info, err := s.Info(ctx, jetstream.WithSubjectFilter(prefix+">"))
 		if err != nil {
 			return nil, fmt.Errorf("bus: status %s: %w", name, err)
@@ -91,11 +96,11 @@ func (b *Bus) Status(ctx context.Context) (*Status, error) {
 				counts[kind] = kc
 			}
 			switch name {
-			case StreamRaw:
+			case bus.StreamRaw:
 				kc.In += n
-			case StreamEvents:
+			case bus.StreamEvents:
 				kc.Out += n
-			case StreamDLQ:
+			case bus.StreamDLQ:
 				if sinkStage != "" {
 					if kc.SinkDLQ == nil {
 						kc.SinkDLQ = map[string]uint64{}

@@ -1,20 +1,19 @@
-package bus_test
+package loss_test
 
 import (
 	"fmt"
 	"testing"
 
 	"github.com/nats-io/nats.go"
-
-	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/loss"
 )
 
-// checkAckSeqs compares bus.AckSeqs with nats.go's Msg.Metadata: whenever
+// checkAckSeqs compares loss.AckSeqs with nats.go's Msg.Metadata: whenever
 // nats.go reads a reply subject, AckSeqs reads the same delivery count and
 // stream sequence.
 func checkAckSeqs(t *testing.T, reply string) {
 	t.Helper()
-	d, s, ok := bus.AckSeqs(reply)
+	d, s, ok := loss.AckSeqs(reply)
 	md, err := (&nats.Msg{Reply: reply}).Metadata()
 	if err != nil {
 		return
@@ -33,12 +32,12 @@ func TestAckSeqsMatchesMetadata(t *testing.T) {
 		"$JS.ACK.hub.ACCHASH.SIGHTLINE_EVENTS.index.1.7.7.1764640000000000000.3.abc.def.ghi.jkl",
 	} {
 		checkAckSeqs(t, r)
-		if _, _, ok := bus.AckSeqs(r); !ok {
+		if _, _, ok := loss.AckSeqs(r); !ok {
 			t.Errorf("%q not read", r)
 		}
 	}
 	for _, r := range []string{"", "$JS.ACK", "_INBOX.x.y", "$JS.ACK.a.b.c.d.e.f.g", "$JS.ACK.S.c.x.1.1.1.0", "$JS.NAK.S.c.1.1.1.1.0"} {
-		if _, _, ok := bus.AckSeqs(r); ok {
+		if _, _, ok := loss.AckSeqs(r); ok {
 			t.Errorf("%q read as a stored message's reply", r)
 		}
 	}

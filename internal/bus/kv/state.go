@@ -1,4 +1,7 @@
-package bus
+// Package kv holds what processes keep in JetStream key-value buckets:
+// latest-state buckets (State: the hosts store) and expiring exclusive
+// leases (Leases: one archive writer per object).
+package kv
 
 import (
 	"context"
@@ -9,6 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/read"
 )
 
 // StateConfig describes a latest-state bucket: a JetStream key-value bucket
@@ -43,7 +49,7 @@ var ErrStateNotFound = errors.New("bus: state key not found")
 
 // State is a latest-state bucket.
 type State struct {
-	b      *Bus
+	b      *bus.Bus
 	js     jetstream.JetStream
 	kv     jetstream.KeyValue
 	stream string
@@ -51,10 +57,11 @@ type State struct {
 }
 
 // OpenState creates or updates the bucket (idempotent) and returns it.
-func (b *Bus) OpenState(ctx context.Context, c StateConfig) (*State, error) {
-	if b == nil || b.js == nil {
-		return nil, ErrClosed
+func OpenState(ctx context.Context, b *bus.Bus, c StateConfig) (*State, error) {
+	if b == nil || b.JetStream() == nil {
+		return nil, bus.ErrClosed
 	}
+	js := b.JetStream()
 	hist := c.History
 	if hist <= 0 {
 		hist = 1
@@ -81,19 +88,19 @@ func (b *Bus) OpenState(ctx context.Context, c StateConfig) (*State, error) {
 	}
 	// A bucket that already has this configuration is used as it is: no
 	// update request, so a read-only identity (stream info only) opens it.
-	kv, err := b.js.KeyValue(ctx, c.Bucket)
+	kv, err := js.KeyValue(ctx, c.Bucket)
 	if err == nil && sameKV(ctx, kv, want) {
-		return &State{b: b, js: b.js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
+		return &State{b: b, js: js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
 	}
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = b.js.CreateKeyValue(ctx, want) // create only: no update request (the worker may not update)
+		kv, err = js.CreateKeyValue(ctx, want) // create only: no update request (the worker may not update)
 	} else {
-		kv, err = b.js.CreateOrUpdateKeyValue(ctx, want)
+		kv, err = js.CreateOrUpdateKeyValue(ctx, want)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: state bucket %s: %w", c.Bucket, err)
 	}
-	return &State{b: b, js: b.js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
+	return &State{b: b, js: js, kv: kv, stream: "KV_" + c.Bucket, prefix: "$KV." + c.Bucket + "."}, nil
 }
 
 // sameKV reports whether kv already has the configuration want.
@@ -195,7 +202,7 @@ func (s *State) PutMany(ctx context.Context, puts []StatePut) error {
 	if first != nil {
 		return first
 	}
-	return s.b.commit(ctx)
+	return s.b.Commit(ctx)
 }
 
 // Delete removes keys (a delete marker; the history is purged).
@@ -205,7 +212,7 @@ func (s *State) Delete(ctx context.Context, keys ...string) error {
 			return fmt.Errorf("bus: state delete %s: %w", k, err)
 		}
 	}
-	return s.b.commit(ctx)
+	return s.b.Commit(ctx)
 }
 
 // ScanOption tunes Scan.
@@ -249,15 +256,15 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	// This one keeps its position on the server across re-pulls, and the
 	// bus's reader takes a stored entry with an empty value and a Status
 	// header for an entry, not for the server's "no messages".
-	rd, err := s.b.newStreamReader(ctx, s.stream, jetstream.ConsumerConfig{
+	rd, err := read.NewReader(ctx, s.b, s.stream, jetstream.ConsumerConfig{
 		FilterSubjects: subs,
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
 	}, o.batch, false)
 	if err != nil {
 		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
 	}
-	defer rd.stop()
-	cons, err := s.js.Consumer(ctx, s.stream, rd.name)
+	defer rd.Stop()
+	cons, err := s.js.Consumer(ctx, s.stream, rd.Name())
 	if err != nil {
 		return fmt.Errorf("bus: state scan %s: %w", strings.Join(patterns, ","), err)
 	}
@@ -271,7 +278,7 @@ func (s *State) Scan(ctx context.Context, patterns []string, fn func(StateEntry)
 	}
 	var done uint64
 	for {
-		m, err := rd.next(ctx, time.Hour)
+		m, err := rd.Next(ctx, time.Hour)
 		if err != nil {
 			if ctx.Err() != nil {
 				return fmt.Errorf("bus: state scan: %w", ctx.Err())

@@ -1,4 +1,4 @@
-package bus_test
+package consume_test
 
 import (
 	"context"
@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -36,7 +38,7 @@ func BenchmarkCore(b *testing.B) {
 	b.Run("copy", func(b *testing.B) { benchPipeline(b, runCopy) })
 	b.Run("process", func(b *testing.B) {
 		benchPipeline(b, func(ctx context.Context, bb *bus.Bus) error {
-			return bb.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, pipeline(b))
+			return consume.RunProcessor(ctx, bb, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, bustest.Pipeline(b))
 		})
 	})
 }
@@ -85,7 +87,7 @@ func BenchmarkSync(b *testing.B) {
 		b.Run("copy-"+sync, func(b *testing.B) { benchPipelineSync(b, sync, runCopy) })
 		b.Run("process-"+sync, func(b *testing.B) {
 			benchPipelineSync(b, sync, func(ctx context.Context, bb *bus.Bus) error {
-				return bb.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, pipeline(b))
+				return consume.RunProcessor(ctx, bb, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"}, bustest.Pipeline(b))
 			})
 		})
 	}
@@ -104,7 +106,7 @@ func benchPipelineSync(b *testing.B, sync string, run func(context.Context, *bus
 	// The Go runtime settings `sightline run` applies (memory limit, GC
 	// target), for the baseline and the candidate alike.
 	defer config.Default().Runtime.Apply()()
-	bb, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: b.TempDir(), Logger: testLogger(b), Sync: sync})
+	bb, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: b.TempDir(), Logger: bustest.Logger(b), Sync: sync})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -123,7 +125,7 @@ func benchPipelineSync(b *testing.B, sync string, run func(context.Context, *bus
 	var last uint64
 	lastMove := time.Now()
 	for {
-		got := streamMsgs(b, bb, bus.StreamEvents)
+		got := bustest.StreamMsgs(b, bb, bus.StreamEvents)
 		if got >= uint64(n) {
 			break
 		}
@@ -148,7 +150,7 @@ func benchPipelineSync(b *testing.B, sync string, run func(context.Context, *bus
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	if got := streamMsgs(b, bb, bus.StreamDLQ); got != 0 {
+	if got := bustest.StreamMsgs(b, bb, bus.StreamDLQ); got != 0 {
 		b.Fatalf("%d messages in the DLQ", got)
 	}
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "ev/s")
@@ -259,7 +261,7 @@ func runCopy(ctx context.Context, bb *bus.Bus) error {
 //
 //	go test -run '^$' -bench 'BenchmarkCore|BenchmarkBusOnly' -benchtime 100000x ./internal/bus/
 func BenchmarkBusOnly(b *testing.B) {
-	real := pipeline(b)
+	real := bustest.Pipeline(b)
 	sample, err := real.Process(context.Background(), &stage.Message{
 		Subject: "sightline.raw.metric.search_made", Header: stage.Header{}, Data: payload(1),
 		Meta: stage.Meta{Stream: bus.StreamRaw, Sequence: 1, Timestamp: time.Now()},
@@ -269,7 +271,7 @@ func BenchmarkBusOnly(b *testing.B) {
 	}
 	out := sample[0]
 	benchPipeline(b, func(ctx context.Context, bb *bus.Bus) error {
-		return bb.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"},
+		return consume.RunProcessor(ctx, bb, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor"},
 			stage.ProcessorFunc(func(_ context.Context, in *stage.Message) ([]*stage.Message, error) {
 				o := *out
 				o.ID = "ev-" + strconv.FormatUint(in.Meta.Sequence, 10)

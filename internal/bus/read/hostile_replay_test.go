@@ -1,4 +1,4 @@
-package bus_test
+package read_test
 
 import (
 	"context"
@@ -11,6 +11,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/kv"
+	"github.com/sightline/sightline/internal/bus/read"
 )
 
 // Without NATS authentication (the embedded default on loopback) anyone can
@@ -19,7 +22,7 @@ import (
 // plus a Status header) must come out as a message like any other, and the
 // replay must go on to the end of the range.
 func TestReplayReadsHostileHeaders(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	nc, err := nats.Connect(b.ClientURL())
 	if err != nil {
@@ -27,23 +30,23 @@ func TestReplayReadsHostileHeaders(t *testing.T) {
 	}
 	defer nc.Close()
 	sent := 0
-	for i, h := range hostileHeaders {
-		corePub(t, nc, fmt.Sprintf("sightline.events.metric.hostile%d", i), nil, h...)
+	for i, h := range bustest.HostileHeaders {
+		bustest.CorePub(t, nc, fmt.Sprintf("sightline.events.metric.hostile%d", i), nil, h...)
 		sent++
 	}
-	corePub(t, nc, "sightline.events.metric.good", []byte(`{"ok":true}`))
+	bustest.CorePub(t, nc, "sightline.events.metric.good", []byte(`{"ok":true}`))
 	sent++
 	deadline := time.Now().Add(10 * time.Second)
-	for streamMsgs(t, b, bus.StreamEvents) < uint64(sent) {
+	for bustest.StreamMsgs(t, b, bus.StreamEvents) < uint64(sent) {
 		if time.Now().After(deadline) {
-			t.Fatalf("events stream holds %d of %d", streamMsgs(t, b, bus.StreamEvents), sent)
+			t.Fatalf("events stream holds %d of %d", bustest.StreamMsgs(t, b, bus.StreamEvents), sent)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	src, err := b.Replay(ctx, bus.ReplayOptions{BatchSize: 5})
+	src, err := read.Replay(ctx, b, read.ReplayOptions{BatchSize: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,9 +76,9 @@ func TestReplayReadsHostileHeaders(t *testing.T) {
 // header is an entry like any other to a scan.
 func TestStateScanReadsHostileHeaders(t *testing.T) {
 	ctx := context.Background()
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	st, err := b.OpenState(ctx, bus.StateConfig{Bucket: "hostile_state", History: 1})
+	st, err := kv.OpenState(ctx, b, kv.StateConfig{Bucket: "hostile_state", History: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,20 +87,20 @@ func TestStateScanReadsHostileHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	for i, h := range hostileHeaders {
-		corePub(t, nc, fmt.Sprintf("$KV.hostile_state.h%d", i), nil, h...)
+	for i, h := range bustest.HostileHeaders {
+		bustest.CorePub(t, nc, fmt.Sprintf("$KV.hostile_state.h%d", i), nil, h...)
 	}
-	if err := st.PutMany(ctx, []bus.StatePut{{Key: "zz.good", Value: []byte("v")}}); err != nil {
+	if err := st.PutMany(ctx, []kv.StatePut{{Key: "zz.good", Value: []byte("v")}}); err != nil {
 		t.Fatal(err)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	seen := map[string]bool{}
-	err = st.Scan(sctx, []string{">"}, func(e bus.StateEntry) error { seen[e.Key] = true; return nil }, bus.ScanBatch(3))
+	err = st.Scan(sctx, []string{">"}, func(e kv.StateEntry) error { seen[e.Key] = true; return nil }, kv.ScanBatch(3))
 	if err != nil {
 		t.Fatalf("scan stopped after %d entries: %v", len(seen), err)
 	}
-	if !seen["zz.good"] || len(seen) != len(hostileHeaders)+1 {
-		t.Fatalf("scan saw %d entries (want %d), good one: %v", len(seen), len(hostileHeaders)+1, seen["zz.good"])
+	if !seen["zz.good"] || len(seen) != len(bustest.HostileHeaders)+1 {
+		t.Fatalf("scan saw %d entries (want %d), good one: %v", len(seen), len(bustest.HostileHeaders)+1, seen["zz.good"])
 	}
 }

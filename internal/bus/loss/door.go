@@ -1,4 +1,4 @@
-package bus
+package loss
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -25,7 +26,7 @@ type DoorObserver interface {
 const doorTick = time.Second
 
 // DoorComponent is the health component that carries the door's count.
-const DoorComponent = "input " + StreamRaw
+const DoorComponent = "input " + bus.StreamRaw
 
 // WatchDoor counts, on the embedded server, every message published on
 // sightline.raw.> that SIGHTLINE_RAW did not store: a core publish (like
@@ -42,14 +43,13 @@ const DoorComponent = "input " + StreamRaw
 // DoorComponent (`sightline status`). On an external cluster it does
 // nothing: the server's log says "Dropping messages due to excessive
 // stream ingest rate". It runs until ctx is done.
-func (b *Bus) WatchDoor(ctx context.Context) error {
-	if b.srv == nil {
+func WatchDoor(ctx context.Context, b *bus.Bus) error {
+	if b.Server() == nil {
 		return nil
 	}
 	// A connection of its own: a burst must not make the pipeline's
 	// connection a slow consumer.
-	nc, err := nats.Connect(b.srv.ClientURL(), append(b.embeddedAuth, nats.InProcessServer(b.srv), nats.Name("sightline-door"),
-		nats.MaxReconnects(-1), nats.PingInterval(embeddedPingInterval))...)
+	nc, err := b.ConnectEmbedded("sightline-door")
 	if err != nil {
 		return fmt.Errorf("bus: door watch: %w", err)
 	}
@@ -89,7 +89,7 @@ func (b *Bus) WatchDoor(ctx context.Context) error {
 }
 
 type door struct {
-	b       *Bus
+	b       *bus.Bus
 	sub     *nats.Subscription
 	seen    atomic.Uint64
 	base    uint64 // the stream's last sequence when counting began
@@ -116,7 +116,7 @@ func (d *door) stored(ctx context.Context) (uint64, bool) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	s, err := d.b.js.Stream(ictx, StreamRaw)
+	s, err := d.b.JetStream().Stream(ictx, bus.StreamRaw)
 	if err != nil {
 		return 0, false
 	}
@@ -129,7 +129,7 @@ func (d *door) stored(ctx context.Context) (uint64, bool) {
 
 // queued is what the raw stream's ingest queue holds or works on.
 func (d *door) queued() int {
-	qs := d.b.srv.Ipqueuesz(&server.IpqueueszOptions{All: true, Filter: "stream '" + StreamRaw + "' messages"})
+	qs := d.b.Server().Ipqueuesz(&server.IpqueueszOptions{All: true, Filter: "stream '" + bus.StreamRaw + "' messages"})
 	n := 0
 	for _, q := range *qs {
 		n += q.Pending + q.InProgress
@@ -159,12 +159,12 @@ func (d *door) check(ctx context.Context) {
 	}
 	n := before - stored - d.counted
 	d.counted += n
-	if o, ok := d.b.obs.(DoorObserver); ok {
-		o.Dropped(StreamRaw, n)
+	if o, ok := d.b.Observer().(DoorObserver); ok {
+		o.Dropped(bus.StreamRaw, n)
 	}
-	d.b.addLost(DoorComponent, n)
-	d.b.log.Error("messages published on the raw subjects were not stored: a core publisher (nats pub) was not told",
-		"stream", StreamRaw, "not_stored", n, "not_stored_total", d.counted, "published_total", before, "stored_total", stored,
+	d.b.Health().AddLost(DoorComponent, n)
+	d.b.Logger().Error("messages published on the raw subjects were not stored: a core publisher (nats pub) was not told",
+		"stream", bus.StreamRaw, "not_stored", n, "not_stored_total", d.counted, "published_total", before, "stored_total", stored,
 		"hint", "a burst faster than the stream's ingest queue (core publishes are at-most-once: publish with acknowledgements, `nats pub -J`, "+
 			"to be told and retry), a JetStream control header (Nats-Expected-*, Nats-TTL, Nats-Rollup, Nats-Batch-Id, Nats-Schedule, Nats-Incr), "+
 			"a header block over 64 KiB, or a Nats-Msg-Id repeated within the duplicate window; JetStream publishes refused to their publisher count here too")

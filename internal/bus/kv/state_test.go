@@ -1,4 +1,4 @@
-package bus_test
+package kv_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/kv"
 )
 
 func TestStatePutGetHistoryScan(t *testing.T) {
@@ -16,30 +17,30 @@ func TestStatePutGetHistoryScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	st, err := b.OpenState(ctx, bus.StateConfig{Bucket: "test_state", History: 2})
+	st, err := kv.OpenState(ctx, b, kv.StateConfig{Bucket: "test_state", History: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Idempotent.
-	if _, err := b.OpenState(ctx, bus.StateConfig{Bucket: "test_state", History: 2}); err != nil {
+	if _, err := kv.OpenState(ctx, b, kv.StateConfig{Bucket: "test_state", History: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Get(ctx, "a.x"); !errors.Is(err, bus.ErrStateNotFound) {
+	if _, err := st.Get(ctx, "a.x"); !errors.Is(err, kv.ErrStateNotFound) {
 		t.Fatalf("get missing: %v", err)
 	}
-	if err := st.Scan(ctx, []string{"a.>"}, func(bus.StateEntry) error { return errors.New("none expected") }); err != nil {
+	if err := st.Scan(ctx, []string{"a.>"}, func(kv.StateEntry) error { return errors.New("none expected") }); err != nil {
 		t.Fatalf("scan of empty bucket: %v", err)
 	}
-	var puts []bus.StatePut
+	var puts []kv.StatePut
 	for i := range 100 {
-		puts = append(puts, bus.StatePut{Key: fmt.Sprintf("a.k%d", i), Value: []byte("v1")})
+		puts = append(puts, kv.StatePut{Key: fmt.Sprintf("a.k%d", i), Value: []byte("v1")})
 	}
-	puts = append(puts, bus.StatePut{Key: "b.other", Value: []byte("x")})
+	puts = append(puts, kv.StatePut{Key: "b.other", Value: []byte("x")})
 	if err := st.PutMany(ctx, puts); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := st.PutMany(ctx, []bus.StatePut{{Key: "a.k7", Value: fmt.Appendf(nil, "v%d", i+2)}}); err != nil {
+		if err := st.PutMany(ctx, []kv.StatePut{{Key: "a.k7", Value: fmt.Appendf(nil, "v%d", i+2)}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,10 +54,10 @@ func TestStatePutGetHistoryScan(t *testing.T) {
 	}
 	seen := map[string]string{}
 	var last uint64
-	err = st.Scan(ctx, []string{"a.*"}, func(e bus.StateEntry) error {
+	err = st.Scan(ctx, []string{"a.*"}, func(e kv.StateEntry) error {
 		seen[e.Key] = string(e.Value)
 		return nil
-	}, bus.ScanBatch(7), bus.ScanProgress(func(done, total uint64) { last = total }))
+	}, kv.ScanBatch(7), kv.ScanProgress(func(done, total uint64) { last = total }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,13 +68,13 @@ func TestStatePutGetHistoryScan(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := 0
-	if err := st.Scan(ctx, []string{"a.*", "b.*"}, func(bus.StateEntry) error { n++; return nil }); err != nil {
+	if err := st.Scan(ctx, []string{"a.*", "b.*"}, func(kv.StateEntry) error { n++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if n != 100 {
 		t.Fatalf("scan after delete: %d, want 100", n)
 	}
-	if err := st.PutMany(ctx, []bus.StatePut{{Key: "bad key", Value: nil}}); err == nil {
+	if err := st.PutMany(ctx, []kv.StatePut{{Key: "bad key", Value: nil}}); err == nil {
 		t.Fatal("invalid key accepted")
 	}
 }

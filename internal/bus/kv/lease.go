@@ -1,4 +1,4 @@
-package bus
+package kv
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
 )
 
 // Leases are exclusive, expiring locks shared by every process connected to
@@ -55,10 +57,11 @@ const DefaultLeaseTTL = 20 * time.Second
 var ErrLeaseLost = errors.New("bus: lease lost")
 
 // OpenLeases creates or updates the bucket (idempotent) and returns it.
-func (b *Bus) OpenLeases(ctx context.Context, c LeaseConfig) (*Leases, error) {
-	if b == nil || b.js == nil {
-		return nil, ErrClosed
+func OpenLeases(ctx context.Context, b *bus.Bus, c LeaseConfig) (*Leases, error) {
+	if b == nil || b.JetStream() == nil {
+		return nil, bus.ErrClosed
 	}
+	js := b.JetStream()
 	ttl := c.TTL
 	if ttl == 0 {
 		ttl = DefaultLeaseTTL
@@ -69,7 +72,7 @@ func (b *Bus) OpenLeases(ctx context.Context, c LeaseConfig) (*Leases, error) {
 	replicas := c.Replicas
 	if replicas == 0 {
 		replicas = 1
-		if s, err := b.js.Stream(ctx, StreamEvents); err == nil {
+		if s, err := js.Stream(ctx, bus.StreamEvents); err == nil {
 			replicas = max(1, s.CachedInfo().Config.Replicas)
 		}
 	}
@@ -86,18 +89,18 @@ func (b *Bus) OpenLeases(ctx context.Context, c LeaseConfig) (*Leases, error) {
 		Storage:     storage,
 		Replicas:    replicas,
 	}
-	kv, err := b.js.KeyValue(ctx, c.Bucket)
+	kv, err := js.KeyValue(ctx, c.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = b.js.CreateKeyValue(ctx, want) // create only: no update request (the worker may not update)
+		kv, err = js.CreateKeyValue(ctx, want) // create only: no update request (the worker may not update)
 		if err != nil {
 			return nil, fmt.Errorf("bus: leases %s: %w", c.Bucket, err)
 		}
 	} else if err != nil || !sameKV(ctx, kv, want) {
-		if kv, err = b.js.CreateOrUpdateKeyValue(ctx, want); err != nil {
+		if kv, err = js.CreateOrUpdateKeyValue(ctx, want); err != nil {
 			return nil, fmt.Errorf("bus: leases %s: %w", c.Bucket, err)
 		}
 	}
-	return &Leases{kv: kv, ttl: ttl, owner: b.instance()}, nil
+	return &Leases{kv: kv, ttl: ttl, owner: b.Instance()}, nil
 }
 
 // TTL is the bucket's lease TTL.

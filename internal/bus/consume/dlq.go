@@ -1,4 +1,4 @@
-package bus
+package consume
 
 import (
 	"fmt"
@@ -80,10 +80,10 @@ func fitHeaders(nm *nats.Msg) {
 // a dead letter can always be stored: an input of the server's max payload
 // otherwise has no room left for the reason headers and would be
 // redelivered forever.
-func (b *Bus) deadLetter(in *stage.Message, stageName string, reason error) *nats.Msg {
+func (b *conn) deadLetter(in *stage.Message, stageName string, reason error) *nats.Msg {
 	nm := dlqMessage(in, stageName, reason)
 	fitHeaders(nm)
-	limit := b.dlqMax.Load()
+	limit := b.bus.DLQMax()
 	if limit <= 0 {
 		limit = limits.DLQMaxMsgSize
 	}

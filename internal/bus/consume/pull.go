@@ -1,4 +1,4 @@
-package bus
+package consume
 
 import (
 	"context"
@@ -10,9 +10,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus/loss"
+	"github.com/sightline/sightline/internal/bus/read"
 )
 
-// The bus owns the pull loop of its durable consumers instead of using
+// The consumer owns the pull loop of its durable consumers instead of using
 // nats.go's Consume. Two reasons:
 //
 //   - A stored message is told apart from the server's status messages by
@@ -52,14 +55,6 @@ var (
 	ackTerm     = []byte("+TERM")
 )
 
-// Server status codes on a pull request's inbox.
-const (
-	statusHeartbeat = "100"
-	statusTimeout   = "408"
-	statusConflict  = "409"
-	pendingMsgsHdr  = "Nats-Pending-Messages"
-)
-
 // held is a fetched message waiting to be gathered into a batch.
 type held struct {
 	m  *nats.Msg
@@ -93,8 +88,8 @@ func (l *lane) clear() {
 // puller runs one durable consumer's pull requests and holds what they
 // delivered until the lanes gather it.
 type puller struct {
-	b         *Bus
-	c         ConsumerConfig
+	b         *conn
+	c         Config
 	cfg       jetstream.ConsumerConfig
 	next      string // $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>
 	limit     int    // most messages requested plus buffered
@@ -121,13 +116,13 @@ type puller struct {
 	restartErr time.Time // last failed restart (backoff)
 	renewFails uint      // failed restarts in a row
 
-	loss     *lossCheck    // notes first deliveries (set before the first pull)
+	loss     *loss.Check   // notes first deliveries (set before the first pull)
 	received atomic.Uint64 // stored messages delivered
 	settled  atomic.Uint64 // inputs acked, nak'd or terminated
 	restarts atomic.Uint64
 }
 
-func newPuller(b *Bus, c ConsumerConfig, cfg jetstream.ConsumerConfig) *puller {
+func newPuller(b *conn, c Config, cfg jetstream.ConsumerConfig) *puller {
 	// Room for every lane's next batch while the current ones are
 	// handled (what nats.go's buffer plus the old hand-over channel held),
 	// never more than maxPrefetch.
@@ -204,43 +199,12 @@ func (p *puller) onMsg(gen uint64, m *nats.Msg) {
 	p.mu.Unlock()
 	p.received.Add(1)
 	if p.loss != nil {
-		p.loss.delivered(m)
+		p.loss.Delivered(m)
 	}
 	if wasEmpty {
 		// A lane that takes from a non-empty buffer signals the next one
 		// itself when it leaves messages behind.
 		signal(p.ready)
-	}
-}
-
-// statusKind is what a server status message on a pull inbox means, the
-// same for the durable consumers' pull loop and the stream reader.
-type statusKind int
-
-const (
-	statusIdle     statusKind = iota // an idle heartbeat
-	statusEnded                      // a request ended owing Nats-Pending-Messages
-	statusRecreate                   // the consumer is gone (deleted, push based, no responders)
-	statusDropped                    // the server dropped the requests: ask again
-)
-
-// classifyStatus reads a status message (one with no reply subject: a
-// stored message always has one, whatever its headers).
-func classifyStatus(h nats.Header) statusKind {
-	code, desc := h.Get("Status"), h.Get("Description")
-	switch {
-	case code == statusHeartbeat:
-		return statusIdle
-	case (code == statusTimeout || code == statusConflict) && h.Get(pendingMsgsHdr) != "":
-		return statusEnded
-	case code == statusConflict && (desc == "Consumer Deleted" || desc == "Consumer is push based"):
-		return statusRecreate
-	case code == "503":
-		return statusRecreate
-	default:
-		// Leadership change, server shutdown, limits, 404/408 without
-		// counts: the server dropped the requests.
-		return statusDropped
 	}
 }
 
@@ -254,14 +218,14 @@ func (p *puller) onStatus(gen uint64, m *nats.Msg) {
 		return
 	}
 	p.heard = time.Now()
-	switch classifyStatus(m.Header) {
-	case statusIdle:
+	switch read.ClassifyStatus(m.Header) {
+	case read.StatusIdle:
 		return
-	case statusEnded:
+	case read.StatusEnded:
 		// A request ended (expired, or a limit reached) owing this many.
-		n, _ := strconv.Atoi(m.Header.Get(pendingMsgsHdr))
+		n, _ := strconv.Atoi(m.Header.Get(read.PendingHeader))
 		p.requested = max(0, p.requested-n)
-	case statusRecreate:
+	case read.StatusRecreate:
 		p.requested = 0
 		if m.Header.Get("Status") == "503" {
 			p.restart = "no responders for pull requests (consumer missing or no leader)"
@@ -303,7 +267,7 @@ func (p *puller) pull() {
 	}
 	p.lastReq = now
 	p.requested += free
-	if p.gen <= p.b.dropPulls.Load() {
+	if p.gen <= p.b.dropPulls {
 		return
 	}
 	body := make([]byte, 0, 80)
@@ -556,7 +520,7 @@ func (p *puller) buffered() int {
 }
 
 // nakWithDelay hands a message back for redelivery after delay.
-func (b *Bus) nakWithDelay(m *nats.Msg, delay time.Duration) {
+func (b *conn) nakWithDelay(m *nats.Msg, delay time.Duration) {
 	body := ackNak
 	if delay > 0 {
 		body = strconv.AppendInt(append([]byte(`-NAK {"delay":`), nil...), int64(delay), 10)
@@ -566,7 +530,7 @@ func (b *Bus) nakWithDelay(m *nats.Msg, delay time.Duration) {
 }
 
 // term stops redelivery of a message, with a reason for the advisory.
-func (b *Bus) term(m *nats.Msg, reason string) {
+func (b *conn) term(m *nats.Msg, reason string) {
 	body := ackTerm
 	if reason != "" {
 		body = append(append([]byte(nil), ackTerm...), ' ')

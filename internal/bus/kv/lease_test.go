@@ -1,4 +1,4 @@
-package bus_test
+package kv_test
 
 import (
 	"context"
@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/kv"
 )
 
 // connectTo opens a second client connection (another "process") to the
 // server of b.
 func connectTo(t testing.TB, b *bus.Bus) *bus.Bus {
 	t.Helper()
-	o, err := bus.Connect(context.Background(), bus.Options{URLs: []string{b.ClientURL()}, Logger: testLogger(t)})
+	o, err := bus.Connect(context.Background(), bus.Options{URLs: []string{b.ClientURL()}, Logger: bustest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +28,12 @@ func connectTo(t testing.TB, b *bus.Bus) *bus.Bus {
 // Two processes (two connections) take turns on one lease: a read, a
 // pause and a write of a shared counter under it never lose an increment.
 func TestLeaseExclusive(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	ctx := context.Background()
-	var leases []*bus.Leases
+	var leases []*kv.Leases
 	for _, c := range []*bus.Bus{b, connectTo(t, b)} {
-		l, err := c.OpenLeases(ctx, bus.LeaseConfig{Bucket: "test_leases", TTL: 5 * time.Second, Memory: true})
+		l, err := kv.OpenLeases(ctx, c, kv.LeaseConfig{Bucket: "test_leases", TTL: 5 * time.Second, Memory: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -81,16 +83,16 @@ func TestLeaseExclusive(t *testing.T) {
 // NATS loses it (its context ends within TTL/2) and another process takes
 // it after the TTL, not before.
 func TestLeaseRenewedAndExpires(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	ctx := context.Background()
 	const ttl = 2 * time.Second
 	holderBus := connectTo(t, b)
-	holder, err := holderBus.OpenLeases(ctx, bus.LeaseConfig{Bucket: "test_leases", TTL: ttl, Memory: true})
+	holder, err := kv.OpenLeases(ctx, holderBus, kv.LeaseConfig{Bucket: "test_leases", TTL: ttl, Memory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := b.OpenLeases(ctx, bus.LeaseConfig{Bucket: "test_leases", TTL: ttl, Memory: true})
+	other, err := kv.OpenLeases(ctx, b, kv.LeaseConfig{Bucket: "test_leases", TTL: ttl, Memory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +115,7 @@ func TestLeaseRenewedAndExpires(t *testing.T) {
 	holderBus.Close()
 	select {
 	case <-ls.Context().Done():
-		if !errors.Is(context.Cause(ls.Context()), bus.ErrLeaseLost) {
+		if !errors.Is(context.Cause(ls.Context()), kv.ErrLeaseLost) {
 			t.Fatalf("cause %v", context.Cause(ls.Context()))
 		}
 	case <-time.After(ttl):
@@ -137,10 +139,10 @@ func TestLeaseRenewedAndExpires(t *testing.T) {
 
 // A released lease is free at once.
 func TestLeaseReleaseFreesAtOnce(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	ctx := context.Background()
-	l, err := b.OpenLeases(ctx, bus.LeaseConfig{Bucket: "test_leases", TTL: 10 * time.Second, Memory: true})
+	l, err := kv.OpenLeases(ctx, b, kv.LeaseConfig{Bucket: "test_leases", TTL: 10 * time.Second, Memory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,13 +163,13 @@ func TestLeaseReleaseFreesAtOnce(t *testing.T) {
 // write (an archive window merge): one create and one delete, uncontended,
 // on the embedded server with sync always.
 func BenchmarkLeaseAcquireRelease(b *testing.B) {
-	bb, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: b.TempDir(), Logger: testLogger(b), Sync: bus.SyncAlways})
+	bb, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: b.TempDir(), Logger: bustest.Logger(b), Sync: bus.SyncAlways})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer bb.Close()
 	ctx := context.Background()
-	l, err := bb.OpenLeases(ctx, bus.LeaseConfig{Bucket: "bench_leases"})
+	l, err := kv.OpenLeases(ctx, bb, kv.LeaseConfig{Bucket: "bench_leases"})
 	if err != nil {
 		b.Fatal(err)
 	}

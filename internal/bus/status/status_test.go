@@ -1,4 +1,4 @@
-package bus_test
+package status_test
 
 import (
 	"context"
@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -21,34 +24,34 @@ func (rejectAll) Close(context.Context) error { return nil }
 // were counted as the processor's rejections of the same kind (after the
 // events had been counted out), so in != out + rejected.
 func TestStatusKeepsSinkDeadLettersApart(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- b.RunSink(ctx, bus.ConsumerConfig{Stage: "store", Stream: bus.StreamEvents, Durable: "store"}, rejectAll{})
+		done <- consume.RunSink(ctx, b, consume.Config{Stage: "store", Stream: bus.StreamEvents, Durable: "store"}, rejectAll{})
 	}()
 	defer func() { cancel(); <-done }()
 
-	pub(t, b, "sightline.raw.metric.ok", `{"n":1}`)
-	pub(t, b, "sightline.raw.metric.ok", `{"n":2}`)
-	pub(t, b, "sightline.raw.metric.bad", `{"n":`)
+	bustest.Pub(t, b, "sightline.raw.metric.ok", `{"n":1}`)
+	bustest.Pub(t, b, "sightline.raw.metric.ok", `{"n":2}`)
+	bustest.Pub(t, b, "sightline.raw.metric.bad", `{"n":`)
 	// Hostile kinds: counted as "other", never mistaken for a sink's dead letter.
-	pub(t, b, "sightline.raw.sink.store.metric.x", `{}`)
-	pub(t, b, "sightline.raw.bogus.x", `{}`)
+	bustest.Pub(t, b, "sightline.raw.sink.store.metric.x", `{}`)
+	bustest.Pub(t, b, "sightline.raw.bogus.x", `{}`)
 	// Status reads the streams one after the other: wait until everything
 	// is stored, then read it.
 	deadline := time.Now().Add(15 * time.Second)
-	for streamMsgs(t, b, bus.StreamDLQ) < 5 && time.Now().Before(deadline) {
+	for bustest.StreamMsgs(t, b, bus.StreamDLQ) < 5 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	st, err := b.Status(context.Background())
+	st, err := status.Read(context.Background(), b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]bus.KindCounts{}
+	kinds := map[string]status.KindCounts{}
 	for _, k := range st.Kinds {
 		kinds[k.Kind] = k
 		if k.In != k.Out+k.Rejected {

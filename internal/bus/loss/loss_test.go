@@ -1,4 +1,4 @@
-package bus_test
+package loss_test
 
 import (
 	"context"
@@ -13,13 +13,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
+	"strconv"
 )
 
 // lossObserver records what the bus reports lost.
 type lossObserver struct {
-	bus.NopObserver
+	bus.Observer
 	mu   sync.Mutex
 	lost map[string]uint64
 	risk []string
@@ -57,7 +60,7 @@ func (o *lossObserver) get(key string) uint64 {
 func lossBus(t *testing.T, limit func(*bus.StreamsConfig)) (*bus.Bus, *testutil.SyncBuffer, *lossObserver) {
 	t.Helper()
 	logs := &testutil.SyncBuffer{}
-	obs := &lossObserver{}
+	obs := &lossObserver{Observer: bus.NopObserver}
 	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir(),
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Observer: obs})
 	if err != nil {
@@ -84,8 +87,8 @@ func TestInputRemovedBeforeProcessingIsReported(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() {
-			done <- b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor",
-				StallTimeout: 2 * time.Second}, pipeline(t))
+			done <- consume.RunProcessor(ctx, b, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor",
+				StallTimeout: 2 * time.Second}, bustest.Pipeline(t))
 		}()
 		return func() {
 			cancel()
@@ -97,24 +100,24 @@ func TestInputRemovedBeforeProcessingIsReported(t *testing.T) {
 
 	stop := run()
 	for i := range 5 {
-		pub(t, b, "sightline.raw.metric.loss", `{"i":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.raw.metric.loss", `{"i":`+strconv.Itoa(i)+`}`)
 	}
-	waitFor(t, 15*time.Second, "5 events", func() bool { return streamMsgs(t, b, bus.StreamEvents) == 5 })
+	bustest.WaitFor(t, 15*time.Second, "5 events", func() bool { return bustest.StreamMsgs(t, b, bus.StreamEvents) == 5 })
 	stop()
 
 	// The processor is down longer than the raw stream keeps input.
 	for i := range 30 {
-		pub(t, b, "sightline.raw.metric.loss", `{"late":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.raw.metric.loss", `{"late":`+strconv.Itoa(i)+`}`)
 	}
-	waitFor(t, 15*time.Second, "the 30 messages aged out", func() bool { return streamMsgs(t, b, bus.StreamRaw) == 0 })
+	bustest.WaitFor(t, 15*time.Second, "the 30 messages aged out", func() bool { return bustest.StreamMsgs(t, b, bus.StreamRaw) == 0 })
 
 	stop = run()
 	defer stop()
-	waitFor(t, 10*time.Second, "the loss reported", func() bool { return obs.get(bus.StreamRaw+"/processor") > 0 })
+	bustest.WaitFor(t, 10*time.Second, "the loss reported", func() bool { return obs.get(bus.StreamRaw+"/processor") > 0 })
 	for i := range 3 {
-		pub(t, b, "sightline.raw.metric.loss", `{"fresh":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.raw.metric.loss", `{"fresh":`+strconv.Itoa(i)+`}`)
 	}
-	waitFor(t, 15*time.Second, "the 3 fresh events", func() bool { return streamMsgs(t, b, bus.StreamEvents) == 8 })
+	bustest.WaitFor(t, 15*time.Second, "the 3 fresh events", func() bool { return bustest.StreamMsgs(t, b, bus.StreamEvents) == 8 })
 	time.Sleep(6 * time.Second) // another check or two: nothing reported twice
 	if n := obs.get(bus.StreamRaw + "/processor"); n != 30 {
 		t.Errorf("loss metric %d, want 30", n)
@@ -156,7 +159,7 @@ func TestBacklogAtRiskThenLost(t *testing.T) {
 	}
 	body := `{"pad":"` + strings.Repeat("x", 200) + `"}`
 	for info().State.Bytes < 30<<10 { // 93 %
-		pub(t, b, "sightline.events.metric.risk", body)
+		bustest.Pub(t, b, "sightline.events.metric.risk", body)
 	}
 	if si := info(); si.State.FirstSeq != 1 {
 		t.Fatalf("the stream overflowed while filling: %+v", si.State)
@@ -165,25 +168,25 @@ func TestBacklogAtRiskThenLost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- b.RunSink(ctx, bus.ConsumerConfig{Stage: "risk", Stream: bus.StreamEvents, Durable: "risk",
+		done <- consume.RunSink(ctx, b, consume.Config{Stage: "risk", Stream: bus.StreamEvents, Durable: "risk",
 			Batch: 1, Lanes: 1, MaxAckPending: 1, StallTimeout: 2 * time.Second}, sink)
 	}()
 	defer func() { cancel(); <-done }()
 	key := bus.StreamEvents + "/risk"
-	waitFor(t, 10*time.Second, "backlog reported at risk", func() bool { return slices.Contains(obs.risks(), key+" true") })
+	bustest.WaitFor(t, 10*time.Second, "backlog reported at risk", func() bool { return slices.Contains(obs.risks(), key+" true") })
 	if obs.get(key) != 0 {
 		t.Errorf("lost reported before anything was removed: %d", obs.get(key))
 	}
 	for range 40 { // overflow: the oldest go, received or not
-		pub(t, b, "sightline.events.metric.risk", body)
+		bustest.Pub(t, b, "sightline.events.metric.risk", body)
 	}
 	last := info().State.LastSeq
-	waitFor(t, 10*time.Second, "a loss reported", func() bool { return obs.get(key) > 0 })
+	bustest.WaitFor(t, 10*time.Second, "a loss reported", func() bool { return obs.get(key) > 0 })
 	close(sink.release)
-	waitFor(t, 10*time.Second, "risk cleared", func() bool { return slices.Contains(obs.risks(), key+" false") })
+	bustest.WaitFor(t, 10*time.Second, "risk cleared", func() bool { return slices.Contains(obs.risks(), key+" false") })
 	// Every message is either received by the sink or reported lost, and
 	// none both.
-	waitFor(t, 10*time.Second, "every message received or reported lost", func() bool {
+	bustest.WaitFor(t, 10*time.Second, "every message received or reported lost", func() bool {
 		return uint64(sink.distinct())+obs.get(key) == last
 	})
 	time.Sleep(time.Second)
@@ -230,18 +233,18 @@ func (s *recordingSink) distinct() int {
 func TestNewConsumerOnAgedStreamReportsNothing(t *testing.T) {
 	b, logs, obs := lossBus(t, func(sc *bus.StreamsConfig) { sc.Events.MaxAge, sc.Events.Duplicates = 2*time.Second, time.Second })
 	for i := range 10 {
-		pub(t, b, "sightline.events.metric.aged", `{"i":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.events.metric.aged", `{"i":`+strconv.Itoa(i)+`}`)
 	}
-	waitFor(t, 15*time.Second, "aged out", func() bool { return streamMsgs(t, b, bus.StreamEvents) == 0 })
-	pub(t, b, "sightline.events.metric.aged", `{"i":10}`)
+	bustest.WaitFor(t, 15*time.Second, "aged out", func() bool { return bustest.StreamMsgs(t, b, bus.StreamEvents) == 0 })
+	bustest.Pub(t, b, "sightline.events.metric.aged", `{"i":10}`)
 	sink := &countingSink{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- b.RunSink(ctx, bus.ConsumerConfig{Stage: "fresh", Stream: bus.StreamEvents, Durable: "fresh", StallTimeout: 2 * time.Second}, sink)
+		done <- consume.RunSink(ctx, b, consume.Config{Stage: "fresh", Stream: bus.StreamEvents, Durable: "fresh", StallTimeout: 2 * time.Second}, sink)
 	}()
 	defer func() { cancel(); <-done }()
-	waitFor(t, 10*time.Second, "the one message", func() bool { return sink.count() == 1 })
+	bustest.WaitFor(t, 10*time.Second, "the one message", func() bool { return sink.count() == 1 })
 	time.Sleep(2 * time.Second)
 	if n := obs.get(bus.StreamEvents + "/fresh"); n != 0 || strings.Contains(logs.String(), "removed from the stream before") {
 		t.Errorf("a new consumer reported %d lost:\n%s", n, logs)

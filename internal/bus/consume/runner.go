@@ -1,4 +1,4 @@
-package bus
+package consume
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/correlation"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -21,14 +22,15 @@ import (
 // output's PubAck. Permanent errors send the input to the DLQ (then Term);
 // other errors redeliver it with backoff. It returns when ctx is done and
 // the in-flight batches are finished.
-func (b *Bus) RunProcessor(ctx context.Context, c ConsumerConfig, p stage.Processor) error {
+func RunProcessor(ctx context.Context, bb *bus.Bus, c Config, p stage.Processor) error {
+	b := newConn(bb)
 	c.defaults()
 	return b.consume(ctx, c, func(ctx context.Context, batch []*input) {
 		b.processBatch(ctx, c, p, batch)
 	})
 }
 
-func (b *Bus) processBatch(ctx context.Context, c ConsumerConfig, p stage.Processor, batch []*input) {
+func (b *conn) processBatch(ctx context.Context, c Config, p stage.Processor, batch []*input) {
 	start := time.Now()
 	// Process in parallel: the stages are CPU work.
 	var next atomic.Int64
@@ -79,7 +81,7 @@ func safeProcess(ctx context.Context, p stage.Processor, in *stage.Message) (out
 
 // settle publishes outputs and dead letters, waits for the PubAcks, then
 // acks, naks or terms every input.
-func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
+func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 	type pending struct {
 		in   *input
 		futs []jetstream.PubAckFuture
@@ -93,14 +95,14 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 		switch {
 		case in.err == nil:
 			for _, o := range in.outs {
-				f, err := b.js.PublishMsgAsync(toNats(o))
+				f, err := b.js.PublishMsgAsync(bus.ToNats(o))
 				if err != nil {
 					ps[i].err = err
 					break
 				}
 				ps[i].futs = append(ps[i].futs, f)
 			}
-		case stage.IsPermanent(in.err) && in.in.Meta.Stream == StreamDLQ:
+		case stage.IsPermanent(in.err) && in.in.Meta.Stream == bus.StreamDLQ:
 			// A dead letter a sink cannot take is not dead-lettered again
 			// (that would loop): it is logged and terminated below.
 			ps[i].dlq = true
@@ -198,7 +200,7 @@ func (b *Bus) settle(ctx context.Context, c ConsumerConfig, batch []*input) {
 			b.obs.Retried(c.Stage, in.kind)
 			log().Warn("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
 			b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
-		case p.dlq && in.in.Meta.Stream == StreamDLQ:
+		case p.dlq && in.in.Meta.Stream == bus.StreamDLQ:
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
 			log().Error("dead letter rejected by a sink; dropped from this consumer (it stays in the DLQ stream)", "reason", in.err.Error())
 			b.term(in.msg, stage.PermanentClass(in.err))
@@ -250,7 +252,8 @@ func inputCorrelation(in *input) string {
 // batch; a *stage.BatchError acks what succeeded, sends permanent failures
 // to the DLQ and redelivers the rest with backoff; any other error
 // redelivers the whole batch (or dead-letters it when permanent).
-func (b *Bus) RunSink(ctx context.Context, c ConsumerConfig, s stage.Sink) error {
+func RunSink(ctx context.Context, bb *bus.Bus, c Config, s stage.Sink) error {
+	b := newConn(bb)
 	if c.Workers <= 0 {
 		c.Workers = 1
 	}
@@ -260,7 +263,7 @@ func (b *Bus) RunSink(ctx context.Context, c ConsumerConfig, s stage.Sink) error
 	})
 }
 
-func (b *Bus) writeBatch(ctx context.Context, c ConsumerConfig, s stage.Sink, batch []*input) {
+func (b *conn) writeBatch(ctx context.Context, c Config, s stage.Sink, batch []*input) {
 	start := time.Now()
 	msgs := make([]*stage.Message, len(batch))
 	for i, in := range batch {

@@ -1,20 +1,28 @@
-package bus
+// Package read reads a stream in order: Replay for `sightline replay`
+// and `sightline logs`, Reader for the state scans of internal/bus/kv.
+// It also holds the rules for the server's status messages on a pull
+// inbox (ClassifyStatus), which the durable consumers' pull loop
+// (internal/bus/consume) follows too.
+package read
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sightline/sightline/internal/bus"
 )
 
-// streamReader reads an ephemeral consumer of a stream in stream order,
+// Reader reads an ephemeral consumer of a stream in stream order,
 // without acknowledgements: replay and state scans. Like the durable
-// consumers' pull loop (pull.go), it tells a stored message from the
+// consumers' pull loop (internal/bus/consume), it tells a stored message from the
 // server's status messages by its reply subject (every delivered message
 // has a $JS.ACK reply, status messages have none), never by its headers:
 // nats.go's ordered consumer and Messages() take a stored message with an
@@ -25,8 +33,10 @@ import (
 // One pull request is outstanding at a time, for at most batch messages,
 // and the next is sent only when the previous one ended and its messages
 // were read: the inbox never holds more than batch messages.
-type streamReader struct {
-	b         *Bus
+type Reader struct {
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	log       *slog.Logger
 	stream    string
 	cfg       jetstream.ConsumerConfig
 	batch     int
@@ -50,23 +60,23 @@ const readerExpiry = 5 * time.Second
 // errReaderIdle is returned by next when nothing arrived within its wait.
 var errReaderIdle = errors.New("bus: reader idle")
 
-// newStreamReader creates the ephemeral consumer (no acks, memory storage,
+// NewReader creates the ephemeral consumer (no acks, memory storage,
 // removed by the server a minute after the reader stops asking) and the
 // inbox its messages arrive on.
-func (b *Bus) newStreamReader(ctx context.Context, stream string, cfg jetstream.ConsumerConfig, batch int, resumable bool) (*streamReader, error) {
-	if b == nil || b.js == nil {
-		return nil, ErrClosed
+func NewReader(ctx context.Context, b *bus.Bus, stream string, cfg jetstream.ConsumerConfig, batch int, resumable bool) (*Reader, error) {
+	if b == nil || b.JetStream() == nil {
+		return nil, bus.ErrClosed
 	}
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.MemoryStorage = true
 	if cfg.InactiveThreshold == 0 {
 		cfg.InactiveThreshold = time.Minute
 	}
-	r := &streamReader{b: b, stream: stream, cfg: cfg, batch: max(1, batch), resumable: resumable, arrived: make(chan struct{}, 1)}
+	r := &Reader{nc: b.Conn(), js: b.JetStream(), log: b.Logger(), stream: stream, cfg: cfg, batch: max(1, batch), resumable: resumable, arrived: make(chan struct{}, 1)}
 	// A callback into our own queue, not a synchronous subscription:
 	// NextMsg turns an empty-body message with a Status 503 header into
 	// ErrNoResponders before we could look at its reply subject.
-	sub, err := b.nc.Subscribe(b.nc.NewInbox(), func(m *nats.Msg) {
+	sub, err := r.nc.Subscribe(r.nc.NewInbox(), func(m *nats.Msg) {
 		r.mu.Lock()
 		r.queue = append(r.queue, m)
 		r.mu.Unlock()
@@ -87,8 +97,8 @@ func (b *Bus) newStreamReader(ctx context.Context, stream string, cfg jetstream.
 	return r, nil
 }
 
-func (r *streamReader) create(ctx context.Context, cfg jetstream.ConsumerConfig) error {
-	cons, err := r.b.js.CreateConsumer(ctx, r.stream, cfg)
+func (r *Reader) create(ctx context.Context, cfg jetstream.ConsumerConfig) error {
+	cons, err := r.js.CreateConsumer(ctx, r.stream, cfg)
 	if err != nil {
 		return fmt.Errorf("bus: read %s: consumer: %w", r.stream, err)
 	}
@@ -99,7 +109,7 @@ func (r *streamReader) create(ctx context.Context, cfg jetstream.ConsumerConfig)
 
 // recreate replaces a consumer the server lost (deleted, no leader) by one
 // starting after the last message read.
-func (r *streamReader) recreate(ctx context.Context, why string) error {
+func (r *Reader) recreate(ctx context.Context, why string) error {
 	if !r.resumable {
 		return fmt.Errorf("bus: read %s: consumer lost (%s)", r.stream, why)
 	}
@@ -110,31 +120,31 @@ func (r *streamReader) recreate(ctx context.Context, why string) error {
 		cfg.OptStartSeq = r.lastSeq + 1
 		cfg.OptStartTime = nil
 	}
-	r.b.log.Debug("stream reader: consumer lost, re-created", "stream", r.stream, "why", why, "from_seq", r.lastSeq+1)
+	r.log.Debug("stream reader: consumer lost, re-created", "stream", r.stream, "why", why, "from_seq", r.lastSeq+1)
 	return r.create(ctx, cfg)
 }
 
-func (r *streamReader) request() error {
+func (r *Reader) request() error {
 	body := make([]byte, 0, 48)
 	body = append(body, `{"batch":`...)
 	body = strconv.AppendInt(body, int64(r.batch), 10)
 	body = append(body, `,"expires":`...)
 	body = strconv.AppendInt(body, int64(readerExpiry), 10)
 	body = append(body, '}')
-	if err := r.b.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+r.stream+"."+r.name, r.sub.Subject, body); err != nil {
+	if err := r.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+r.stream+"."+r.name, r.sub.Subject, body); err != nil {
 		return fmt.Errorf("bus: read %s: pull request: %w", r.stream, err)
 	}
 	r.owed, r.reqAt = r.batch, time.Now()
 	return nil
 }
 
-func (r *streamReader) queued() int {
+func (r *Reader) queued() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.queue)
 }
 
-func (r *streamReader) pop() *nats.Msg {
+func (r *Reader) pop() *nats.Msg {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.queue) == 0 {
@@ -149,9 +159,9 @@ func (r *streamReader) pop() *nats.Msg {
 	return m
 }
 
-// next returns the next stored message, errReaderIdle when none arrived
+// Next returns the next stored message, errReaderIdle when none arrived
 // within wait, or ctx's error.
-func (r *streamReader) next(ctx context.Context, wait time.Duration) (*nats.Msg, error) {
+func (r *Reader) Next(ctx context.Context, wait time.Duration) (*nats.Msg, error) {
 	idleAt := time.Now().Add(wait)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -197,9 +207,9 @@ func (r *streamReader) next(ctx context.Context, wait time.Duration) (*nats.Msg,
 			}
 			return m, nil
 		}
-		switch classifyStatus(m.Header) {
-		case statusIdle:
-		case statusRecreate:
+		switch ClassifyStatus(m.Header) {
+		case StatusIdle:
+		case StatusRecreate:
 			why := m.Header.Get("Description")
 			if m.Header.Get("Status") == "503" {
 				why = "no responders"
@@ -215,21 +225,31 @@ func (r *streamReader) next(ctx context.Context, wait time.Duration) (*nats.Msg,
 	}
 }
 
-func (r *streamReader) deleteConsumer() {
+func (r *Reader) deleteConsumer() {
 	if r.name == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = r.b.js.DeleteConsumer(ctx, r.stream, r.name)
+	_ = r.js.DeleteConsumer(ctx, r.stream, r.name)
 	r.name = ""
 }
 
-// stop unsubscribes and deletes the consumer (best effort; the server
+// Stop unsubscribes and deletes the consumer (best effort; the server
 // removes it after its inactive threshold anyway). Safe to call twice.
-func (r *streamReader) stop() {
+func (r *Reader) Stop() {
 	r.stopOnce.Do(func() {
 		_ = r.sub.Unsubscribe()
 		r.deleteConsumer()
 	})
+}
+
+// Name is the name of the reader's consumer.
+func (r *Reader) Name() string { return r.name }
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
 }

@@ -1,4 +1,4 @@
-package bus_test
+package consume_test
 
 import (
 	"bufio"
@@ -13,7 +13,10 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/stage"
+	"strconv"
 )
 
 const handoverEnv = "SIGHTLINE_TEST_BUS_HANDOVER_URL"
@@ -36,7 +39,7 @@ func TestHandoverWorker(t *testing.T) {
 		<-ctx.Done()
 		return ctx.Err()
 	})
-	_ = b.RunSink(context.Background(), bus.ConsumerConfig{Stage: "handover", Stream: bus.StreamEvents, Durable: "handover",
+	_ = consume.RunSink(context.Background(), b, consume.Config{Stage: "handover", Stream: bus.StreamEvents, Durable: "handover",
 		Batch: 100, Lanes: 1}, sink)
 }
 
@@ -48,11 +51,11 @@ func TestDeadWorkerHandover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a worker process and waits out the ack wait")
 	}
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	const n = 100
 	for i := range n {
-		pub(t, b, "sightline.events.metric.handover", `{"i":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.events.metric.handover", `{"i":`+strconv.Itoa(i)+`}`)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run", "^TestHandoverWorker$", "-test.v")
 	cmd.Env = append(os.Environ(), handoverEnv+"="+b.ClientURL())
@@ -81,7 +84,7 @@ func TestDeadWorkerHandover(t *testing.T) {
 	}
 	// Held past the ack wait while alive: in-progress acks keep the batch
 	// from being redelivered to anyone else.
-	time.Sleep(bus.DefaultAckWait + 3*time.Second)
+	time.Sleep(consume.DefaultAckWait + 3*time.Second)
 	cons, err := b.JetStream().Consumer(context.Background(), bus.StreamEvents, "handover")
 	if err != nil {
 		t.Fatal(err)
@@ -110,16 +113,16 @@ func TestDeadWorkerHandover(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- b.RunSink(ctx, bus.ConsumerConfig{Stage: "handover", Stream: bus.StreamEvents, Durable: "handover", Batch: 100, Lanes: 1}, sink)
+		done <- consume.RunSink(ctx, b, consume.Config{Stage: "handover", Stream: bus.StreamEvents, Durable: "handover", Batch: 100, Lanes: 1}, sink)
 	}()
 	defer func() { cancel(); <-done }()
-	waitFor(t, 30*time.Second, "all messages handed over to the second worker", func() bool {
+	bustest.WaitFor(t, 30*time.Second, "all messages handed over to the second worker", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == n
 	})
 	took := time.Since(killed)
-	t.Logf("hand-over after kill -9: %s (ack wait %s)", took.Round(100*time.Millisecond), bus.DefaultAckWait)
+	t.Logf("hand-over after kill -9: %s (ack wait %s)", took.Round(100*time.Millisecond), consume.DefaultAckWait)
 	if took > 30*time.Second {
 		t.Fatalf("hand-over took %s, want under 30s", took)
 	}

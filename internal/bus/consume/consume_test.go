@@ -1,106 +1,24 @@
-package bus_test
+package consume_test
 
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/processors"
 	"github.com/sightline/sightline/schemas"
 )
-
-// newBus starts an embedded JetStream server on a free port in a temp dir.
-func newBus(t testing.TB, dir string) *bus.Bus {
-	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: dir, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// testLogger sends bus logs to the test log at warning level and above.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-func pipeline(t testing.TB) stage.Processor {
-	t.Helper()
-	v, err := schemas.NewValidator()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := processors.Standard(processors.Config{Attributes: map[string]string{"site": "lab1"}}, v)
-	return p
-}
-
-// runProcessor runs the standard pipeline until the returned stop is called.
-func runProcessor(t testing.TB, b *bus.Bus, p stage.Processor) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- b.RunProcessor(ctx, bus.ConsumerConfig{
-			Stage: "process", Stream: bus.StreamRaw, Durable: "processor",
-			Backoff: []time.Duration{100 * time.Millisecond},
-		}, p)
-	}()
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}
-}
-
-// pub publishes the way `nats pub` does: plain payload, optional headers.
-func pub(t testing.TB, b *bus.Bus, subject, body string, headers ...string) {
-	t.Helper()
-	m := nats.NewMsg(subject)
-	m.Data = []byte(body)
-	for i := 0; i+1 < len(headers); i += 2 {
-		m.Header.Add(headers[i], headers[i+1])
-	}
-	if _, err := b.JetStream().PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// collect reads n messages from a stream subject.
-func collect(t testing.TB, b *bus.Bus, stream, filter string, n int) []jetstream.Msg {
-	t.Helper()
-	return bustest.Messages(t, b, stream, filter, n)
-}
-
-func streamMsgs(t testing.TB, b *bus.Bus, stream string) uint64 {
-	t.Helper()
-	return bustest.StreamMsgs(t, b, stream)
-}
 
 func event(t testing.TB, m jetstream.Msg) schemas.Event {
 	t.Helper()
@@ -112,13 +30,13 @@ func event(t testing.TB, m jetstream.Msg) schemas.Event {
 }
 
 func TestNoHeadersMetricIsConformed(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 
-	pub(t, b, "sightline.raw.metric.search_made", `{"query":"cats","n_results":3,"user_id":"1234"}`)
-	msgs := collect(t, b, bus.StreamEvents, "sightline.events.metric.search_made", 1)
+	bustest.Pub(t, b, "sightline.raw.metric.search_made", `{"query":"cats","n_results":3,"user_id":"1234"}`)
+	msgs := bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.search_made", 1)
 	ev := event(t, msgs[0])
 	if ev.Type != "metric.search_made" || ev.SpecVersion != "1.0" || ev.ID == "" || ev.Source == "" {
 		t.Fatalf("envelope: %+v", ev)
@@ -144,18 +62,18 @@ func TestNoHeadersMetricIsConformed(t *testing.T) {
 }
 
 func TestCorrelationFromHeaderAndTraceparent(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 
-	pub(t, b, "sightline.raw.metric.a", `{"x":1}`, "Correlation-Id", "abc")
-	pub(t, b, "sightline.raw.metric.b", `{"x":1}`, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-	a := event(t, collect(t, b, bus.StreamEvents, "sightline.events.metric.a", 1)[0])
+	bustest.Pub(t, b, "sightline.raw.metric.a", `{"x":1}`, "Correlation-Id", "abc")
+	bustest.Pub(t, b, "sightline.raw.metric.b", `{"x":1}`, "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	a := event(t, bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.a", 1)[0])
 	if a.CorrelationID != "abc" {
 		t.Fatalf("want abc, got %q", a.CorrelationID)
 	}
-	m := collect(t, b, bus.StreamEvents, "sightline.events.metric.b", 1)[0]
+	m := bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.b", 1)[0]
 	if ev := event(t, m); ev.CorrelationID != "4bf92f3577b34da6a3ce929d0e0e4736" {
 		t.Fatalf("want trace id, got %q", ev.CorrelationID)
 	}
@@ -166,22 +84,22 @@ func TestCorrelationFromHeaderAndTraceparent(t *testing.T) {
 }
 
 func TestDuplicateMsgIDYieldsOneEvent(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
-	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x")
-	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x") // within the raw stream's window: dropped there
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
+	bustest.Pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x")
+	bustest.Pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x") // within the raw stream's window: dropped there
 	time.Sleep(2 * bus.RawDuplicates)
-	pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x") // after it: stored, recorded as a duplicate
-	pub(t, b, "sightline.raw.metric.search_made", `{"q":2}`, "Nats-Msg-Id", "y")
-	collect(t, b, bus.StreamEvents, "sightline.events.>", 2)
-	dup := collect(t, b, bus.StreamDLQ, "sightline.dlq.duplicate.metric.search_made", 1)[0]
+	bustest.Pub(t, b, "sightline.raw.metric.search_made", `{"q":1}`, "Nats-Msg-Id", "x") // after it: stored, recorded as a duplicate
+	bustest.Pub(t, b, "sightline.raw.metric.search_made", `{"q":2}`, "Nats-Msg-Id", "y")
+	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.>", 2)
+	dup := bustest.Messages(t, b, bus.StreamDLQ, "sightline.dlq.duplicate.metric.search_made", 1)[0]
 	stop()
-	if n := streamMsgs(t, b, bus.StreamEvents); n != 2 {
+	if n := bustest.StreamMsgs(t, b, bus.StreamEvents); n != 2 {
 		t.Fatalf("want 2 events (x once, y once), got %d", n)
 	}
 	ids := map[string]bool{}
-	for _, m := range collect(t, b, bus.StreamEvents, "sightline.events.>", 2) {
+	for _, m := range bustest.Messages(t, b, bus.StreamEvents, "sightline.events.>", 2) {
 		ids[event(t, m).ID] = true
 	}
 	src := identity.Source{Subject: "sightline.raw.metric.search_made"}
@@ -195,13 +113,13 @@ func TestDuplicateMsgIDYieldsOneEvent(t *testing.T) {
 }
 
 func TestLogLines(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
-	pub(t, b, "sightline.raw.log.download-server", `[Wed Oct 11 14:32:12 2000] [info] [client 127.0.0.1] image 1d3x5 downloaded by userId 1234`)
-	pub(t, b, "sightline.raw.log.download-server", `{"message":"Downloaded img","userId":"1234","imgId":"1d3x5","service":"download-server","time":"1509385330"}`)
-	msgs := collect(t, b, bus.StreamEvents, "sightline.events.log.download-server", 2)
+	bustest.Pub(t, b, "sightline.raw.log.download-server", `[Wed Oct 11 14:32:12 2000] [info] [client 127.0.0.1] image 1d3x5 downloaded by userId 1234`)
+	bustest.Pub(t, b, "sightline.raw.log.download-server", `{"message":"Downloaded img","userId":"1234","imgId":"1d3x5","service":"download-server","time":"1509385330"}`)
+	msgs := bustest.Messages(t, b, bus.StreamEvents, "sightline.events.log.download-server", 2)
 	plain, structured := event(t, msgs[0]), event(t, msgs[1])
 	if strings.Contains(string(plain.Data), `"imgId"`) {
 		plain, structured = structured, plain // lanes may reorder
@@ -221,9 +139,9 @@ func TestLogLines(t *testing.T) {
 }
 
 func TestBadInputGoesToDLQAndPipelineKeepsGoing(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 	cases := []struct {
 		subject, body, class, reason string
@@ -236,11 +154,11 @@ func TestBadInputGoesToDLQAndPipelineKeepsGoing(t *testing.T) {
 		{"sightline.raw.trace.thing", `{}`, "unknown_kind", "unknown kind \"trace\""},
 	}
 	for _, c := range cases {
-		pub(t, b, c.subject, c.body, "Correlation-Id", "bad-"+c.class, "X-Custom", "kept")
+		bustest.Pub(t, b, c.subject, c.body, "Correlation-Id", "bad-"+c.class, "X-Custom", "kept")
 	}
-	pub(t, b, "sightline.raw.metric.good", `{"ok":true}`)
-	collect(t, b, bus.StreamEvents, "sightline.events.metric.good", 1)
-	dlq := collect(t, b, bus.StreamDLQ, "sightline.dlq.>", len(cases))
+	bustest.Pub(t, b, "sightline.raw.metric.good", `{"ok":true}`)
+	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.good", 1)
+	dlq := bustest.Messages(t, b, bus.StreamDLQ, "sightline.dlq.>", len(cases))
 	// Lanes process batches in parallel: match dead letters by subject.
 	bySubject := map[string]int{}
 	for i, c := range cases {
@@ -268,7 +186,7 @@ func TestBadInputGoesToDLQAndPipelineKeepsGoing(t *testing.T) {
 			t.Errorf("%s: reason %q class %q, want %q / %q", c.subject, h.Get(stage.HeaderDLQReason), h.Get("Sightline-Dlq-Class"), c.reason, c.class)
 		}
 	}
-	if in, out, rej := streamMsgs(t, b, bus.StreamRaw), streamMsgs(t, b, bus.StreamEvents), streamMsgs(t, b, bus.StreamDLQ); in != out+rej {
+	if in, out, rej := bustest.StreamMsgs(t, b, bus.StreamRaw), bustest.StreamMsgs(t, b, bus.StreamEvents), bustest.StreamMsgs(t, b, bus.StreamDLQ); in != out+rej {
 		t.Fatalf("count in %d != out %d + rejected %d", in, out, rej)
 	}
 }
@@ -288,16 +206,16 @@ func (c *crashy) Process(ctx context.Context, in *stage.Message) ([]*stage.Messa
 }
 
 func TestTransientFailureRedeliversWithoutDuplicates(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
-	stop := runProcessor(t, b, &crashy{p: pipeline(t)})
+	stop := bustest.Run(t, b, &crashy{p: bustest.Pipeline(t)})
 	const n = 300
 	for i := 0; i < n; i++ {
-		pub(t, b, "sightline.raw.metric.m", `{"i":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.raw.metric.m", `{"i":`+strconv.Itoa(i)+`}`)
 	}
-	collect(t, b, bus.StreamEvents, "sightline.events.>", n)
+	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.>", n)
 	stop()
-	if got := streamMsgs(t, b, bus.StreamEvents); got != n {
+	if got := bustest.StreamMsgs(t, b, bus.StreamEvents); got != n {
 		t.Fatalf("want %d events, got %d", n, got)
 	}
 }
@@ -314,13 +232,13 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 	}
 	const n = 2000
 	for i := 0; i < n; i++ {
-		pub(t, b, "sightline.raw.metric.m", `{"i":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.raw.metric.m", `{"i":`+strconv.Itoa(i)+`}`)
 	}
 	// First run: process some, then "crash" (the processor blocks after
 	// 500 messages and the whole bus goes away without draining).
 	var seen atomic.Int64
 	block := make(chan struct{})
-	p := pipeline(t)
+	p := bustest.Pipeline(t)
 	slow := stage.ProcessorFunc(func(ctx context.Context, in *stage.Message) ([]*stage.Message, error) {
 		if seen.Add(1) > 500 {
 			<-block
@@ -329,7 +247,7 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		_ = b.RunProcessor(ctx, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor", AckWait: time.Second}, slow)
+		_ = consume.RunProcessor(ctx, b, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor", AckWait: time.Second}, slow)
 	}()
 	for seen.Load() <= 500 {
 		time.Sleep(10 * time.Millisecond)
@@ -340,49 +258,43 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 	b.Close()
 
 	// Second run on the same store: everything arrives exactly once.
-	b2 := newBus(t, dir)
+	b2 := bustest.Open(t, dir)
 	defer b2.Close()
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	done2 := make(chan error, 1)
 	go func() {
-		done2 <- b2.RunProcessor(ctx2, bus.ConsumerConfig{Stage: "process", Stream: bus.StreamRaw, Durable: "processor", AckWait: time.Second}, pipeline(t))
+		done2 <- consume.RunProcessor(ctx2, b2, consume.Config{Stage: "process", Stream: bus.StreamRaw, Durable: "processor", AckWait: time.Second}, bustest.Pipeline(t))
 	}()
 	defer func() { cancel2(); <-done2 }()
 	deadline := time.Now().Add(30 * time.Second)
-	for streamMsgs(t, b2, bus.StreamEvents) < n && time.Now().Before(deadline) {
+	for bustest.StreamMsgs(t, b2, bus.StreamEvents) < n && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(1500 * time.Millisecond) // let any redelivery duplicates land
-	if got := streamMsgs(t, b2, bus.StreamEvents); got != n {
+	if got := bustest.StreamMsgs(t, b2, bus.StreamEvents); got != n {
 		t.Fatalf("after crash and restart: want %d events, got %d", n, got)
 	}
 }
 
 func TestGracefulShutdownLosesNothing(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	const n = 3000
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	for i := 0; i < n; i++ {
-		pub(t, b, "sightline.raw.metric.m", `{"i":`+itoa(i)+`}`)
+		bustest.Pub(t, b, "sightline.raw.metric.m", `{"i":`+strconv.Itoa(i)+`}`)
 		if i == n/2 {
 			stop() // SIGTERM mid-stream
 		}
 	}
-	stop2 := runProcessor(t, b, pipeline(t))
+	stop2 := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop2()
-	collect(t, b, bus.StreamEvents, "sightline.events.>", n)
+	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.>", n)
 	time.Sleep(500 * time.Millisecond)
-	if got := streamMsgs(t, b, bus.StreamEvents); got != n {
+	if got := bustest.StreamMsgs(t, b, bus.StreamEvents); got != n {
 		t.Fatalf("want %d, got %d", n, got)
 	}
 }
-
-func itoa(i int) string {
-	return strings.TrimSpace(json.Number(strings.Repeat("", 0) + jsonInt(i)).String())
-}
-
-func jsonInt(i int) string { b, _ := json.Marshal(i); return string(b) }
 
 // blockingSink holds every Write until release is closed.
 type blockingSink struct{ release chan struct{} }
@@ -400,7 +312,7 @@ func (blockingSink) Close(context.Context) error { return nil }
 // bounded prefetch, not Lanes more batches: the client must not buffer
 // tens of thousands of messages ahead of a slow Write.
 func TestConsumerPrefetchIsBounded(t *testing.T) {
-	b := newBus(t, "")
+	b := bustest.Open(t, "")
 	defer b.Close()
 	js := b.JetStream()
 	const n, batch = 20000, 6000
@@ -429,7 +341,7 @@ func TestConsumerPrefetchIsBounded(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- b.RunSink(ctx, bus.ConsumerConfig{Stage: "big", Stream: bus.StreamEvents, Durable: "big",
+		done <- consume.RunSink(ctx, b, consume.Config{Stage: "big", Stream: bus.StreamEvents, Durable: "big",
 			Batch: batch, Lanes: 1, Linger: 2 * time.Second}, sink)
 	}()
 	// The first batch fills (or its linger ends) and its Write blocks; the

@@ -1,4 +1,4 @@
-package bus_test
+package consume_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/bus/bustest"
 )
 
 // A span per message per stage, the correlation ID as an attribute, and
@@ -18,7 +19,7 @@ func TestSpansAndTraceparentPropagation(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir(), Tracer: tp.Tracer("test"), Logger: testLogger(t)})
+	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir(), Tracer: tp.Tracer("test"), Logger: bustest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,12 +27,12 @@ func TestSpansAndTraceparentPropagation(t *testing.T) {
 	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
 		t.Fatal(err)
 	}
-	stop := runProcessor(t, b, pipeline(t))
+	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	pub(t, b, "sightline.raw.metric.traced", `{"a":1}`, "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-	out := collect(t, b, bus.StreamEvents, "sightline.events.metric.traced", 1)[0]
+	bustest.Pub(t, b, "sightline.raw.metric.traced", `{"a":1}`, "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	out := bustest.Messages(t, b, bus.StreamEvents, "sightline.events.metric.traced", 1)[0]
 	tpOut := out.Headers().Get("traceparent")
 	if !strings.HasPrefix(tpOut, "00-"+traceID+"-") || strings.Contains(tpOut, "00f067aa0ba902b7") {
 		t.Fatalf("output traceparent %q: want the same trace with the processor's span as parent", tpOut)

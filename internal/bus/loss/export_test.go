@@ -1,0 +1,4 @@
+package loss
+
+// AckSeqs is ackSeqs, for the differential test against nats.go.
+var AckSeqs = ackSeqs
