@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/neo4j/neo4j-go-driver/v5/neo4j"
 
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/testsvc"
@@ -36,6 +37,7 @@ type graphAttack struct {
 	graphSets []string
 	sink      *graph.Sink
 	post      func(tag int64, n int)
+	postData  func(data string) // one snapshot event's data, as JSON
 	waitSync  func(tag int64, statuses ...string)
 }
 
@@ -64,15 +66,9 @@ func startGraphAttack(t *testing.T, prefix string) *graphAttack {
 		_ = sink.DeleteScope(context.Background(), scope)
 		_ = sink.Close(context.Background())
 	})
-	post := func(tag int64, n int) {
+	postData := func(data string) {
 		t.Helper()
-		var nodes []string
-		for i := range n {
-			nodes = append(nodes, fmt.Sprintf(`{"label":"SlTestService","key":"%s/n%d"}`, scope, i))
-		}
-		body := fmt.Sprintf(`{"type":"snapshot.x","data":{"scope":%q,"tag":%d,"final":true,"count":%d,"nodes":[%s]}}`,
-			scope, tag, n, strings.Join(nodes, ","))
-		resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(body))
+		resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(`{"type":"snapshot.x","data":`+data+`}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,6 +76,15 @@ func startGraphAttack(t *testing.T, prefix string) *graphAttack {
 		if resp.StatusCode != http.StatusAccepted {
 			t.Fatalf("POST: HTTP %d", resp.StatusCode)
 		}
+	}
+	post := func(tag int64, n int) {
+		t.Helper()
+		var nodes []string
+		for i := range n {
+			nodes = append(nodes, fmt.Sprintf(`{"label":"SlTestService","key":"%s/n%d"}`, scope, i))
+		}
+		postData(fmt.Sprintf(`{"scope":%q,"tag":%d,"final":true,"count":%d,"nodes":[%s]}`,
+			scope, tag, n, strings.Join(nodes, ",")))
 	}
 	waitSync := func(tag int64, statuses ...string) {
 		t.Helper()
@@ -100,7 +105,8 @@ func startGraphAttack(t *testing.T, prefix string) *graphAttack {
 		st, _ := sink.Status(ctx, scope)
 		t.Fatalf("sync %d not %v within 60s: %+v", tag, statuses, st)
 	}
-	return &graphAttack{ctx: ctx, scope: scope, natsAddr: natsAddr, graphSets: graphSets, sink: sink, post: post, waitSync: waitSync}
+	return &graphAttack{ctx: ctx, scope: scope, natsAddr: natsAddr, graphSets: graphSets, sink: sink, post: post,
+		postData: postData, waitSync: waitSync}
 }
 
 func TestAttackGraphScopeFreeze(t *testing.T) {
@@ -181,5 +187,51 @@ func TestAttackGraphShareGuardWornDown(t *testing.T) {
 	}
 	if !strings.Contains(reason, "graph.sweep_max_share") || !strings.Contains(reason, "since") {
 		t.Fatalf("refusal reason does not name the window: %q", reason)
+	}
+}
+
+// TestAttackGraphForeignNodeTakeover: a scope writer named a node and a
+// relationship another tool had created in the same Neo4j, then dropped
+// them from its next sync; the first sync took the node over (Sightline's
+// label and claim, its properties replaced) and the sweep deleted it with
+// its relationship. Against `sightline run` on the real Neo4j: both are
+// left exactly as the other tool wrote them.
+func TestAttackGraphForeignNodeTakeover(t *testing.T) {
+	g := startGraphAttack(t, "test:foreign:")
+	key := func(n string) string { return g.scope + "/" + n }
+	d := g.sink.Driver()
+	cypher := func(q string) *neo4j.EagerResult {
+		t.Helper()
+		res, err := neo4j.ExecuteQuery(g.ctx, d, q, map[string]any{"a": key("cmdb"), "b": key("cmdb2")}, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	cypher("CREATE (:SlTestService {id: $a, owner: 'cmdb'})-[:SL_TEST_DEPENDS_ON {owner: 'cmdb'}]->(:SlTestService {id: $b, owner: 'cmdb'})")
+	t.Cleanup(func() { cypher("MATCH (n:SlTestService) WHERE n.id IN [$a, $b] DETACH DELETE n") })
+	state := func() string {
+		t.Helper()
+		res := cypher(`OPTIONAL MATCH (n:SlTestService {id: $a}) OPTIONAL MATCH (n)-[r:SL_TEST_DEPENDS_ON]->(:SlTestService {id: $b})
+RETURN n.owner AS owner, n.name AS name, n.syncscope AS scope, r.owner AS rowner, r.syncscope AS rscope`)
+		return fmt.Sprint(res.Records[0].Values)
+	}
+	const intact = "[cmdb <nil> <nil> cmdb <nil>]"
+	var own []string
+	for i := range 6 {
+		own = append(own, fmt.Sprintf(`{"label":"SlTestService","key":%q}`, key(fmt.Sprint("n", i))))
+	}
+	tag := time.Now().UnixMilli() - 60000
+	g.postData(fmt.Sprintf(`{"scope":%q,"tag":%d,"final":true,"count":8,"nodes":[%s,{"label":"SlTestService","key":%q,"properties":{"name":"taken"}}],
+"relationships":[{"type":"SL_TEST_DEPENDS_ON","from":{"label":"SlTestService","key":%q},"to":{"label":"SlTestService","key":%q}}]}`,
+		g.scope, tag, strings.Join(own, ","), key("cmdb"), key("cmdb"), key("cmdb2")))
+	g.waitSync(tag, "nothing", "swept")
+	if got := state(); got != intact {
+		t.Fatalf("after the scope named them: %s, want %s", got, intact)
+	}
+	g.postData(fmt.Sprintf(`{"scope":%q,"tag":%d,"final":true,"count":6,"nodes":[%s]}`, g.scope, tag+1, strings.Join(own, ",")))
+	g.waitSync(tag+1, "nothing", "swept")
+	if got := state(); got != intact {
+		t.Fatalf("after the scope dropped them: %s, want %s", got, intact)
 	}
 }

@@ -105,10 +105,21 @@ SET ` + v + `.syncscopes = CASE WHEN size(` + v + `_sc) > 1 THEN ` + v + `_sc EN
 RETURN count(*) AS n`
 }
 
-// writeClaim filters the rows to the items whose claim by the scope is not
-// newer than $tag and yields the new claim lists nsc / ntg (carrying the
-// names in with). An item only this scope claims (or a new one) takes the
-// short path: its claim is its lastupdated.
+// markNew gives an item the MERGE just created Sightline's marker (its
+// syncscope), so writeClaim can tell it from an item that existed without
+// one: a node or relationship another tool wrote, which is never claimed.
+func markNew(v string) string {
+	return `ON CREATE SET ` + v + `.syncscope = $scope, ` + v + `.lastupdated = $tag
+`
+}
+
+// writeClaim filters the rows to the items Sightline wrote (marked by
+// markNew or an earlier write: syncscope set) whose claim by the scope is
+// not newer than $tag, and yields the new claim lists nsc / ntg (carrying
+// the names in with). An item that existed without the marker (another
+// tool's) is left out: never claimed, changed, or later swept. An item
+// only this scope claims (or a new one) takes the short path: its claim is
+// its lastupdated.
 func writeClaim(v, with string) string {
 	sc := `CASE WHEN ` + v + `.syncscope IS NULL THEN [] ELSE coalesce(` + v + `.syncscopes, [` + v + `.syncscope]) END`
 	tg := `CASE WHEN ` + v + `.syncscope IS NULL THEN [] ELSE coalesce(` + v + `.synctags, [` + v + `.lastupdated]) END`
@@ -118,7 +129,7 @@ WITH ` + with + `, ` + solo + ` AS ` + v + `_solo
 WITH ` + with + `, ` + v + `_solo,
      CASE WHEN ` + v + `_solo THEN [] ELSE ` + sc + ` END AS ` + v + `_sc,
      CASE WHEN ` + v + `_solo THEN [] ELSE ` + tg + ` END AS ` + v + `_tg
-WHERE CASE WHEN ` + v + `_solo THEN ` + v + `.syncscope IS NULL OR ` + v + `.lastupdated <= $tag
+WHERE CASE WHEN ` + v + `_solo THEN ` + v + `.syncscope IS NOT NULL AND ` + v + `.lastupdated <= $tag
            ELSE coalesce(head([i IN range(0, size(` + v + `_sc) - 1) WHERE ` + v + `_sc[i] = $scope | ` + v + `_tg[i]]), $tag) <= $tag END
 WITH ` + with + `,
      [i IN range(0, size(` + v + `_sc) - 1) WHERE ` + v + `_sc[i] <> $scope | ` + v + `_sc[i]] + $scope AS nsc,

@@ -340,3 +340,196 @@ func gauge(g prometheus.Gauge) float64 {
 	_ = g.Write(&m)
 	return m.GetGauge().GetValue()
 }
+
+// foreign runs a Cypher statement as another tool writing to the same
+// Neo4j would (not through the sink), with the test's keys.
+func foreign(t *testing.T, s *Sink, q string, params map[string]any) {
+	t.Helper()
+	if _, err := neo4j.ExecuteQuery(context.Background(), s.Driver(), q, params, neo4j.EagerResultTransformer); err != nil {
+		t.Fatalf("foreign write: %v", err)
+	}
+}
+
+// foreignState reads a node another tool wrote: whether it exists, its
+// own property owner, whether it carries Sightline's marker, and its
+// relationship of type SL_TEST_DEPENDS_ON to key `to` (owner, marker).
+func foreignState(t *testing.T, s *Sink, key, to string) string {
+	t.Helper()
+	res, err := neo4j.ExecuteQuery(context.Background(), s.Driver(), "OPTIONAL MATCH (n:`"+tSvc+"` {id: $k}) "+
+		"OPTIONAL MATCH (n)-[r:SL_TEST_DEPENDS_ON]->(:`"+tSvc+"` {id: $to}) "+
+		"RETURN n IS NOT NULL AS node, n.owner AS owner, n.version AS version, n:SightlineNode OR n.syncscope IS NOT NULL AS marked, "+
+		"r IS NOT NULL AS rel, r.owner AS rowner, r.syncscope IS NOT NULL AS rmarked",
+		map[string]any{"k": key, "to": to}, neo4j.EagerResultTransformer)
+	if err != nil || len(res.Records) != 1 {
+		t.Fatalf("%v %v", res, err)
+	}
+	m := res.Records[0].AsMap()
+	return fmt.Sprintf("node=%v owner=%v version=%v marked=%v rel=%v rowner=%v rmarked=%v",
+		m["node"], m["owner"], m["version"], m["marked"], m["rel"], m["rowner"], m["rmarked"])
+}
+
+// A scope writer (any ingest token, a host collector's credential) names a
+// node and a relationship another tool created in the same Neo4j, then
+// drops them from its next sync. Before, the first sync took the node over
+// (Sightline's label and claim, its properties replaced) and the second
+// swept it with its relationship. Now what exists without Sightline's
+// marker is never claimed, changed or swept: both survive as the other tool
+// wrote them; the scope's own relationship to that node comes and goes.
+func TestForeignNodeNeverTakenOver(t *testing.T) {
+	f := newFixture(t)
+	cmdb, cmdb2 := f.px+"cmdb", f.px+"cmdb2"
+	foreign(t, f.s, "CREATE (a:`"+tSvc+"` {id: $a, owner: 'cmdb'})-[:SL_TEST_DEPENDS_ON {owner: 'cmdb'}]->(:`"+tSvc+"` {id: $b, owner: 'cmdb'})",
+		map[string]any{"a": cmdb, "b": cmdb2})
+	t.Cleanup(func() {
+		foreign(t, f.s, "MATCH (n:`"+tSvc+"`) WHERE n.id IN [$a, $b] DETACH DELETE n", map[string]any{"a": cmdb, "b": cmdb2})
+	})
+	const intact = "node=true owner=cmdb version=<nil> marked=false rel=true rowner=cmdb rmarked=false"
+	var own []schemas.Node
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		own = append(own, f.svc(n, 1))
+	}
+	// Sync 1 names the foreign node and the foreign relationship (and a
+	// relationship of its own to the foreign node).
+	f.write(f.sync(1000, append(own, f.svc("cmdb", 1)), []schemas.Relationship{f.dep("cmdb", "cmdb2"), f.dep("a", "cmdb")}, 10, true)...)
+	if got := foreignState(t, f.s, cmdb, cmdb2); got != intact {
+		t.Fatalf("after naming them: %s\nwant %s", got, intact)
+	}
+	if n := relCount(t, f.s, f.px+"a", cmdb); n != 1 {
+		t.Fatalf("the scope's own relationship to the foreign node: %d", n)
+	}
+	// Sync 2 drops them.
+	f.write(f.sync(2000, own, nil, 10, true)...)
+	if y := f.syncStatus(2000); y.Status != statusSwept {
+		t.Fatalf("sync 2000: %+v, want swept (its own relationship)", y)
+	}
+	if got := foreignState(t, f.s, cmdb, cmdb2); got != intact {
+		t.Fatalf("after dropping them: %s\nwant %s", got, intact)
+	}
+	if n := relCount(t, f.s, f.px+"a", cmdb); n != 0 {
+		t.Fatalf("the scope's own stale relationship to the foreign node kept: %d", n)
+	}
+	// An operator's forced sweep of the scope does not reach them either.
+	f.write(f.sync(3000, nil, nil, 10, true)...)
+	if _, err := f.s.Sweep(context.Background(), f.scope, SweepOptions{Force: true, Operator: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := foreignState(t, f.s, cmdb, cmdb2); got != intact {
+		t.Fatalf("after a forced sweep: %s\nwant %s", got, intact)
+	}
+}
+
+// The same for a relationship another tool created between two nodes
+// Sightline wrote: a scope naming it neither claims nor changes it, and
+// dropping it deletes nothing.
+func TestForeignRelationshipNeverTakenOver(t *testing.T) {
+	f := newFixture(t)
+	var own []schemas.Node
+	for _, n := range []string{"a", "b", "c", "d", "e", "f"} {
+		own = append(own, f.svc(n, 1))
+	}
+	f.write(f.sync(1000, own, nil, 10, true)...)
+	foreign(t, f.s, "MATCH (a:`"+tSvc+"` {id: $a}), (b:`"+tSvc+"` {id: $b}) CREATE (a)-[:SL_TEST_DEPENDS_ON {owner: 'cmdb'}]->(b)",
+		map[string]any{"a": f.px + "a", "b": f.px + "b"})
+	rel := func() string {
+		t.Helper()
+		res, err := neo4j.ExecuteQuery(context.Background(), f.s.Driver(), "MATCH (:`"+tSvc+"` {id: $a})-[r:SL_TEST_DEPENDS_ON]->(:`"+tSvc+"` {id: $b}) "+
+			"RETURN collect(coalesce(r.owner, '') + '/' + coalesce(r.syncscope, '')) AS r",
+			map[string]any{"a": f.px + "a", "b": f.px + "b"}, neo4j.EagerResultTransformer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(res.Records[0].AsMap()["r"])
+	}
+	f.write(f.sync(2000, own, []schemas.Relationship{f.dep("a", "b")}, 10, true)...)
+	if got := rel(); got != "[cmdb/]" {
+		t.Fatalf("after naming it: %s, want the other tool's relationship untouched", got)
+	}
+	f.write(f.sync(3000, own, nil, 10, true)...)
+	if got := rel(); got != "[cmdb/]" {
+		t.Fatalf("after dropping it: %s, want the other tool's relationship untouched", got)
+	}
+}
+
+// A sweep interrupted by a crash between two of its delete transactions is
+// resumed by the redelivered final part in a new process; its decision
+// event, the sync's record (`sightline graph status`) and an operator's
+// `sightline graph sweep` report what the sweep deleted in total, both
+// runs, not only after the restart.
+func TestResumedSweepReportsTotal(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SweepBatch = 4 // nodes go 2 per transaction
+	crashed := errors.New("crash between two sweep transactions")
+	first := newTestSink(t, cfg)
+	batches := 0
+	first.afterSweepBatch = func() error {
+		if batches++; batches == 1 {
+			return crashed
+		}
+		return nil
+	}
+	f := &fixture{t: t, s: first, scope: testScope(t, first), px: randHex(3) + "-"}
+	var nodes []schemas.Node
+	for _, n := range []string{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j"} {
+		nodes = append(nodes, f.svc(n, 1))
+	}
+	f.write(f.sync(1000, nodes, nil, 10, true)...)
+	final := f.sync(2000, nodes[:6], nil, 10, true)
+	if err := first.Write(context.Background(), final); !errors.Is(err, crashed) {
+		t.Fatalf("first run: %v, want the crash", err)
+	}
+	if y := f.syncStatus(2000); y.Status != statusSweeping || y.Deleted != 2 {
+		t.Fatalf("after the crash: %+v, want sweeping with 2 deleted", y)
+	}
+	if got := len(f.picture().Nodes); got != 8 {
+		t.Fatalf("after the crash: %d nodes, want 8 (one batch of 2 deleted)", got)
+	}
+
+	// The restarted sink gets the final part again (JetStream redelivers
+	// what was not acknowledged).
+	var reps []SweepReport
+	second := newTestSink(t, cfg, WithSweepReporter(func(_ context.Context, r SweepReport) { reps = append(reps, r) }))
+	f.s = second
+	f.write(final...)
+	if len(reps) != 1 || reps[0].Result != statusSwept || reps[0].DeletedNodes != 4 || reps[0].StaleNodes != 4 || reps[0].TotalNodes != 10 {
+		t.Fatalf("resumed sweep reported %+v, want swept, 4 of 10 nodes stale and deleted", reps)
+	}
+	var ev schemas.Event
+	if err := json.Unmarshal(SweepEvent(reps[0], time.Now()).Data, &ev); err != nil {
+		t.Fatal(err)
+	}
+	var d map[string]any
+	_ = json.Unmarshal(ev.Data, &d)
+	if d["deleted_nodes"] != float64(4) || d["stale_nodes"] != float64(4) {
+		t.Fatalf("decision event: %v", d)
+	}
+	f.check(f.picture(), f.want(map[string]string{"a": "1", "b": "1", "c": "1", "d": "1", "e": "1", "f": "1"}))
+	if y := f.syncStatus(2000); y.Status != statusSwept || y.Deleted != 4 {
+		t.Fatalf("graph status after the resumed sweep: %+v, want swept 4", y)
+	}
+	var out bytes.Buffer
+	st, _ := second.Status(context.Background(), f.scope)
+	PrintStatus(&out, st)
+	if !strings.Contains(out.String(), "swept 4") {
+		t.Fatalf("graph status prints:\n%s\nwant swept 4", out.String())
+	}
+
+	// The same through an operator's `sightline graph sweep`, resuming a
+	// second crashed sweep.
+	batches = 0
+	f.s = first
+	third := f.sync(3000, nodes[:2], nil, 10, true) // 4 of 6 would be refused: force it
+	f.write(third...)
+	rep, err := first.Sweep(context.Background(), f.scope, SweepOptions{Force: true, Operator: "test"})
+	if !errors.Is(err, crashed) {
+		t.Fatalf("forced sweep: %+v %v, want the crash", rep, err)
+	}
+	rep, err = second.Sweep(context.Background(), f.scope, SweepOptions{})
+	if err != nil || rep.Result != statusSwept || rep.DeletedNodes != 4 || rep.StaleNodes != 4 {
+		t.Fatalf("resumed operator sweep: %+v %v, want swept 4", rep, err)
+	}
+	out.Reset()
+	PrintReport(&out, rep)
+	if !strings.Contains(out.String(), "deleted: 4 nodes") {
+		t.Fatalf("graph sweep prints:\n%s", out.String())
+	}
+}

@@ -65,6 +65,10 @@ type Sink struct {
 
 	openMu     sync.Mutex
 	openLogged map[string]bool // open syncs over the age already logged
+
+	// afterSweepBatch, when set (tests), runs after each committed sweep
+	// transaction; an error stops the sweep there, as a crash would.
+	afterSweepBatch func() error
 }
 
 // New connects to Neo4j, checks connectivity and creates the constraints
@@ -478,7 +482,8 @@ func nodeQuery(g *nodeGroup) string {
 		labels += ":" + quote(l)
 	}
 	return `UNWIND $rows AS row
-MERGE (n:` + quote(g.label) + ` {id: row.key})` + writeClaim("n", "n, row") + `
+MERGE (n:` + quote(g.label) + ` {id: row.key})
+` + markNew("n") + writeClaim("n", "n, row") + `
 SET n` + labels + `
 WITH n, row, nsc, ntg, row.props AS props, coalesce(n.firstseen, $tag) AS fs
 SET n = props{.*, id: row.key, firstseen: fs, lastupdated: $tag, syncscope: $scope, correlationid: $cid,
@@ -500,7 +505,8 @@ MERGE (a:` + quote(g.from) + ` {id: row.from})
 MERGE (b:` + quote(g.to) + ` {id: row.to})
 ` + placeholder("b") + refClaim("a") + refClaim("b") + `
 WITH a, b, row
-MERGE (a)-[r:` + quote(g.typ) + `]->(b)` + writeClaim("r", "r, row") + `
+MERGE (a)-[r:` + quote(g.typ) + `]->(b)
+` + markNew("r") + writeClaim("r", "r, row") + `
 WITH r, nsc, ntg, row.props AS props, coalesce(r.firstseen, $tag) AS fs
 SET r = props{.*, firstseen: fs, lastupdated: $tag, syncscope: $scope, correlationid: $cid,
               ` + claimProps + `}`

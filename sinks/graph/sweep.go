@@ -105,32 +105,47 @@ func (s *Sink) sweep(ctx context.Context, scope string, tag int64, opts SweepOpt
 		return rep, nil
 	}
 
-	params := map[string]any{"scope": scope, "tag": tag, "limit": int64(s.cfg.SweepBatch)}
+	params := map[string]any{"scope": scope, "tag": tag, "limit": int64(s.cfg.SweepBatch), "syncid": syncID(scope, tag)}
 	lock := "MATCH (s:" + labelScope + " {scope: $scope}) SET s.lockseq = s.lockseq + 1 WITH s "
-	deleteLoop := func(q string, deleted, released *int64) error {
+	// Each batch adds what it deleted and released to the sync's record in
+	// its own transaction, so a sweep resumed after a crash reports the
+	// total of every run (read back below), not only its own.
+	deleteLoop := func(q, kind string) error {
+		progress := `MATCH (y:` + labelSync + ` {id: $syncid})
+SET y.deleted_` + kind + ` = coalesce(y.deleted_` + kind + `, 0) + $deleted,
+    y.released_` + kind + ` = coalesce(y.released_` + kind + `, 0) + $released`
 		for {
 			res, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
 				rec, err := single(ctx, tx, lock+q, params)
 				if err != nil {
-					return [2]int64{}, err
+					return int64(0), err
 				}
-				return [2]int64{asInt(rec, "n"), asInt(rec, "deleted")}, nil
+				n, deleted := asInt(rec, "n"), asInt(rec, "deleted")
+				if n > 0 {
+					if _, err := tx.Run(ctx, progress, map[string]any{"syncid": params["syncid"], "deleted": deleted,
+						"released": n - deleted}); err != nil {
+						return int64(0), err
+					}
+				}
+				return n, nil
 			})
 			if err != nil {
 				return err
 			}
-			n := res.([2]int64)
-			*deleted += n[1]
-			*released += n[0] - n[1]
-			if n[0] == 0 {
+			if res.(int64) == 0 {
 				return nil
+			}
+			if s.afterSweepBatch != nil {
+				if err := s.afterSweepBatch(); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	for _, t := range types {
 		pat := "()-[r:" + quote(t) + "]->()"
 		for _, q := range []string{ownedMatch(pat, "r", "<", "tag"), sharedMatch(pat, "r", "<", "tag")} {
-			if err := deleteLoop(q+releaseClaim("r", "DELETE"), &rep.DeletedRels, &rep.ReleasedRels); err != nil {
+			if err := deleteLoop(q+releaseClaim("r", "DELETE"), "relationships"); err != nil {
 				s.m.errors.Inc()
 				return rep, fmt.Errorf("graph sink: sweep %s@%d: relationships %s: %w", scope, tag, t, err)
 			}
@@ -141,31 +156,35 @@ func (s *Sink) sweep(ctx context.Context, scope string, tag int64, opts SweepOpt
 	params["limit"] = int64(max(1, s.cfg.SweepBatch/2))
 	pat := "(n:" + labelNode + ")"
 	for _, q := range []string{ownedMatch(pat, "n", "<", "tag"), sharedMatch(pat, "n", "<", "tag")} {
-		if err := deleteLoop(q+releaseClaim("n", "DETACH DELETE"), &rep.DeletedNodes, &rep.ReleasedNodes); err != nil {
+		if err := deleteLoop(q+releaseClaim("n", "DETACH DELETE"), "nodes"); err != nil {
 			s.m.errors.Inc()
 			return rep, fmt.Errorf("graph sink: sweep %s@%d: nodes: %w", scope, tag, err)
 		}
 	}
 	rep.Result = statusSwept
 	rep.Seconds = time.Since(start).Seconds()
-	_, err = sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
-		_, err := tx.Run(ctx, `
+	res, err := sess.ExecuteWrite(ctx, func(tx neo4j.ManagedTransaction) (any, error) {
+		return single(ctx, tx, `
 MATCH (s:`+labelScope+` {scope: $scope}) MATCH (y:`+labelSync+` {id: $syncid})
-SET y.status = 'swept', y.deleted_nodes = coalesce(y.deleted_nodes, 0) + $dn,
-    y.deleted_relationships = coalesce(y.deleted_relationships, 0) + $dr, y.swept_at = $now,
-    y.released = coalesce(y.released, 0) + $rel,
-    y.sweep_seconds = $secs,
-    s.last_swept = CASE WHEN coalesce(s.last_swept, 0) < $tag THEN $tag ELSE s.last_swept END`,
-			map[string]any{"scope": scope, "syncid": syncID(scope, tag), "tag": tag, "dn": rep.DeletedNodes,
-				"dr": rep.DeletedRels, "now": time.Now().UnixMilli(), "secs": rep.Seconds,
-				"rel": rep.ReleasedNodes + rep.ReleasedRels})
-		return nil, err
+SET y.status = 'swept', y.swept_at = $now, y.sweep_seconds = $secs,
+    y.released = coalesce(y.released_nodes, 0) + coalesce(y.released_relationships, 0),
+    s.last_swept = CASE WHEN coalesce(s.last_swept, 0) < $tag THEN $tag ELSE s.last_swept END
+RETURN coalesce(y.deleted_nodes, 0) AS dn, coalesce(y.deleted_relationships, 0) AS dr,
+       coalesce(y.released_nodes, 0) AS rn, coalesce(y.released_relationships, 0) AS rr`,
+			map[string]any{"scope": scope, "syncid": syncID(scope, tag), "tag": tag,
+				"now": time.Now().UnixMilli(), "secs": rep.Seconds})
 	})
 	if err != nil {
 		return rep, fmt.Errorf("graph sink: sweep %s@%d: record: %w", scope, tag, err)
 	}
-	s.m.deleted.WithLabelValues("node").Add(float64(rep.DeletedNodes))
-	s.m.deleted.WithLabelValues("relationship").Add(float64(rep.DeletedRels))
+	// This run's share of the deletions feeds the counters; the report
+	// says the sweep's total (every run of it).
+	rec := res.(*neo4j.Record)
+	before := [4]int64{rep.DeletedNodes, rep.DeletedRels, rep.ReleasedNodes, rep.ReleasedRels}
+	rep.DeletedNodes, rep.DeletedRels = asInt(rec, "dn"), asInt(rec, "dr")
+	rep.ReleasedNodes, rep.ReleasedRels = asInt(rec, "rn"), asInt(rec, "rr")
+	s.m.deleted.WithLabelValues("node").Add(float64(rep.DeletedNodes - before[0]))
+	s.m.deleted.WithLabelValues("relationship").Add(float64(rep.DeletedRels - before[1]))
 	s.announce(ctx, rep)
 	return rep, nil
 }
@@ -184,7 +203,7 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
        coalesce(y.expected, -1) AS expected, coalesce(y.status, '') AS status,
        coalesce(y.force_requested, false) AS force_requested, coalesce(y.correlationid, '') AS cid,
        coalesce(s.guard_start, 0) AS guard_start, coalesce(s.guard_base, 0) AS guard_base,
-       coalesce(s.guard_deleted, 0) AS guard_deleted`
+       coalesce(s.guard_deleted, 0) AS guard_deleted, CASE WHEN y IS NULL THEN {} ELSE properties(y) END AS sync`
 	rec, err := single(ctx, tx, q, p)
 	if err != nil {
 		if isNoRecord(err) {
@@ -231,7 +250,19 @@ RETURN s.completed AS completed, coalesce(s.types, []) AS types, y IS NOT NULL A
 		rep.Result, rep.Reason = "already-swept", "this sync was already swept"
 		return nil
 	case status == statusSweeping && !opts.DryRun:
-		rep.Result = statusSweeping // resume an interrupted sweep
+		// Resume an interrupted sweep: report the decision's counts and
+		// what the earlier runs deleted, which this run adds to.
+		rep.Result = statusSweeping
+		if y, ok := rec.AsMap()["sync"].(map[string]any); ok {
+			n := func(k string) int64 { v, _ := y[k].(int64); return v }
+			rep.StaleNodes, rep.StaleRels = n("stale_nodes"), n("stale_relationships")
+			rep.TotalNodes, rep.TotalRels = n("total_nodes"), n("total_relationships")
+			rep.DeletedNodes, rep.DeletedRels = n("deleted_nodes"), n("deleted_relationships")
+			rep.ReleasedNodes, rep.ReleasedRels = n("released_nodes"), n("released_relationships")
+			rep.Share, _ = y["share"].(float64)
+			rep.Reason = fmt.Sprintf("resumed after an interruption; %d nodes and %d relationships were deleted before it",
+				rep.DeletedNodes, rep.DeletedRels)
+		}
 		return nil
 	case !final:
 		rep.Result, rep.Reason = "incomplete", "final marker not received"
