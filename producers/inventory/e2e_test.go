@@ -4,6 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -25,10 +30,7 @@ func TestCloudMapIntoNeo4j(t *testing.T) {
 	ctx, sink, pub, ns := e2e(t)
 	scope := "cloudmap:" + ns
 	t.Cleanup(func() { _ = sink.DeleteScope(context.Background(), scope) })
-	s, err := inventory.LoadCloudMap("testdata/cloudmap", ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := loadOne(t, cloudMapCopy(t, "testdata/cloudmap", map[string]string{"ns-shop00000000001": ns}))
 	s.Tag = 1000
 	if _, err := inventory.Publish(ctx, s, pub, inventory.WithMaxPartBytes(1024)); err != nil {
 		t.Fatal(err)
@@ -127,10 +129,7 @@ func TestFileAndCloudMapShareNamespace(t *testing.T) {
 	if _, err := inventory.Publish(ctx, file, pub); err != nil {
 		t.Fatal(err)
 	}
-	cm, err := inventory.LoadCloudMap("testdata/cloudmap", ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cm := loadOne(t, cloudMapCopy(t, "testdata/cloudmap", map[string]string{"ns-shop00000000001": ns}))
 	cm.Tag = time.Now().UnixMilli()
 	if _, err := inventory.Publish(ctx, cm, pub); err != nil {
 		t.Fatal(err)
@@ -178,5 +177,98 @@ func TestFileAndCloudMapShareNamespace(t *testing.T) {
 	}
 	if n := count(cmEdges); n != 0 {
 		t.Fatalf("Cloud Map's own edges to backend kept: %d", n)
+	}
+}
+
+// cloudMapCopy copies a directory of Cloud Map CLI output, replacing the
+// namespace ids (keys of replace) so tests sharing one Neo4j never meet.
+func cloudMapCopy(t *testing.T, src string, replace map[string]string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for from, to := range replace {
+			b = []byte(strings.ReplaceAll(string(b), from, to))
+		}
+		rel, _ := filepath.Rel(src, p)
+		if err := os.MkdirAll(filepath.Join(dst, filepath.Dir(rel)), 0o700); err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func loadOne(t *testing.T, dir string) *inventory.Sync {
+	t.Helper()
+	syncs, err := inventory.LoadCloudMap(dir, "")
+	if err != nil || len(syncs) != 1 {
+		t.Fatalf("LoadCloudMap: %d syncs, %v", len(syncs), err)
+	}
+	return syncs[0]
+}
+
+// An account with two namespaces, published as `sightline inventory
+// publish --source cloudmap` does (one sync per namespace), through the
+// real processors into the real graph sink: each namespace is a Namespace
+// node with its name and type, with HAS_SERVICE edges to its own services
+// only (api, a name both namespaces use, is two services). Before, every
+// service hung under the first service's namespace.
+func TestCloudMapTwoNamespacesIntoNeo4j(t *testing.T) {
+	ctx, sink, pub, suffix := e2e(t)
+	shop, pay := "ns-shop-"+suffix, "ns-pay-"+suffix
+	dir := cloudMapCopy(t, "testdata/cloudmap-two", map[string]string{"ns-shop00000000001": shop, "ns-pay000000000001": pay})
+	syncs, err := inventory.LoadCloudMap(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range syncs {
+		t.Cleanup(func() { _ = sink.DeleteScope(context.Background(), s.Scope) })
+		s.Tag = int64(1000 + i)
+		if _, err := inventory.Publish(ctx, s, pub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := neo4j.ExecuteQuery(ctx, sink.Driver(), `
+MATCH (n:Namespace) WHERE n.id IN $ids
+OPTIONAL MATCH (n)-[h:HAS_SERVICE]->(s:Service)
+WITH n, s ORDER BY s.id
+WITH n, collect(s.id) AS svcs
+RETURN n.id + ' ' + n.name + ' ' + n.type + ' ' + n.syncscope + ': ' + reduce(a = '', x IN svcs | a + ' ' + x) AS line
+ORDER BY line`, map[string]any{"ids": []any{shop, pay}}, neo4j.EagerResultTransformer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Records {
+		l, _ := r.Get("line")
+		got = append(got, fmt.Sprint(l))
+	}
+	want := []string{
+		fmt.Sprintf("%s payments.local DNS_PRIVATE cloudmap:%s:  %s/api %s/ledger", pay, pay, pay, pay),
+		fmt.Sprintf("%s shop.local HTTP cloudmap:%s:  %s/api %s/backend %s/frontend", shop, shop, shop, shop, shop),
+	}
+	sort.Strings(want)
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("Namespace nodes and HAS_SERVICE edges in Neo4j:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// No edge crosses namespaces.
+	res, err = neo4j.ExecuteQuery(ctx, sink.Driver(), `
+MATCH (a)-[r]->(b) WHERE r.syncscope IN $scopes AND split(a.id, '/')[0] <> split(b.id, '/')[0]
+RETURN count(r) AS n`, map[string]any{"scopes": []any{"cloudmap:" + shop, "cloudmap:" + pay}}, neo4j.EagerResultTransformer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.Records[0].Get("n"); n != int64(0) {
+		t.Fatalf("%v relationships cross namespaces", n)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -61,10 +63,11 @@ func TestServiceMapErrors(t *testing.T) {
 }
 
 func TestCloudMap(t *testing.T) {
-	s, err := LoadCloudMap("testdata/cloudmap", "")
-	if err != nil {
-		t.Fatal(err)
+	syncs, err := LoadCloudMap("testdata/cloudmap", "")
+	if err != nil || len(syncs) != 1 {
+		t.Fatal(scopes(syncs), err)
 	}
+	s := syncs[0]
 	if s.Scope != "cloudmap:ns-shop00000000001" || s.Source != SourceCloudMap {
 		t.Fatalf("scope %q source %q", s.Scope, s.Source)
 	}
@@ -93,9 +96,9 @@ func TestCloudMap(t *testing.T) {
 			}
 		}
 	}
-	s2, err := LoadCloudMap("testdata/cloudmap", "prod")
-	if err != nil || s2.Scope != "cloudmap:prod" {
-		t.Fatalf("namespace override: %v %v", s2.Scope, err)
+	// --namespace selects a namespace; it does not rename one.
+	if _, err := LoadCloudMap("testdata/cloudmap", "prod"); err == nil || !strings.Contains(err.Error(), "ns-shop00000000001") {
+		t.Fatalf("--namespace prod: %v, want an error naming ns-shop00000000001", err)
 	}
 }
 
@@ -187,10 +190,11 @@ func TestTagStoreStrictlyIncreasing(t *testing.T) {
 // read like list-instances; attributes colliding after normalising are
 // both kept and reported.
 func TestCloudMapNamespacesDiscoverCollisions(t *testing.T) {
-	s, err := LoadCloudMap("testdata/cloudmap-discover", "")
-	if err != nil {
-		t.Fatal(err)
+	syncs, err := LoadCloudMap("testdata/cloudmap-discover", "")
+	if err != nil || len(syncs) != 1 {
+		t.Fatal(scopes(syncs), err)
 	}
+	s := syncs[0]
 	ns := "ns-pay000000000001"
 	want := []string{
 		ns + " -HAS_SERVICE-> " + ns + "/ledger",
@@ -220,8 +224,105 @@ func TestCloudMapNamespacesDiscoverCollisions(t *testing.T) {
 		t.Fatalf("warnings: %q", s.Warnings)
 	}
 	// --namespace by the namespace's name picks its list-namespaces entry.
-	s2, err := LoadCloudMap("testdata/cloudmap-discover", "payments.local")
-	if err != nil || s2.Scope != "cloudmap:payments.local" || s2.Nodes[0].Properties["type"] != "DNS_PRIVATE" {
-		t.Fatalf("namespace by name: %v %+v", err, s2.Nodes[0])
+	syncs, err = LoadCloudMap("testdata/cloudmap-discover", "payments.local")
+	if err != nil || len(syncs) != 1 || syncs[0].Scope != "cloudmap:"+ns || syncs[0].Nodes[0].Properties["type"] != "DNS_PRIVATE" {
+		t.Fatalf("namespace by name: %v %v", err, scopes(syncs))
 	}
+}
+
+// An account with two namespaces, `list-services` printing both (what it
+// does without --filters): one sync per namespace, each with its own
+// Namespace node (name and type from list-namespaces) and HAS_SERVICE
+// edges to its own services only; a service name used in both namespaces
+// (api) stays two services; dependencies resolve within the namespace.
+// Before, every service was filed under the first service's namespace.
+func TestCloudMapTwoNamespaces(t *testing.T) {
+	syncs, err := LoadCloudMap("testdata/cloudmap-two", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop, pay := "ns-shop00000000001", "ns-pay000000000001"
+	if len(syncs) != 2 || syncs[0].Scope != "cloudmap:"+pay || syncs[1].Scope != "cloudmap:"+shop {
+		t.Fatalf("syncs: %v, want cloudmap:%s and cloudmap:%s", scopes(syncs), pay, shop)
+	}
+	want := map[string][]string{
+		pay: {
+			pay + " -HAS_SERVICE-> " + pay + "/api",
+			pay + " -HAS_SERVICE-> " + pay + "/ledger",
+			pay + "/api/api-1 -REGISTERED-> " + pay + "/api",
+			pay + "/ledger -DEPENDS_ON-> " + pay + "/api",
+		},
+		shop: {
+			shop + " -HAS_SERVICE-> " + shop + "/api",
+			shop + " -HAS_SERVICE-> " + shop + "/backend",
+			shop + " -HAS_SERVICE-> " + shop + "/frontend",
+			shop + "/frontend -DEPENDS_ON-> " + shop + "/api",
+			shop + "/frontend -DEPENDS_ON-> " + shop + "/backend",
+			shop + "/frontend/i-0a1 -REGISTERED-> " + shop + "/frontend",
+		},
+	}
+	nsProps := map[string]string{pay: "payments.local DNS_PRIVATE", shop: "shop.local HTTP"}
+	for _, s := range syncs {
+		ns := strings.TrimPrefix(s.Scope, "cloudmap:")
+		if got := rels(s); !reflect.DeepEqual(got, want[ns]) {
+			t.Fatalf("%s relationships\n got %v\nwant %v", s.Scope, got, want[ns])
+		}
+		var namespaces []string
+		for _, n := range s.Nodes {
+			if n.Label == LabelNamespace {
+				namespaces = append(namespaces, fmt.Sprint(n.Key, " ", n.Properties["name"], " ", n.Properties["type"]))
+			}
+		}
+		if len(namespaces) != 1 || namespaces[0] != ns+" "+nsProps[ns] {
+			t.Fatalf("%s namespace nodes %v, want [%s %s]", s.Scope, namespaces, ns, nsProps[ns])
+		}
+	}
+
+	// --namespace filters, by Id or by name; the scope and keys stay the
+	// namespace's own.
+	for _, sel := range []string{"payments.local", pay} {
+		syncs, err := LoadCloudMap("testdata/cloudmap-two", sel)
+		if err != nil || len(syncs) != 1 || syncs[0].Scope != "cloudmap:"+pay || !reflect.DeepEqual(rels(syncs[0]), want[pay]) {
+			t.Fatalf("--namespace %s: %v %v", sel, scopes(syncs), err)
+		}
+	}
+	// An unknown namespace is an error naming the ones there are.
+	_, err = LoadCloudMap("testdata/cloudmap-two", "prod")
+	if err == nil || !strings.Contains(err.Error(), `"prod"`) ||
+		!strings.Contains(err.Error(), pay+" (payments.local)") || !strings.Contains(err.Error(), shop+" (shop.local)") {
+		t.Fatalf("unknown namespace: %v", err)
+	}
+}
+
+// A file named by a service name used in two namespaces cannot say which
+// service it belongs to: an error asks for the service Id instead.
+func TestCloudMapAmbiguousServiceFile(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"services.json", "namespaces.json"} {
+		b, err := os.ReadFile(filepath.Join("testdata/cloudmap-two", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "instances"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "instances", "api.json"), []byte(`{"Instances": [{"Id": "x"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadCloudMap(dir, "")
+	if err == nil || !strings.Contains(err.Error(), "api.json") || !strings.Contains(err.Error(), "srv-payapi000000001.json") {
+		t.Fatalf("ambiguous instances/api.json: %v", err)
+	}
+}
+
+func scopes(syncs []*Sync) []string {
+	var out []string
+	for _, s := range syncs {
+		out = append(out, s.Scope)
+	}
+	return out
 }

@@ -136,15 +136,6 @@ func LoadServiceMap(path string) (*Sync, error) {
 }
 
 // Cloud Map CLI output shapes (only the fields used).
-type cmServices struct {
-	Services []struct {
-		ID          string `json:"Id"`
-		Arn         string `json:"Arn"`
-		Name        string `json:"Name"`
-		NamespaceID string `json:"NamespaceId"`
-		Description string `json:"Description"`
-	} `json:"Services"`
-}
 
 // cmInstances is list-instances output ({"Instances": [{"Id", "Attributes"}]})
 // or discover-instances output ({"Instances": [{"InstanceId", "NamespaceName",
@@ -176,6 +167,15 @@ type cmTags struct {
 	} `json:"Tags"`
 }
 
+// cmService is one service of list-services output.
+type cmService = struct {
+	ID          string `json:"Id"`
+	Arn         string `json:"Arn"`
+	Name        string `json:"Name"`
+	NamespaceID string `json:"NamespaceId"`
+	Description string `json:"Description"`
+}
+
 // LoadCloudMap reads AWS Cloud Map CLI output from a directory:
 //
 //	namespaces.json                aws servicediscovery list-namespaces (optional)
@@ -184,16 +184,25 @@ type cmTags struct {
 //	                               or discover-instances --namespace-name <ns> --service-name <name>
 //	tags/<service>.json            aws servicediscovery list-tags-for-resource --resource-arn <arn>
 //
-// where <service> is the service Id or Name. The namespace becomes a node
-// (:Namespace)-[:HAS_SERVICE]->(:Service)<-[:REGISTERED]-(:Instance), with
-// the namespace's name, type and ARN when namespaces.json lists it. The tag
-// NEO4J_RELATIONSHIP_TO_SERVICE (one name or a comma list) makes DEPENDS_ON
-// edges. namespace overrides the NamespaceId of the services (scope
-// "cloudmap:<namespace>"). Instance attributes whose property names collide
-// after normalising are all kept (the later ones suffixed _2, _3, ...) and
-// reported in Sync.Warnings.
-func LoadCloudMap(dir, namespace string) (*Sync, error) {
-	var svcs cmServices
+// where <service> is the service Id or Name (the Id when the name is used
+// in several namespaces). It returns one sync per namespace (the services'
+// NamespaceId; scope "cloudmap:<NamespaceId>"), sorted by scope. The
+// namespace becomes a node (:Namespace)-[:HAS_SERVICE]->(:Service)
+// <-[:REGISTERED]-(:Instance), with the namespace's name, type and ARN
+// when namespaces.json lists it. The tag NEO4J_RELATIONSHIP_TO_SERVICE (one
+// name or a comma list) makes DEPENDS_ON edges to services of the same
+// namespace.
+//
+// namespace, when set, keeps only the namespace with that Id or Name
+// (names from namespaces.json); services listed without a NamespaceId
+// belong to it (or to "default" without it). An error names the
+// namespaces there are when nothing matches. Instance attributes whose
+// property names collide after normalising are all kept (the later ones
+// suffixed _2, _3, ...) and reported in Sync.Warnings.
+func LoadCloudMap(dir, namespace string) ([]*Sync, error) {
+	var svcs struct {
+		Services []cmService `json:"Services"`
+	}
 	if err := readJSON(filepath.Join(dir, "services.json"), &svcs, true); err != nil {
 		return nil, err
 	}
@@ -201,29 +210,83 @@ func LoadCloudMap(dir, namespace string) (*Sync, error) {
 	if err := readJSON(filepath.Join(dir, "namespaces.json"), &nss, false); err != nil {
 		return nil, err
 	}
-	nsID := ""
-	for _, s := range svcs.Services {
-		if s.NamespaceID != "" {
-			nsID = s.NamespaceID
-			break
+	nameOf := map[string]string{} // namespace Id -> Name
+	for _, n := range nss.Namespaces {
+		nameOf[n.ID] = n.Name
+	}
+	unnamed := namespace
+	if unnamed == "" {
+		unnamed = defaultNamespace
+	}
+	groups := map[string][]cmService{}
+	nsOfName := map[string]map[string]bool{} // service name -> namespaces using it
+	for _, cs := range svcs.Services {
+		ns := cs.NamespaceID
+		if ns == "" {
+			ns = unnamed
+		}
+		groups[ns] = append(groups[ns], cs)
+		if nsOfName[cs.Name] == nil {
+			nsOfName[cs.Name] = map[string]bool{}
+		}
+		nsOfName[cs.Name][ns] = true
+	}
+	ids := make([]string, 0, len(groups))
+	for ns := range groups {
+		if namespace == "" || ns == namespace || (nameOf[ns] != "" && nameOf[ns] == namespace) {
+			ids = append(ids, ns)
 		}
 	}
-	if namespace == "" {
-		namespace = nsID
+	if len(ids) == 0 {
+		return nil, noNamespace(dir, namespace, groups, nameOf)
 	}
-	m := &ServiceMap{Namespace: namespace}
+	sort.Strings(ids)
+	var out []*Sync
+	for _, ns := range ids {
+		s, err := cloudMapNamespace(dir, ns, groups[ns], nss, func(name string) bool { return len(nsOfName[name]) > 1 })
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// noNamespace is the error of a --namespace matching no namespace of
+// services.json.
+func noNamespace(dir, namespace string, groups map[string][]cmService, nameOf map[string]string) error {
+	if len(groups) == 0 {
+		return fmt.Errorf("inventory: cloud map: %s lists no services", filepath.Join(dir, "services.json"))
+	}
+	var have []string
+	for ns := range groups {
+		if n := nameOf[ns]; n != "" {
+			ns += " (" + n + ")"
+		}
+		have = append(have, ns)
+	}
+	sort.Strings(have)
+	return fmt.Errorf("inventory: cloud map: no service of namespace %q in %s; its services are in %s",
+		namespace, filepath.Join(dir, "services.json"), strings.Join(have, ", "))
+}
+
+// cloudMapNamespace builds the sync of one namespace from its services.
+// shared says whether a service name is used in several namespaces (its
+// instances and tags files must then be named by the service Id).
+func cloudMapNamespace(dir, ns string, svcs []cmService, nss cmNamespaces, shared func(string) bool) (*Sync, error) {
+	m := &ServiceMap{Namespace: ns}
 	byName := map[string]bool{}
-	for _, s := range svcs.Services {
+	for _, s := range svcs {
 		byName[s.Name] = true
 	}
 	var warnings []string
-	for _, cs := range svcs.Services {
+	for _, cs := range svcs {
 		svc := Service{Name: cs.Name, Properties: map[string]any{"service_id": cs.ID, "arn": cs.Arn}}
 		if cs.Description != "" {
 			svc.Properties["description"] = cs.Description
 		}
 		var ins cmInstances
-		if err := readEither(dir, "instances", cs.ID, cs.Name, &ins); err != nil {
+		if err := readEither(dir, "instances", cs.ID, cs.Name, shared(cs.Name), &ins); err != nil {
 			return nil, err
 		}
 		for _, in := range ins.Instances {
@@ -243,7 +306,7 @@ func LoadCloudMap(dir, namespace string) (*Sync, error) {
 			svc.Instances = append(svc.Instances, Instance{ID: id, Properties: props})
 		}
 		var tags cmTags
-		if err := readEither(dir, "tags", cs.ID, cs.Name, &tags); err != nil {
+		if err := readEither(dir, "tags", cs.ID, cs.Name, shared(cs.Name), &tags); err != nil {
 			return nil, err
 		}
 		for _, t := range tags.Tags {
@@ -256,7 +319,8 @@ func LoadCloudMap(dir, namespace string) (*Sync, error) {
 					continue
 				}
 				if !byName[dep] {
-					return nil, fmt.Errorf("inventory: cloud map service %q: %s names unknown service %q", cs.Name, TagRelationship, dep)
+					return nil, fmt.Errorf("inventory: cloud map service %q: %s names %q, not a service of namespace %s",
+						cs.Name, TagRelationship, dep, ns)
 				}
 				svc.DependsOn = append(svc.DependsOn, dep)
 			}
@@ -266,20 +330,16 @@ func LoadCloudMap(dir, namespace string) (*Sync, error) {
 	}
 	s, err := FromServiceMap(m)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (namespace %s)", err, ns)
 	}
 	s.Source = SourceCloudMap
-	ns := strings.TrimPrefix(s.Scope, SourceFile+":")
 	s.Scope = SourceCloudMap + ":" + ns
 	s.Warnings = warnings
-	// The namespace node: from list-namespaces when it lists the namespace
-	// (by Id, or by Name when --namespace named it), else just its id.
-	props := map[string]any{"name": ns}
-	if nsID != "" {
-		props["namespace_id"] = nsID
-	}
+	// The namespace node: from list-namespaces when it lists the namespace,
+	// else just its id.
+	props := map[string]any{"name": ns, "namespace_id": ns}
 	for _, n := range nss.Namespaces {
-		if n.ID == ns || n.Name == ns || (n.ID != "" && n.ID == nsID) {
+		if n.ID == ns {
 			props = map[string]any{"namespace_id": n.ID, "name": n.Name}
 			for k, v := range map[string]string{"arn": n.Arn, "type": n.Type, "description": n.Description} {
 				if v != "" {
@@ -405,13 +465,20 @@ func cleanProps(in map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-func readEither(dir, sub, id, name string, v any) error {
-	for _, base := range []string{id, name} {
+// readEither reads dir/sub/<id>.json, else dir/sub/<name>.json. A file
+// named by a service name several namespaces use (shared) is an error: it
+// cannot say which service it belongs to.
+func readEither(dir, sub, id, name string, shared bool, v any) error {
+	for i, base := range []string{id, name} {
 		if base == "" || strings.ContainsAny(base, `/\`) {
 			continue
 		}
 		p := filepath.Join(dir, sub, base+".json")
 		if _, err := os.Stat(p); err == nil {
+			if i == 1 && shared {
+				return fmt.Errorf("inventory: cloud map: %s: service name %q is used in several namespaces; name the file by the service Id (%s)",
+					p, name, filepath.Join(sub, id+".json"))
+			}
 			return readJSON(p, v, false)
 		}
 	}
