@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -145,4 +146,123 @@ func findMsg(t *testing.T, js jetstream.JetStream, stream, filter, want string) 
 	}
 	t.Fatalf("no message on %s %s containing %q within 30s", stream, filter, want)
 	return nil
+}
+
+// A sweep killed (kill -9 of `sightline run`) between two of its delete
+// transactions resumes when the restarted process gets the final part
+// again, and then reports what it deleted in total, both runs: in
+// `sightline graph status` and in its decision event on the events stream.
+// Before, both said only what the run after the restart deleted.
+func TestRunGraphSweepKilledReportsTotal(t *testing.T) {
+	info := testsvc.Neo4j(t)
+	bin := buildSightline(t)
+	dir := t.TempDir()
+	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+	base := "http://" + httpAddr
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	scope := "test:kill:" + hex.EncodeToString(b)
+	graphSets := []string{"--set", "graph.enabled=true", "--set", "graph.uri=" + info.URI, "--set", "graph.user=" + info.User}
+	// One node per sweep transaction: the sweep of 300 nodes takes long
+	// enough to be killed in the middle on any machine.
+	args := append(append([]string{"run"}, embeddedSets(dir, natsAddr, httpAddr)...), graphSets...)
+	args = append(args, "--set", "graph.sweep_batch=2", "--set", "graph.sweep_window=0")
+	env := []string{"SIGHTLINE_GRAPH_PASSWORD=" + info.Password}
+	t.Setenv("SIGHTLINE_GRAPH_PASSWORD", info.Password) // for the graph status command
+	start := time.Now()
+	p := startSightline(t, bin, env, args...)
+	waitHTTP(t, base+"/readyz", http.StatusOK, 2*time.Minute)
+
+	ctx := context.Background()
+	cfg := graph.DefaultConfig()
+	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	sink, err := graph.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sink.DeleteScope(context.Background(), scope)
+		_ = sink.Close(context.Background())
+	})
+	post := func(tag int64, n int) {
+		t.Helper()
+		var nodes []string
+		for i := range n {
+			nodes = append(nodes, fmt.Sprintf(`{"label":"SlTestService","key":"%s/n%d"}`, scope, i))
+		}
+		body := fmt.Sprintf(`{"type":"snapshot.x","data":{"scope":%q,"tag":%d,"final":true,"count":%d,"nodes":[%s]}}`,
+			scope, tag, n, strings.Join(nodes, ","))
+		resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST: HTTP %d", resp.StatusCode)
+		}
+	}
+	sync := func(tag int64, within time.Duration, statuses ...string) graph.SyncStatus {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			st, _ := sink.Status(ctx, scope)
+			for _, s := range st {
+				for _, y := range s.Syncs {
+					if y.Tag == tag && slices.Contains(statuses, y.Status) {
+						return y
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sync %d not %v within %s: %+v", tag, statuses, within, st)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	tag := time.Now().UnixMilli() - 60000
+	post(tag, 600)
+	sync(tag, 2*time.Minute, "nothing")
+	t.Logf("%s: first sync applied", time.Since(start).Round(time.Millisecond))
+	post(tag+1, 300) // 300 of 600 stale: 50 %, at the limit, swept
+	sync(tag+1, 2*time.Minute, "sweeping")
+	// Kill it once its first delete transaction committed.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		st, _ := sink.Status(ctx, scope)
+		if st[0].Nodes < 600 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_ = p.cmd.Process.Kill()
+	waited := <-p.done
+	p.done <- waited // for startSightline's cleanup, which waits for it too
+	st, _ := sink.Status(ctx, scope)
+	before := 600 - st[0].Nodes
+	if st[0].Syncs[0].Status != "sweeping" || before == 0 || before >= 300 {
+		t.Fatalf("after kill -9: %d deleted, %+v; want the sweep stopped in the middle", before, st[0])
+	}
+	t.Logf("%s: kill -9 after %d of 300 deletions", time.Since(start).Round(time.Millisecond), before)
+
+	// The same data directory: JetStream redelivers the unacknowledged
+	// final part (after its ack wait) to the restarted process.
+	startSightline(t, bin, env, args...)
+	waitHTTP(t, base+"/readyz", http.StatusOK, 2*time.Minute)
+	sync(tag+1, 3*time.Minute, "swept")
+	t.Logf("%s: swept", time.Since(start).Round(time.Millisecond))
+	out, err := sightlineOut(t, append([]string{"graph", "status", "--json", scope}, graphSets...)...)
+	var list []graph.ScopeStatus
+	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list) != 1 || list[0].Syncs[0].Deleted != 300 {
+		t.Fatalf("graph status after the resumed sweep (err %v), want deleted 300:\n%s", err, out)
+	}
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if ev := findMsg(t, js, "SIGHTLINE_EVENTS", "sightline.events.log.graph_sweep", `"result":"swept"`); !strings.Contains(string(ev), `"deleted_nodes":300`) {
+		t.Fatalf("the resumed sweep's decision event does not report 300 deleted: %s", ev)
+	}
+	t.Logf("%s: checked", time.Since(start).Round(time.Millisecond))
 }
