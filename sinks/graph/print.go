@@ -32,7 +32,12 @@ func PrintStatus(w io.Writer, list []ScopeStatus) error {
 			if !y.Final {
 				line += ", final marker missing"
 			}
-			if y.Deleted > 0 {
+			switch {
+			case y.Deleted > 0 && y.Status == statusSweeping:
+				// In progress, or interrupted (resumed by the final part's
+				// redelivery or `sightline graph sweep`).
+				line += fmt.Sprintf(", deleted %d so far", y.Deleted)
+			case y.Deleted > 0:
 				line += fmt.Sprintf(", swept %d", y.Deleted)
 			}
 			if y.Reason != "" {

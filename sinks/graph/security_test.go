@@ -483,6 +483,12 @@ func TestResumedSweepReportsTotal(t *testing.T) {
 	if got := len(f.picture().Nodes); got != 8 {
 		t.Fatalf("after the crash: %d nodes, want 8 (one batch of 2 deleted)", got)
 	}
+	var out bytes.Buffer
+	st, _ := first.Status(context.Background(), f.scope)
+	_ = PrintStatus(&out, st)
+	if !strings.Contains(out.String(), "parts 1, items 6/6, deleted 2 so far") {
+		t.Fatalf("graph status after the crash prints:\n%s", out.String())
+	}
 
 	// The restarted sink gets the final part again (JetStream redelivers
 	// what was not acknowledged).
@@ -506,9 +512,9 @@ func TestResumedSweepReportsTotal(t *testing.T) {
 	if y := f.syncStatus(2000); y.Status != statusSwept || y.Deleted != 4 {
 		t.Fatalf("graph status after the resumed sweep: %+v, want swept 4", y)
 	}
-	var out bytes.Buffer
-	st, _ := second.Status(context.Background(), f.scope)
-	PrintStatus(&out, st)
+	out.Reset()
+	st, _ = second.Status(context.Background(), f.scope)
+	_ = PrintStatus(&out, st)
 	if !strings.Contains(out.String(), "swept 4") {
 		t.Fatalf("graph status prints:\n%s\nwant swept 4", out.String())
 	}
