@@ -91,7 +91,14 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 			obj["tag"] = json.Number(ev.SyncTag)
 		}
 		ev.Subject = ev.SyncScope
-		ev.Data, err = marshal(obj)
+		if ev.Data, err = marshal(obj); err != nil {
+			return err
+		}
+		// A host's sync is read here exactly as the host store reads it,
+		// so the store never dead-letters what the processor accepted.
+		if _, err := schemas.ReadHostPart(ev.Data); err != nil {
+			return stage.Reject("schema", "host snapshot cannot be stored", err)
+		}
 	}
 	return err
 }

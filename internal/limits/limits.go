@@ -173,6 +173,10 @@ const (
 	// KeyBytes bounds a snapshot node or edge key.
 	KeyBytes = 1024
 
+	// ObjectNameBytes bounds the name of a host snapshot object (a path or
+	// a command's name), in bytes: the host store makes keys of it.
+	ObjectNameBytes = 1024
+
 	// PropertyNameBytes bounds a metric or log field name.
 	PropertyNameBytes = 128
 

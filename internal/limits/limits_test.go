@@ -138,7 +138,7 @@ func TestDocumented(t *testing.T) {
 		"DecoderMaxDepth": limits.DecoderMaxDepth, "IndexDataDepth": limits.IndexDataDepth,
 		"SubjectBytes": limits.SubjectBytes, "NameBytes": limits.NameBytes, "IDBytes": limits.IDBytes,
 		"CorrelationIDBytes": limits.CorrelationIDBytes, "ProducerBytes": limits.ProducerBytes,
-		"ScopeBytes": limits.ScopeBytes, "LabelBytes": limits.LabelBytes, "KeyBytes": limits.KeyBytes,
+		"ScopeBytes": limits.ScopeBytes, "LabelBytes": limits.LabelBytes, "KeyBytes": limits.KeyBytes, "ObjectNameBytes": limits.ObjectNameBytes,
 		"IndexStringBytes": limits.IndexStringBytes, "HTTPMaxBodyBytes": limits.HTTPMaxBodyBytes,
 		"HTTPMaxItems": limits.HTTPMaxItems, "HTTPMaxItemBytes": limits.HTTPMaxItemBytes,
 		"DLQReasonBytes": limits.DLQReasonBytes, "HeaderBlockBytes": limits.HeaderBlockBytes,

@@ -24,6 +24,7 @@ import (
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/poison"
+	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/telemetry"
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/processors"
@@ -233,6 +234,35 @@ func TestCorpus(t *testing.T) {
 	runCorpus(t, p, u.Host, "", func(*poison.Case) string { return "" })
 	waitSinks(t, p.bus)
 	checkBalance(t, p)
+	checkNoSinkDeadLetters(t, p)
+}
+
+// checkNoSinkDeadLetters: what the processor accepts, every sink stores.
+// A sink's dead letter (sightline.dlq.sink.>) of a corpus event means the
+// processor let through what a sink cannot read.
+func checkNoSinkDeadLetters(t *testing.T, p *pipeline) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := p.bus.JetStream().Stream(ctx, bus.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && seq > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil || !strings.HasPrefix(m.Subject, stage.SinkDLQPrefix) {
+			continue
+		}
+		body := string(m.Data)
+		if len(body) > 300 {
+			body = body[:300] + "…"
+		}
+		t.Errorf("a sink dead-lettered an event the processor made: %s, class %s: %s\n  event: %s",
+			m.Subject, m.Header.Get(stage.HeaderDLQClass), m.Header.Get(stage.HeaderDLQReason), body)
+	}
 }
 
 // TestCorpusExternalCluster runs the corpus against the external NATS

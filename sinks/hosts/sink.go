@@ -1,7 +1,6 @@
 package hosts
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,7 +80,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 		if p == nil {
 			continue
 		}
-		hostname := strings.TrimPrefix(p.Scope, "host:")
+		hostname := strings.TrimPrefix(p.Scope, schemas.HostScopePrefix)
 		now := s.now()
 		if limit := now.Add(limits.TagSkew).UnixMilli(); p.Tag > limit {
 			failed[i] = stage.Rejectf("future_tag", "hosts: tag %d of %s is %s ahead of the server's clock, over the limit of %s "+
@@ -118,10 +117,6 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 		}
 		for j := range p.Objects {
 			o := &p.Objects[j]
-			if o.Host != hostname {
-				failed[i] = stage.Rejectf("schema", "hosts: object %q of host %q in the sync of %s", o.Name, o.Host, p.Scope)
-				break
-			}
 			ps, err := s.objectPuts(o, p.Tag)
 			if err != nil {
 				failed[i] = err
@@ -221,31 +216,21 @@ func decodePart(m *stage.Message) (*schemas.HostSnapshotPart, string, error) {
 	if !strings.HasPrefix(ev.Type, "snapshot.") {
 		return nil, "", stage.Rejectf("wrong_kind", "hosts: event type %q is not a snapshot", ev.Type)
 	}
-	var p schemas.HostSnapshotPart
-	dec := json.NewDecoder(bytes.NewReader(ev.Data))
-	if err := dec.Decode(&p); err != nil {
-		return nil, "", stage.Reject("schema", "hosts: snapshot data does not decode as a host sync part", err)
+	// The processor checked the event with the same function: an event it
+	// made always reads (one published straight to the events stream may
+	// not).
+	p, err := schemas.ReadHostPart(ev.Data)
+	if err != nil {
+		return nil, "", stage.Reject("schema", "hosts", err)
 	}
-	name, ok := strings.CutPrefix(p.Scope, "host:")
-	if !ok {
+	if p == nil {
 		return nil, "", nil
-	}
-	if !schemas.ValidHostname(name) {
-		return nil, "", stage.Rejectf("schema", "hosts: scope %q does not name a valid host", p.Scope)
-	}
-	if p.Tag < 1 {
-		return nil, "", stage.Rejectf("schema", "hosts: tag %d of %s must be positive", p.Tag, p.Scope)
-	}
-	for i := range p.Objects {
-		if p.Objects[i].Name == "" || len(p.Objects[i].Name) > 1024 {
-			return nil, "", stage.Rejectf("schema", "hosts: object %d of %s has no name or one over 1024 bytes", i, p.Scope)
-		}
 	}
 	cid := ev.CorrelationID
 	if cid == "" {
 		cid = m.Header.Get(stage.HeaderCorrelationID)
 	}
-	return &p, cid, nil
+	return p, cid, nil
 }
 
 // nodeLabels reads the host labels from the Host node's "labels" property
