@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"regexp"
 	"strconv"
@@ -69,7 +70,20 @@ func (c *Conform) Apply(_ context.Context, w *Work) error {
 	}
 	if obj != nil {
 		if t, ok := bodyTime(obj); ok {
-			ev.Time = t
+			// The stored time, not the clock: a redelivery or a replay
+			// decides the same.
+			ref := w.In.Meta.Timestamp
+			if ref.IsZero() {
+				ref = w.Now
+			}
+			if limit := ref.Add(limits.TimeSkew); t.After(limit) {
+				return stage.Rejectf("future_time", "body time %s is %s ahead of the time the input was stored (%s), over the limit of %s (TimeSkew): "+
+					"search sorts by event time, and a time in the future would sort first until then", timeText(t), aheadText(t.Sub(ref)),
+					ref.UTC().Format(time.RFC3339), limits.TimeSkew)
+			}
+			if y := t.UTC().Year(); y >= 1 && y <= 9999 {
+				ev.Time = t
+			}
 		}
 	}
 	ev.Time = ev.Time.UTC()
@@ -195,12 +209,29 @@ func bodyTime(m map[string]any) (time.Time, bool) {
 			t, _ = epoch(x.String())
 		}
 		// A time RFC 3339 cannot write in UTC (year 0 at +01:00 is year -1)
-		// is not a usable event time.
-		if y := t.UTC().Year(); !t.IsZero() && y >= 1 && y <= 9999 {
+		// is not a usable event time; one after year 9999 is returned, for
+		// the caller to refuse as in the future.
+		if y := t.UTC().Year(); !t.IsZero() && y >= 1 {
 			return t, true
 		}
 	}
 	return time.Time{}, false
+}
+
+// timeText writes t in RFC 3339, or as Unix seconds beyond year 9999.
+func timeText(t time.Time) string {
+	if t.UTC().Year() > 9999 {
+		return fmt.Sprintf("%d (Unix seconds)", t.Unix())
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// aheadText writes how far ahead d is, in years past a duration's range.
+func aheadText(d time.Duration) string {
+	if d > 100*365*24*time.Hour || d < 0 { // d < 0: the difference overflowed
+		return "more than 100 years"
+	}
+	return d.Round(time.Second).String()
 }
 
 func epoch(s string) (time.Time, bool) {

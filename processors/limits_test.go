@@ -3,8 +3,11 @@ package processors_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
@@ -91,6 +94,105 @@ func TestBodyDepth(t *testing.T) {
 		_, err := process(t, subject, nest(limits.MaxBodyDepth+1))
 		if stage.PermanentClass(err) != "too_deep" || !strings.Contains(err.Error(), "nested deeper than the limit of 512 levels (at byte offset") {
 			t.Errorf("%s: depth %d: %v, want too_deep", subject, limits.MaxBodyDepth+1, err)
+		}
+	}
+}
+
+// TestLoneSurrogatesAreReplacedInEveryKind: a lone surrogate escape
+// (\ud800) became U+FFFD in logs and snapshots (decoded and written
+// again) but stayed as sent in metrics (kept compact), so readers of one
+// kind saw what readers of another did not. Every kind now carries U+FFFD;
+// a valid pair stays the character it writes.
+func TestLoneSurrogatesAreReplacedInEveryKind(t *testing.T) {
+	for _, c := range []struct{ subject, body, field string }{
+		{"sightline.raw.metric.m", `{"s":"a\ud800b","t":"\uDC00","pair":"\ud83d\ude00","esc":"\\ud800"}`, "s"},
+		{"sightline.raw.log.web", `{"message":"m","s":"a\ud800b","t":"\uDC00","pair":"\ud83d\ude00","esc":"\\ud800"}`, "s"},
+		{"sightline.raw.snapshot.inv", `{"scope":"s","tag":1,"nodes":[{"label":"A","key":"a\ud800b"}]}`, ""},
+	} {
+		out, err := process(t, c.subject, []byte(c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.subject, err)
+		}
+		data := out[0].Data
+		if bytes.Contains(bytes.ToLower(data), []byte(`"a\ud800b"`)) || bytes.Contains(bytes.ToLower(data), []byte(`"\udc00"`)) {
+			t.Errorf("%s: a lone surrogate escape left in the event: %s", c.subject, data)
+		}
+		var ev struct {
+			Data map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if c.field == "" {
+			if k := ev.Data["nodes"].([]any)[0].(map[string]any)["key"]; k != "a\uFFFDb" {
+				t.Errorf("%s: key %q", c.subject, k)
+			}
+			continue
+		}
+		if ev.Data["s"] != "a\uFFFDb" || ev.Data["t"] != "\uFFFD" || ev.Data["pair"] != "😀" || ev.Data["esc"] != `\ud800` {
+			t.Errorf("%s: data %q", c.subject, ev.Data)
+		}
+		if !bytes.Contains(data, []byte("a\uFFFDb")) {
+			t.Errorf("%s: U+FFFD not written as the character itself: %s", c.subject, data)
+		}
+	}
+}
+
+// TestFutureBodyTimeIsRejected: a body time further ahead of the time the
+// raw stream stored the input than limits.TimeSkew is a dead letter
+// (future_time), as a sync tag is; within it, the time is taken.
+func TestFutureBodyTimeIsRejected(t *testing.T) {
+	at := func(d time.Duration) string { return fixedNow.Add(d).UTC().Format(time.RFC3339Nano) }
+	for _, c := range []struct {
+		subject, body, class string
+	}{
+		{"sightline.raw.metric.m", `{"time":"9999-12-31T23:59:59Z"}`, "future_time"},
+		{"sightline.raw.log.web", `{"message":"m","ts":99999999999}`, "future_time"},
+		{"sightline.raw.log.web", `{"message":"m","@timestamp":"` + at(limits.TimeSkew+time.Second) + `"}`, "future_time"},
+		{"sightline.raw.metric.m", `{"timestamp":"` + at(limits.TimeSkew-time.Second) + `"}`, ""},
+		{"sightline.raw.metric.m", `{"time":"` + at(-400*24*time.Hour) + `"}`, ""},
+		{"sightline.raw.snapshot.inv", `{"scope":"s","tag":1,"time":"9999-12-31T23:59:59Z"}`, "schema"}, // no time field in a snapshot
+	} {
+		out, err := process(t, c.subject, []byte(c.body))
+		if got := stage.PermanentClass(err); got != c.class {
+			t.Errorf("%s %s: class %q (%v), want %q", c.subject, c.body, got, err, c.class)
+			continue
+		}
+		if c.class == "future_time" {
+			for _, frag := range []string{"ahead of", "TimeSkew", "5m0s"} {
+				if !strings.Contains(err.Error(), frag) {
+					t.Errorf("reason %q does not say %q", err, frag)
+				}
+			}
+		}
+		if c.class == "" && len(out) != 1 {
+			t.Errorf("%s: %d events", c.body, len(out))
+		}
+	}
+}
+
+// TestNumbersOverTheLimitAreRejected: a number literal longer than
+// limits.NumberBytes is a dead letter (number_too_long) in every kind:
+// the archive would otherwise keep what common JSON readers refuse
+// (Python's json reads no integer over 4300 digits).
+func TestNumbersOverTheLimitAreRejected(t *testing.T) {
+	num := func(n int) string { return "-1" + strings.Repeat("0", n-2) }
+	for _, c := range []struct {
+		subject, body, class string
+	}{
+		{"sightline.raw.metric.m", `{"n":` + num(limits.NumberBytes) + `}`, ""},
+		{"sightline.raw.metric.m", `{"n":` + num(limits.NumberBytes+1) + `}`, "number_too_long"},
+		{"sightline.raw.metric.m", `{"n":[1,{"x":1e` + strings.Repeat("1", limits.NumberBytes) + `}]}`, "number_too_long"},
+		{"sightline.raw.log.web", `{"message":"m","n":` + strings.Repeat("9", 500_000) + `}`, "number_too_long"},
+		{"sightline.raw.snapshot.inv", `{"scope":"s","tag":1,"nodes":[{"label":"A","key":"k","properties":{"p":0.` + strings.Repeat("1", 2000) + `}}]}`, "number_too_long"},
+		{"sightline.raw.log.web", `{"message":"` + strings.Repeat("9", 5000) + `"}`, ""}, // digits in a string
+	} {
+		_, err := process(t, c.subject, []byte(c.body))
+		if got := stage.PermanentClass(err); got != c.class {
+			t.Errorf("%s %.60s: class %q (%.200v), want %q", c.subject, c.body, got, err, c.class)
+		}
+		if c.class != "" && !strings.Contains(err.Error(), fmt.Sprint(limits.NumberBytes)) {
+			t.Errorf("reason %.200q does not name the limit", err)
 		}
 	}
 }

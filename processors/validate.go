@@ -79,6 +79,9 @@ func (v *Validate) Apply(_ context.Context, w *Work) error {
 	if se := (*schemas.SyntaxError)(nil); errors.As(err, &se) && errors.Is(err, schemas.ErrTooDeep) {
 		return stage.Rejectf("too_deep", "%s body is nested deeper than the limit of %d levels (at byte offset %d)", kind, limits.MaxBodyDepth, se.Offset)
 	}
+	if errors.Is(err, schemas.ErrNumberTooLong) {
+		return stage.Reject("number_too_long", kind+" body has a number longer than the limit (NumberBytes): common JSON readers refuse such numbers", err)
+	}
 	if err != nil {
 		return stage.Reject("not_json", kind+" body is not valid JSON", err)
 	}

@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/sightline/sightline/internal/jsonscan"
@@ -11,6 +12,10 @@ import (
 // ErrTooDeep is wrapped by the SyntaxError of a value nested deeper than
 // the decoder's limit.
 var ErrTooDeep = jsonscan.ErrTooDeep
+
+// ErrNumberTooLong is wrapped by the error of DecodeBody and DecodeCompact
+// for a number literal longer than limits.NumberBytes.
+var ErrNumberTooLong = errors.New("number too long")
 
 // SyntaxError is a JSON syntax error with the byte offset where it was
 // found (the scanner's).
@@ -24,15 +29,17 @@ type SyntaxError = jsonscan.SyntaxError
 // limits.DecoderMaxDepth, the depth every sink's decoder reads (a whole
 // event).
 func Decode(b []byte) (any, error) {
-	v, _, err := decode(b, nil, false, limits.DecoderMaxDepth)
+	v, _, err := decode(b, nil, false, limits.DecoderMaxDepth, 0)
 	return v, err
 }
 
 // DecodeBody is Decode for a raw input body: nesting deeper than
 // limits.MaxBodyDepth fails with an error wrapping ErrTooDeep, so that the
-// body, once wrapped in the envelope, stays readable by every sink.
+// body, once wrapped in the envelope, stays readable by every sink; a
+// number literal longer than limits.NumberBytes fails with an error
+// wrapping ErrNumberTooLong, so that every common JSON reader reads it.
 func DecodeBody(b []byte) (any, error) {
-	v, _, err := decode(b, nil, false, limits.MaxBodyDepth)
+	v, _, err := decode(b, nil, false, limits.MaxBodyDepth, limits.NumberBytes)
 	return v, err
 }
 
@@ -41,13 +48,18 @@ func DecodeBody(b []byte) (any, error) {
 // writes) to dst, in the same single pass. With a nil dst and nothing to
 // drop, the compact form is b itself (capacity-capped, so appending to it
 // never writes into b). Like DecodeBody, it reads a raw input body: its
-// depth limit is limits.MaxBodyDepth.
+// depth limit is limits.MaxBodyDepth, its number limit limits.NumberBytes.
+//
+// A string holding a lone surrogate escape (\ud800 without its pair) is
+// written in the compact form as encoding/json writes its decoded value
+// (with U+FFFD in its place), so that a body kept compact carries the
+// same text as one decoded and written again.
 func DecodeCompact(b, dst []byte) (any, []byte, error) {
-	return decode(b, dst, true, limits.MaxBodyDepth)
+	return decode(b, dst, true, limits.MaxBodyDepth, limits.NumberBytes)
 }
 
-func decode(b, dst []byte, compact bool, maxDepth int) (any, []byte, error) {
-	d := decoder{data: b, src: string(b), dst: dst, compact: compact}
+func decode(b, dst []byte, compact bool, maxDepth, maxNumber int) (any, []byte, error) {
+	d := decoder{data: b, src: string(b), dst: dst, compact: compact, maxNumber: maxNumber}
 	d.sc.Reset(b, maxDepth)
 	d.skipSpace()
 	v, err := d.value(0)
@@ -79,6 +91,8 @@ type decoder struct {
 	dst     []byte
 	seg     int // start of the segment not yet copied to dst
 	compact bool
+	// maxNumber bounds a number literal's length (0: no bound).
+	maxNumber int
 }
 
 func (d *decoder) errorf(format string, args ...any) error {
@@ -127,6 +141,10 @@ func (d *decoder) value(depth int) (any, error) {
 		start := d.pos
 		if err := d.token(d.sc.Number(d.pos)); err != nil {
 			return nil, err
+		}
+		if n := d.pos - start; d.maxNumber > 0 && n > d.maxNumber {
+			return nil, &SyntaxError{Msg: fmt.Sprintf("a number of %d characters (%.20s…), over the limit of %d", n, d.src[start:d.pos], d.maxNumber),
+				Offset: int64(start), Err: ErrNumberTooLong}
 		}
 		return json.Number(d.src[start:d.pos]), nil
 	case c == 't':
@@ -221,5 +239,11 @@ func (d *decoder) str() (string, error) {
 	if d.sc.Plain {
 		return d.src[start+1 : d.pos-1], nil
 	}
-	return jsonscan.Text(d.src, d.data, start, d.pos), nil
+	s := jsonscan.Text(d.src, d.data, start, d.pos)
+	if d.compact && jsonscan.LoneSurrogate(d.data[start:d.pos]) {
+		d.dst = append(d.dst, d.data[d.seg:start]...)
+		d.dst = appendString(d.dst, s)
+		d.seg = d.pos
+	}
+	return s, nil
 }

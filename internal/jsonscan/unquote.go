@@ -120,3 +120,35 @@ func hex4(in []byte, i int) (rune, bool) {
 	}
 	return r, true
 }
+
+// LoneSurrogate reports whether the JSON text t (a string token, quotes
+// included, or any valid JSON: backslashes appear only in strings) holds a
+// \uD800-\uDFFF escape that is not half of a pair, which a decoder reads
+// as U+FFFD.
+func LoneSurrogate(t []byte) bool {
+	for i := 0; i < len(t)-1; i++ {
+		if t[i] != '\\' {
+			continue
+		}
+		if t[i+1] != 'u' {
+			i++ // \", \\, \n...: the escaped byte cannot start an escape
+			continue
+		}
+		r, ok := hex4(t, i+2)
+		if !ok {
+			return false // not valid JSON
+		}
+		i += 5
+		switch {
+		case r < 0xD800 || r > 0xDFFF:
+		case r <= 0xDBFF && i+2 < len(t) && t[i+1] == '\\' && t[i+2] == 'u':
+			if lo, ok := hex4(t, i+3); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		default:
+			return true
+		}
+	}
+	return false
+}

@@ -195,6 +195,13 @@ const (
 	// IndexRawBytes is the longest non-object payload or dead letter body
 	// the index stores as text.
 	IndexRawBytes = 64 * KiB
+
+	// NumberBytes bounds a number literal in a raw body (sign, digits,
+	// fraction and exponent): a longer one is dead-lettered with class
+	// number_too_long. Jackson (Elasticsearch, OpenSearch) reads no number
+	// over 1000 characters, Python's json no integer over 4300 digits:
+	// within it, what the archive keeps, every common JSON reader reads.
+	NumberBytes = 1000
 )
 
 // HTTP ingest (POST /v1/events).
@@ -269,6 +276,13 @@ const (
 	// scope; parts beyond TagSkew are dead-lettered (class future_tag).
 	// The hosts store judges every host sync against it.
 	TagSkew = 5 * time.Minute
+
+	// TimeSkew is how far ahead of the time the raw stream stored an input
+	// its body's time (time, timestamp, @timestamp or ts) may be: the same
+	// rule as TagSkew. Search sorts by event time, newest first, so a time
+	// in year 9999 would sort first for ever; a time further ahead is
+	// dead-lettered (class future_time).
+	TimeSkew = TagSkew
 )
 
 // Host collector (sightline collect host).

@@ -114,7 +114,7 @@ func TestDocumentedDurations(t *testing.T) {
 		"HTTPIngestReadTimeout": limits.HTTPIngestReadTimeout, "HTTPIngestQueueWait": limits.HTTPIngestQueueWait,
 		"HTTPReadHeaderTimeout": limits.HTTPReadHeaderTimeout, "HTTPIdleTimeout": limits.HTTPIdleTimeout,
 		"HTTPBodyReadTimeout": limits.HTTPBodyReadTimeout,
-		"GraphMaxTagSkew":     limits.GraphMaxTagSkew, "GraphSweepWindow": limits.GraphSweepWindow,
+		"GraphMaxTagSkew":     limits.GraphMaxTagSkew, "TimeSkew": limits.TimeSkew, "GraphSweepWindow": limits.GraphSweepWindow,
 	} {
 		v := d.String()
 		if d%time.Hour == 0 {
@@ -138,7 +138,7 @@ func TestDocumented(t *testing.T) {
 		"DecoderMaxDepth": limits.DecoderMaxDepth, "IndexDataDepth": limits.IndexDataDepth,
 		"SubjectBytes": limits.SubjectBytes, "NameBytes": limits.NameBytes, "IDBytes": limits.IDBytes,
 		"CorrelationIDBytes": limits.CorrelationIDBytes, "ProducerBytes": limits.ProducerBytes,
-		"ScopeBytes": limits.ScopeBytes, "LabelBytes": limits.LabelBytes, "KeyBytes": limits.KeyBytes, "ObjectNameBytes": limits.ObjectNameBytes,
+		"ScopeBytes": limits.ScopeBytes, "LabelBytes": limits.LabelBytes, "KeyBytes": limits.KeyBytes, "ObjectNameBytes": limits.ObjectNameBytes, "NumberBytes": limits.NumberBytes,
 		"IndexStringBytes": limits.IndexStringBytes, "HTTPMaxBodyBytes": limits.HTTPMaxBodyBytes,
 		"HTTPMaxItems": limits.HTTPMaxItems, "HTTPMaxItemBytes": limits.HTTPMaxItemBytes,
 		"DLQReasonBytes": limits.DLQReasonBytes, "HeaderBlockBytes": limits.HeaderBlockBytes,
