@@ -40,6 +40,11 @@ const (
 	FateEvent   = "event"   // one conformed event on sightline.events.>
 	FateDLQ     = "dlq"     // a dead letter from the processor with Expect.Class
 	FateRefused = "refused" // the publisher is told no (error or HTTP status); nothing stored
+	// FateDropped: a core publish the server does not store and cannot
+	// answer (a JetStream control header, a header block over 64 KiB),
+	// counted as dropped (sightline_input_dropped_total, the "input
+	// SIGHTLINE_RAW" line of `sightline status`). Embedded server only.
+	FateDropped = "dropped"
 )
 
 // Case is one poison input.
@@ -254,10 +259,12 @@ func (c *Case) check() error {
 		return fmt.Errorf("case %q: name and description are required", c.Name)
 	case c.Via != ViaCore && c.Via != ViaJetStream && c.Via != ViaRaw && c.Via != ViaHTTP:
 		return fmt.Errorf("case %s: via %q", c.Name, c.Via)
-	case c.Expect.Fate != FateEvent && c.Expect.Fate != FateDLQ && c.Expect.Fate != FateRefused:
+	case c.Expect.Fate != FateEvent && c.Expect.Fate != FateDLQ && c.Expect.Fate != FateRefused && c.Expect.Fate != FateDropped:
 		return fmt.Errorf("case %s: expect.fate %q", c.Name, c.Expect.Fate)
 	case c.Expect.Fate == FateDLQ && c.Expect.Class == "":
 		return fmt.Errorf("case %s: a dead letter needs expect.class", c.Name)
+	case c.Expect.Fate == FateDropped && c.Via != ViaCore && c.Via != ViaRaw:
+		return fmt.Errorf("case %s: only a core publish is dropped unanswered", c.Name)
 	case c.Via != ViaHTTP && c.Subject == "":
 		return fmt.Errorf("case %s: subject is required", c.Name)
 	case c.Requires != "" && c.Requires != RequiresAligned:

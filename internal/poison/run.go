@@ -68,6 +68,10 @@ type Target struct {
 	// run on streams that outlive it (an external server) is not
 	// deduplicated against the previous run.
 	RunID string
+	// Dropped, when set, reads the count of messages the server did not
+	// store (sightline_input_dropped_total): a core publish not stored
+	// is FateDropped once it grows, FateLost if it never does.
+	Dropped func() uint64
 
 	rawStream, evStream, dlqStream jetstream.Stream
 	evNext, dlqNext                uint64
@@ -120,6 +124,10 @@ func (t *Target) Publish(ctx context.Context, c *Case) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	var dropped0 uint64
+	if t.Dropped != nil {
+		dropped0 = t.Dropped()
+	}
 	switch c.Via {
 	case ViaHTTP:
 		return t.postHTTP(ctx, c, body, from)
@@ -144,11 +152,20 @@ func (t *Target) Publish(ctx context.Context, c *Case) (Outcome, error) {
 			return Outcome{}, fmt.Errorf("flush: %w", err)
 		}
 	}
-	seq, err := t.findRaw(ctx, from, func(m *jetstream.RawStreamMsg) bool {
+	droppedSince := func() bool { return t.Dropped != nil && t.Dropped() > dropped0 }
+	seq, err := t.findRaw(ctx, from, droppedSince, func(m *jetstream.RawStreamMsg) bool {
 		return m.Subject == c.Subject && bytes.Equal(m.Data, body)
 	})
-	if err != nil || seq == 0 {
-		return Outcome{Fate: FateLost}, err
+	if err != nil {
+		return Outcome{}, err
+	}
+	if seq == 0 {
+		// findRaw waited until the door's count (reconciled every
+		// second, at a quiet moment) grew, or long enough for it to.
+		if droppedSince() {
+			return Outcome{Fate: FateDropped, Reason: fmt.Sprintf("not stored; counted as dropped (%d)", t.Dropped()-dropped0)}, nil
+		}
+		return Outcome{Fate: FateLost}, nil
 	}
 	return t.outcome(ctx, seq)
 }
@@ -252,7 +269,7 @@ func (t *Target) postHTTP(ctx context.Context, c *Case, body []byte, from uint64
 	if err := json.Unmarshal(rb, &ans); err != nil || len(ans.IDs) != 1 {
 		return Outcome{}, fmt.Errorf("202 answer %s: want one id (%v)", rb, err)
 	}
-	seq, err := t.findRaw(ctx, from, func(m *jetstream.RawStreamMsg) bool {
+	seq, err := t.findRaw(ctx, from, nil, func(m *jetstream.RawStreamMsg) bool {
 		return processors.EventID(&stage.Message{Subject: m.Subject, Header: stage.Header(m.Header)}) == ans.IDs[0]
 	})
 	if err != nil || seq == 0 {
@@ -263,11 +280,13 @@ func (t *Target) postHTTP(ctx context.Context, c *Case, body []byte, from uint64
 	return o, err
 }
 
-// findRaw looks for the message after sequence from that matches.
-func (t *Target) findRaw(ctx context.Context, from uint64, match func(*jetstream.RawStreamMsg) bool) (uint64, error) {
+// findRaw looks for the message after sequence from that matches, until
+// it is found, a while has passed, or gone (when set) says it will not be.
+func (t *Target) findRaw(ctx context.Context, from uint64, gone func() bool, match func(*jetstream.RawStreamMsg) bool) (uint64, error) {
 	next := from + 1
 	deadline := time.Now().Add(t.Wait / 2)
 	for time.Now().Before(deadline) {
+		wasGone := gone != nil && gone() // read before the stream: what it counted is stored by then
 		last, err := lastSeq(ctx, t.rawStream)
 		if err != nil {
 			return 0, err
@@ -280,6 +299,9 @@ func (t *Target) findRaw(ctx context.Context, from uint64, match func(*jetstream
 			if m != nil && match(m) {
 				return next, nil
 			}
+		}
+		if wasGone {
+			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
