@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,9 +53,13 @@ lines:
 	return uint64(total)
 }
 
+// mixedPoison is how many sorts of poison mixedMessage sends, and
+// mixedDropped how many of them the server does not store.
+const mixedPoison, mixedDropped = 16, 11
+
 // mixedMessage is message i of the mixed load: 9 in 10 good metrics, 1 in
 // 10 poison of several sorts: bodies the processor dead-letters, and core
-// publishes the server does not store (JetStream control headers, a
+// publishes the server does not store (every JetStream control header, a
 // header block over 64 KiB).
 func mixedMessage(i int) *nats.Msg {
 	m := nats.NewMsg(fmt.Sprintf("sightline.raw.metric.load%d", i%7))
@@ -61,7 +67,7 @@ func mixedMessage(i int) *nats.Msg {
 	if i%10 != 9 {
 		return m
 	}
-	switch (i / 10) % 8 {
+	switch (i / 10) % mixedPoison {
 	case 0:
 		m.Data = []byte(`{"i":`) // not JSON → dead letter
 	case 1:
@@ -78,14 +84,47 @@ func mixedMessage(i int) *nats.Msg {
 		m.Header.Set("X-Big", strings.Repeat("h", 66000)) // header block over 64 KiB
 	case 7:
 		m.Header.Set("Nats-Expected-Stream", "ANOTHER")
+	case 8:
+		m.Header.Set("Nats-Expected-Last-Msg-Id", "not-the-last")
+	case 9:
+		m.Header.Set("Nats-Expected-Last-Subject-Sequence", "99999999")
+	case 10:
+		m.Header.Set("Nats-Batch-Id", fmt.Sprint("b", i)) // an atomic batch: the stream allows none
+		m.Header.Set("Nats-Batch-Sequence", "1")
+		m.Header.Set("Nats-Batch-Commit", "1")
+	case 11:
+		m.Header.Set("Nats-Schedule", "@every 1s")
+	case 12:
+		m.Header.Set("Nats-Incr", "1")
+	case 13:
+		m.Data = []byte(`{"time":"9999-12-31T23:59:59Z"}`) // future_time → dead letter
+	case 14:
+		m.Data = []byte(`{"n":1` + strings.Repeat("0", 1000) + `}`) // number_too_long → dead letter
+	case 15:
+		m.Data = []byte(`{"s":"\ud800"}`) // a lone surrogate: an event
 	}
 	return m
+}
+
+// poisonEvents is how many of n mixed messages are poison that becomes an
+// event, and poisonDropped how many the server drops.
+func poisonCounts(n int) (events, dropped int) {
+	for i := 9; i < n; i += 10 {
+		switch (i / 10) % mixedPoison {
+		case 15:
+			events++
+		case 3, 4, 5, 6, 7, 8, 9, 10, 11, 12:
+			dropped++
+		}
+	}
+	return events, dropped
 }
 
 // TestMixedLoadBalances publishes a burst of core messages, 10 % of them
 // poison, as fast as one client can (like `nats pub --count`), to a real
 // `sightline run`, and checks that every one is accounted for, exactly:
-// published = events + dead letters + dropped (sightline_input_dropped_total).
+// published = events + dead letters + dropped (sightline_input_dropped_total),
+// and /metrics and `sightline status --json` say the same.
 // MIXED_LOAD_COUNT sets the count (default 20000; `task mixed-load`
 // runs 300000).
 func TestMixedLoadBalances(t *testing.T) {
@@ -96,7 +135,7 @@ func TestMixedLoadBalances(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, _, natsAddr, base := embeddedProc(t)
+	_, bin, natsAddr, base := embeddedProc(t)
 	nc, err := nats.Connect("nats://"+natsAddr, nats.ReconnectBufSize(-1))
 	if err != nil {
 		t.Fatal(err)
@@ -152,12 +191,54 @@ func TestMixedLoadBalances(t *testing.T) {
 	if out+rejected+dropped != uint64(n) {
 		t.Fatalf("published %d ≠ events %d + dead letters %d + dropped %d", n, out, rejected, dropped)
 	}
-	good := uint64(n - n/10)
+	poisonEvents, poisonDropped := poisonCounts(n)
+	good := uint64(n - n/10 + poisonEvents)
 	if out != good {
 		t.Errorf("events %d, want %d", out, good)
 	}
-	if dropped == 0 {
-		t.Errorf("the server's refusals of control headers were not counted")
+	if dropped != uint64(poisonDropped) {
+		t.Errorf("dropped %d, want %d: every JetStream control header and the big header block, nothing else", dropped, poisonDropped)
+	}
+	// /metrics counts an input as out only when it became an event: the
+	// processor's out and rejected are the streams' counts, exactly (no
+	// restart here, so nothing is redelivered), and nothing is retried.
+	pout := sumMetric(t, base, "sightline_events_out_total", `stage="process"`, `kind="metric"`)
+	prej := sumMetric(t, base, "sightline_events_rejected_total", `stage="process"`, `kind="metric"`)
+	pin := sumMetric(t, base, "sightline_events_in_total", `stage="process"`, `kind="metric"`)
+	pdup := sumMetric(t, base, "sightline_events_duplicate_total", `stage="process"`)
+	pret := sumMetric(t, base, "sightline_events_retried_total", `stage="process"`)
+	t.Logf("/metrics process/metric: in %d, out %d, rejected %d, duplicate %d, retried %d", pin, pout, prej, pdup, pret)
+	if pout != out || prej != rejected || pin != pout+prej+pdup+pret {
+		t.Errorf("/metrics process/metric: in %d, out %d, rejected %d, duplicate %d, retried %d; streams: events %d, dead letters %d",
+			pin, pout, prej, pdup, pret, out, rejected)
+	}
+	// `sightline status` shows the same: in = out + rejected + duplicates
+	// per kind, and what the server dropped on its door line.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	js2, err := exec.CommandContext(ctx, bin, "status", "--json", "--set", "nats.urls=nats://"+natsAddr).Output()
+	if err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	var st bus.Status
+	if err := json.Unmarshal(js2, &st); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, js2)
+	}
+	for _, k := range st.Kinds {
+		if k.Kind == "metric" && (k.In != out+rejected || k.Out != out || k.Rejected != rejected || k.Duplicates != 0) {
+			t.Errorf("status, kind metric: in %d out %d rejected %d duplicates %d; want in %d = out %d + rejected %d", k.In, k.Out, k.Rejected, k.Duplicates, out+rejected, out, rejected)
+		}
+	}
+	var door uint64
+	for _, in := range st.Instances {
+		for _, c := range in.Components {
+			if c.Component == bus.DoorComponent {
+				door += c.Lost
+			}
+		}
+	}
+	if door != dropped {
+		t.Errorf("status: the door line counts %d not stored, /metrics %d", door, dropped)
 	}
 }
 
