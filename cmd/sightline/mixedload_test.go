@@ -18,6 +18,8 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/loss"
+	"github.com/sightline/sightline/internal/bus/status"
 )
 
 // sumMetric adds up every series of a metric whose labels contain all of
@@ -228,7 +230,7 @@ func TestMixedLoadBalances(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status --json: %v", err)
 	}
-	var st bus.Status
+	var st status.Status
 	if err := json.Unmarshal(js2, &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, js2)
 	}
@@ -240,7 +242,7 @@ func TestMixedLoadBalances(t *testing.T) {
 	var door uint64
 	for _, in := range st.Instances {
 		for _, c := range in.Components {
-			if c.Component == bus.DoorComponent {
+			if c.Component == loss.DoorComponent {
 				door += c.Lost
 			}
 		}

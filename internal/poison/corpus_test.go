@@ -21,6 +21,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/consume"
+	"github.com/sightline/sightline/internal/bus/loss"
 	"github.com/sightline/sightline/internal/bus/status"
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/limits"
@@ -109,7 +110,7 @@ func startPipeline(t *testing.T, o bus.Options, sc bus.StreamsConfig) *pipeline 
 	env := sinks.Env{Bus: func(context.Context) (*bus.Bus, error) { return b, nil }}
 	done := make(chan error, 8)
 	run := func(f func() error) { go func() { done <- f() }() }
-	if err := b.WatchDoor(ctx); err != nil { // as sightline run does; nothing on an external server
+	if err := loss.WatchDoor(ctx, b); err != nil { // as sightline run does; nothing on an external server
 		t.Fatal(err)
 	}
 	running := 1
