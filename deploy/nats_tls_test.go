@@ -190,7 +190,7 @@ func startComposeNATS(t *testing.T) *natsStack {
 }
 
 // The Compose NATS server only speaks TLS: the pipeline, as the worker user
-// over tls:// with the stack's CA (nats.tls_ca), connects, declares its
+// over tls:// with the stack's CA (nats.ca_file), connects, declares its
 // streams and publishes; a plain-text client is refused before it can send
 // its password; a client that does not trust the CA cannot connect; and the
 // monitoring port (healthcheck, exporter) is HTTPS only.

@@ -163,7 +163,7 @@ func TestSightlineTrustsTheStackCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ca = "/run/secrets/sightline/tls/ca.pem"
-	for sec, key := range map[string]string{"nats": "tls_ca", "graph": "ca_file", "index": "ca_file", "archive": "ca_file"} {
+	for sec, key := range map[string]string{"nats": "ca_file", "graph": "ca_file", "index": "ca_file", "archive": "ca_file"} {
 		if got := cfg[sec][key]; got != ca {
 			t.Errorf("%s.%s = %v, want %s", sec, key, got, ca)
 		}

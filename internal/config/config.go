@@ -43,9 +43,13 @@ func (c *Config) Warnings() []string { return c.warnings }
 // server (listen, store_dir).
 type NATS struct {
 	// The connection's options (urls, name, store_dir, max_payload,
-	// server_config, credentials, inbox_prefix, tls_*): the bus's own type,
-	// so every option it has can be set here.
+	// server_config, credentials, inbox_prefix): the bus's own type, so
+	// every option it has can be set here. Its tls_* keys are replaced by
+	// the TLS block below (renamedKeys maps them).
 	bus.Options `yaml:",inline"`
+	// TLS to an external cluster: nats.ca_file, nats.cert_file,
+	// nats.key_file, nats.insecure_skip_verify.
+	TLS TLS `yaml:",inline"`
 	// Listen is the embedded server's host:port.
 	Listen string `yaml:"listen"`
 	// Insecure lets the embedded server listen beyond loopback without
@@ -259,8 +263,8 @@ func (c *Config) Validate() error {
 	if c.NATS.StallTimeout < time.Second {
 		bad("nats.stall_timeout", "must be at least 1s, got %s", c.NATS.StallTimeout)
 	}
-	if (c.NATS.TLSCert == "") != (c.NATS.TLSKey == "") {
-		bad("nats.tls_cert", "tls_cert and tls_key must be set together")
+	if err := c.NATS.TLS.Validate("nats"); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Streams.Replicas < 1 || c.Streams.Replicas > 5 {
 		bad("streams.replicas", "must be between 1 and 5, got %d", c.Streams.Replicas)
@@ -309,12 +313,8 @@ func (c *Config) Validate() error {
 		bad("http.listen", "%s is not a loopback address and authentication is off: set http.auth.tokens_file or "+
 			"http.auth.token_files (README, Security), or set http.insecure: true to serve without authentication", c.HTTP.Listen)
 	}
-	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
-		if c.HTTP.TLSCert == "" {
-			bad("http.tls_cert", "http.tls_key is set: set http.tls_cert and http.tls_key together")
-		} else {
-			bad("http.tls_key", "http.tls_cert is set: set http.tls_cert and http.tls_key together")
-		}
+	if err := pairError("http.tls_cert", c.HTTP.TLSCert, "http.tls_key", c.HTTP.TLSKey); err != nil {
+		errs = append(errs, err)
 	}
 	for _, tf := range c.HTTP.Auth.TokenFiles {
 		if err := httpauth.CheckTokenFileEntry(tf); err != nil {
@@ -382,6 +382,7 @@ func attrName(s string) bool {
 // BusOptions converts the nats section.
 func (c *Config) BusOptions() bus.Options {
 	o := c.NATS.Options
+	o.TLSCA, o.TLSCert, o.TLSKey, o.TLSInsecureSkipVerify = c.NATS.TLS.CAFile, c.NATS.TLS.CertFile, c.NATS.TLS.KeyFile, c.NATS.TLS.InsecureSkipVerify
 	if host, port, err := net.SplitHostPort(c.NATS.Listen); err == nil {
 		o.Host = host
 		fmt.Sscanf(port, "%d", &o.Port)

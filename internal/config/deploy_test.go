@@ -28,8 +28,8 @@ func TestComposeConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	const ca = "/run/secrets/sightline/tls/ca.pem"
-	if len(c.NATS.URLs) != 1 || !strings.HasPrefix(c.NATS.URLs[0], "tls://") || !strings.Contains(c.NATS.URLs[0], "@nats:4222") || c.NATS.TLSCA != ca {
-		t.Errorf("nats.urls %v tls_ca %q", c.NATS.URLs, c.NATS.TLSCA)
+	if len(c.NATS.URLs) != 1 || !strings.HasPrefix(c.NATS.URLs[0], "tls://") || !strings.Contains(c.NATS.URLs[0], "@nats:4222") || c.NATS.TLS.CAFile != ca {
+		t.Errorf("nats.urls %v ca_file %q", c.NATS.URLs, c.NATS.TLS.CAFile)
 	}
 	gc, ic, ac, _ := sinkConfigs(t, c)
 	if !gc.Enabled || gc.URI != "bolt+s://neo4j:7687" || gc.Password == "" || gc.CAFile != ca {

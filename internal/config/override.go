@@ -44,6 +44,25 @@ var renamedEnv = map[string]string{
 	"SIGHTLINE_S3_SECRET_KEY":  "archive.secret_key",
 }
 
+// renamedKeys are keys earlier releases read, with the key that replaces
+// each. The old name still works in the YAML file, as a SIGHTLINE_
+// variable and with --set, with a warning naming the new key (the value
+// means the same); `config keys`, `config show` and the reference list the
+// new key only.
+var renamedKeys = map[string]string{
+	"nats.tls_ca":                   "nats.ca_file",
+	"nats.tls_cert":                 "nats.cert_file",
+	"nats.tls_key":                  "nats.key_file",
+	"nats.tls_insecure_skip_verify": "nats.insecure_skip_verify",
+}
+
+// renamedWarning is the warning of an old name (where says where it was
+// written: "the file", "environment SIGHTLINE_...", "--set").
+func (c *Config) renamedWarning(where, old, newKey string) {
+	c.warnings = append(c.warnings, fmt.Sprintf("%s: %s is renamed %s (variable %s); the old name still works",
+		where, old, newKey, EnvName(newKey)))
+}
+
 // Keys lists every settable key, sorted.
 func (c *Config) Keys() []string {
 	var out []string
@@ -73,6 +92,10 @@ func applyEnv(c *Config, env []string) error {
 	for _, k := range c.Keys() {
 		byEnv[EnvName(k)] = k
 	}
+	oldEnv := map[string]string{} // variable of an old name → the old name
+	for old := range renamedKeys {
+		oldEnv[EnvName(old)] = old
+	}
 	vars := map[string]string{}
 	for _, kv := range env {
 		name, val, ok := strings.Cut(kv, "=")
@@ -88,6 +111,10 @@ func applyEnv(c *Config, env []string) error {
 	var errs []error
 	for _, name := range names {
 		key, ok := byEnv[name]
+		if old, renamed := oldEnv[name]; renamed {
+			key, ok = renamedKeys[old], true
+			c.renamedWarning("environment "+name, old, key)
+		}
 		if replacement, renamed := renamedEnv[name]; !ok && renamed {
 			// Not applied (the value may not mean the same under the
 			// new key), and not an error: every command would fail.
@@ -127,7 +154,12 @@ func Set(c *Config, kv string) error {
 	if !ok {
 		return fmt.Errorf("--set %q: want key=value", kv)
 	}
-	if err := setKey(c, strings.TrimSpace(key), val); err != nil {
+	key = strings.TrimSpace(key)
+	if k, old := renamedKeys[key]; old {
+		c.renamedWarning("--set", key, k)
+		key = k
+	}
+	if err := setKey(c, key, val); err != nil {
 		return fmt.Errorf("--set %s: %w", key, err)
 	}
 	return nil

@@ -58,6 +58,9 @@ func walkTyped(v reflect.Value, prefix string, f func(key string, owner reflect.
 			continue
 		}
 		key := prefix + name
+		if _, old := renamedKeys[key]; old {
+			continue
+		}
 		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
 			walkTyped(fv, key+".", f)
 			continue
@@ -177,6 +180,16 @@ func Reference(docs []KeyDoc) []byte {
 			def = "`" + cell(def) + "`"
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n", d.Key, d.Type, def, d.Env, cell(d.Description))
+	}
+	b.WriteString("\n## Renamed keys\n\nThese names of earlier releases still work (in the file, as variables and with `--set`), each\n")
+	b.WriteString("with a warning naming the key that replaces it.\n\n| old key | old variable | key |\n|---|---|---|\n")
+	olds := make([]string, 0, len(renamedKeys))
+	for k := range renamedKeys {
+		olds = append(olds, k)
+	}
+	sort.Strings(olds)
+	for _, k := range olds {
+		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` |\n", k, EnvName(k), renamedKeys[k])
 	}
 	return []byte(b.String())
 }

@@ -55,14 +55,24 @@ func (c *Config) checkKeys(doc *yaml.Node) error {
 		top[s.name] = reflect.TypeOf(s.value)
 	}
 	var errs []error
-	checkMapping(doc, top, "", &errs)
+	c.checkMapping(doc, top, "", &errs)
 	return errors.Join(errs...)
 }
 
-func checkMapping(n *yaml.Node, fields map[string]reflect.Type, path string, errs *[]error) {
+func (c *Config) checkMapping(n *yaml.Node, fields map[string]reflect.Type, path string, errs *[]error) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		key := path + k.Value
+		if newKey, old := renamedKeys[key]; old {
+			// Decoded under its new name (the node is renamed in place).
+			name := newKey[strings.LastIndexByte(newKey, '.')+1:]
+			if hasKey(n, name) {
+				*errs = append(*errs, fmt.Errorf("%s (line %d): set either %s or %s (its new name), not both", key, k.Line, key, newKey))
+				continue
+			}
+			c.renamedWarning(fmt.Sprintf("line %d", k.Line), key, newKey)
+			k.Value, key = name, newKey
+		}
 		t, ok := fields[k.Value]
 		if !ok {
 			names := make([]string, 0, len(fields))
@@ -78,20 +88,30 @@ func checkMapping(n *yaml.Node, fields map[string]reflect.Type, path string, err
 			*errs = append(*errs, errors.New(msg))
 			continue
 		}
-		checkValue(v, t, key, errs)
+		c.checkValue(v, t, key, errs)
 	}
 }
 
-func checkValue(n *yaml.Node, t reflect.Type, key string, errs *[]error) {
+// hasKey reports whether mapping n has the key name.
+func hasKey(n *yaml.Node, name string) bool {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) checkValue(n *yaml.Node, t reflect.Type, key string, errs *[]error) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch {
 	case t.Kind() == reflect.Struct && n.Kind == yaml.MappingNode:
-		checkMapping(n, fieldsOf(t), key+".", errs)
+		c.checkMapping(n, fieldsOf(t), key+".", errs)
 	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
 		for _, item := range n.Content {
-			checkValue(item, t.Elem(), key, errs)
+			c.checkValue(item, t.Elem(), key, errs)
 		}
 	}
 	// Maps take any key; a node of the wrong kind is reported by Decode.
@@ -265,6 +285,7 @@ func (c *Config) render(mask bool) ([]byte, error) {
 		}
 		doc.Content = append(doc.Content, &k, &v)
 	}
+	dropRenamed(&doc, "")
 	if mask {
 		secret := map[string]bool{}
 		c.each(func(prefix string, v reflect.Value) {
@@ -277,6 +298,24 @@ func (c *Config) render(mask bool) ([]byte, error) {
 		maskNode(&doc, "", secret)
 	}
 	return yaml.Marshal(&doc)
+}
+
+// dropRenamed removes the old names of renamedKeys (their fields still
+// exist in types the configuration embeds, always empty).
+func dropRenamed(n *yaml.Node, path string) {
+	if n.Kind != yaml.MappingNode {
+		return
+	}
+	kept := n.Content[:0]
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		key := path + n.Content[i].Value
+		if _, old := renamedKeys[key]; old {
+			continue
+		}
+		dropRenamed(n.Content[i+1], key+".")
+		kept = append(kept, n.Content[i], n.Content[i+1])
+	}
+	n.Content = kept
 }
 
 // Masked replaces the value of a secret.

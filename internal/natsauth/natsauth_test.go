@@ -432,7 +432,7 @@ func composeConfCopy(t *testing.T) string {
 
 // natsCert writes dir/nats.pem and dir/nats.key (the names nats.conf uses), a
 // throw-away server certificate for 127.0.0.1, and returns its CA's path
-// (what clients trust: nats.tls_ca).
+// (what clients trust: nats.ca_file).
 func natsCert(t *testing.T, dir string) string {
 	t.Helper()
 	ca, cert, key := authtest.WritePKI(t, dir, "nats")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -39,9 +40,9 @@ type Config struct {
 	// AccessKey and SecretKey; empty means the AWS default chain (env, profile, IMDS).
 	AccessKey string `yaml:"access_key"`
 	SecretKey string `yaml:"secret_key" secret:"true"`
-	// CAFile is a PEM file of the CAs to trust for an https:// Endpoint
-	// instead of the system roots.
-	CAFile string `yaml:"ca_file"`
+	// TLS of an https:// Endpoint: archive.ca_file, archive.cert_file,
+	// archive.key_file, archive.insecure_skip_verify.
+	config.TLS `yaml:",inline"`
 	// PathStyle addresses buckets as endpoint/bucket/key (needed by MinIO, versitygw).
 	PathStyle bool `yaml:"path_style"`
 
@@ -125,8 +126,11 @@ func (c Config) Validate() error {
 	} else if strings.Contains(c.URL, "://") && !strings.HasPrefix(c.URL, "file://") {
 		bad("url", "%q: scheme must be s3:// or file:// (or a plain directory path)", c.URL)
 	}
-	if c.CAFile != "" && !strings.HasPrefix(c.Endpoint, "https://") {
-		bad("ca_file", "set, but archive.endpoint %q is not https://", c.Endpoint)
+	if key := c.TLS.FirstSet("archive"); key != "" && !strings.HasPrefix(c.Endpoint, "https://") {
+		errs = append(errs, fmt.Errorf("%w: %s: set, but archive.endpoint %q is not https://", ErrConfig, key, c.Endpoint))
+	}
+	if err := c.TLS.Validate("archive"); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
 	}
 	if (c.AccessKey == "") != (c.SecretKey == "") {
 		bad("access_key", "access_key and secret_key must be set together")

@@ -14,8 +14,6 @@ import (
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/s3blob"
-
-	"github.com/sightline/sightline/internal/tlsca"
 )
 
 // OpenBucket opens the bucket Config.URL names, already restricted to its
@@ -70,11 +68,11 @@ func s3Client(ctx context.Context, cfg Config) (*s3.Client, error) {
 		region = "us-east-1"
 	}
 	var httpc *http.Client
-	if cfg.CAFile != "" {
-		tc, err := tlsca.Config(cfg.CAFile, false)
-		if err != nil {
-			return nil, fmt.Errorf("%w: archive.ca_file: %w", ErrConfig, err)
-		}
+	tc, err := cfg.ClientConfig("archive")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if tc != nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = tc
 		httpc = &http.Client{Transport: tr}

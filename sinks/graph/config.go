@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 )
@@ -21,9 +22,9 @@ type Config struct {
 	User         string `yaml:"user"`
 	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
-	// CAFile is a PEM file of the CAs to trust for a TLS URI (bolt+s://,
-	// neo4j+s://) instead of the system roots.
-	CAFile string `yaml:"ca_file"`
+	// TLS of a TLS URI (bolt+s://, neo4j+s://): graph.ca_file,
+	// graph.cert_file, graph.key_file, graph.insecure_skip_verify.
+	config.TLS `yaml:",inline"`
 	// Database is the Neo4j database name; empty means the server default.
 	Database string `yaml:"database"`
 
@@ -84,9 +85,10 @@ func (c Config) Validate() error {
 	} else if !strings.Contains(c.URI, "://") {
 		errs = append(errs, fmt.Errorf("graph.uri: %q is not a URI (bolt://host:7687 or neo4j://host:7687)", c.URI))
 	}
-	if c.CAFile != "" && !strings.HasPrefix(c.URI, "bolt+s://") && !strings.HasPrefix(c.URI, "neo4j+s://") {
-		errs = append(errs, fmt.Errorf("graph.ca_file: set, but graph.uri %q does not use TLS (bolt+s:// or neo4j+s://)", c.URI))
+	if key := c.TLS.FirstSet("graph"); key != "" && !strings.HasPrefix(c.URI, "bolt+s://") && !strings.HasPrefix(c.URI, "neo4j+s://") {
+		errs = append(errs, fmt.Errorf("%s: set, but graph.uri %q does not use TLS (bolt+s:// or neo4j+s://)", key, c.URI))
 	}
+	errs = append(errs, c.TLS.Validate("graph"))
 	if c.Password != "" && c.PasswordFile != "" {
 		errs = append(errs, errors.New("graph.password_file: set either password or password_file, not both"))
 	}

@@ -5,7 +5,6 @@ package graph
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/internal/tlsca"
 	"github.com/sightline/sightline/sinks"
 )
 
@@ -99,12 +97,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 			}
 			pw = strings.TrimSpace(string(b))
 		}
-		var tc *tls.Config
-		if cfg.CAFile != "" {
-			var err error
-			if tc, err = tlsca.Config(cfg.CAFile, false); err != nil {
-				return nil, fmt.Errorf("graph sink: graph.ca_file: %w", err)
-			}
+		tc, err := cfg.ClientConfig("graph")
+		if err != nil {
+			return nil, fmt.Errorf("graph sink: %w", err)
 		}
 		d, err := neo4j.NewDriverWithContext(cfg.URI, neo4j.BasicAuth(cfg.User, pw, ""), func(c *neoconfig.Config) {
 			c.TlsConfig = tc

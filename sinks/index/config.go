@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/index/esclient"
 )
@@ -43,10 +44,9 @@ type Config struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password" secret:"true"`
 	APIKey   string `yaml:"api_key" secret:"true"`
-	// TLS: a PEM file of CAs to trust (in addition to none: only these), and
-	// an opt-in to skip verification.
-	CAFile             string `yaml:"ca_file"`
-	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+	// TLS of https:// URLs: index.ca_file, index.cert_file,
+	// index.key_file, index.insecure_skip_verify.
+	config.TLS `yaml:",inline"`
 
 	// MaxBulkBytes caps one _bulk request body; a larger batch is split.
 	MaxBulkBytes int `yaml:"max_bulk_bytes"`
@@ -127,6 +127,9 @@ func (c Config) Validate() error {
 	}
 	if c.APIKey != "" && c.Username != "" {
 		bad("api_key", "use either api_key or username/password, not both")
+	}
+	if err := c.TLS.Validate("index"); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
 	}
 	if c.MaxBulkBytes < 1024 {
 		bad("max_bulk_bytes", "must be at least 1024")

@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -78,9 +79,16 @@ func NewRemote(cfg Config, opts ...Option) (*Remote, error) {
 		return nil, err
 	}
 	r := &Remote{cfg: cfg, o: buildOptions(opts)}
+	var tc *tls.Config
+	if r.o.httpc == nil {
+		var err error
+		if tc, err = cfg.ClientConfig("index"); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
 	c, err := esclient.New(esclient.Config{
 		URLs: cfg.URLs, Flavor: cfg.Flavor, Username: cfg.Username, Password: cfg.Password, APIKey: cfg.APIKey,
-		CAFile: cfg.CAFile, InsecureSkipVerify: cfg.InsecureSkipVerify, Timeout: cfg.Timeout,
+		TLS: tc, Timeout: cfg.Timeout,
 	}, r.o.httpc)
 	if err != nil {
 		return nil, fmt.Errorf("%w: index.%w", ErrConfig, err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
 )
@@ -285,7 +286,7 @@ func TestOpenSearchTLSBasicAuthAndSplit(t *testing.T) {
 	}
 	t.Logf("1000 events in %d _bulk requests, largest %d bytes", bulks.Load(), maxBody.Load())
 
-	wrong := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, CAFile: ca, Username: "sightline", Password: "nope"})
+	wrong := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, TLS: config.TLS{CAFile: ca}, Username: "sightline", Password: "nope"})
 	if err := wrong.Write(ctx, batch[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong password: %v", err)
 	}
@@ -293,7 +294,7 @@ func TestOpenSearchTLSBasicAuthAndSplit(t *testing.T) {
 	if err := noCA.Write(ctx, batch[:1]); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: %v", err)
 	}
-	key := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, CAFile: ca, APIKey: "abc"})
+	key := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, TLS: config.TLS{CAFile: ca}, APIKey: "abc"})
 	if err := key.Write(ctx, batch[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("api key where basic auth is required: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/testsvc"
 )
 
@@ -32,7 +33,7 @@ func TestElasticsearchOverTLSWithCAFile(t *testing.T) {
 }
 
 func dropPrefixTLS(t testing.TB, base, ca, prefix string) {
-	r := mustRemote(t, Config{URLs: []string{base}, Prefix: prefix, CAFile: ca})
+	r := mustRemote(t, Config{URLs: []string{base}, Prefix: prefix, TLS: config.TLS{CAFile: ca}})
 	ctx := context.Background()
 	_, _, _, _ = r.client.Do(ctx, "DELETE", "/"+prefix+"-*", "", nil)
 	_, _, _, _ = r.client.Do(ctx, "DELETE", "/_index_template/"+prefix+"-events", "", nil)

@@ -9,6 +9,7 @@ package esclient
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +20,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/sightline/sightline/internal/tlsca"
 )
 
 // Flavors of servers.
@@ -42,10 +41,8 @@ type Config struct {
 	Flavor string
 	// Basic auth, or an API key (sent as "Authorization: ApiKey <key>").
 	Username, Password, APIKey string
-	// CAFile is a PEM file of the CAs to trust; InsecureSkipVerify skips
-	// verification.
-	CAFile             string
-	InsecureSkipVerify bool
+	// TLS are the client's TLS settings (nil: the system roots).
+	TLS *tls.Config
 	// Timeout of one request.
 	Timeout time.Duration
 }
@@ -59,8 +56,7 @@ type Client struct {
 }
 
 // New makes a client; it does not touch the network. httpc, when not nil,
-// replaces the HTTP client (its TLS settings then come from it). The error
-// of a bad CA file names the key ca_file.
+// replaces the HTTP client (its TLS settings then come from it).
 func New(cfg Config, httpc *http.Client) (*Client, error) {
 	if len(cfg.URLs) == 0 {
 		return nil, errors.New("urls: at least one server is required")
@@ -72,12 +68,8 @@ func New(cfg Config, httpc *http.Client) (*Client, error) {
 	if c.httpc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 16
-		if cfg.CAFile != "" || cfg.InsecureSkipVerify {
-			tc, err := tlsca.Config(cfg.CAFile, cfg.InsecureSkipVerify)
-			if err != nil {
-				return nil, fmt.Errorf("ca_file: %w", err)
-			}
-			tr.TLSClientConfig = tc
+		if cfg.TLS != nil {
+			tr.TLSClientConfig = cfg.TLS
 		}
 		c.httpc = &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	}
