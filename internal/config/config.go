@@ -179,8 +179,13 @@ type Telemetry struct {
 
 // Statsd is the optional statsd feed; empty address disables it.
 type Statsd struct {
-	Address  string        `yaml:"address"`
-	Prefix   string        `yaml:"prefix"`
+	// Address is the host:port (UDP) of a DogStatsD or statsd server;
+	// empty sends nothing.
+	Address string `yaml:"address"`
+	// Prefix of every metric name (empty: "sightline.").
+	Prefix string `yaml:"prefix"`
+	// Interval between sends: counters and gauges are summed over it,
+	// timings sampled (at most 64 values per series).
 	Interval time.Duration `yaml:"interval"`
 }
 

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -75,6 +76,10 @@ func TestMetricsExposition(t *testing.T) {
 	}
 }
 
+// The statsd feed, received by a UDP listener: counters and gauges
+// aggregated into one line per series, timings in milliseconds, DogStatsD
+// tags; a thousand events of a series send one counter line, and at most
+// a bounded number of timing samples.
 func TestStatsdSendsAggregatedLines(t *testing.T) {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -85,29 +90,64 @@ func TestStatsdSendsAggregatedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { s.Run(ctx); close(done) }()
 	obs := telemetry.Fanout{s, telemetry.NewMetrics()}
-	for range 3 {
+	for range 1000 {
 		obs.Received("process", "metric", false)
+		obs.Observed("process", "metric", 1500*time.Microsecond)
 	}
 	obs.Rejected("process", "metric", "schema")
 	obs.Pending("SIGHTLINE_RAW", "processor", 5)
 	s.Flush()
-	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 2048)
-	n, _, err := pc.ReadFrom(buf)
-	if err != nil {
-		t.Fatal(err)
+
+	var lines []string
+	want := map[string]bool{
+		"sightline.events_in:1000|c|#kind:metric,stage:process":                   false,
+		"sightline.events_rejected:1|c|#kind:metric,stage:process,reason:schema":  false,
+		"sightline.consumer_pending:5|g|#stream:SIGHTLINE_RAW,consumer:processor": false,
 	}
-	got := string(buf[:n])
-	for _, want := range []string{
-		"sightline.events_in:3|c|#kind:metric,stage:process",
-		"sightline.events_rejected:1|c|#kind:metric,stage:process,reason:schema",
-		"sightline.consumer_pending:5|g|#stream:SIGHTLINE_RAW,consumer:processor",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("statsd datagram lacks %q:\n%s", want, got)
+	var timing string
+	missing := func() bool {
+		for _, ok := range want {
+			if !ok {
+				return true
+			}
+		}
+		return timing == ""
+	}
+	buf := make([]byte, 65536)
+	for missing() {
+		_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("%v; received so far:\n%s", err, strings.Join(lines, "\n"))
+		}
+		for l := range strings.SplitSeq(strings.TrimSpace(string(buf[:n])), "\n") {
+			lines = append(lines, l)
+			if _, ok := want[l]; ok {
+				want[l] = true
+			}
+			if strings.HasPrefix(l, "sightline.processing:") {
+				timing = l
+			}
 		}
 	}
+	// sightline.processing:1.500000:1.500000:...|ms|@0.064|#kind:metric,stage:process
+	name, rest, _ := strings.Cut(timing, "|")
+	values := strings.Split(strings.TrimPrefix(name, "sightline.processing:"), ":")
+	ms, err := strconv.ParseFloat(values[0], 64)
+	if !strings.HasPrefix(rest, "ms|") || !strings.HasSuffix(rest, "|#kind:metric,stage:process") || err != nil || ms != 1.5 || len(values) > 64 {
+		t.Errorf("timing line %q: want up to 64 values of 1.5 ms", timing)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "sightline.events_in:") && l != "sightline.events_in:1000|c|#kind:metric,stage:process" {
+			t.Errorf("a second counter line for the series: %q", l)
+		}
+	}
+	cancel()
+	<-done
 	if _, err := telemetry.NewStatsd("nohostport", "", 0); err == nil {
 		t.Fatal("bad address accepted")
 	}
