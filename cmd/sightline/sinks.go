@@ -47,3 +47,7 @@ func sinkNames() []string {
 	}
 	return out
 }
+
+// The sink of docs/contributing.md is copied from the page into
+// testdata/guide/jsondir (guidesink_test.go).
+//go:generate go test -run ^TestGuideSinkIsThePage$ -update-guide-sink .
