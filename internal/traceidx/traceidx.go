@@ -418,6 +418,9 @@ type Query struct {
 	// After, when set, keeps the matches past it in the query's order
 	// (paging); Total then counts only those.
 	After *Cursor
+	// Expr, when set, must hold too (checked on each candidate's
+	// document); without Clauses it also chooses the lists read.
+	Expr *Expr
 }
 
 // Hit is a matching document.
@@ -582,25 +585,38 @@ func (s *Store) Search(q Query) (Result, error) {
 		prefixes  [][]byte
 		singles   []*source
 		rest      []Clause
-		wordLists []string
+		wordLists [][]string
+		drive     []Clause
 	)
-	all := func() error {
+	switch {
+	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || slices.Contains(s.o.Posted, q.Clauses[0].Field)):
+		drive, rest = q.Clauses[:1], q.Clauses[1:]
+	case len(q.Clauses) > 0:
+		rest = q.Clauses
+	case q.Expr != nil:
+		drive = s.drivers(q.Expr)
+	}
+	if drive == nil {
 		vals, err := s.values(s.o.Posted[0])
+		if err != nil {
+			return Result{}, fmt.Errorf("traceidx: search: %w", err)
+		}
 		for _, v := range vals {
 			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
 		}
-		return err
 	}
-	switch {
-	case len(q.Clauses) == 0:
-		if err := all(); err != nil {
-			return Result{}, fmt.Errorf("traceidx: search: %w", err)
+	for _, c := range drive {
+		if c.Text == "" {
+			for _, v := range c.Values {
+				prefixes = append(prefixes, postPrefix(nil, c.Field, v))
+			}
+			continue
 		}
-	case q.Clauses[0].Text != "":
 		// The documents on every word's list, and those whose field is
 		// the text: all of them match the clause.
-		c := q.Clauses[0]
-		wordLists = Words(nil, c.Text, MaxWords)
+		if ws := Words(nil, c.Text, MaxWords); len(ws) > 0 {
+			wordLists = append(wordLists, ws)
+		}
 		for _, f := range c.TextFields {
 			switch {
 			case slices.Contains(s.o.Posted, f):
@@ -621,17 +637,6 @@ func (s *Store) Search(q Query) (Result, error) {
 				closer.Close()
 			}
 		}
-		rest = q.Clauses[1:]
-	case slices.Contains(s.o.Posted, q.Clauses[0].Field):
-		for _, v := range q.Clauses[0].Values {
-			prefixes = append(prefixes, postPrefix(nil, q.Clauses[0].Field, v))
-		}
-		rest = q.Clauses[1:]
-	default:
-		if err := all(); err != nil {
-			return Result{}, fmt.Errorf("traceidx: search: %w", err)
-		}
-		rest = q.Clauses
 	}
 	srcs := singles
 	defer func() {
@@ -667,9 +672,9 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		srcs = append(srcs, src)
 	}
-	if len(wordLists) > 0 {
+	for _, words := range wordLists {
 		and := &source{}
-		for _, w := range wordLists {
+		for _, w := range words {
 			src, err := list(wordPrefix(nil, w))
 			if err != nil {
 				for _, m := range and.and {
@@ -717,6 +722,9 @@ func (s *Store) Search(q Query) (Result, error) {
 			return Result{}, fmt.Errorf("traceidx: search: %w", err)
 		}
 		ok, err := s.matches(rest, key[8:], terms)
+		if err == nil && ok && q.Expr != nil {
+			ok, err = s.check(key[8:], q.Expr)
+		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
 			// left behind by a rewrite takes no place among the hits.
