@@ -591,10 +591,10 @@ func (s *Store) Search(q Query) (Result, error) {
 	switch {
 	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || slices.Contains(s.o.Posted, q.Clauses[0].Field)):
 		drive, rest = q.Clauses[:1], q.Clauses[1:]
-	case len(q.Clauses) > 0:
-		rest = q.Clauses
 	case q.Expr != nil:
-		drive = s.drivers(q.Expr)
+		rest, drive = q.Clauses, s.drivers(q.Expr)
+	default:
+		rest = q.Clauses
 	}
 	if drive == nil {
 		vals, err := s.values(s.o.Posted[0])
