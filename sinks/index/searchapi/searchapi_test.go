@@ -121,7 +121,7 @@ func TestSearchQueryErrors(t *testing.T) {
 		"a OR":                        "query: at position 3: OR wants a term after it",
 		strings.Repeat("x ", 65):      "query: at position 129: more than 64 terms",
 		strings.Repeat("(", 17) + "x" + strings.Repeat(")", 17): "query: at position 17: nested more than 16 deep",
-		strings.Repeat("x", 4097):                                "query: query is 4097 bytes, over the limit of 4096",
+		strings.Repeat("x", 4097):                               "query: query is 4097 bytes, over the limit of 4096",
 	} {
 		var body struct{ Error string }
 		code := get(t, srv.URL+"/v1/search?q="+url.QueryEscape(q), &body)
