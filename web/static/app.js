@@ -296,6 +296,7 @@
     summarize(st);
     drawHistogram(st);
     status(evs.length ? "" : "No event matches.");
+    performance.mark("sightline:search-drawn"); // the page's timing test
     document.body.dataset.loaded = "search";
     armRefresh("search-view", params);
   }
@@ -708,6 +709,7 @@
     T.loading = !!r.body.next;
     render(r.body);
     status("");
+    performance.mark("sightline:trace-drawn"); // when the first rows are drawn (the page's timing test)
     document.body.dataset.loaded = id;
     let next = r.body.next;
     while (next) {
