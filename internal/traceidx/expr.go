@@ -181,8 +181,30 @@ func (s *Store) drivers(e *Expr) []Clause {
 	return nil
 }
 
-// check reads document id and checks e on it; false when absent.
-func (s *Store) check(id []byte, e *Expr) (bool, error) {
+// fromTerms reports whether e can be checked on a posting's terms alone:
+// only terms of fields the postings carry (not Unchecked), no text, no body.
+func (s *Store) fromTerms(e *Expr) bool {
+	switch e.Op {
+	case ExprTerm:
+		return !slices.Contains(s.o.Unchecked, e.Field)
+	case ExprText, ExprBody:
+		return false
+	}
+	for _, k := range e.Kids {
+		if !s.fromTerms(k) {
+			return false
+		}
+	}
+	return true
+}
+
+// check checks e on the candidate id whose posting carries terms: on the
+// terms when they are enough (terms only), else on the document read.
+// False when the document is absent.
+func (s *Store) check(id, terms []byte, e *Expr, termsOnly bool) (bool, error) {
+	if termsOnly {
+		return e.eval(&docView{s: s, id: string(id), terms: decodeTerms(terms)}), nil
+	}
 	var (
 		ok  bool
 		err error

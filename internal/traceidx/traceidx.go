@@ -687,6 +687,7 @@ func (s *Store) Search(q Query) (Result, error) {
 		and.align(q.Newest)
 		srcs = append(srcs, and)
 	}
+	termsOnly := q.Expr != nil && s.fromTerms(q.Expr)
 	type cand struct {
 		key, terms []byte
 	}
@@ -723,7 +724,7 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		ok, err := s.matches(rest, key[8:], terms)
 		if err == nil && ok && q.Expr != nil {
-			ok, err = s.check(key[8:], q.Expr)
+			ok, err = s.check(key[8:], terms, q.Expr, termsOnly)
 		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
