@@ -67,7 +67,7 @@ func TestPageSearchLanguage(t *testing.T) {
 	b.do("type a bad query", chromedp.SendKeys("#s-q", "level:error AND (host:web-1"))
 	eval[bool](b, `document.getElementById("s-go").click(); true`)
 	b.waitUntil("the error is drawn", `[document.getElementById("status")].filter(`+drawnJS+`).some(s => s.textContent.includes("at position 17"))`, 20*time.Second)
-	if got := eval[string](b, `document.getElementById("status").textContent`); !strings.Contains(got, `query: at position 17: "(" not closed`) {
+	if got := eval[string](b, `document.getElementById("status").textContent`); got != `Error: search failed: query: at position 17: "(" not closed (a ")" is missing)` {
 		t.Errorf("status after a bad query: %q", got)
 	}
 	if n := len(drawnIDs()); n != 0 {
