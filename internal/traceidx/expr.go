@@ -45,22 +45,77 @@ type Expr struct {
 	Kids []*Expr
 }
 
-// docView is what an Expr is checked against: one document's parts, its
-// terms decoded once, its body read when first asked.
+// docView is what an Expr is checked against: one candidate, from its
+// posting's terms (raw) and the texts its lists are known to match; the
+// document is read only when a condition needs it (text not known, an
+// unchecked field, the body), once.
 type docView struct {
 	s     *Store
 	id    string
-	p     docParts
-	terms []Term
-	words []string
-	body  []byte
-	read  bool
-	err   error
+	raw   []byte   // the posting's terms (not the Unchecked fields)
+	known []string // texts the document matches (from the lists it was read from)
+
+	loaded  bool
+	missing bool
+	terms   []Term
+	text    []byte
+	ref     []byte
+	words   []string
+	body    []byte
+	read    bool
+	err     error
+}
+
+func (v *docView) load() bool {
+	if !v.loaded {
+		v.loaded = true
+		ok, err := v.s.withDoc([]byte(v.id), func(p docParts) bool {
+			v.terms, v.text, v.ref = decodeTerms(p.terms), slices.Clone(p.text), slices.Clone(p.ref)
+			return true
+		})
+		v.missing, v.err = !ok, err
+	}
+	return !v.missing && v.err == nil
+}
+
+// hasTerm reports whether the document has field equal to one of values:
+// from the posting's terms when it carries the field, else the document's.
+func (v *docView) hasTerm(field string, values []string) bool {
+	if field == "id" && slices.Contains(values, v.id) {
+		return true
+	}
+	if v.raw != nil && !slices.Contains(v.s.o.Unchecked, field) {
+		found := false
+		eachTerm(v.raw, func(f, val []byte) bool {
+			if string(f) == field {
+				for _, x := range values {
+					if string(val) == x {
+						found = true
+						break
+					}
+				}
+			}
+			return !found
+		})
+		return found
+	}
+	if !v.load() {
+		return false
+	}
+	for _, t := range v.terms {
+		if t.Field == field && slices.Contains(values, t.Value) {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *docView) hasWords(text string) bool {
+	if !v.load() {
+		return false
+	}
 	if v.words == nil {
-		v.words = Words([]string{}, string(v.p.text), MaxWords)
+		v.words = Words([]string{}, string(v.text), MaxWords)
 	}
 	words := Words(nil, text, MaxWords)
 	for _, w := range words {
@@ -72,9 +127,9 @@ func (v *docView) hasWords(text string) bool {
 }
 
 func (v *docView) getBody() []byte {
-	if !v.read {
+	if !v.read && v.load() {
 		v.read = true
-		ref, err := readBodyRef(v.p.ref)
+		ref, err := readBodyRef(v.ref)
 		if err != nil {
 			v.err = err
 			return nil
@@ -90,21 +145,13 @@ func (v *docView) getBody() []byte {
 func (e *Expr) eval(v *docView) bool {
 	switch e.Op {
 	case ExprTerm:
-		if e.Field == "id" && slices.Contains(e.Values, v.id) {
-			return true
-		}
-		for _, t := range v.terms {
-			if t.Field == e.Field && slices.Contains(e.Values, t.Value) {
-				return true
-			}
-		}
-		return false
+		return v.hasTerm(e.Field, e.Values)
 	case ExprText:
-		if slices.Contains(e.TextFields, "id") && v.id == e.Text {
+		if slices.Contains(v.known, e.Text) {
 			return true
 		}
-		for _, t := range v.terms {
-			if t.Value == e.Text && slices.Contains(e.TextFields, t.Field) {
+		for _, f := range e.TextFields {
+			if v.hasTerm(f, []string{e.Text}) {
 				return true
 			}
 		}
@@ -181,42 +228,11 @@ func (s *Store) drivers(e *Expr) []Clause {
 	return nil
 }
 
-// fromTerms reports whether e can be checked on a posting's terms alone:
-// only terms of fields the postings carry (not Unchecked), no text, no body.
-func (s *Store) fromTerms(e *Expr) bool {
-	switch e.Op {
-	case ExprTerm:
-		return !slices.Contains(s.o.Unchecked, e.Field)
-	case ExprText, ExprBody:
-		return false
-	}
-	for _, k := range e.Kids {
-		if !s.fromTerms(k) {
-			return false
-		}
-	}
-	return true
-}
-
-// check checks e on the candidate id whose posting carries terms: on the
-// terms when they are enough (terms only), else on the document read.
-// False when the document is absent.
-func (s *Store) check(id, terms []byte, e *Expr, termsOnly bool) (bool, error) {
-	if termsOnly {
-		return e.eval(&docView{s: s, id: string(id), terms: decodeTerms(terms)}), nil
-	}
-	var (
-		ok  bool
-		err error
-	)
-	_, rerr := s.withDoc(id, func(p docParts) bool {
-		v := &docView{s: s, id: string(id), p: p, terms: decodeTerms(p.terms)}
-		ok = e.eval(v)
-		err = v.err
-		return ok
-	})
-	if rerr != nil {
-		return false, rerr
-	}
-	return ok, err
+// check checks e on the candidate id whose posting carries terms, known
+// to match the texts known. False when its document is absent (and e
+// needed it).
+func (s *Store) check(id, terms []byte, e *Expr, known []string) (bool, error) {
+	v := &docView{s: s, id: string(id), raw: terms, known: known}
+	ok := e.eval(v)
+	return ok && v.err == nil, v.err
 }

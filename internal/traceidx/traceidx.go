@@ -446,6 +446,7 @@ type source struct {
 	single []byte    // order key (time + id) of a document read by id
 	terms  []byte    // its terms
 	and    []*source // an intersection: the keys on every one of these lists
+	text   string    // the text clause every document of this source matches, if any
 }
 
 func (src *source) orderKey() []byte {
@@ -583,9 +584,11 @@ func (s *Store) Search(q Query) (Result, error) {
 	lo, hi := q.applyCursor(timeBounds(q.From, q.To))
 	var (
 		prefixes  [][]byte
+		prefixFor []string // the text clause a prefix's list answers ("" for none)
 		singles   []*source
 		rest      []Clause
 		wordLists [][]string
+		wordsFor  []string
 		drive     []Clause
 	)
 	switch {
@@ -603,12 +606,14 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		for _, v := range vals {
 			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
+			prefixFor = append(prefixFor, "")
 		}
 	}
 	for _, c := range drive {
 		if c.Text == "" {
 			for _, v := range c.Values {
 				prefixes = append(prefixes, postPrefix(nil, c.Field, v))
+				prefixFor = append(prefixFor, "")
 			}
 			continue
 		}
@@ -616,11 +621,13 @@ func (s *Store) Search(q Query) (Result, error) {
 		// the text: all of them match the clause.
 		if ws := Words(nil, c.Text, MaxWords); len(ws) > 0 {
 			wordLists = append(wordLists, ws)
+			wordsFor = append(wordsFor, c.Text)
 		}
 		for _, f := range c.TextFields {
 			switch {
 			case slices.Contains(s.o.Posted, f):
 				prefixes = append(prefixes, postPrefix(nil, f, c.Text))
+				prefixFor = append(prefixFor, c.Text)
 			case f == "id":
 				v, closer, err := s.db.Get(docKey(nil, c.Text))
 				if errors.Is(err, pebble.ErrNotFound) {
@@ -632,7 +639,7 @@ func (s *Store) Search(q Query) (Result, error) {
 				p, err := splitDocValue(v)
 				ok := append(slices.Clone(p.timeKey), c.Text...)
 				if err == nil && bytes.Compare(ok, lo) >= 0 && bytes.Compare(ok, hi) < 0 {
-					singles = append(singles, &source{single: append(slices.Clone(p.timeKey), c.Text...), terms: s.appendChecked(nil, decodeTerms(p.terms)), valid: true})
+					singles = append(singles, &source{single: append(slices.Clone(p.timeKey), c.Text...), terms: s.appendChecked(nil, decodeTerms(p.terms)), valid: true, text: c.Text})
 				}
 				closer.Close()
 			}
@@ -665,15 +672,16 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		return src, nil
 	}
-	for _, p := range prefixes {
+	for i, p := range prefixes {
 		src, err := list(p)
 		if err != nil {
 			return Result{}, err
 		}
+		src.text = prefixFor[i]
 		srcs = append(srcs, src)
 	}
-	for _, words := range wordLists {
-		and := &source{}
+	for i, words := range wordLists {
+		and := &source{text: wordsFor[i]}
 		for _, w := range words {
 			src, err := list(wordPrefix(nil, w))
 			if err != nil {
@@ -687,7 +695,6 @@ func (s *Store) Search(q Query) (Result, error) {
 		and.align(q.Newest)
 		srcs = append(srcs, and)
 	}
-	termsOnly := q.Expr != nil && s.fromTerms(q.Expr)
 	type cand struct {
 		key, terms []byte
 	}
@@ -695,6 +702,7 @@ func (s *Store) Search(q Query) (Result, error) {
 		res   Result
 		cands []cand
 		key   []byte
+		known []string
 	)
 	for {
 		// The next key over every source (the smallest, or the largest
@@ -724,7 +732,15 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		ok, err := s.matches(rest, key[8:], terms)
 		if err == nil && ok && q.Expr != nil {
-			ok, err = s.check(key[8:], terms, q.Expr, termsOnly)
+			// The texts this document is known to match: those of the
+			// lists it was read from.
+			known = known[:0]
+			for _, src := range srcs {
+				if src.text != "" && src.valid && bytes.Equal(src.orderKey(), key) {
+					known = append(known, src.text)
+				}
+			}
+			ok, err = s.check(key[8:], terms, q.Expr, known)
 		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
