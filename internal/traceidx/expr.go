@@ -142,6 +142,37 @@ func (v *docView) getBody() []byte {
 	return v.body
 }
 
+// quick is e's value when it follows from the posting's terms and the
+// known texts alone (ok false when the document is needed).
+func (e *Expr) quick(v *docView) (val, ok bool) {
+	switch e.Op {
+	case ExprTerm:
+		if v.raw != nil && !slices.Contains(v.s.o.Unchecked, e.Field) {
+			return v.hasTerm(e.Field, e.Values), true
+		}
+	case ExprText:
+		if slices.Contains(v.known, e.Text) {
+			return true, true
+		}
+	case ExprNot:
+		val, ok := e.Kids[0].quick(v)
+		return !val, ok
+	case ExprAnd, ExprOr:
+		// AND is false at one false part, OR true at one true part.
+		decisive := e.Op == ExprOr
+		all := true
+		for _, k := range e.Kids {
+			val, ok := k.quick(v)
+			if ok && val == decisive {
+				return decisive, true
+			}
+			all = all && ok
+		}
+		return !decisive, all
+	}
+	return false, false
+}
+
 func (e *Expr) eval(v *docView) bool {
 	switch e.Op {
 	case ExprTerm:
@@ -233,6 +264,9 @@ func (s *Store) drivers(e *Expr) []Clause {
 // needed it).
 func (s *Store) check(id, terms []byte, e *Expr, known []string) (bool, error) {
 	v := &docView{s: s, id: string(id), raw: terms, known: known}
+	if val, ok := e.quick(v); ok {
+		return val, nil
+	}
 	ok := e.eval(v)
 	return ok && v.err == nil, v.err
 }
