@@ -744,8 +744,13 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
-			// left behind by a rewrite takes no place among the hits.
+			// left behind by a rewrite takes no place among the hits
+			// (a condition decided from the posting is decided again
+			// from the document).
 			ok, err = s.current(key, terms, q.Clauses)
+			if err == nil && ok && q.Expr != nil {
+				ok, err = s.check(key[8:], nil, q.Expr, nil)
+			}
 		}
 		if err != nil {
 			return Result{}, err
