@@ -17,8 +17,10 @@ func newLogsCmd(g *globals) *cobra.Command {
 		Use:   "logs [FREE TEXT...]",
 		Short: "Search indexed logs and events by service, type, level, time and text",
 		Long: `Logs searches the index (log lines by default; --kind to widen) and prints the newest
-matches oldest first: time, service, level, type, message and correlation ID. Free text is
-matched against the message, the dead-letter reason, type, service and host.
+matches oldest first: time, service, level, type, message and correlation ID. The words are
+a query of the search language (docs/search.md): words of a log's message or a
+dead letter's reason, field:value (host, site, service, level, kind, type,
+data.<path>, ...), AND, OR, NOT and parentheses.
 
 --follow keeps printing new matches as they are indexed (it polls the index every --every;
 the index is a few seconds behind the stream at most).
@@ -26,6 +28,7 @@ Exit status 1, with a notice on stderr, when nothing matched.
 TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 		Example: `  sightline logs --service checkout --level error --since 1h
   sightline logs timeout upstream --since 15m
+  sightline logs 'level:error AND NOT host:web-1' --since 1h
   sightline logs --kind log,dlq --follow
   sightline logs --correlation-id req-42 --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {

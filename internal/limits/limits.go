@@ -312,3 +312,16 @@ const (
 	// Tracked on the scope's node in Neo4j (survives restarts).
 	GraphSweepWindow = 24 * time.Hour
 )
+
+// Search queries (the q of GET /v1/search and `sightline logs`): a query
+// is parsed before anything is read, and one over these limits is refused
+// (HTTP 400) naming the limit, so no query can make the parser or the
+// index work without bound.
+const (
+	// SearchQueryBytes is the longest query text.
+	SearchQueryBytes = 4 * KiB
+	// SearchQueryDepth is the deepest nesting of parentheses and NOT.
+	SearchQueryDepth = 16
+	// SearchQueryTerms is the most terms (words, quoted strings, field:value) in one query.
+	SearchQueryTerms = 64
+)

@@ -151,3 +151,14 @@ func TestDocumented(t *testing.T) {
 		documented(t, doc, name, fmt.Sprint(v))
 	}
 }
+
+// TestDocumentedSearchQuery checks that docs/limits.md names the limits of
+// a search query with their values.
+func TestDocumentedSearchQuery(t *testing.T) {
+	doc := limitsDoc(t)
+	for name, v := range map[string]int{
+		"SearchQueryBytes": limits.SearchQueryBytes, "SearchQueryDepth": limits.SearchQueryDepth, "SearchQueryTerms": limits.SearchQueryTerms,
+	} {
+		documented(t, doc, name, fmt.Sprint(v))
+	}
+}

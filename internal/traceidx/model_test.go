@@ -79,7 +79,73 @@ func (m *model) matches(d Doc, q Query) bool {
 			return false
 		}
 	}
-	return true
+	return q.Expr == nil || modelEval(d, q.Expr)
+}
+
+// modelEval is Expr's meaning, written plainly.
+func modelEval(d Doc, e *Expr) bool {
+	switch e.Op {
+	case ExprTerm:
+		v, ok := termValue(d, e.Field)
+		return ok && slices.Contains(e.Values, v)
+	case ExprText:
+		return (&model{}).matches(d, Query{Clauses: []Clause{{Text: e.Text, TextFields: e.TextFields}}})
+	case ExprBody:
+		return e.Body(d.Body)
+	case ExprAnd:
+		for _, k := range e.Kids {
+			if !modelEval(d, k) {
+				return false
+			}
+		}
+		return true
+	case ExprOr:
+		for _, k := range e.Kids {
+			if modelEval(d, k) {
+				return true
+			}
+		}
+		return false
+	}
+	return !modelEval(d, e.Kids[0])
+}
+
+// randomExpr is a random condition at most depth deep.
+func randomExpr(r *rand.Rand, depth int, ids []string) *Expr {
+	if depth > 0 && r.IntN(2) == 0 {
+		switch r.IntN(3) {
+		case 0:
+			return &Expr{Op: ExprNot, Kids: []*Expr{randomExpr(r, depth-1, ids)}}
+		default:
+			op := ExprAnd
+			if r.IntN(2) == 0 {
+				op = ExprOr
+			}
+			e := &Expr{Op: op}
+			for range 2 + r.IntN(2) {
+				e.Kids = append(e.Kids, randomExpr(r, depth-1, ids))
+			}
+			return e
+		}
+	}
+	switch r.IntN(6) {
+	case 0:
+		return &Expr{Op: ExprTerm, Field: "kind", Values: []string{modelKinds[r.IntN(3)]}}
+	case 1:
+		return &Expr{Op: ExprTerm, Field: "cid", Values: []string{fmt.Sprintf("c%d", r.IntN(6))}}
+	case 2:
+		return &Expr{Op: ExprTerm, Field: "host", Values: []string{modelHosts[r.IntN(2)]}}
+	case 3:
+		end := fmt.Sprint(r.IntN(10))
+		return &Expr{Op: ExprBody, Body: func(b []byte) bool { return strings.HasSuffix(string(b), end+`"}`) }}
+	case 4:
+		if len(ids) > 0 && r.IntN(3) == 0 {
+			return &Expr{Op: ExprText, Text: ids[r.IntN(len(ids))], TextFields: []string{"id"}}
+		}
+		fallthrough
+	default:
+		return &Expr{Op: ExprText, Text: modelWords[r.IntN(len(modelWords))], TextFields: []string{"service"}}
+	}
 }
 
 // search returns the ids the index must return, oldest first, and the
@@ -158,6 +224,9 @@ func randomQuery(r *rand.Rand, ids []string) Query {
 			}
 			q.Clauses = append(q.Clauses, Clause{Text: text, TextFields: []string{"service", "id"}})
 		}
+	}
+	if r.IntN(2) == 0 {
+		q.Expr = randomExpr(r, 3, ids)
 	}
 	if r.IntN(3) == 0 {
 		q.From = modelT0.Add(time.Duration(r.IntN(3600)) * time.Second)

@@ -418,6 +418,9 @@ type Query struct {
 	// After, when set, keeps the matches past it in the query's order
 	// (paging); Total then counts only those.
 	After *Cursor
+	// Expr, when set, must hold too (checked on each candidate's
+	// document); without Clauses it also chooses the lists read.
+	Expr *Expr
 }
 
 // Hit is a matching document.
@@ -443,6 +446,7 @@ type source struct {
 	single []byte    // order key (time + id) of a document read by id
 	terms  []byte    // its terms
 	and    []*source // an intersection: the keys on every one of these lists
+	text   string    // the text clause every document of this source matches, if any
 }
 
 func (src *source) orderKey() []byte {
@@ -580,31 +584,50 @@ func (s *Store) Search(q Query) (Result, error) {
 	lo, hi := q.applyCursor(timeBounds(q.From, q.To))
 	var (
 		prefixes  [][]byte
+		prefixFor []string // the text clause a prefix's list answers ("" for none)
 		singles   []*source
 		rest      []Clause
-		wordLists []string
+		wordLists [][]string
+		wordsFor  []string
+		drive     []Clause
 	)
-	all := func() error {
-		vals, err := s.values(s.o.Posted[0])
-		for _, v := range vals {
-			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
-		}
-		return err
-	}
 	switch {
-	case len(q.Clauses) == 0:
-		if err := all(); err != nil {
+	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || slices.Contains(s.o.Posted, q.Clauses[0].Field)):
+		drive, rest = q.Clauses[:1], q.Clauses[1:]
+	case q.Expr != nil:
+		rest, drive = q.Clauses, s.drivers(q.Expr)
+	default:
+		rest = q.Clauses
+	}
+	if drive == nil {
+		vals, err := s.values(s.o.Posted[0])
+		if err != nil {
 			return Result{}, fmt.Errorf("traceidx: search: %w", err)
 		}
-	case q.Clauses[0].Text != "":
+		for _, v := range vals {
+			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
+			prefixFor = append(prefixFor, "")
+		}
+	}
+	for _, c := range drive {
+		if c.Text == "" {
+			for _, v := range c.Values {
+				prefixes = append(prefixes, postPrefix(nil, c.Field, v))
+				prefixFor = append(prefixFor, "")
+			}
+			continue
+		}
 		// The documents on every word's list, and those whose field is
 		// the text: all of them match the clause.
-		c := q.Clauses[0]
-		wordLists = Words(nil, c.Text, MaxWords)
+		if ws := Words(nil, c.Text, MaxWords); len(ws) > 0 {
+			wordLists = append(wordLists, ws)
+			wordsFor = append(wordsFor, c.Text)
+		}
 		for _, f := range c.TextFields {
 			switch {
 			case slices.Contains(s.o.Posted, f):
 				prefixes = append(prefixes, postPrefix(nil, f, c.Text))
+				prefixFor = append(prefixFor, c.Text)
 			case f == "id":
 				v, closer, err := s.db.Get(docKey(nil, c.Text))
 				if errors.Is(err, pebble.ErrNotFound) {
@@ -616,22 +639,11 @@ func (s *Store) Search(q Query) (Result, error) {
 				p, err := splitDocValue(v)
 				ok := append(slices.Clone(p.timeKey), c.Text...)
 				if err == nil && bytes.Compare(ok, lo) >= 0 && bytes.Compare(ok, hi) < 0 {
-					singles = append(singles, &source{single: append(slices.Clone(p.timeKey), c.Text...), terms: s.appendChecked(nil, decodeTerms(p.terms)), valid: true})
+					singles = append(singles, &source{single: append(slices.Clone(p.timeKey), c.Text...), terms: s.appendChecked(nil, decodeTerms(p.terms)), valid: true, text: c.Text})
 				}
 				closer.Close()
 			}
 		}
-		rest = q.Clauses[1:]
-	case slices.Contains(s.o.Posted, q.Clauses[0].Field):
-		for _, v := range q.Clauses[0].Values {
-			prefixes = append(prefixes, postPrefix(nil, q.Clauses[0].Field, v))
-		}
-		rest = q.Clauses[1:]
-	default:
-		if err := all(); err != nil {
-			return Result{}, fmt.Errorf("traceidx: search: %w", err)
-		}
-		rest = q.Clauses
 	}
 	srcs := singles
 	defer func() {
@@ -660,16 +672,17 @@ func (s *Store) Search(q Query) (Result, error) {
 		}
 		return src, nil
 	}
-	for _, p := range prefixes {
+	for i, p := range prefixes {
 		src, err := list(p)
 		if err != nil {
 			return Result{}, err
 		}
+		src.text = prefixFor[i]
 		srcs = append(srcs, src)
 	}
-	if len(wordLists) > 0 {
-		and := &source{}
-		for _, w := range wordLists {
+	for i, words := range wordLists {
+		and := &source{text: wordsFor[i]}
+		for _, w := range words {
 			src, err := list(wordPrefix(nil, w))
 			if err != nil {
 				for _, m := range and.and {
@@ -689,6 +702,7 @@ func (s *Store) Search(q Query) (Result, error) {
 		res   Result
 		cands []cand
 		key   []byte
+		known []string
 	)
 	for {
 		// The next key over every source (the smallest, or the largest
@@ -717,10 +731,26 @@ func (s *Store) Search(q Query) (Result, error) {
 			return Result{}, fmt.Errorf("traceidx: search: %w", err)
 		}
 		ok, err := s.matches(rest, key[8:], terms)
+		if err == nil && ok && q.Expr != nil {
+			// The texts this document is known to match: those of the
+			// lists it was read from.
+			known = known[:0]
+			for _, src := range srcs {
+				if src.text != "" && src.valid && bytes.Equal(src.orderKey(), key) {
+					known = append(known, src.text)
+				}
+			}
+			ok, err = s.check(key[8:], terms, q.Expr, known)
+		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
-			// left behind by a rewrite takes no place among the hits.
+			// left behind by a rewrite takes no place among the hits
+			// (a condition decided from the posting is decided again
+			// from the document).
 			ok, err = s.current(key, terms, q.Clauses)
+			if err == nil && ok && q.Expr != nil {
+				ok, err = s.check(key[8:], nil, q.Expr, nil)
+			}
 		}
 		if err != nil {
 			return Result{}, err

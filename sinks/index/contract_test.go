@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks/index/querylang"
 	"github.com/sightline/sightline/sinks/sinktest"
 )
 
@@ -238,7 +239,11 @@ func readEmbedded(e *Embedded, evs []*stage.Message) (map[string]sinktest.Record
 		}
 		// A second copy would be a second entry in a posting list: count
 		// the documents the correlation id finds with this id.
-		res, err := e.st.Search(storeQuery(Query{CorrelationID: d.CorrelationID, Text: d.ID, Limit: MaxResults}))
+		sq, err := storeQuery(Query{CorrelationID: d.CorrelationID, Text: (&querylang.Node{Op: querylang.Field, Field: "id", Value: d.ID}).String(), Limit: MaxResults})
+		if err != nil {
+			return nil, err
+		}
+		res, err := e.st.Search(sq)
 		if err != nil {
 			return nil, err
 		}

@@ -28,10 +28,6 @@ type Embedded struct {
 	closed atomic.Bool
 }
 
-// embeddedTextFields are the fields a free-text query also matches exactly
-// (besides the words of the message and the dead-letter reason).
-var embeddedTextFields = []string{"type", "service", "host", "name", "correlationid", "id"}
-
 // OpenEmbedded opens (or creates) the embedded index at cfg.EmbeddedPath;
 // an empty path keeps it in memory.
 func OpenEmbedded(cfg Config, opts ...Option) (*Embedded, error) {
@@ -164,19 +160,23 @@ func (e *Embedded) Count() (int, error) {
 	return n, err
 }
 
-// storeQuery turns q into the store's clauses, the most selective first:
-// the correlation id, the text, the level, the kind, then type and service
-// (checked only).
-func storeQuery(q Query) traceidx.Query {
+// storeQuery turns q into the store's query. Without a text, the
+// clauses, the most selective first (the correlation id, the level, the
+// kind; type and service checked only). With one, everything is one
+// condition (the store reads each candidate's document to check the
+// text's, so the others cost nothing more there), and the store drives by
+// its most selective part.
+func storeQuery(q Query) (traceidx.Query, error) {
 	sq := traceidx.Query{From: q.From, To: q.To, Limit: q.LimitOrDefault(), Newest: q.Newest, MaxTotal: MaxTotal + 1}
 	if q.After != nil {
 		sq.After = &traceidx.Cursor{Time: q.After.Time, ID: q.After.ID}
 	}
+	n, err := ParseText(q.Text)
+	if err != nil {
+		return sq, err
+	}
 	if q.CorrelationID != "" {
 		sq.Clauses = append(sq.Clauses, traceidx.Clause{Field: "correlationid", Values: []string{q.CorrelationID}})
-	}
-	if q.Text != "" {
-		sq.Clauses = append(sq.Clauses, traceidx.Clause{Text: q.Text, TextFields: embeddedTextFields})
 	}
 	for _, f := range []struct {
 		field string
@@ -186,7 +186,16 @@ func storeQuery(q Query) traceidx.Query {
 			sq.Clauses = append(sq.Clauses, traceidx.Clause{Field: f.field, Values: f.vals})
 		}
 	}
-	return sq
+	if n == nil {
+		return sq, nil
+	}
+	and := &traceidx.Expr{Op: traceidx.ExprAnd}
+	for _, c := range sq.Clauses {
+		and.Kids = append(and.Kids, &traceidx.Expr{Op: traceidx.ExprTerm, Field: c.Field, Values: c.Values})
+	}
+	and.Kids = append(and.Kids, storeExpr(n))
+	sq.Clauses, sq.Expr = nil, and
+	return sq, nil
 }
 
 // Search runs q.
@@ -194,7 +203,11 @@ func (e *Embedded) Search(ctx context.Context, q Query) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	sr, err := e.st.Search(storeQuery(q))
+	sq, err := storeQuery(q)
+	if err != nil {
+		return Result{}, badQuery(err)
+	}
+	sr, err := e.st.Search(sq)
 	if err != nil {
 		if errors.Is(err, traceidx.ErrClosed) {
 			return Result{}, ErrClosed

@@ -10,7 +10,7 @@ import (
 )
 
 // queryBody builds the OpenSearch / Elasticsearch query DSL of q.
-func queryBody(q Query) map[string]any {
+func queryBody(q Query) (map[string]any, error) {
 	var filter []any
 	terms := func(field string, vals []string) {
 		if len(vals) > 0 {
@@ -34,15 +34,14 @@ func queryBody(q Query) map[string]any {
 		}
 		filter = append(filter, map[string]any{"range": map[string]any{"time": rng}})
 	}
-	boolq := map[string]any{"filter": filter}
-	if q.Text != "" {
-		boolq["must"] = []any{map[string]any{"simple_query_string": map[string]any{
-			"query":            q.Text,
-			"fields":           []string{"message^2", "dlq.reason", "type", "service", "host", "name", "correlationid", "id"},
-			"default_operator": "and",
-			"lenient":          true,
-		}}}
+	n, err := ParseText(q.Text)
+	if err != nil {
+		return nil, err
 	}
+	if n != nil {
+		filter = append(filter, remoteExpr(n))
+	}
+	boolq := map[string]any{"filter": filter}
 	order := "asc"
 	if q.Newest {
 		order = "desc"
@@ -59,12 +58,16 @@ func queryBody(q Query) map[string]any {
 	if q.After != nil {
 		body["search_after"] = []any{q.After.Time.UTC().Format(time.RFC3339Nano), q.After.ID}
 	}
-	return body
+	return body, nil
 }
 
 // Search runs q over every index of the prefix.
 func (r *Remote) Search(ctx context.Context, q Query) (Result, error) {
-	body, _ := json.Marshal(queryBody(q))
+	qb, err := queryBody(q)
+	if err != nil {
+		return Result{}, badQuery(err)
+	}
+	body, _ := json.Marshal(qb)
 	total, docs, err := esclient.Search[Document](ctx, r.client, r.pattern(), body)
 	if err != nil {
 		return Result{}, err

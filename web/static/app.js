@@ -141,7 +141,7 @@
   // GET /v1/traces groups in the index, one row per correlation ID with its
   // real counts; the form above it searches traces by service, attribute
   // and duration.
-  const traceKeys = ["service", "attr", "min_duration", "max_duration", "from"];
+  const traceKeys = ["service", "attr", "min_duration", "max_duration", "from", "refresh"];
   $("traces-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const p = new URLSearchParams();
@@ -151,21 +151,27 @@
     }
     go("#/?" + p.toString());
   });
-  async function recent(req, params) {
+  async function recent(req, params, refresh) {
     showView("recent-view");
-    $("recent").replaceChildren();
-    $("hint").hidden = true;
     const f = $("traces-form");
-    for (const k of traceKeys) f.elements[k].value = params.has(k) ? params.get(k) : (k === "from" ? "1h" : "");
     const from = params.has("from") ? params.get("from") : "1h";
-    $("recent-range").textContent = from ? "(since " + from + ")" : "(all time)";
-    status("Loading traces…");
+    if (!refresh) {
+      $("recent").replaceChildren();
+      $("hint").hidden = true;
+      for (const k of traceKeys) f.elements[k].value = params.has(k) ? params.get(k) : (k === "from" ? "1h" : "");
+      $("recent-range").textContent = from ? "(since " + from + ")" : "(all time)";
+      status("Loading traces…");
+    }
     const q = new URLSearchParams();
     q.set("from", from);
     q.set("limit", "50");
     for (const k of ["service", "min_duration", "max_duration"]) if (params.get(k)) q.set(k, params.get(k));
     for (const a of (params.get("attr") || "").split(",")) if (a.trim()) q.append("attr", a.trim());
     const r = await req.api("v1/traces?" + q.toString());
+    // The user started reading while it loaded: keep what is drawn.
+    if (refresh && pauseReason("recent-view")) return armRefresh("recent-view", params);
+    $("recent").replaceChildren();
+    $("hint").hidden = true;
     if (!r.ok) { status("Error: " + ((r.body && r.body.error) || r.status), true); return; }
     const list = r.body.traces || [];
     if (list.length === 0) {
@@ -188,14 +194,14 @@
     }
     status(r.body.total + " correlation IDs" + (from ? " since " + from : "") + (r.body.total > list.length ? ", the " + list.length + " with the newest events shown" : ""));
     document.body.dataset.loaded = "recent";
+    armRefresh("recent-view", params);
   }
 
   // ---------------------------------------------------------------- search
-  // Text may hold alternatives: "declined OR timeout" runs one search per
-  // alternative and merges them, newest first.
-  const searchKeys = ["q", "service", "kind", "level", "correlation_id", "from", "to"];
-  let searchState = null; // {params, pages: [{alt, next}], seen}
-  let autoTimer = null;
+  // The query (words, field:value, AND / OR / NOT, parentheses) is parsed
+  // by the API; a syntax error comes back as a 400 naming its position.
+  const searchKeys = ["q", "service", "kind", "level", "correlation_id", "from", "to", "refresh"];
+  let searchState = null; // {base, next, total, capped, histogram, shown, pages}
   function fillSearchForm(params) {
     const f = $("search-form");
     for (const k of searchKeys) {
@@ -216,11 +222,13 @@
     e.preventDefault();
     go("#/search?" + searchParams().toString());
   });
-  $("s-auto").addEventListener("change", () => {
-    clearInterval(autoTimer);
-    autoTimer = null;
-    if ($("s-auto").checked) autoTimer = setInterval(() => { if (!$("search-view").hidden && !document.hidden) route(); }, 10000);
-  });
+  // Changing an interval applies it at once (it is part of the address).
+  for (const [sel, form, params, prefix] of [["s-refresh", "search-form", searchParams, "#/search?"], ["t-refresh", "traces-form", null, "#/?"]]) {
+    $(sel).addEventListener("change", () => {
+      if (params) return go(prefix + params().toString());
+      $(form).requestSubmit();
+    });
+  }
   function resultRow(ev) {
     const tr = el("tr", { class: "hit " + levelClass(ev), "data-id": ev.id, tabindex: "0", title: "click to show the event" });
     const cid = el("td");
@@ -242,45 +250,44 @@
     return tr;
   }
   async function searchPage(req, st) {
-    const runs = st.alts.map(async (a) => {
-      if (a.done) return [];
-      const q = new URLSearchParams(st.base);
-      if (a.text) q.set("q", a.text); else q.delete("q");
-      if (a.next) q.set("after", a.next);
-      else q.set("histogram", "40");
-      const r = await req.api("v1/search?" + q.toString());
-      if (r.ok && r.body.histogram) a.histogram = r.body.histogram;
-      if (!r.ok) throw new Error("search failed: " + ((r.body && r.body.error) || r.status));
-      a.total = r.body.total;
-      a.capped = r.body.total_capped;
-      a.next = r.body.next ? r.body.next.time + "|" + r.body.next.id : null;
-      a.done = !a.next;
-      return r.body.events || [];
-    });
-    const got = (await Promise.all(runs)).flat();
-    req.check();
-    const fresh = [];
-    for (const ev of got) if (!st.seen.has(ev.id)) { st.seen.add(ev.id); fresh.push(ev); }
-    fresh.sort((x, y) => (parseTime(y.time) - parseTime(x.time)) || (x.id < y.id ? 1 : -1));
-    return fresh;
+    const q = new URLSearchParams(st.base);
+    if (st.next) q.set("after", st.next);
+    else q.set("histogram", "40");
+    const r = await req.api("v1/search?" + q.toString());
+    if (!r.ok) throw new Error("search failed: " + ((r.body && r.body.error) || r.status));
+    if (r.body.histogram) st.histogram = r.body.histogram;
+    st.total = r.body.total;
+    st.capped = r.body.total_capped;
+    st.next = r.body.next ? r.body.next.time + "|" + r.body.next.id : null;
+    st.pages = (st.pages || 0) + 1;
+    // The API returns the newest page oldest first: draw the newest first.
+    return (r.body.events || []).slice().reverse();
   }
-  async function search(req, params) {
+  async function search(req, params, refresh) {
     showView("search-view");
-    fillSearchForm(params);
-    $("results").replaceChildren();
-    $("search-summary").textContent = "";
-    $("s-more").hidden = true;
-    $("histogram").hidden = true;
-    if ([...params.keys()].length === 0) { status("Search events by text (a OR b), service, kind, level and time."); document.body.dataset.loaded = "search"; return; }
+    if (!refresh) {
+      fillSearchForm(params);
+      $("results").replaceChildren();
+      $("search-summary").textContent = "";
+      $("s-more").hidden = true;
+      $("histogram").hidden = true;
+    }
+    if ([...params.keys()].filter((k) => k !== "refresh").length === 0) {
+      status("Search events: words, field:value (host, site, service, level, kind, type, data.…), AND, OR, NOT, parentheses.");
+      document.body.dataset.loaded = "search";
+      return;
+    }
     const base = new URLSearchParams();
-    for (const k of searchKeys) if (params.get(k)) base.set(k, params.get(k));
+    for (const k of searchKeys) if (k !== "refresh" && params.get(k)) base.set(k, params.get(k));
     base.set("newest", "true");
     base.set("limit", "200");
-    const alts = (params.get("q") || "").split(/\s+OR\s+/).map((t) => t.trim()).filter(Boolean);
-    const st = { base, alts: (alts.length ? alts : [""]).map((text) => ({ text })), seen: new Set(), shown: 0 };
-    searchState = st;
-    status("Searching…");
+    const st = { base, shown: 0 };
+    if (!refresh) status("Searching…");
     const evs = await searchPage(req, st);
+    // The user started reading while it loaded: keep what is drawn.
+    if (refresh && pauseReason("search-view")) return armRefresh("search-view", params);
+    searchState = st;
+    $("results").replaceChildren();
     const head = el("tr");
     for (const h of ["time", "service", "kind", "level", "type", "message", "correlation ID"]) head.append(el("th", {}, h));
     if (evs.length) $("results").append(head);
@@ -289,15 +296,16 @@
     summarize(st);
     drawHistogram(st);
     status(evs.length ? "" : "No event matches.");
+    performance.mark("sightline:search-drawn"); // the page's timing test
     document.body.dataset.loaded = "search";
+    armRefresh("search-view", params);
   }
-  // drawHistogram draws the counts over time (summed over the OR
-  // alternatives); a click on a bar searches that bar's time range.
+  // drawHistogram draws the counts over time; a click on a bar searches
+  // that bar's time range.
   function drawHistogram(st) {
     const c = $("histogram");
-    const hs = st.alts.map((a) => a.histogram || []).filter((h) => h.length);
-    if (!hs.length) { c.hidden = true; return; }
-    const buckets = hs[0].map((b, i) => ({ from: b.from, count: hs.reduce((n, h) => n + ((h[i] && h[i].count) || 0), 0), capped: hs.some((h) => h[i] && h[i].capped) }));
+    const buckets = st.histogram || [];
+    if (!buckets.length) { c.hidden = true; return; }
     c.hidden = false;
     const w = Math.max(200, c.clientWidth);
     c.width = w;
@@ -328,12 +336,8 @@
     };
   }
   function summarize(st) {
-    const total = st.alts.reduce((n, a) => n + (a.total || 0), 0);
-    const capped = st.alts.some((a) => a.capped);
-    $("search-summary").textContent = (capped ? "at least " : "") + total + " matching events" +
-      (st.alts.length > 1 ? " (" + st.alts.map((a) => JSON.stringify(a.text) + ": " + (a.total || 0)).join(", ") + ")" : "") +
-      ", newest " + st.shown + " shown";
-    $("s-more").hidden = st.alts.every((a) => a.done);
+    $("search-summary").textContent = (st.capped ? "at least " : "") + (st.total || 0) + " matching events, newest " + st.shown + " shown";
+    $("s-more").hidden = !st.next;
   }
   $("s-more").addEventListener("click", () => guarded(async (req) => {
     const st = searchState;
@@ -347,6 +351,44 @@
     status("");
     document.body.dataset.loaded = "search-more";
   }));
+
+  // ---------------------------------------------------------------- auto-refresh
+  // Off by default; the interval is part of the address (refresh=10s). A
+  // refresh re-runs the view's request like any route (a newer request
+  // aborts it, its answer is dropped if the user moved on), and is held
+  // back while the user reads: the tab hidden, the page scrolled (or
+  // scrolled in the last 2 s), a result row open, older results loaded.
+  const INTERVALS = { "2s": 2000, "5s": 5000, "10s": 10000, "30s": 30000, "1m": 60000 };
+  let refreshTimer = null, lastScroll = 0;
+  window.addEventListener("scroll", () => { lastScroll = Date.now(); }, { passive: true });
+  function pauseReason(view) {
+    if (document.hidden) return "the tab is hidden";
+    if (window.scrollY > 0 || Date.now() - lastScroll < 2000) return "the page is scrolled";
+    if (view === "search-view" && document.querySelector("#results tr.expanded")) return "a row is open";
+    if (view === "search-view" && searchState && searchState.pages > 1) return "older results are loaded";
+    return "";
+  }
+  function armRefresh(view, params) {
+    clearInterval(refreshTimer);
+    refreshTimer = null;
+    const label = $(view === "search-view" ? "s-refresh-state" : "t-refresh-state");
+    label.textContent = "";
+    const ms = INTERVALS[params.get("refresh") || ""];
+    if (!ms) return;
+    const hash = location.hash;
+    const due = Date.now() + ms;
+    label.textContent = "refreshing every " + params.get("refresh");
+    refreshTimer = setInterval(() => {
+      if (location.hash !== hash || $(view).hidden) { clearInterval(refreshTimer); refreshTimer = null; return; }
+      const why = pauseReason(view);
+      label.textContent = why ? "auto-refresh paused: " + why : "refreshing every " + params.get("refresh");
+      if (why || Date.now() < due) return;
+      clearInterval(refreshTimer);
+      refreshTimer = null;
+      document.body.dataset.refreshed = String(Number(document.body.dataset.refreshed || 0) + 1);
+      route(hash, true);
+    }, 250);
+  }
 
   // ---------------------------------------------------------------- trace
   // The trace view draws only the rows in the scrolled window (a trace of
@@ -667,6 +709,7 @@
     T.loading = !!r.body.next;
     render(r.body);
     status("");
+    performance.mark("sightline:trace-drawn"); // when the first rows are drawn (the page's timing test)
     document.body.dataset.loaded = id;
     let next = r.body.next;
     while (next) {
@@ -686,12 +729,13 @@
     if (location.hash === hash) route(hash);
     else location.hash = hash; // hashchange routes
   }
-  function route(hash) {
+  function route(hash, refresh) {
     hash = hash === undefined ? location.hash : hash;
+    if (!refresh) { clearInterval(refreshTimer); refreshTimer = null; }
     const h = hash.replace(/^#/, "");
     const dec = (s) => { try { return decodeURIComponent(s); } catch (e) { return s; } };
-    if (h === "" || h === "/" || h.startsWith("/?")) return guarded((req) => recent(req, new URLSearchParams(h.replace(/^\/\??/, ""))));
-    if (h === "/search" || h.startsWith("/search?")) return guarded((req) => search(req, new URLSearchParams(h.slice("/search".length).replace(/^\?/, ""))));
+    if (h === "" || h === "/" || h.startsWith("/?")) return guarded((req) => recent(req, new URLSearchParams(h.replace(/^\/\??/, "")), refresh));
+    if (h === "/search" || h.startsWith("/search?")) return guarded((req) => search(req, new URLSearchParams(h.slice("/search".length).replace(/^\?/, "")), refresh));
     if (h.startsWith("/trace/")) return guarded((req) => trace(req, dec(h.slice("/trace/".length)).trim()));
     if (!h.startsWith("/")) return guarded((req) => trace(req, dec(h).trim())); // the older #ID links
     status("Unknown page " + JSON.stringify(hash) + ".", true);

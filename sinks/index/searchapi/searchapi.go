@@ -30,7 +30,7 @@ type API struct {
 // New returns the handler of
 //
 //	GET /v1/trace/{id}   the timeline of a correlation ID (404 when nothing carries it); with limit (and after), one page of it
-//	GET /v1/search?...   q, service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest, after (a result's next cursor), histogram (buckets of counts over the range)
+//	GET /v1/search?...   q (the search language, docs/search.md; 400 naming the position of an error), service, type, kind, level, from, to (RFC 3339 or a duration like 15m), limit, correlation_id, newest, after (a result's next cursor), histogram (buckets of counts over the range)
 //	GET /v1/traces?...   correlation IDs grouped in the index: from, to, service, attr (field=value), min_duration, max_duration, limit
 //	GET /ui/             the web page ("/" redirects there)
 //
@@ -118,7 +118,8 @@ func (a *API) trace(w http.ResponseWriter, r *http.Request) {
 }
 
 // ParseQuery reads an index.Query from URL parameters (the API and `sightline logs`
-// share it). Times are RFC 3339 or a duration back from now ("15m").
+// share it). Times are RFC 3339 or a duration back from now ("15m"); q is
+// the search language of package querylang (docs/search.md), checked here.
 func ParseQuery(v map[string][]string, now time.Time) (index.Query, error) {
 	get := func(k string) string {
 		if x := v[k]; len(x) > 0 {
@@ -144,6 +145,11 @@ func ParseQuery(v map[string][]string, now time.Time) (index.Query, error) {
 		Kinds:         list("kind"),
 		Levels:        list("level"),
 		Text:          get("q"),
+	}
+	// The query language is checked here, so a query that does not
+	// parse is the caller's error (400), before anything is read.
+	if _, err := index.ParseText(q.Text); err != nil {
+		return q, err
 	}
 	var err error
 	if q.From, err = ParseTime(get("from"), now); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,5 +105,33 @@ func TestCLIThroughTheAPI(t *testing.T) {
 		if direct.Events[i].ID != viaAPI.Events[i].ID {
 			t.Fatalf("event %d: %s through the API, %s direct", i, viaAPI.Events[i].ID, direct.Events[i].ID)
 		}
+	}
+}
+
+// A search whose query does not parse, or passes a limit, is answered 400
+// with an error naming the position (or the limit); a valid boolean query
+// is answered over a real HTTP connection.
+func TestSearchQueryErrors(t *testing.T) {
+	e, cid, _, logs := fixture(t, "")
+	srv := httptest.NewServer(searchapi.New(e, nil))
+	t.Cleanup(srv.Close)
+	for q, want := range map[string]string{
+		"level:error AND (host:web-1": `query: at position 17: "(" not closed`,
+		"hots:web-1":                  `query: at position 1: unknown field "hots"`,
+		"a OR":                        "query: at position 3: OR wants a term after it",
+		strings.Repeat("x ", 65):      "query: at position 129: more than 64 terms",
+		strings.Repeat("(", 17) + "x" + strings.Repeat(")", 17): "query: at position 17: nested more than 16 deep",
+		strings.Repeat("x", 4097):                               "query: query is 4097 bytes, over the limit of 4096",
+	} {
+		var body struct{ Error string }
+		code := get(t, srv.URL+"/v1/search?q="+url.QueryEscape(q), &body)
+		if code != 400 || !strings.HasPrefix(body.Error, want) {
+			t.Errorf("q=%.40q: %d %q, want 400 %q", q, code, body.Error, want)
+		}
+	}
+	var res index.Result
+	q := url.QueryEscape("correlation_id:" + cid + " AND NOT kind:metric AND NOT kind:snapshot")
+	if code := get(t, srv.URL+"/v1/search?q="+q, &res); code != 200 || len(res.Docs) != logs {
+		t.Fatalf("boolean query: %d, %d events, want the %d logs", code, len(res.Docs), logs)
 	}
 }

@@ -1,0 +1,272 @@
+package traceidx
+
+import (
+	"errors"
+	"os"
+	"slices"
+)
+
+// ExprOp is the kind of an Expr.
+type ExprOp int
+
+// The kinds of Expr.
+const (
+	// ExprTerm: the document has the term Field with one of Values.
+	ExprTerm ExprOp = iota
+	// ExprText: every word of Text is among the document's words, or Text
+	// equals the value of one of TextFields (as a text Clause).
+	ExprText
+	// ExprBody: Body says true of the document's stored body.
+	ExprBody
+	// ExprAnd: every one of Kids holds.
+	ExprAnd
+	// ExprOr: one of Kids holds.
+	ExprOr
+	// ExprNot: Kids[0] does not hold.
+	ExprNot
+)
+
+// Expr is a boolean condition on a document (Query.Expr). It is checked
+// on each candidate against the document itself (its terms, its text, and
+// its body only when an ExprBody asks); the candidates are read from the
+// posting lists that the condition implies (the words of a text, a posted
+// field's values; the lists of every alternative of an OR), or from every
+// document when it implies none (a NOT alone, a field without lists).
+type Expr struct {
+	Op     ExprOp
+	Field  string
+	Values []string
+
+	Text       string
+	TextFields []string
+
+	Body func(body []byte) bool
+
+	Kids []*Expr
+}
+
+// docView is what an Expr is checked against: one candidate, from its
+// posting's terms (raw) and the texts its lists are known to match; the
+// document is read only when a condition needs it (text not known, an
+// unchecked field, the body), once.
+type docView struct {
+	s     *Store
+	id    string
+	raw   []byte   // the posting's terms (not the Unchecked fields)
+	known []string // texts the document matches (from the lists it was read from)
+
+	loaded  bool
+	missing bool
+	terms   []Term
+	text    []byte
+	ref     []byte
+	words   []string
+	body    []byte
+	read    bool
+	err     error
+}
+
+func (v *docView) load() bool {
+	if !v.loaded {
+		v.loaded = true
+		ok, err := v.s.withDoc([]byte(v.id), func(p docParts) bool {
+			v.terms, v.text, v.ref = decodeTerms(p.terms), slices.Clone(p.text), slices.Clone(p.ref)
+			return true
+		})
+		v.missing, v.err = !ok, err
+	}
+	return !v.missing && v.err == nil
+}
+
+// hasTerm reports whether the document has field equal to one of values:
+// from the posting's terms when it carries the field, else the document's.
+func (v *docView) hasTerm(field string, values []string) bool {
+	if field == "id" && slices.Contains(values, v.id) {
+		return true
+	}
+	if v.raw != nil && !slices.Contains(v.s.o.Unchecked, field) {
+		found := false
+		eachTerm(v.raw, func(f, val []byte) bool {
+			if string(f) == field {
+				for _, x := range values {
+					if string(val) == x {
+						found = true
+						break
+					}
+				}
+			}
+			return !found
+		})
+		return found
+	}
+	if !v.load() {
+		return false
+	}
+	for _, t := range v.terms {
+		if t.Field == field && slices.Contains(values, t.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v *docView) hasWords(text string) bool {
+	if !v.load() {
+		return false
+	}
+	if v.words == nil {
+		v.words = Words([]string{}, string(v.text), MaxWords)
+	}
+	words := Words(nil, text, MaxWords)
+	for _, w := range words {
+		if !slices.Contains(v.words, w) {
+			return false
+		}
+	}
+	return len(words) > 0
+}
+
+func (v *docView) getBody() []byte {
+	if !v.read && v.load() {
+		v.read = true
+		ref, err := readBodyRef(v.ref)
+		if err != nil {
+			v.err = err
+			return nil
+		}
+		v.body, v.err = v.s.bodies.read(ref)
+		if errors.Is(v.err, os.ErrNotExist) {
+			v.body, v.err = nil, nil // expired while being read
+		}
+	}
+	return v.body
+}
+
+// quick is e's value when it follows from the posting's terms and the
+// known texts alone (ok false when the document is needed).
+func (e *Expr) quick(v *docView) (val, ok bool) {
+	switch e.Op {
+	case ExprTerm:
+		if v.raw != nil && !slices.Contains(v.s.o.Unchecked, e.Field) {
+			return v.hasTerm(e.Field, e.Values), true
+		}
+	case ExprText:
+		if slices.Contains(v.known, e.Text) {
+			return true, true
+		}
+	case ExprNot:
+		val, ok := e.Kids[0].quick(v)
+		return !val, ok
+	case ExprAnd, ExprOr:
+		// AND is false at one false part, OR true at one true part.
+		decisive := e.Op == ExprOr
+		all := true
+		for _, k := range e.Kids {
+			val, ok := k.quick(v)
+			if ok && val == decisive {
+				return decisive, true
+			}
+			all = all && ok
+		}
+		return !decisive, all
+	}
+	return false, false
+}
+
+func (e *Expr) eval(v *docView) bool {
+	switch e.Op {
+	case ExprTerm:
+		return v.hasTerm(e.Field, e.Values)
+	case ExprText:
+		if slices.Contains(v.known, e.Text) {
+			return true
+		}
+		for _, f := range e.TextFields {
+			if v.hasTerm(f, []string{e.Text}) {
+				return true
+			}
+		}
+		return v.hasWords(e.Text)
+	case ExprBody:
+		b := v.getBody()
+		return v.err == nil && b != nil && e.Body(b)
+	case ExprAnd:
+		for _, k := range e.Kids {
+			if !k.eval(v) {
+				return false
+			}
+		}
+		return true
+	case ExprOr:
+		for _, k := range e.Kids {
+			if k.eval(v) {
+				return true
+			}
+		}
+		return false
+	case ExprNot:
+		return !e.Kids[0].eval(v)
+	}
+	return false
+}
+
+// drivers are the clauses whose posting lists together hold every
+// document e matches (a union), or nil when e implies none: then every
+// document is a candidate.
+func (s *Store) drivers(e *Expr) []Clause {
+	switch e.Op {
+	case ExprTerm:
+		if slices.Contains(s.o.Posted, e.Field) {
+			return []Clause{{Field: e.Field, Values: e.Values}}
+		}
+	case ExprText:
+		return []Clause{{Text: e.Text, TextFields: e.TextFields}}
+	case ExprAnd:
+		// One kid's lists are enough; the most selective kind first: an
+		// exact posted value, then words, then the rest.
+		var best []Clause
+		rank := func(cs []Clause) int {
+			r := 0
+			for _, c := range cs {
+				switch {
+				case c.Field != "" && c.Field == s.o.Posted[0]:
+					r = max(r, 3) // the field every document has: the least selective
+				case c.Field != "":
+					r = max(r, 1)
+				default:
+					r = max(r, 2)
+				}
+			}
+			return r*100 + len(cs)
+		}
+		for _, k := range e.Kids {
+			if d := s.drivers(k); d != nil && (best == nil || rank(d) < rank(best)) {
+				best = d
+			}
+		}
+		return best
+	case ExprOr:
+		var all []Clause
+		for _, k := range e.Kids {
+			d := s.drivers(k)
+			if d == nil {
+				return nil
+			}
+			all = append(all, d...)
+		}
+		return all
+	}
+	return nil
+}
+
+// check checks e on the candidate id whose posting carries terms, known
+// to match the texts known. False when its document is absent (and e
+// needed it).
+func (s *Store) check(id, terms []byte, e *Expr, known []string) (bool, error) {
+	v := &docView{s: s, id: string(id), raw: terms, known: known}
+	if val, ok := e.quick(v); ok {
+		return val, nil
+	}
+	ok := e.eval(v)
+	return ok && v.err == nil, v.err
+}
