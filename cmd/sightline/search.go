@@ -103,8 +103,11 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 				out = tw
 			}
 			err = fleet.Run(ctx, fleet.NewSearcher(kv, hc), r, q, out, os.Stderr)
-			if errors.Is(err, fleet.ErrNothingMatched) {
+			switch {
+			case errors.Is(err, fleet.ErrNothingMatched):
 				return errNothingMatched
+			case errors.Is(err, fleet.ErrMaybePastCut):
+				return exitCode(2)
 			}
 			return err
 		},

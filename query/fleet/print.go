@@ -70,9 +70,14 @@ func (p *Printer) Print(r *Result) error {
 		if p.Mode != ModeList {
 			return nil
 		}
+	} else if r.Meta != nil && r.Meta.Error != "" {
+		p.problem(r, r.Meta.Error+" (what it printed before failing is its content, searched and shown)")
 	}
-	if r.Meta != nil && r.Meta.Truncated && (p.Mode == ModeContents || p.Grep) {
-		p.problem(r, "content truncated by the collector at max_object_bytes: only the first part was stored and searched")
+	if r.Truncated {
+		p.problem(r, TruncatedNotice(r, p.Grep))
+	}
+	if r.Unmatched {
+		return nil
 	}
 	switch {
 	case r.Diff != "":
@@ -149,6 +154,20 @@ func (p *Printer) rawLine(r *Result, s string) {
 	p.W.WriteByte('\n')
 }
 
+// TruncatedNotice says that a result's content was read cut; grep says
+// the content was searched (a line past the cut is then not found).
+func TruncatedNotice(r *Result, grep bool) string {
+	of := ""
+	if r.Meta != nil && r.Meta.Bytes > r.StoredBytes {
+		of = fmt.Sprintf(" of %d", r.Meta.Bytes)
+	}
+	s := fmt.Sprintf("content truncated by the collector (max_object_bytes): only the first %d%s bytes are stored", r.StoredBytes, of)
+	if grep {
+		s += " and searched; a line past the cut is not found"
+	}
+	return s
+}
+
 // problem tells one problem on Errs.
 func (p *Printer) problem(r *Result, why string) {
 	if p.Errs != nil {
@@ -172,11 +191,15 @@ func Ago(now, t time.Time) string {
 func PrintSummary(w io.Writer, s *Summary) {
 	quiet := 0
 	for _, o := range s.Objects {
-		if len(s.Objects) > 5 && o.Missing == 0 && o.Errors == 0 {
+		if len(s.Objects) > 5 && o.Missing == 0 && o.Errors == 0 && o.Truncated == 0 {
 			quiet++
 			continue
 		}
-		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors (of %d hosts in scope)", termsafe.String(o.Object), o.Hosts, o.Matched, o.Missing, o.Errors, s.HostsInScope)
+		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors", termsafe.String(o.Object), o.Hosts, o.Matched, o.Missing, o.Errors)
+		if o.Truncated > 0 {
+			fmt.Fprintf(w, ", %d truncated", o.Truncated)
+		}
+		fmt.Fprintf(w, " (of %d hosts in scope)", s.HostsInScope)
 		if len(o.Sample) > 0 && o.Missing <= 5 {
 			fmt.Fprintf(w, "; missing on %s", strings.Join(termsafe.Strings(o.Sample), ", "))
 		}

@@ -46,6 +46,12 @@ type Request struct {
 // no message, like grep.
 var ErrNothingMatched = errors.New("fleet: nothing matched")
 
+// ErrMaybePastCut ends a --grep that matched no line in what the store
+// holds while some content it searched was truncated: the line may lie
+// past the cut, so "not found" is not an answer (exit status 2; Run has
+// said so on stderr).
+var ErrMaybePastCut = errors.New("fleet: nothing matched, but truncated content was searched")
+
 // Query resolves the request's scope against the store's configuration
 // into the query the Searcher runs.
 func (r Request) Query(cfg store.Config) (Query, error) {
@@ -165,7 +171,18 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 	if err != nil {
 		return err
 	}
-	return emptyScope(sum, q, r)
+	if err := emptyScope(sum, q, r); !errors.Is(err, ErrNothingMatched) || q.Grep == nil {
+		return err
+	}
+	cut := 0
+	for _, o := range sum.Objects {
+		cut += o.Truncated
+	}
+	if cut == 0 {
+		return ErrNothingMatched
+	}
+	fmt.Fprintf(errw, "nothing matched, but %d searched content is truncated: a matching line may lie past the cut (exit status 2)\n", cut)
+	return ErrMaybePastCut
 }
 
 func compare(ctx context.Context, s *Searcher, r Request, q Query, out io.Writer) error {
