@@ -103,15 +103,15 @@ func (r *Result) Key() string { return r.Host + "#" + r.Object }
 
 // ObjectSummary counts one matched object.
 type ObjectSummary struct {
-	Object  string   `json:"object"`
-	Hosts   int      `json:"hosts"`   // hosts in scope reporting it
-	Missing int      `json:"missing"` // hosts in scope without it
-	Errors  int      `json:"errors"`  // results naming an error (Result.Failed): one reason line each
-	Matched int      `json:"matched"` // results without a problem (after --grep / --changed-since)
+	Object  string `json:"object"`
+	Hosts   int    `json:"hosts"`   // hosts in scope reporting it
+	Missing int    `json:"missing"` // hosts in scope without it
+	Errors  int    `json:"errors"`  // results naming an error (Result.Failed): one reason line each
+	Matched int    `json:"matched"` // results without a problem (after --grep / --changed-since)
 	// Truncated counts the results whose content was read cut
 	// (Result.Truncated): one notice each.
-	Truncated int `json:"truncated,omitempty"`
-	Sample  []string `json:"missing_sample,omitempty"`
+	Truncated int      `json:"truncated,omitempty"`
+	Sample    []string `json:"missing_sample,omitempty"`
 }
 
 // Summary is what a search found.
