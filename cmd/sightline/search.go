@@ -98,6 +98,7 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			// escaped like every other piece of data.
 			var out io.Writer = os.Stdout
 			if !r.JSON && isTerminal(os.Stdout) {
+				r.Terminal = true
 				tw := &termsafe.TextWriter{W: os.Stdout}
 				defer func() { _ = tw.Flush() }()
 				out = tw

@@ -196,6 +196,50 @@ state_file: %q
 	if strings.Count(r.stdout, "last seen") != 2 || strings.Contains(r.stdout, "hosts in scope") || !strings.Contains(r.stderr, "2 of 2 hosts in scope") {
 		t.Errorf("--stale: stdout %q, stderr %q", r.stdout, r.stderr)
 	}
+	// --stale --json is JSON Lines like every other --json: one host per
+	// line, oldest first, then the summary.
+	r = c.run("search", "--stale", "1ns", "--json")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	var hostsSeen []string
+	for i, l := range lines {
+		var v struct {
+			Host    string `json:"host"`
+			Summary *struct {
+				Stale        int    `json:"stale"`
+				HostsInScope int    `json:"hosts_in_scope"`
+				NotSeenFor   string `json:"not_reported_for"`
+			} `json:"summary"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Errorf("--stale --json line %d is not one JSON document: %v: %q", i+1, err, l)
+			continue
+		}
+		switch {
+		case i < len(lines)-1 && v.Host != "" && v.Summary == nil:
+			hostsSeen = append(hostsSeen, v.Host)
+		case i == len(lines)-1 && v.Summary != nil:
+			if v.Summary.Stale != 2 || v.Summary.HostsInScope != 2 || v.Summary.NotSeenFor != "1ns" {
+				t.Errorf("--stale --json summary: %q", l)
+			}
+		default:
+			t.Errorf("--stale --json line %d: %q", i+1, l)
+		}
+	}
+	if r.code != 0 || len(hostsSeen) != 2 {
+		t.Errorf("--stale --json: exit %d, hosts %q in %q", r.code, hostsSeen, r.stdout)
+	}
+	// Binary content piped comes out byte for byte: nothing added, nothing
+	// cut (one host after the other, sorted).
+	binFile := []byte{0xff, 0xfe, 0, 1, 2, 'x'}
+	r = c.run("search", "--search", filepath.Join(files, "bin"), "--contents")
+	if want := string(binFile) + string(binFile); r.code != 0 || r.stdout != want {
+		t.Errorf("binary --contents piped: exit %d, stdout %q, want %q", r.code, r.stdout, want)
+	}
+	// On a terminal its control bytes are escaped, and the line ends.
+	out, code := c.runOnTerminal("search", "--search", filepath.Join(files, "bin"), "--contents", "--no-progress")
+	if code != 0 || strings.ContainsAny(out, "\x00\x01\x02") || strings.Count(out, `\x00\x01\x02x`+"\r\n") != 2 {
+		t.Errorf("binary --contents on a terminal: exit %d, output %q", code, out)
+	}
 }
 
 func must(t *testing.T, err error) {

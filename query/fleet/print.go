@@ -30,6 +30,9 @@ type Printer struct {
 	JSON   bool
 	Now    time.Time
 	Grep   bool
+	// Terminal: W ends on a terminal, where binary content gets a final
+	// newline (the escaping writer in front of it shows its bytes).
+	Terminal bool
 }
 
 // NewPrinter buffers w.
@@ -117,8 +120,17 @@ func (p *Printer) Print(r *Result) error {
 }
 
 // lines writes content line by line (sysops-api strips the trailing
-// newline and prints each line).
+// newline and prints each line). Binary content (not UTF-8 text, or
+// holding NUL) is written as stored, nothing added or cut, so a pipe gets
+// the file's bytes; on a terminal its line is ended.
 func (p *Printer) lines(r *Result, content []byte) error {
+	if !p.Prefix && (!utf8.Valid(content) || bytes.IndexByte(content, 0) >= 0) {
+		p.W.Write(content)
+		if p.Terminal && !bytes.HasSuffix(content, []byte("\n")) {
+			return p.W.WriteByte('\n')
+		}
+		return nil
+	}
 	content = bytes.TrimRight(content, "\n")
 	if !p.Prefix {
 		p.W.Write(content)

@@ -35,11 +35,20 @@ type Request struct {
 	Prefix       bool
 	JSON         bool
 	Unsorted     bool
+	// Terminal: stdout is a terminal (binary content then ends its line).
+	Terminal bool
 	// Progress is called while hosts are read (nil: no progress).
 	Progress func(object string, done, total uint64)
 	// BeforePrint is called before every printed result (to clear a
 	// progress line).
 	BeforePrint func()
+}
+
+// StaleSummary is the last line of `search --stale --json`.
+type StaleSummary struct {
+	Stale          int    `json:"stale"`
+	HostsInScope   int    `json:"hosts_in_scope"`
+	NotReportedFor string `json:"not_reported_for"`
 }
 
 // ErrNothingMatched ends a search that found nothing: exit status 1 with
@@ -113,7 +122,15 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 			return err
 		}
 		if r.JSON {
-			return json.NewEncoder(termsafe.JSONWriter(out)).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
+			// JSON Lines like every other --json: one host per line,
+			// then the summary.
+			enc := json.NewEncoder(termsafe.JSONWriter(out))
+			for _, rec := range recs {
+				if err := enc.Encode(rec); err != nil {
+					return err
+				}
+			}
+			return enc.Encode(map[string]StaleSummary{"summary": {Stale: len(recs), HostsInScope: inScope, NotReportedFor: r.Stale.String()}})
 		}
 		PrintStale(out, errw, now, recs, inScope, r.Stale)
 		return nil
@@ -144,6 +161,7 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 		pr.Errs = errw
 	}
 	pr.Grep = q.Grep != nil
+	pr.Terminal = r.Terminal
 	pr.Now = now
 	before := r.BeforePrint
 	if before == nil {
