@@ -30,9 +30,16 @@ type ran struct {
 
 func (c cli) run(args ...string) ran {
 	c.t.Helper()
+	return c.runIn("", args...)
+}
+
+// runIn runs the command in directory dir ("": the test's).
+func (c cli) runIn(dir string, args ...string) ran {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, append(append([]string{}, c.sets...), args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

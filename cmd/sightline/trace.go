@@ -5,7 +5,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/query/trace"
+	"github.com/sightline/sightline/sinks"
+	"github.com/sightline/sightline/sinks/index"
 )
 
 // newTraceCmd is `sightline trace CORRELATION_ID`.
@@ -35,7 +38,7 @@ Exit status 1 when nothing carries the ID.`,
 			}
 			s, closeFn, err := g.searcher(cfg)
 			if err != nil {
-				return err
+				return trace.OpenError(g.indexConfig(cfg), err)
 			}
 			defer closeFn()
 			return trace.Show(cmd.Context(), s, args[0], asJSON, os.Stdout)
@@ -43,4 +46,13 @@ Exit status 1 when nothing carries the ID.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the timeline as JSON")
 	return cmd
+}
+
+// indexConfig is the configuration's index section (the defaults when it
+// does not read: g.searcher has said why).
+func (g *globals) indexConfig(cfg *config.Config) index.Config {
+	if ic, err := sinks.SectionOf[index.Config](cfg, "index"); err == nil {
+		return *ic
+	}
+	return index.DefaultConfig()
 }
