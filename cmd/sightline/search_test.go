@@ -56,14 +56,15 @@ func (c cli) runIn(dir string, args ...string) ran {
 }
 
 // startRun builds nothing: it runs bin's `sightline run` on the embedded
-// defaults (free ports, a temp dir) until the test ends, and returns a cli
+// defaults (free ports, a temp dir; extra arguments before "run") until the
+// test ends, and returns a cli
 // whose commands reach it, and the temp dir.
-func startRun(t *testing.T, bin string) (cli, string) {
+func startRun(t *testing.T, bin string, extra ...string) (cli, string) {
 	t.Helper()
 	dir := t.TempDir()
 	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	run := exec.CommandContext(ctx, bin, append(embeddedSets(dir, natsAddr, httpAddr), "run")...)
+	run := exec.CommandContext(ctx, bin, append(append(embeddedSets(dir, natsAddr, httpAddr), extra...), "run")...)
 	run.Cancel = func() error { return run.Process.Signal(os.Interrupt) }
 	run.WaitDelay = 30 * time.Second
 	var runLog bytes.Buffer
