@@ -127,6 +127,39 @@ state_file: %q
 	got = bytes.ReplaceAll(got, []byte(dir), []byte("$DIR"))
 	got = regexp.MustCompile(`[0-9a-f]{32}`).ReplaceAll(got, []byte("(md5)"))
 	termsafetest.Golden(t, "search_truncated.golden", got)
+
+	// README, "Start over": a new data directory with the collector's state
+	// file kept gets "still the same" for content it never had; search says
+	// so and names --full, which resends it.
+	c2, _ := startRun(t, c.bin)
+	if r := c2.run("collect", "host", "-f", cfg); r.code != 0 || !strings.Contains(r.stdout, "same") {
+		t.Fatalf("collect after the reset: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		r := c2.run("search", "--search", big, "--contents")
+		if strings.Contains(r.stderr, "content not in the store") && strings.Contains(r.stderr, "--full") && r.stdout == "" && r.code == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search after a reset without the state file removed: %+v", r)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if r := c2.run("collect", "host", "-f", cfg, "--full"); r.code != 0 {
+		t.Fatalf("collect --full: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for {
+		r := c2.run("search", "--search", big, "--grep", "early needle")
+		if r.code == 0 && r.stdout == "early needle\n" && strings.Contains(r.stderr, "truncated") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("search after collect --full: %+v", r)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
 }
 
 func lastLine(s string) string {
