@@ -288,6 +288,9 @@ func printErrors(w io.Writer, c *Comparison) {
 	for _, e := range c.Errors {
 		fmt.Fprintf(w, "error: %s\n", termsafe.String(e))
 	}
+	for _, k := range c.Truncated {
+		fmt.Fprintf(w, "%s: content truncated by the collector (max_object_bytes): the diffs cover the stored head only\n", termsafe.String(k))
+	}
 }
 
 // PrintStale lists hosts that stopped reporting on w and the count on

@@ -752,7 +752,10 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 	for _, ht := range keys {
 		m := metas[ht]
 		r := &Result{Host: m.Host, Object: obj, Labels: hs.byToken[ht].Labels, Meta: m}
-		cur, prev, err := s.versions(ctx, obj, m.Host)
+		cur, prev, cut, err := s.versions(ctx, obj, m.Host)
+		if cut != nil {
+			r.Truncated, r.StoredBytes = true, cut.Size
+		}
 		switch {
 		case err != nil:
 			r.Problem = err.Error()
@@ -775,28 +778,37 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 }
 
 // versions returns the current and previous stored contents (prev nil when
-// there is none).
-func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, err error) {
+// there is none), and the header of the first of them that is truncated
+// (nil when neither is: the diff is then of whole contents).
+func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, cut *store.ContentHeader, err error) {
 	hist, err := s.kv.History(ctx, store.ContentKey(obj, hostname))
 	if err != nil {
-		return nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
+		return nil, nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
 	}
 	if len(hist) == 0 {
-		return nil, nil, fmt.Errorf("hosts: no stored content of %s#%s", hostname, obj)
+		return nil, nil, nil, fmt.Errorf("hosts: no stored content of %s#%s", hostname, obj)
 	}
-	_, cur, err = store.DecodeContent(hist[len(hist)-1].Value, nil)
+	h, cur, err := store.DecodeContent(hist[len(hist)-1].Value, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if h.Truncated {
+		cut = &h
 	}
 	if len(hist) > 1 {
-		if _, prev, err = store.DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
-			return nil, nil, err
+		var ph store.ContentHeader
+		if ph, prev, err = store.DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
+			return nil, nil, nil, err
+		}
+		if ph.Truncated && cut == nil {
+			cut = &ph
 		}
 	}
-	return cur, prev, nil
+	return cur, prev, cut, nil
 }
 
-// Content returns the stored content of one object of one host.
+// Content returns the stored content of one object of one host, and its
+// metadata; Meta.Truncated is set when the stored content is a head only.
 func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Meta, []byte, error) {
 	e, err := s.kv.Get(ctx, store.MetaKey(obj, hostname))
 	if errors.Is(err, kv.ErrStateNotFound) {
@@ -823,6 +835,7 @@ func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Me
 	if h.MD5 != m.MD5 {
 		return &m, nil, fmt.Errorf("hosts: %s#%s: the store has md5 %s, the host reports %s", hostname, obj, h.MD5, m.MD5)
 	}
+	m.Truncated = m.Truncated || h.Truncated
 	return &m, content, nil
 }
 

@@ -28,7 +28,7 @@ func TestTruncationSurvivesStillTheSame(t *testing.T) {
 	full.SetContent([]byte(strings.Repeat("line\n", 1000)), 100)
 	write := func(tag int64, o host.Object) {
 		t.Helper()
-		parts, err := host.Split("host:h1", tag, host.HostNode("h1", nil, nil), []host.Object{o}, 0)
+		parts, err := host.Split("host:"+o.Host, tag, host.HostNode(o.Host, nil, nil), []host.Object{o}, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,5 +76,30 @@ func TestTruncationSurvivesStillTheSame(t *testing.T) {
 	write(3, same) // an earlier collector cleared it
 	if r := search(); !r.Truncated || r.StoredBytes != 100 || !r.Meta.Truncated || r.Problem != "" {
 		t.Errorf("search after a record without the flag: truncated %v stored %d meta %v problem %q", r.Truncated, r.StoredBytes, r.Meta.Truncated, r.Problem)
+	}
+
+	// --compare and --changed-since read contents too: they say which
+	// were cut (their diffs cover the stored heads).
+	other := obj("h2", "big.log", host.TypeFile, "", at)
+	other.SetContent([]byte("changed\n"+strings.Repeat("line\n", 1000)), 100)
+	write(4, other)
+	sr := fleet.NewSearcher(kv, hosts.DefaultConfig())
+	cmp, err := sr.Compare(ctx, fleet.Query{}, "big.log", "h2", "")
+	if err != nil || len(cmp.Groups) != 2 || len(cmp.Truncated) != 2 {
+		t.Errorf("compare: %v %+v", err, cmp)
+	}
+	var out strings.Builder
+	fleet.PrintComparison(&out, cmp, false)
+	if !strings.Contains(out.String(), "h1#big.log: content truncated") || !strings.Contains(out.String(), "h2#big.log: content truncated") {
+		t.Errorf("compare output does not tell the truncation:\n%s", out.String())
+	}
+	var changed []*fleet.Result
+	if _, err := sr.Search(ctx, fleet.Query{Search: "big.log", ChangedSince: time.Hour}, func(r *fleet.Result) error { changed = append(changed, r); return nil }); err != nil || len(changed) != 2 {
+		t.Fatalf("changed-since: %v, %d results", err, len(changed))
+	}
+	for _, r := range changed {
+		if !r.Truncated || r.StoredBytes != 100 {
+			t.Errorf("changed-since %s: truncated %v stored %d", r.Key(), r.Truncated, r.StoredBytes)
+		}
 	}
 }
