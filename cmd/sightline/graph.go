@@ -170,7 +170,8 @@ logs an audit line.`,
 	reset.Flags().BoolVar(&resetDry, "dry-run", false, "print what would change; change nothing")
 	reset.Flags().BoolVar(&resetYes, "yes", false, "apply the plan")
 	reset.Flags().BoolVar(&resetJSON, "json", false, "print JSON")
-	scope := &cobra.Command{Use: "scope", Short: "Operator actions on one scope (reset)"}
+	scope := &cobra.Command{Use: "scope", Short: "Operator actions on one scope (reset)",
+		Example: "  sightline graph scope reset --dry-run cloudmap:prod\n  sightline graph scope reset --yes cloudmap:prod"}
 	scope.AddCommand(reset)
 
 	cmd.AddCommand(status, sweep, scope)

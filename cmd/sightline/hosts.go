@@ -56,7 +56,7 @@ A host without such a tag is left as it is. The reset is logged.`,
 					"complete_tag", rep.CompleteTag, "new_complete_tag", rep.NewCompleteTag, "objects_deleted", len(rep.Objects))
 			}
 			if asJSON {
-				return json.NewEncoder(os.Stdout).Encode(rep)
+				return json.NewEncoder(termsafe.JSONWriter(os.Stdout)).Encode(rep)
 			}
 			h := termsafe.String(rep.Host)
 			if !rep.Frozen() {

@@ -39,7 +39,7 @@ TIME is RFC 3339 or a duration back from now (15m, 2h).`,
 			r.Text = args
 			s, closeFn, err := g.searcher(cfg)
 			if err != nil {
-				return err
+				return trace.OpenError(g.indexConfig(cfg), err)
 			}
 			defer closeFn()
 			err = trace.Logs(cmd.Context(), s, r, os.Stdout, os.Stderr)

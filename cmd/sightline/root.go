@@ -44,6 +44,11 @@ them, and sinks write Neo4j, an Elasticsearch-compatible index and S3 archives.
 
 Configuration: defaults, then --config FILE (or SIGHTLINE_CONFIG), then SIGHTLINE_* variables,
 then --set key=value. ` + "`sightline config keys`" + ` lists every key.`,
+		Example: `  sightline run                                   # the pipeline on embedded defaults, data under .sightline/
+  nats sub 'sightline.events.>'                   # watch what comes out (and 'sightline.dlq.>')
+  sightline trace abc                             # everything that carried correlation id abc
+  sightline status
+  sightline --set http.listen=127.0.0.1:9090 run  # the API elsewhere; NATS stays on nats.listen`,
 		SilenceUsage:     true,
 		SilenceErrors:    true,
 		Version:          version,

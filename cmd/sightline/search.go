@@ -43,7 +43,13 @@ match at line starts and ends). --changed-since D prints the unified diff of eve
 content changed in the last D. --stale D lists hosts that have not reported for D.
 --compare HOST:OBJECT diffs one host's object against every other version in scope;
 --compare-all groups hosts by md5 and diffs the most common version against the others
-(--hostlist prints the hosts of every version). --json prints one JSON object per line.`,
+(--hostlist prints the hosts of every version). --json prints one JSON object per line, then a
+summary line (--stale --json too).
+
+Problems go to stderr as host#object: reason, one line each (the summary's errors count them),
+and so does content the collector cut at max_object_bytes, for every object whose content was
+read. Exit status: 0 when something matched, 1 when nothing did, 2 when --grep found no line
+but searched truncated content (the line may lie past the cut).`,
 		Example: `  sightline search --search sysctl-a --contents | grep net.core.netdev_budget | uniq -c
   sightline search --search sysctl-a --grep '^net.core.netdev_budget' --prefix-hostnames
   sightline search --search /etc/passwd --md5sum --prefix-hostnames --site lva1
@@ -98,13 +104,17 @@ content changed in the last D. --stale D lists hosts that have not reported for 
 			// escaped like every other piece of data.
 			var out io.Writer = os.Stdout
 			if !r.JSON && isTerminal(os.Stdout) {
+				r.Terminal = true
 				tw := &termsafe.TextWriter{W: os.Stdout}
 				defer func() { _ = tw.Flush() }()
 				out = tw
 			}
 			err = fleet.Run(ctx, fleet.NewSearcher(kv, hc), r, q, out, os.Stderr)
-			if errors.Is(err, fleet.ErrNothingMatched) {
+			switch {
+			case errors.Is(err, fleet.ErrNothingMatched):
 				return errNothingMatched
+			case errors.Is(err, fleet.ErrMaybePastCut):
+				return exitCode(2)
 			}
 			return err
 		},

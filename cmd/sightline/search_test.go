@@ -30,9 +30,16 @@ type ran struct {
 
 func (c cli) run(args ...string) ran {
 	c.t.Helper()
+	return c.runIn("", args...)
+}
+
+// runIn runs the command in directory dir ("": the test's).
+func (c cli) runIn(dir string, args ...string) ran {
+	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, c.bin, append(append([]string{}, c.sets...), args...)...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -49,14 +56,15 @@ func (c cli) run(args ...string) ran {
 }
 
 // startRun builds nothing: it runs bin's `sightline run` on the embedded
-// defaults (free ports, a temp dir) until the test ends, and returns a cli
+// defaults (free ports, a temp dir; extra arguments before "run") until the
+// test ends, and returns a cli
 // whose commands reach it, and the temp dir.
-func startRun(t *testing.T, bin string) (cli, string) {
+func startRun(t *testing.T, bin string, extra ...string) (cli, string) {
 	t.Helper()
 	dir := t.TempDir()
 	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	run := exec.CommandContext(ctx, bin, append(embeddedSets(dir, natsAddr, httpAddr), "run")...)
+	run := exec.CommandContext(ctx, bin, append(append(embeddedSets(dir, natsAddr, httpAddr), extra...), "run")...)
 	run.Cancel = func() error { return run.Process.Signal(os.Interrupt) }
 	run.WaitDelay = 30 * time.Second
 	var runLog bytes.Buffer
@@ -195,6 +203,50 @@ state_file: %q
 	r = c.run("search", "--stale", "1ns")
 	if strings.Count(r.stdout, "last seen") != 2 || strings.Contains(r.stdout, "hosts in scope") || !strings.Contains(r.stderr, "2 of 2 hosts in scope") {
 		t.Errorf("--stale: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
+	// --stale --json is JSON Lines like every other --json: one host per
+	// line, oldest first, then the summary.
+	r = c.run("search", "--stale", "1ns", "--json")
+	lines := strings.Split(strings.TrimSuffix(r.stdout, "\n"), "\n")
+	var hostsSeen []string
+	for i, l := range lines {
+		var v struct {
+			Host    string `json:"host"`
+			Summary *struct {
+				Stale        int    `json:"stale"`
+				HostsInScope int    `json:"hosts_in_scope"`
+				NotSeenFor   string `json:"not_reported_for"`
+			} `json:"summary"`
+		}
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			t.Errorf("--stale --json line %d is not one JSON document: %v: %q", i+1, err, l)
+			continue
+		}
+		switch {
+		case i < len(lines)-1 && v.Host != "" && v.Summary == nil:
+			hostsSeen = append(hostsSeen, v.Host)
+		case i == len(lines)-1 && v.Summary != nil:
+			if v.Summary.Stale != 2 || v.Summary.HostsInScope != 2 || v.Summary.NotSeenFor != "1ns" {
+				t.Errorf("--stale --json summary: %q", l)
+			}
+		default:
+			t.Errorf("--stale --json line %d: %q", i+1, l)
+		}
+	}
+	if r.code != 0 || len(hostsSeen) != 2 {
+		t.Errorf("--stale --json: exit %d, hosts %q in %q", r.code, hostsSeen, r.stdout)
+	}
+	// Binary content piped comes out byte for byte: nothing added, nothing
+	// cut (one host after the other, sorted).
+	binFile := []byte{0xff, 0xfe, 0, 1, 2, 'x'}
+	r = c.run("search", "--search", filepath.Join(files, "bin"), "--contents")
+	if want := string(binFile) + string(binFile); r.code != 0 || r.stdout != want {
+		t.Errorf("binary --contents piped: exit %d, stdout %q, want %q", r.code, r.stdout, want)
+	}
+	// On a terminal its control bytes are escaped, and the line ends.
+	out, code := c.runOnTerminal("search", "--search", filepath.Join(files, "bin"), "--contents", "--no-progress")
+	if code != 0 || strings.ContainsAny(out, "\x00\x01\x02") || strings.Count(out, `\x00\x01\x02x`+"\r\n") != 2 {
+		t.Errorf("binary --contents on a terminal: exit %d, output %q", code, out)
 	}
 }
 

@@ -218,6 +218,7 @@ func Run(ctx context.Context, c *Collector, pub stage.Publisher, o RunOptions) (
 	if err != nil {
 		return nil, err
 	}
+	next.Sent(parts)
 	msgs, err := Messages(c.Subject(), parts)
 	if err != nil {
 		return nil, err

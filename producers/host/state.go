@@ -22,6 +22,11 @@ type StateEntry struct {
 	MD5      string    `json:"md5"`
 	Updated  time.Time `json:"updated"`   // first collected with this md5
 	FullSent time.Time `json:"full_sent"` // last time the content itself was sent
+	// Truncated says whether the content last sent was cut (at
+	// max_object_bytes, or to fit a part): the store holds only its head,
+	// and every "still the same" record of this md5 says so. Nil in a state
+	// file of an earlier release (the object's own cut is used then).
+	Truncated *bool `json:"truncated,omitempty"`
 }
 
 // LoadState reads the state file; a missing file is an empty state. A
@@ -74,6 +79,22 @@ func (s *State) Save(path string) error {
 	return nil
 }
 
+// Sent records that parts carry the objects as sent: an object whose
+// content Split cut to fit a part is truncated in the store, and its later
+// "still the same" records say so.
+func (s *State) Sent(parts []Part) {
+	for i := range parts {
+		for _, o := range parts[i].Objects {
+			if e, ok := s.Objects[o.Name]; ok && !o.Unchanged && o.MD5 == e.MD5 {
+				e.Truncated = ptr(o.Truncated)
+				s.Objects[o.Name] = e
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 // NextTag returns max(now in ms, last tag + 1).
 func (s *State) NextTag(now time.Time) int64 {
 	t := now.UnixMilli()
@@ -101,17 +122,23 @@ func (s *State) Mark(objs []Object, now time.Time, fullEvery time.Duration, forc
 			o.Updated = &upd
 			stale := fullEvery > 0 && now.Sub(prev.FullSent) >= fullEvery
 			if !forceFull && !stale {
+				// "Still the same": no content, but the truncation of the
+				// content the store holds for this md5 (the record
+				// replaces the object's metadata in the store).
 				o.Unchanged = true
-				o.Content, o.Encoding, o.Truncated = "", "", false
+				o.Content, o.Encoding = "", ""
+				if prev.Truncated != nil {
+					o.Truncated = *prev.Truncated
+				}
 				next.Objects[o.Name] = prev
 				continue
 			}
-			next.Objects[o.Name] = StateEntry{MD5: o.MD5, Updated: prev.Updated, FullSent: now}
+			next.Objects[o.Name] = StateEntry{MD5: o.MD5, Updated: prev.Updated, FullSent: now, Truncated: ptr(o.Truncated)}
 			continue
 		}
 		upd := o.Collected
 		o.Updated = &upd
-		next.Objects[o.Name] = StateEntry{MD5: o.MD5, Updated: upd, FullSent: now}
+		next.Objects[o.Name] = StateEntry{MD5: o.MD5, Updated: upd, FullSent: now, Truncated: ptr(o.Truncated)}
 	}
 	return next
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/aymanbagabas/go-udiff"
+
+	store "github.com/sightline/sightline/sinks/hosts"
 )
 
 // Diff is a unified diff of two contents ("" when they are equal).
@@ -33,6 +35,19 @@ type Comparison struct {
 	Groups    []Group  `json:"groups"`    // reference first, then by size
 	Errors    []string `json:"errors,omitempty"`
 	Missing   int      `json:"missing"`
+	// Truncated names the contents read (host#object) that the collector
+	// cut: their diffs cover the stored head only.
+	Truncated []string `json:"truncated,omitempty"`
+}
+
+// read is Content for a comparison: a truncated content is named in
+// Truncated.
+func (c *Comparison) read(ctx context.Context, s *Searcher, hostname, obj string) (*store.Meta, []byte, error) {
+	m, b, err := s.Content(ctx, hostname, obj)
+	if err == nil && m.Truncated {
+		c.Truncated = append(c.Truncated, hostname+"#"+obj)
+	}
+	return m, b, err
 }
 
 // Compare groups the hosts in scope by md5 of obj and diffs one sample of
@@ -67,7 +82,7 @@ func (s *Searcher) Compare(ctx context.Context, q Query, obj, refHost, refObj st
 	var refMD5 string
 	var refContent []byte
 	if refHost != "" {
-		m, c, err := s.Content(ctx, refHost, refObj)
+		m, c, err := cmp.read(ctx, s, refHost, refObj)
 		if err != nil {
 			if errors.Is(err, ErrUnknownHost) || errors.Is(err, ErrUnknownObject) {
 				return nil, fmt.Errorf("--compare %s:%s: %w", refHost, refObj, err)
@@ -93,7 +108,7 @@ func (s *Searcher) Compare(ctx context.Context, q Query, obj, refHost, refObj st
 	}
 	if refHost == "" {
 		g := cmp.Groups[0]
-		_, c, err := s.Content(ctx, g.Sample, obj)
+		_, c, err := cmp.read(ctx, s, g.Sample, obj)
 		if err != nil {
 			return nil, fmt.Errorf("hosts: compare: %w", err)
 		}
@@ -108,7 +123,7 @@ func (s *Searcher) Compare(ctx context.Context, q Query, obj, refHost, refObj st
 			g.Reference = true
 			continue
 		}
-		_, c, err := s.Content(ctx, g.Sample, obj)
+		_, c, err := cmp.read(ctx, s, g.Sample, obj)
 		if err != nil {
 			g.Diff = "(content unavailable: " + err.Error() + ")"
 			continue

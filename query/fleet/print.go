@@ -30,6 +30,9 @@ type Printer struct {
 	JSON   bool
 	Now    time.Time
 	Grep   bool
+	// Terminal: W ends on a terminal, where binary content gets a final
+	// newline (the escaping writer in front of it shows its bytes).
+	Terminal bool
 }
 
 // NewPrinter buffers w.
@@ -70,9 +73,14 @@ func (p *Printer) Print(r *Result) error {
 		if p.Mode != ModeList {
 			return nil
 		}
+	} else if r.Meta != nil && r.Meta.Error != "" {
+		p.problem(r, r.Meta.Error+" (what it printed before failing is its content, searched and shown)")
 	}
-	if r.Meta != nil && r.Meta.Truncated && (p.Mode == ModeContents || p.Grep) {
-		p.problem(r, "content truncated by the collector at max_object_bytes: only the first part was stored and searched")
+	if r.Truncated {
+		p.problem(r, TruncatedNotice(r, p.Grep))
+	}
+	if r.Unmatched {
+		return nil
 	}
 	switch {
 	case r.Diff != "":
@@ -112,8 +120,17 @@ func (p *Printer) Print(r *Result) error {
 }
 
 // lines writes content line by line (sysops-api strips the trailing
-// newline and prints each line).
+// newline and prints each line). Binary content (not UTF-8 text, or
+// holding NUL) is written as stored, nothing added or cut, so a pipe gets
+// the file's bytes; on a terminal its line is ended.
 func (p *Printer) lines(r *Result, content []byte) error {
+	if !p.Prefix && (!utf8.Valid(content) || bytes.IndexByte(content, 0) >= 0) {
+		p.W.Write(content)
+		if p.Terminal && !bytes.HasSuffix(content, []byte("\n")) {
+			return p.W.WriteByte('\n')
+		}
+		return nil
+	}
 	content = bytes.TrimRight(content, "\n")
 	if !p.Prefix {
 		p.W.Write(content)
@@ -149,6 +166,20 @@ func (p *Printer) rawLine(r *Result, s string) {
 	p.W.WriteByte('\n')
 }
 
+// TruncatedNotice says that a result's content was read cut; grep says
+// the content was searched (a line past the cut is then not found).
+func TruncatedNotice(r *Result, grep bool) string {
+	of := ""
+	if r.Meta != nil && r.Meta.Bytes > r.StoredBytes {
+		of = fmt.Sprintf(" of %d", r.Meta.Bytes)
+	}
+	s := fmt.Sprintf("content truncated by the collector (max_object_bytes): only the first %d%s bytes are stored", r.StoredBytes, of)
+	if grep {
+		s += " and searched; a line past the cut is not found"
+	}
+	return s
+}
+
 // problem tells one problem on Errs.
 func (p *Printer) problem(r *Result, why string) {
 	if p.Errs != nil {
@@ -172,11 +203,15 @@ func Ago(now, t time.Time) string {
 func PrintSummary(w io.Writer, s *Summary) {
 	quiet := 0
 	for _, o := range s.Objects {
-		if len(s.Objects) > 5 && o.Missing == 0 && o.Errors == 0 {
+		if len(s.Objects) > 5 && o.Missing == 0 && o.Errors == 0 && o.Truncated == 0 {
 			quiet++
 			continue
 		}
-		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors (of %d hosts in scope)", termsafe.String(o.Object), o.Hosts, o.Matched, o.Missing, o.Errors, s.HostsInScope)
+		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors", termsafe.String(o.Object), o.Hosts, o.Matched, o.Missing, o.Errors)
+		if o.Truncated > 0 {
+			fmt.Fprintf(w, ", %d truncated", o.Truncated)
+		}
+		fmt.Fprintf(w, " (of %d hosts in scope)", s.HostsInScope)
 		if len(o.Sample) > 0 && o.Missing <= 5 {
 			fmt.Fprintf(w, "; missing on %s", strings.Join(termsafe.Strings(o.Sample), ", "))
 		}
@@ -252,6 +287,9 @@ func printErrors(w io.Writer, c *Comparison) {
 	}
 	for _, e := range c.Errors {
 		fmt.Fprintf(w, "error: %s\n", termsafe.String(e))
+	}
+	for _, k := range c.Truncated {
+		fmt.Fprintf(w, "%s: content truncated by the collector (max_object_bytes): the diffs cover the stored head only\n", termsafe.String(k))
 	}
 }
 

@@ -35,6 +35,8 @@ type Request struct {
 	Prefix       bool
 	JSON         bool
 	Unsorted     bool
+	// Terminal: stdout is a terminal (binary content then ends its line).
+	Terminal bool
 	// Progress is called while hosts are read (nil: no progress).
 	Progress func(object string, done, total uint64)
 	// BeforePrint is called before every printed result (to clear a
@@ -42,9 +44,22 @@ type Request struct {
 	BeforePrint func()
 }
 
+// StaleSummary is the last line of `search --stale --json`.
+type StaleSummary struct {
+	Stale          int    `json:"stale"`
+	HostsInScope   int    `json:"hosts_in_scope"`
+	NotReportedFor string `json:"not_reported_for"`
+}
+
 // ErrNothingMatched ends a search that found nothing: exit status 1 with
 // no message, like grep.
 var ErrNothingMatched = errors.New("fleet: nothing matched")
+
+// ErrMaybePastCut ends a --grep that matched no line in what the store
+// holds while some content it searched was truncated: the line may lie
+// past the cut, so "not found" is not an answer (exit status 2; Run has
+// said so on stderr).
+var ErrMaybePastCut = errors.New("fleet: nothing matched, but truncated content was searched")
 
 // Query resolves the request's scope against the store's configuration
 // into the query the Searcher runs.
@@ -107,7 +122,15 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 			return err
 		}
 		if r.JSON {
-			return json.NewEncoder(termsafe.JSONWriter(out)).Encode(map[string]any{"stale": recs, "hosts_in_scope": inScope})
+			// JSON Lines like every other --json: one host per line,
+			// then the summary.
+			enc := json.NewEncoder(termsafe.JSONWriter(out))
+			for _, rec := range recs {
+				if err := enc.Encode(rec); err != nil {
+					return err
+				}
+			}
+			return enc.Encode(map[string]StaleSummary{"summary": {Stale: len(recs), HostsInScope: inScope, NotReportedFor: r.Stale.String()}})
 		}
 		PrintStale(out, errw, now, recs, inScope, r.Stale)
 		return nil
@@ -138,6 +161,7 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 		pr.Errs = errw
 	}
 	pr.Grep = q.Grep != nil
+	pr.Terminal = r.Terminal
 	pr.Now = now
 	before := r.BeforePrint
 	if before == nil {
@@ -165,7 +189,18 @@ func Run(ctx context.Context, s *Searcher, r Request, q Query, out, errw io.Writ
 	if err != nil {
 		return err
 	}
-	return emptyScope(sum, q, r)
+	if err := emptyScope(sum, q, r); !errors.Is(err, ErrNothingMatched) || q.Grep == nil {
+		return err
+	}
+	cut := 0
+	for _, o := range sum.Objects {
+		cut += o.Truncated
+	}
+	if cut == 0 {
+		return ErrNothingMatched
+	}
+	fmt.Fprintf(errw, "nothing matched, but %d searched content is truncated: a matching line may lie past the cut (exit status 2)\n", cut)
+	return ErrMaybePastCut
 }
 
 func compare(ctx context.Context, s *Searcher, r Request, q Query, out io.Writer) error {

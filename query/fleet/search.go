@@ -81,19 +81,37 @@ type Result struct {
 	// Problem says why there is no content: the object's error on the host,
 	// or the store lacking the reported version.
 	Problem string `json:"problem,omitempty"`
+	// Truncated: the content read is only the head of the object's content
+	// (the collector cut it at max_object_bytes or to fit a part);
+	// StoredBytes is how much of Meta.Bytes the store holds. Set on every
+	// result whose content a search read (--contents, --grep).
+	Truncated   bool `json:"truncated,omitempty"`
+	StoredBytes int  `json:"stored_bytes,omitempty"`
+	// Unmatched: --grep found no line in this content; the result is
+	// emitted only to tell what a search must not keep silent (a
+	// truncated content, the object's error), never counted as matched.
+	Unmatched bool `json:"unmatched,omitempty"`
 }
+
+// Failed reports whether the result carries an error of its object: a
+// problem, or an error the host reported along with output (a command that
+// exited non-zero after printing).
+func (r *Result) Failed() bool { return r.Problem != "" || (r.Meta != nil && r.Meta.Error != "") }
 
 // Key is the sysops-api style "host#object".
 func (r *Result) Key() string { return r.Host + "#" + r.Object }
 
 // ObjectSummary counts one matched object.
 type ObjectSummary struct {
-	Object  string   `json:"object"`
-	Hosts   int      `json:"hosts"`   // hosts in scope reporting it
-	Missing int      `json:"missing"` // hosts in scope without it
-	Errors  int      `json:"errors"`  // hosts reporting an error for it
-	Matched int      `json:"matched"` // results without a problem (after --grep / --changed-since)
-	Sample  []string `json:"missing_sample,omitempty"`
+	Object  string `json:"object"`
+	Hosts   int    `json:"hosts"`   // hosts in scope reporting it
+	Missing int    `json:"missing"` // hosts in scope without it
+	Errors  int    `json:"errors"`  // results naming an error (Result.Failed): one reason line each
+	Matched int    `json:"matched"` // results without a problem (after --grep / --changed-since)
+	// Truncated counts the results whose content was read cut
+	// (Result.Truncated): one notice each.
+	Truncated int      `json:"truncated,omitempty"`
+	Sample    []string `json:"missing_sample,omitempty"`
 }
 
 // Summary is what a search found.
@@ -326,7 +344,13 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 	metas, sm := inScope(obj, all, hs)
 	p := newProgress(obj, len(metas), q.Progress)
 	emitOne := func(r *Result) error {
-		if r.Problem == "" {
+		if r.Failed() {
+			sm.Errors++
+		}
+		if r.Truncated {
+			sm.Truncated++
+		}
+		if r.Problem == "" && !r.Unmatched {
 			sm.Matched++
 		}
 		return emit(r)
@@ -349,7 +373,8 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 }
 
 // inScope keeps the metadata of hosts in scope that still report the
-// object, and counts hosts, missing hosts and errors.
+// object, and counts hosts and missing hosts (errors are counted as their
+// results are emitted, so the count is that of the reasons told).
 func inScope(obj string, all map[string]*store.Meta, hs *hostSet) (map[string]*store.Meta, *ObjectSummary) {
 	sm := &ObjectSummary{Object: obj}
 	metas := make(map[string]*store.Meta, len(all))
@@ -359,9 +384,6 @@ func inScope(obj string, all map[string]*store.Meta, hs *hostSet) (map[string]*s
 			continue
 		}
 		metas[ht] = m
-		if m.Error != "" {
-			sm.Errors++
-		}
 	}
 	sm.Hosts = len(metas)
 	for ht, rec := range hs.byToken {
@@ -585,13 +607,26 @@ func (s *Searcher) contentResult(q Query, obj string, m *store.Meta, rec *store.
 	if r.Problem != "" {
 		return r // told on stderr (or in JSON), never printed as content
 	}
+	if h.Truncated || m.Truncated {
+		// What the store holds is the head: the header says so for the
+		// content itself, whatever later records of it said.
+		r.Truncated, r.StoredBytes = true, h.Size
+		if !m.Truncated {
+			mc := *m
+			mc.Truncated = true
+			r.Meta = &mc
+		}
+	}
 	if q.Grep == nil {
 		r.Content = content
 		return r
 	}
 	r.Lines = q.matcher().lines(content)
 	if len(r.Lines) == 0 {
-		return nil
+		if !r.Truncated && !r.Failed() {
+			return nil
+		}
+		r.Unmatched = true
 	}
 	return r
 }
@@ -717,7 +752,10 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 	for _, ht := range keys {
 		m := metas[ht]
 		r := &Result{Host: m.Host, Object: obj, Labels: hs.byToken[ht].Labels, Meta: m}
-		cur, prev, err := s.versions(ctx, obj, m.Host)
+		cur, prev, cut, err := s.versions(ctx, obj, m.Host)
+		if cut != nil {
+			r.Truncated, r.StoredBytes = true, cut.Size
+		}
 		switch {
 		case err != nil:
 			r.Problem = err.Error()
@@ -740,28 +778,37 @@ func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string
 }
 
 // versions returns the current and previous stored contents (prev nil when
-// there is none).
-func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, err error) {
+// there is none), and the header of the first of them that is truncated
+// (nil when neither is: the diff is then of whole contents).
+func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, prev []byte, cut *store.ContentHeader, err error) {
 	hist, err := s.kv.History(ctx, store.ContentKey(obj, hostname))
 	if err != nil {
-		return nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
+		return nil, nil, nil, fmt.Errorf("hosts: history of %s#%s: %w", hostname, obj, err)
 	}
 	if len(hist) == 0 {
-		return nil, nil, fmt.Errorf("hosts: no stored content of %s#%s", hostname, obj)
+		return nil, nil, nil, fmt.Errorf("hosts: no stored content of %s#%s", hostname, obj)
 	}
-	_, cur, err = store.DecodeContent(hist[len(hist)-1].Value, nil)
+	h, cur, err := store.DecodeContent(hist[len(hist)-1].Value, nil)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	if h.Truncated {
+		cut = &h
 	}
 	if len(hist) > 1 {
-		if _, prev, err = store.DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
-			return nil, nil, err
+		var ph store.ContentHeader
+		if ph, prev, err = store.DecodeContent(hist[len(hist)-2].Value, nil); err != nil {
+			return nil, nil, nil, err
+		}
+		if ph.Truncated && cut == nil {
+			cut = &ph
 		}
 	}
-	return cur, prev, nil
+	return cur, prev, cut, nil
 }
 
-// Content returns the stored content of one object of one host.
+// Content returns the stored content of one object of one host, and its
+// metadata; Meta.Truncated is set when the stored content is a head only.
 func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Meta, []byte, error) {
 	e, err := s.kv.Get(ctx, store.MetaKey(obj, hostname))
 	if errors.Is(err, kv.ErrStateNotFound) {
@@ -788,6 +835,7 @@ func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Me
 	if h.MD5 != m.MD5 {
 		return &m, nil, fmt.Errorf("hosts: %s#%s: the store has md5 %s, the host reports %s", hostname, obj, h.MD5, m.MD5)
 	}
+	m.Truncated = m.Truncated || h.Truncated
 	return &m, content, nil
 }
 
