@@ -33,6 +33,7 @@ package traceidx
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -577,6 +578,19 @@ func (s *Store) values(field string) ([]string, error) {
 
 // Search runs q.
 func (s *Store) Search(q Query) (Result, error) {
+	return s.SearchContext(context.Background(), q)
+}
+
+// searchCheckEvery is how many candidates a search reads between two
+// looks at its context.
+const searchCheckEvery = 256
+
+// SearchContext runs q until ctx ends: then it stops reading and returns
+// ctx's error (wrapped), without hits.
+func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, fmt.Errorf("traceidx: search: %w", err)
+	}
 	if err := s.rlock(); err != nil {
 		return Result{}, err
 	}
@@ -704,7 +718,12 @@ func (s *Store) Search(q Query) (Result, error) {
 		key   []byte
 		known []string
 	)
-	for {
+	for read := 1; ; read++ {
+		if read%searchCheckEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return Result{}, fmt.Errorf("traceidx: search stopped after %d candidates: %w", read, err)
+			}
+		}
 		// The next key over every source (the smallest, or the largest
 		// when newest first); equal keys of other sources are the same
 		// document.

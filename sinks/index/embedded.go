@@ -207,10 +207,15 @@ func (e *Embedded) Search(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return Result{}, badQuery(err)
 	}
-	sr, err := e.st.Search(sq)
+	sctx, cancel := context.WithTimeout(ctx, e.o.searchTime)
+	defer cancel()
+	sr, err := e.st.SearchContext(sctx, sq)
 	if err != nil {
 		if errors.Is(err, traceidx.ErrClosed) {
 			return Result{}, ErrClosed
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return Result{}, fmt.Errorf("%w: search stopped after %s (limit SearchTime): narrow the time range, or add a host:, service:, level: or word condition", ErrSearchTooLong, e.o.searchTime)
 		}
 		return Result{}, fmt.Errorf("index: embedded search: %w", err)
 	}

@@ -13,12 +13,17 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/index/esclient"
 )
 
 // ErrClosed is returned by Write after Close.
 var ErrClosed = errors.New("index: sink closed")
+
+// ErrSearchTooLong is returned by a search of the embedded index stopped
+// at limits.SearchTime.
+var ErrSearchTooLong = errors.New("index: search too long")
 
 // ErrUnavailable wraps failures to reach the index server (transient).
 var ErrUnavailable = esclient.ErrUnavailable
@@ -27,9 +32,10 @@ var ErrUnavailable = esclient.ErrUnavailable
 type Option func(*options)
 
 type options struct {
-	log   *slog.Logger
-	now   func() time.Time
-	httpc *http.Client
+	log        *slog.Logger
+	now        func() time.Time
+	httpc      *http.Client
+	searchTime time.Duration
 }
 
 // WithLogger sets the logger.
@@ -38,11 +44,15 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 // WithClock sets the clock used by retention (tests).
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
+// WithSearchTime bounds how long one search reads the embedded index
+// (default limits.SearchTime; tests set less).
+func WithSearchTime(d time.Duration) Option { return func(o *options) { o.searchTime = d } }
+
 // WithHTTPClient replaces the HTTP client (its TLS settings then come from it).
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.httpc = c } }
 
 func buildOptions(opts []Option) options {
-	o := options{log: slog.New(slog.DiscardHandler), now: time.Now}
+	o := options{log: slog.New(slog.DiscardHandler), now: time.Now, searchTime: limits.SearchTime}
 	for _, f := range opts {
 		f(&o)
 	}

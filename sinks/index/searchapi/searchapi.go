@@ -5,6 +5,7 @@
 package searchapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/sinks/index"
 	"github.com/sightline/sightline/web"
 )
@@ -76,6 +78,15 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, err error) 
 		a.log.Warn("index api request failed", "path", r.URL.Path, "error", err)
 	}
 	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// searchFailCode is the status of a failed search: 503 for one stopped at
+// limits.SearchTime (the index is fine, the query too wide), else 502.
+func searchFailCode(err error) int {
+	if errors.Is(err, index.ErrSearchTooLong) {
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
 }
 
 func (a *API) trace(w http.ResponseWriter, r *http.Request) {
@@ -193,9 +204,12 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, err)
 		return
 	}
-	res, err := a.s.Search(r.Context(), q)
+	// One bound for the whole answer, its histogram's searches included.
+	ctx, cancel := context.WithTimeout(r.Context(), limits.SearchTime)
+	defer cancel()
+	res, err := a.s.Search(ctx, q)
 	if err != nil {
-		a.fail(w, r, http.StatusBadGateway, err)
+		a.fail(w, r, searchFailCode(err), err)
 		return
 	}
 	hs := r.URL.Query().Get("histogram")
@@ -208,9 +222,9 @@ func (a *API) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, errors.New("histogram: want a number of buckets"))
 		return
 	}
-	h, err := index.Histogram(r.Context(), a.s, q, n, time.Now())
+	h, err := index.Histogram(ctx, a.s, q, n, time.Now())
 	if err != nil {
-		a.fail(w, r, http.StatusBadGateway, err)
+		a.fail(w, r, searchFailCode(err), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, struct {

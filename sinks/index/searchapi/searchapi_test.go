@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/index"
@@ -133,5 +134,37 @@ func TestSearchQueryErrors(t *testing.T) {
 	q := url.QueryEscape("correlation_id:" + cid + " AND NOT kind:metric AND NOT kind:snapshot")
 	if code := get(t, srv.URL+"/v1/search?q="+q, &res); code != 200 || len(res.Docs) != logs {
 		t.Fatalf("boolean query: %d, %d events, want the %d logs", code, len(res.Docs), logs)
+	}
+}
+
+// TestSearchTooLongIs503: a search of the embedded index stopped at its
+// time bound is answered 503 naming the limit and how to narrow the
+// query, not 502 as if the index were broken.
+func TestSearchTooLongIs503(t *testing.T) {
+	cfg := index.DefaultConfig()
+	cfg.EmbeddedPath = filepath.Join(t.TempDir(), "idx")
+	e, err := index.OpenEmbedded(cfg, index.WithSearchTime(time.Nanosecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	if err := e.Write(context.Background(), sinktest.NewGenerator(t).Mixed(t, 6)); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(searchapi.New(e, nil))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/search?q=" + url.QueryEscape("site:par1") + "&from=24h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d (%s), want 503", resp.StatusCode, b)
+	}
+	for _, want := range []string{"SearchTime", "narrow the time range"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("answer %s does not say %q", b, want)
+		}
 	}
 }
