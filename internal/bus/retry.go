@@ -76,7 +76,21 @@ func (b *Bus) AwaitAck(ctx context.Context, f jetstream.PubAckFuture, done <-cha
 			return nil, sent, err
 		}
 		b.pubOut.retried(b, err)
+		// An answer that came at once (no responders while a leader is
+		// elected, a lost connection) is not sent again in a tight loop.
+		wait := time.Duration(0)
+		if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			wait = 250 * time.Millisecond
+		}
 		for {
+			select {
+			case <-time.After(wait):
+			case <-done:
+				return nil, sent, fmt.Errorf("timed out waiting for PubAck (sent %d times): %w", sent, err)
+			case <-ctx.Done():
+				return nil, sent, ctx.Err()
+			}
+			wait = 100 * time.Millisecond // a full async window or a reconnect buffer
 			nf, perr := b.rjs.PublishMsgAsync(f.Msg())
 			if perr == nil {
 				f = nf
@@ -86,13 +100,7 @@ func (b *Bus) AwaitAck(ctx context.Context, f jetstream.PubAckFuture, done <-cha
 			if !retryable(perr) {
 				return nil, sent, perr
 			}
-			select { // a full async window or a reconnect buffer: wait a little
-			case <-time.After(100 * time.Millisecond):
-			case <-done:
-				return nil, sent, fmt.Errorf("timed out waiting for PubAck (sent %d times): %w", sent, perr)
-			case <-ctx.Done():
-				return nil, sent, ctx.Err()
-			}
+			err = perr
 		}
 	}
 }
