@@ -164,6 +164,24 @@ func streamIDs(t testing.TB, js jetstream.JetStream) map[string]int {
 // the JSON body's id) is in a stream.
 func streamIDsOf(t testing.TB, js jetstream.JetStream, stream string) map[string]int {
 	t.Helper()
+	ids := map[string]int{}
+	streamEach(t, js, stream, func(m jetstream.Msg) {
+		id := m.Headers().Get(nats.MsgIdHdr)
+		if id == "" {
+			var ev struct {
+				ID string `json:"id"`
+			}
+			_ = json.Unmarshal(m.Data(), &ev)
+			id = ev.ID
+		}
+		ids[id]++
+	})
+	return ids
+}
+
+// streamEach calls fn with every message of a stream.
+func streamEach(t testing.TB, js jetstream.JetStream, stream string, fn func(jetstream.Msg)) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// A restarted cluster node may still be electing leaders: retry the
@@ -190,7 +208,6 @@ func streamIDsOf(t testing.TB, js jetstream.JetStream, stream string) map[string
 		}
 		time.Sleep(time.Second)
 	}
-	ids := map[string]int{}
 	failures := 0
 	for n := uint64(0); n < si.State.Msgs; {
 		batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(5*time.Second))
@@ -204,15 +221,7 @@ func streamIDsOf(t testing.TB, js jetstream.JetStream, stream string) map[string
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			id := m.Headers().Get(nats.MsgIdHdr)
-			if id == "" {
-				var ev struct {
-					ID string `json:"id"`
-				}
-				_ = json.Unmarshal(m.Data(), &ev)
-				id = ev.ID
-			}
-			ids[id]++
+			fn(m)
 		}
 		err = batch.Error()
 		if err != nil && errors.Is(err, nats.ErrTimeout) {
@@ -234,7 +243,6 @@ func streamIDsOf(t testing.TB, js jetstream.JetStream, stream string) map[string
 		}
 		n += uint64(got)
 	}
-	return ids
 }
 
 // archiveIDs returns how many times each event id is in the archive, as a

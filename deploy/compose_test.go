@@ -382,7 +382,7 @@ func TestPrometheusConfig(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"sightline:8080", "nats-exporter:7777"} {
+	for _, want := range []string{"sightline:8080", "nats:7777"} {
 		if !targets[want] {
 			t.Errorf("prometheus does not scrape %s", want)
 		}
@@ -505,7 +505,7 @@ func TestNATSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"jetstream", "https: 0.0.0.0:8222", "store_dir", "sync_interval: always", "max_payload: 8MB"} {
+	for _, want := range []string{"jetstream", "https: 127.0.0.1:8222", "store_dir", "sync_interval: always", "max_payload: 8MB"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("nats.conf lacks %q", want)
 		}

@@ -124,7 +124,7 @@ func startComposeNATS(t *testing.T) *natsStack {
 				"/etc/nats-tls/", filepath.Join(out, "nats")+"/",
 				"/data/jetstream", filepath.Join(conf, "jetstream"),
 				"listen: 0.0.0.0:4222", fmt.Sprintf("listen: 127.0.0.1:%d", cp),
-				"https: 0.0.0.0:8222", fmt.Sprintf("https: 127.0.0.1:%d", mp),
+				"https: 127.0.0.1:8222", fmt.Sprintf("https: 127.0.0.1:%d", mp),
 				"max_file_store: 40GB", "max_file_store: 1GB")
 			if n := r.Replace(s); n == s {
 				t.Fatal("nothing rewritten in nats.conf")
@@ -332,7 +332,7 @@ func TestComposeNATSExporterOverTLS(t *testing.T) {
 		switch {
 		case a == "7777":
 			a = fmt.Sprint(port)
-		case a == "https://nats:8222":
+		case a == "https://127.0.0.1:8222":
 			a = "https://" + st.monitor
 		case strings.HasPrefix(a, "/etc/nats-exporter/tls/"):
 			a = filepath.Join(out, "nats-exporter", strings.TrimPrefix(a, "/etc/nats-exporter/tls/"))

@@ -592,7 +592,7 @@ func TestComposeNATSTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := string(b)
-	for _, want := range []string{"tls {", "cert_file: /etc/nats-tls/nats.pem", "key_file: /etc/nats-tls/nats.key", "https: 0.0.0.0:8222"} {
+	for _, want := range []string{"tls {", "cert_file: /etc/nats-tls/nats.pem", "key_file: /etc/nats-tls/nats.key", "https: 127.0.0.1:8222"} {
 		if !strings.Contains(conf, want) {
 			t.Errorf("nats.conf lacks %q", want)
 		}
@@ -606,8 +606,13 @@ func TestComposeNATSTLS(t *testing.T) {
 		if hc := strings.Join(p.Services["nats"].HealthCheck.Test, " "); !strings.Contains(hc, "https://127.0.0.1:8222/healthz") {
 			t.Errorf("nats healthcheck %q is not https", hc)
 		}
-		if c := strings.Join(p.Services["nats-exporter"].Command, " "); !strings.HasSuffix(c, "https://nats:8222") {
-			t.Errorf("the exporter polls %q, want https://nats:8222", c)
+		// The monitoring port has no authentication: loopback only, and
+		// the exporter in the nats container's network reaches it there.
+		if c := strings.Join(p.Services["nats-exporter"].Command, " "); !strings.HasSuffix(c, "https://127.0.0.1:8222") {
+			t.Errorf("the exporter polls %q, want https://127.0.0.1:8222", c)
+		}
+		if nm := p.Services["nats-exporter"].NetworkMode; nm != "service:nats" {
+			t.Errorf("the exporter's network_mode is %q, want service:nats (the monitoring port is on the nats container's loopback)", nm)
 		}
 	})
 }

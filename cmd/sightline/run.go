@@ -167,6 +167,11 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 	if err := loss.WatchDoor(gctx, b); err != nil { // input the embedded server did not store
 		return err
 	}
+	// Readiness follows whether the streams answer, not only the connection
+	// (an external server or cluster: the embedded one lives in this process).
+	if len(o.URLs) > 0 {
+		grp.Go(func() error { b.WatchStreams(gctx, bus.StreamRaw, bus.StreamEvents, bus.StreamDLQ); return nil })
+	}
 
 	// The HTTP server first, so /healthz answers while sinks connect.
 	srv, err := p.startHTTP(grp, gctx)

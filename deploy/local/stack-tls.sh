@@ -114,7 +114,7 @@ up() {
 	fi
 	for f in nats.conf auth.conf roles.conf; do
 		sed -e "s#/etc/nats-tls/#$OUT/nats/#" -e "s#/data/jetstream#$DIR/nats/js#" \
-			-e "s#listen: 0.0.0.0:4222#listen: 127.0.0.1:$NATS_PORT#" -e "s#https: 0.0.0.0:8222#https: 127.0.0.1:$NATS_MON#" \
+			-e "s#listen: 0.0.0.0:4222#listen: 127.0.0.1:$NATS_PORT#" -e "s#https: 127.0.0.1:8222#https: 127.0.0.1:$NATS_MON#" \
 			-e "s#max_file_store: 40GB#max_file_store: 2GB#" "$ROOT/deploy/nats/$f" >"$DIR/nats/$f"
 	done
 	if ! alive "$DIR/nats/pid"; then

@@ -140,6 +140,9 @@ const (
 type Bus struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
+	rjs    jetstream.JetStream // stage outputs: PubAck waits of pubAckRetry, then sent again (retry.go)
+	pubOut pubOutage
+	denied chan error // permissions violations the server reported (cap 1, latest kept when free)
 	srv    *server.Server
 	log    *slog.Logger
 	tracer trace.Tracer
@@ -192,6 +195,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	// A permissions violation while connecting (an identity refused its
 	// inbox or the JetStream API) ends the connect at once.
 	denied := make(chan error, 1)
+	b.denied = denied
 	nopts := []nats.Option{
 		nats.Name(orDefault(o.Name, "sightline")),
 		nats.MaxReconnects(-1),
@@ -269,6 +273,13 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		return nil, fmt.Errorf("bus: jetstream: %w", err)
 	}
 	b.js = js
+	b.rjs = js // the embedded server has no other node to send again to
+	if b.srv == nil {
+		if b.rjs, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(pubAckRetry)); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("bus: jetstream: %w", err)
+		}
+	}
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {

@@ -205,6 +205,12 @@ func (b *Bus) ensureStreams(ctx context.Context, c StreamsConfig, div int64) err
 		if err == nil && sameStream(s.CachedInfo().Config, sc) {
 			continue
 		}
+		if err == nil { // differs: an update, which the worker role may not send
+			if err := b.updateStream(ctx, s.CachedInfo().Config, sc); err != nil {
+				return err
+			}
+			continue
+		}
 		if errors.Is(err, jetstream.ErrStreamNotFound) { // create only: no update request
 			if _, err = b.js.CreateStream(ctx, sc); err == nil || !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 				if err != nil {

@@ -332,3 +332,17 @@ const (
 	// busy without bound.
 	SearchTime = 30 * time.Second
 )
+
+// Redelivery.
+const (
+	// MaxAttempts is how many times one input may be delivered and fail
+	// for a transient reason (a processor's or a sink's error for that
+	// message alone) before it is dead-lettered, class kept_failing: inputs
+	// that fail on every delivery would otherwise hold the consumer's
+	// in-flight slots for ever and nothing behind them would come out. A
+	// sink's outage (its whole batch failing) is not counted against the
+	// inputs: they wait for the sink. With the default backoff (1 s, 2 s,
+	// 5 s, 10 s, 30 s, then 1 min) the 10th delivery comes about 5 min
+	// after the first.
+	MaxAttempts = 10
+)

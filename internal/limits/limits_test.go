@@ -147,6 +147,7 @@ func TestDocumented(t *testing.T) {
 		"IndexRawBytes": limits.IndexRawBytes, "HTTPMaxConcurrentIngest": limits.HTTPMaxConcurrentIngest,
 		"HTTPMaxHeaderBytes": limits.HTTPMaxHeaderBytes, "CommandStderrBytes": limits.CommandStderrBytes,
 		"HTTPMaxIngestPerClient": limits.HTTPMaxIngestPerClient, "StreamIngestQueueMsgs": limits.StreamIngestQueueMsgs, "HTTPMaxConnections": limits.HTTPMaxConnections,
+		"MaxAttempts": limits.MaxAttempts,
 	} {
 		documented(t, doc, name, fmt.Sprint(v))
 	}

@@ -19,6 +19,7 @@ type conn struct {
 	bus          *bus.Bus
 	nc           *nats.Conn
 	js           jetstream.JetStream
+	rjs          jetstream.JetStream // stage outputs (bus.OutputJetStream)
 	log          *slog.Logger
 	obs          bus.Observer
 	tracer       trace.Tracer
@@ -35,7 +36,7 @@ type conn struct {
 var dropPulls sync.Map // *bus.Bus → uint64
 
 func newConn(b *bus.Bus) *conn {
-	c := &conn{bus: b, nc: b.Conn(), js: b.JetStream(), log: b.Logger(), obs: b.Observer(),
+	c := &conn{bus: b, nc: b.Conn(), js: b.JetStream(), rjs: b.OutputJetStream(), log: b.Logger(), obs: b.Observer(),
 		tracer: b.Tracer(), health: b.Health(), stallTimeout: b.StallTimeout()}
 	c.traced = c.tracer != nil
 	if gen, ok := dropPulls.Load(b); ok {

@@ -119,6 +119,7 @@ type puller struct {
 	loss     *loss.Check   // notes first deliveries (set before the first pull)
 	received atomic.Uint64 // stored messages delivered
 	settled  atomic.Uint64 // inputs acked, nak'd or terminated
+	finished atomic.Uint64 // inputs that did not fail for a transient reason (the stall detector's progress)
 	restarts atomic.Uint64
 }
 

@@ -50,6 +50,10 @@ type Config struct {
 	// DefaultStallTimeout).
 	StallTimeout time.Duration
 	Backoff      []time.Duration
+	// MaxAttempts is how many deliveries of one input may fail for a
+	// transient reason before it is dead-lettered, class kept_failing
+	// (default limits.MaxAttempts).
+	MaxAttempts int
 	// DrainTimeout bounds how long in-flight work may take after shutdown
 	// starts (default 30s).
 	DrainTimeout time.Duration
@@ -205,6 +209,7 @@ func (b *conn) consume(ctx context.Context, c Config, handle func(context.Contex
 				handle(workCtx, ins)
 				l.clear()
 				p.settled.Add(uint64(len(ins)))
+				p.finished.Add(finished(ins))
 				signal(p.wake)
 			}
 		}()

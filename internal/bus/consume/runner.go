@@ -60,6 +60,7 @@ func (b *conn) processBatch(ctx context.Context, c Config, p stage.Processor, ba
 		}()
 	}
 	wg.Wait()
+	keptFailing(c, batch)
 	b.settle(ctx, c, batch)
 	per := time.Since(start) / time.Duration(len(batch))
 	for _, in := range batch {
@@ -95,7 +96,7 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 		switch {
 		case in.err == nil:
 			for _, o := range in.outs {
-				f, err := b.js.PublishMsgAsync(bus.ToNats(o))
+				f, err := b.rjs.PublishMsgAsync(bus.ToNats(o))
 				if err != nil {
 					ps[i].err = err
 					break
@@ -108,7 +109,7 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			ps[i].dlq = true
 		case stage.IsPermanent(in.err):
 			ps[i].dlq = true
-			f, err := b.js.PublishMsgAsync(b.deadLetter(in.in, c.Stage, in.err))
+			f, err := b.rjs.PublishMsgAsync(b.deadLetter(in.in, c.Stage, in.err))
 			if err != nil {
 				ps[i].err = err
 				break
@@ -116,7 +117,8 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			ps[i].futs = append(ps[i].futs, f)
 		}
 	}
-	timeout := time.NewTimer(30 * time.Second)
+	expired := make(chan struct{}) // closed: every wait below ends
+	timeout := time.AfterFunc(bus.PublishAckTimeout, func() { close(expired) })
 	defer timeout.Stop()
 	for i := range ps {
 		p := &ps[i]
@@ -124,17 +126,12 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			if p.err != nil {
 				break
 			}
-			select {
-			case ack := <-f.Ok():
-				if ack != nil && ack.Duplicate && !p.dlq {
-					p.dup = f.Msg().Header.Get(jetstream.MsgIDHeader)
-				}
-			case err := <-f.Err():
-				p.err = err
-			case <-timeout.C:
-				p.err = errors.New("timed out waiting for PubAck")
-			case <-ctx.Done():
-				p.err = ctx.Err()
+			// A publish with no answer is sent again (AwaitAck); a
+			// duplicate answer to a second send is our first one.
+			ack, sent, err := b.bus.AwaitAck(ctx, f, expired)
+			p.err = err
+			if ack != nil && ack.Duplicate && !p.dlq && sent == 1 {
+				p.dup = f.Msg().Header.Get(jetstream.MsgIDHeader)
 			}
 		}
 	}
@@ -198,7 +195,8 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			b.term(in.msg, stage.PermanentClass(perm))
 		case p.err != nil:
 			b.obs.Retried(c.Stage, in.kind)
-			log().Warn("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
+			b.bus.PublishFailed(p.err) // one line per outage ("publish" component)
+			log().Debug("publish failed, will redeliver", "error", p.err, "dlq", p.dlq)
 			b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 		case p.dlq && in.in.Meta.Stream == bus.StreamDLQ:
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
@@ -216,7 +214,8 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			nm := b.deadLetter(in.in, c.Stage, stage.Duplicate(p.dup))
 			nm.Subject = stage.DuplicateSubject(in.in.Subject)
 			if _, err := b.js.PublishMsg(ctx, nm); err != nil {
-				log().Warn("publish failed, will redeliver", "error", err, "duplicate_of", p.dup)
+				b.bus.PublishFailed(err)
+				log().Debug("publish failed, will redeliver", "error", err, "duplicate_of", p.dup)
 				b.obs.Retried(c.Stage, in.kind)
 				b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 				continue
@@ -275,6 +274,9 @@ func (b *conn) writeBatch(ctx context.Context, c Config, s stage.Sink, batch []*
 	errs, whole := stage.Outcomes(err, len(batch))
 	for i, e := range errs {
 		batch[i].err = e
+	}
+	if !whole { // a whole batch failing is the sink's outage, not the inputs'
+		keptFailing(c, batch)
 	}
 	per := time.Since(start) / time.Duration(len(batch))
 	for _, in := range batch {

@@ -66,9 +66,11 @@ func (b *conn) watch(ctx context.Context, p *puller, lc *loss.Check) {
 				cons = nil // gone or unreachable: look it up again next time
 			}
 		}
+		// Progress is an input that left (acked, dead-lettered): inputs
+		// redelivered and failing again and again are no progress.
 		received, settled := p.received.Load(), p.settled.Load()
 		now := time.Now()
-		count, held := received+settled, received-min(settled, received)
+		count, held := p.finished.Load(), received-min(settled, received)
 		switch {
 		case count != lastCount:
 			lastCount, lastProgress = count, now
@@ -83,7 +85,7 @@ func (b *conn) watch(ctx context.Context, p *puller, lc *loss.Check) {
 		case now.Sub(lastProgress) < limit:
 		case !stalled:
 			stalled, lastRestart = true, now
-			b.health.Set(name, fmt.Errorf("stalled: nothing received or settled for %s with %d pending on the server and %d held here",
+			b.health.Set(name, fmt.Errorf("stalled: no input acknowledged or dead-lettered for %s with %d pending on the server and %d held here (inputs failing on every delivery hold the in-flight slots until dead-lettered as kept_failing)",
 				now.Sub(lastProgress).Round(time.Second), pending, held))
 			if so != nil {
 				so.Stalled(c.Stream, c.Durable, true)

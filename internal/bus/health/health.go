@@ -58,7 +58,8 @@ func New(log *slog.Logger, connected func() bool) *Registry {
 // Set records the state of a component: nil is healthy, an error is
 // the reason it is failing. Only changes are logged: one error line when a
 // component starts failing, one info line when it recovers.
-func (r *Registry) Set(component string, err error) {
+// recovered are more attributes of the recovery line.
+func (r *Registry) Set(component string, err error, recovered ...any) {
 	now := time.Now()
 	r.mu.Lock()
 	c, seen := r.comps[component]
@@ -80,7 +81,7 @@ func (r *Registry) Set(component string, err error) {
 	case err != nil && was:
 		r.log.Error("component failing", "component", component, "reason", err.Error())
 	case err == nil && !was:
-		r.log.Info("component recovered", "component", component, "failed_for", now.Sub(since).Round(time.Millisecond).String())
+		r.log.Info("component recovered", append([]any{"component", component, "failed_for", now.Sub(since).Round(time.Millisecond).String()}, recovered...)...)
 	}
 }
 
