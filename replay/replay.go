@@ -177,14 +177,14 @@ func write(ctx context.Context, sink stage.Sink, batch []*stage.Message, o *Opti
 			sum.Written += uint64(len(pending))
 			return nil
 		}
-		errs, whole := stage.Outcomes(err, len(pending))
+		out := stage.Outcomes(err, len(pending))
 		var again []*stage.Message
-		if whole && stage.IsPermanent(err) {
+		if out.Rejected() {
 			sum.Rejected += uint64(len(pending))
 			o.Logger.WarnContext(ctx, "replay: sink rejected batch", "messages", len(pending), "error", err)
 		} else {
 			for i, m := range pending {
-				switch ferr := errs[i]; {
+				switch ferr := out.Errs[i]; {
 				case ferr == nil:
 					sum.Written++
 				case stage.IsPermanent(ferr):

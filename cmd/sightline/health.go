@@ -16,6 +16,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/config"
+	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks"
 )
@@ -31,8 +32,8 @@ func (p *pipeline) registerComponents() {
 }
 
 // sinkOpenBackoff is the wait between attempts to open a sink whose
-// service is down at start: doubling from the first to the last.
-var sinkOpenBackoff = [2]time.Duration{time.Second, 30 * time.Second}
+// service is down at start.
+var sinkOpenBackoff = retry.Backoff{Initial: time.Second, Max: 30 * time.Second}
 
 // sinkOpenTimeout bounds one attempt (a hung service must not hold it).
 const sinkOpenTimeout = 30 * time.Second
@@ -61,18 +62,12 @@ func (p *pipeline) openSink(grp *errgroup.Group, ctx context.Context, spec sinks
 		return
 	}
 	grp.Go(func() error {
-		wait := sinkOpenBackoff[0]
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(wait):
-			}
+		for n := 0; retry.Sleep(ctx, sinkOpenBackoff.Delay(n)) == nil; n++ {
 			if attempt() {
 				return nil
 			}
-			wait = min(2*wait, sinkOpenBackoff[1])
 		}
+		return nil
 	})
 }
 
@@ -96,27 +91,7 @@ func (h healthSink) Write(ctx context.Context, batch []*stage.Message) error {
 	})
 	err := h.Sink.Write(ctx, batch)
 	slow.Stop()
-	h.bus.Health().Set(h.name, transient(err))
-	return err
-}
-
-// transient returns the first error of err that is not permanent, nil if
-// there is none.
-func transient(err error) error {
-	var be *stage.BatchError
-	switch {
-	case err == nil:
-		return nil
-	case errors.As(err, &be):
-		for _, e := range be.Failed {
-			if !stage.IsPermanent(e) {
-				return e
-			}
-		}
-		return nil
-	case stage.IsPermanent(err):
-		return nil
-	}
+	h.bus.Health().Set(h.name, stage.Outcomes(err, len(batch)).Cause)
 	return err
 }
 
@@ -125,15 +100,18 @@ func transient(err error) error {
 // node restart) before giving up.
 const streamsStartTimeout = 2 * time.Minute
 
+// startBackoff is the wait between attempts while JetStream does not
+// answer at start.
+var startBackoff = retry.Backoff{Initial: time.Second, Max: 10 * time.Second}
+
 // ensureStreams creates or updates the streams, retrying with backoff while
 // JetStream does not answer (timeouts, no responders): a worker restarted
 // while its cluster elects leaders waits instead of exiting. Other errors
 // (a configuration the server refuses) end the start at once.
 func (p *pipeline) ensureStreams(ctx context.Context) error {
 	deadline := time.Now().Add(streamsStartTimeout)
-	wait := time.Second
 	failed := false
-	for {
+	for n := 0; ; n++ {
 		err := p.bus.EnsureStreams(ctx, p.cfg.StreamsConfig())
 		if err == nil || !unanswered(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			if err == nil && failed {
@@ -143,12 +121,9 @@ func (p *pipeline) ensureStreams(ctx context.Context) error {
 		}
 		failed = true
 		p.bus.Health().Set("streams", err)
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, startBackoff.Delay(n)) != nil {
 			return err
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, 10*time.Second)
 	}
 }
 
@@ -166,21 +141,17 @@ func unanswered(err error) bool {
 // answer (see unanswered).
 func connectBus(ctx context.Context, o bus.Options, log *slog.Logger) (*bus.Bus, error) {
 	deadline := time.Now().Add(streamsStartTimeout)
-	wait := time.Second
-	for {
+	for n := 0; ; n++ {
 		b, err := bus.Connect(ctx, o)
 		// Only an external server is waited for: the embedded one is ours.
 		if err == nil || len(o.URLs) == 0 || !unanswered(err) || time.Now().After(deadline) || ctx.Err() != nil {
 			return b, err
 		}
-		if wait == time.Second {
+		if n == 0 {
 			log.Warn("JetStream does not answer yet; retrying", "error", err.Error())
 		}
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, startBackoff.Delay(n)) != nil {
 			return nil, err
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, 10*time.Second)
 	}
 }

@@ -84,9 +84,13 @@ func (f ProcessorFunc) Process(ctx context.Context, in *Message) ([]*Message, er
 }
 
 // Sink writes batches of messages to an external system. Write must be
-// idempotent: the same message written twice leaves one record. A partial
-// failure is reported with a *BatchError naming the failed indexes; an error
-// of any other type fails the whole batch.
+// idempotent: the same message written twice leaves one record. Write
+// reports outcomes and nothing else: nil when every message is stored, a
+// *BatchError naming the failed indexes (permanent errors for bad data,
+// others for the store's failures), or an error of any other type for
+// every message. What happens next (ack, redelivery, DLQ, the sink's
+// health) is decided from Outcomes by the consumer runtime, which also
+// finishes every Write before it calls Close.
 type Sink interface {
 	Write(ctx context.Context, batch []*Message) error
 	Close(ctx context.Context) error
@@ -188,30 +192,64 @@ func (e *BatchError) Error() string {
 	return fmt.Sprintf("%d of the batch failed (%d permanent)", len(e.Failed), perm)
 }
 
+// Outcome is what a Sink.Write of a batch did, message by message.
+type Outcome struct {
+	// Errs is the error of each message, nil where it was stored; nil
+	// when every message was stored. A permanent error sends its message
+	// to the DLQ, any other has it redelivered with backoff.
+	Errs []error
+	// Permanent and Transient count the messages that failed each way.
+	Permanent, Transient int
+	// Cause is the first transient failure, nil when there is none: the
+	// store's fault rather than the data's, what the sink's health
+	// reports.
+	Cause error
+}
+
+// Whole reports that every message failed and none permanently: the store
+// failed, not the data, and the whole batch is redelivered.
+func (o Outcome) Whole() bool { return o.Transient > 0 && o.Transient == len(o.Errs) }
+
+// Rejected reports that every message failed permanently.
+func (o Outcome) Rejected() bool { return o.Permanent > 0 && o.Permanent == len(o.Errs) }
+
 // Outcomes reads what a Sink.Write of n messages returned, the one place
-// the contract is interpreted (router, replay, contract suite): the error
-// of each message, nil where it was stored; nil when err is nil (all
-// stored). A *BatchError fails the indexes it names (others in range are
-// stored); any other error fails every message, and whole is then true.
-// A failure that IsPermanent goes to the DLQ; any other is retried.
-func Outcomes(err error, n int) (errs []error, whole bool) {
+// the contract is interpreted (the consumer runtime, the sinks' health,
+// replay, the contract suite). A *BatchError fails the indexes it names
+// (others in range are stored); any other error fails every message. A
+// failure that IsPermanent goes to the DLQ; any other is retried. Whether
+// the whole batch failed is read from the messages' outcomes, whatever
+// form the sink gave them.
+func Outcomes(err error, n int) Outcome {
 	if err == nil {
-		return nil, false
+		return Outcome{}
 	}
-	errs = make([]error, n)
+	o := Outcome{Errs: make([]error, n)}
 	var be *BatchError
 	if !errors.As(err, &be) {
-		for i := range errs {
-			errs[i] = err
+		for i := range o.Errs {
+			o.Errs[i] = err
 		}
-		return errs, true
-	}
-	for i, e := range be.Failed {
-		if i >= 0 && i < n {
-			errs[i] = e
+	} else {
+		for i, e := range be.Failed {
+			if i >= 0 && i < n {
+				o.Errs[i] = e
+			}
 		}
 	}
-	return errs, false
+	for _, e := range o.Errs {
+		switch {
+		case e == nil:
+		case IsPermanent(e):
+			o.Permanent++
+		default:
+			o.Transient++
+			if o.Cause == nil {
+				o.Cause = e
+			}
+		}
+	}
+	return o
 }
 
 // EventHeader is the NATS header of a conformed event's message: its

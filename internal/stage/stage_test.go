@@ -157,17 +157,32 @@ func TestDeadLetterSubjectAndKindOf(t *testing.T) {
 }
 
 func TestOutcomes(t *testing.T) {
-	if errs, whole := stage.Outcomes(nil, 3); errs != nil || whole {
-		t.Fatalf("nil: %v %v", errs, whole)
+	if o := stage.Outcomes(nil, 3); o.Errs != nil || o.Whole() || o.Cause != nil {
+		t.Fatalf("nil: %+v", o)
 	}
 	down := errors.New("down")
-	errs, whole := stage.Outcomes(down, 2)
-	if !whole || len(errs) != 2 || errs[0] != down || errs[1] != down {
-		t.Fatalf("plain error: %v %v", errs, whole)
+	o := stage.Outcomes(down, 2)
+	if !o.Whole() || len(o.Errs) != 2 || o.Errs[0] != down || o.Errs[1] != down || o.Cause != down || o.Transient != 2 {
+		t.Fatalf("plain error: %+v", o)
 	}
 	bad := stage.Rejectf("schema", "bad")
-	errs, whole = stage.Outcomes(fmt.Errorf("wrapped: %w", &stage.BatchError{Failed: map[int]error{1: bad, 7: down, -1: down}}), 3)
-	if whole || len(errs) != 3 || errs[0] != nil || errs[1] != bad || errs[2] != nil {
-		t.Fatalf("batch error: %v %v", errs, whole)
+	o = stage.Outcomes(fmt.Errorf("wrapped: %w", &stage.BatchError{Failed: map[int]error{1: bad, 7: down, -1: down}}), 3)
+	if o.Whole() || len(o.Errs) != 3 || o.Errs[0] != nil || o.Errs[1] != bad || o.Errs[2] != nil || o.Cause != nil || o.Permanent != 1 {
+		t.Fatalf("batch error: %+v", o)
+	}
+	// Every message failed for the store's reason, named one by one: the
+	// whole batch failed, the same as a plain error.
+	o = stage.Outcomes(&stage.BatchError{Failed: map[int]error{0: down, 1: down}}, 2)
+	if !o.Whole() || o.Cause != down {
+		t.Fatalf("batch error naming every message: %+v", o)
+	}
+	// Some bad data among a failed store: not a whole failure (the bad
+	// message still goes to the DLQ), but the store's cause is reported.
+	o = stage.Outcomes(&stage.BatchError{Failed: map[int]error{0: bad, 1: down}}, 2)
+	if o.Whole() || o.Cause != down || o.Rejected() {
+		t.Fatalf("mixed: %+v", o)
+	}
+	if o = stage.Outcomes(bad, 2); !o.Rejected() || o.Cause != nil {
+		t.Fatalf("permanent plain error: %+v", o)
 	}
 }

@@ -235,21 +235,7 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	if len(failed) == len(batch) && !anyPermanent(failed) {
-		for _, err := range failed {
-			return err // the whole batch failed for a transient reason
-		}
-	}
 	return &stage.BatchError{Failed: failed}
-}
-
-func anyPermanent(m map[int]error) bool {
-	for _, err := range m {
-		if stage.IsPermanent(err) {
-			return true
-		}
-	}
-	return false
 }
 
 type decodedHead struct {

@@ -229,9 +229,6 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	if len(failed) == len(batch) && transient != nil {
-		return transient
-	}
 	return &stage.BatchError{Failed: failed}
 }
 

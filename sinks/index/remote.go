@@ -309,7 +309,6 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 		}
 	}()
 	var reqErr error
-	sent := 0
 	for c := range chunks {
 		if reqErr != nil {
 			// The server is unreachable: do not hammer it with the rest.
@@ -326,7 +325,6 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 			}
 			continue
 		}
-		sent++
 		for j, e := range errs {
 			if e != nil {
 				fail(c.idx[j], e)
@@ -341,24 +339,12 @@ func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	if reqErr != nil && sent == 0 && allTransient(failed) {
-		return fmt.Errorf("index sink: bulk: %w", reqErr)
-	}
 	for i, e := range failed {
 		if stage.IsPermanent(e) {
 			r.o.log.Warn("event rejected by the index", "correlation_id", batch[i].Header.Get(stage.HeaderCorrelationID), "subject", batch[i].Subject, "error", e)
 		}
 	}
 	return &stage.BatchError{Failed: failed}
-}
-
-func allTransient(failed map[int]error) bool {
-	for _, e := range failed {
-		if stage.IsPermanent(e) {
-			return false
-		}
-	}
-	return true
 }
 
 // bulk sends one _bulk request of n actions and returns the per-item errors

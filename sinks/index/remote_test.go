@@ -213,8 +213,7 @@ func TestOpenSearchDownMidStream(t *testing.T) {
 			if err == nil {
 				break
 			}
-			var be *stage.BatchError
-			if errors.As(err, &be) || !errors.Is(err, ErrUnavailable) {
+			if o := stage.Outcomes(err, len(batch)); !o.Whole() || !errors.Is(o.Cause, ErrUnavailable) {
 				t.Fatalf("server down must fail the whole batch transiently, got %T %v", err, err)
 			}
 			failures.Add(1)

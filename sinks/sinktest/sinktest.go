@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -431,16 +432,15 @@ func caseConcurrent(t *testing.T, h Harness, ctx context.Context) {
 // or a BatchError without permanent items) is retried with backoff until
 // ctx ends; a permanent one is returned at once.
 func writeRetrying(ctx context.Context, s stage.Sink, batch []*stage.Message) error {
-	backoff := 100 * time.Millisecond
-	for {
+	backoff := retry.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
+	for n := 0; ; n++ {
 		err := s.Write(ctx, batch)
 		if err == nil {
 			return nil
 		}
 		// Redeliver only the failed items, as the router does.
-		errs, _ := stage.Outcomes(err, len(batch))
 		var rest []*stage.Message
-		for i, e := range errs {
+		for i, e := range stage.Outcomes(err, len(batch)).Errs {
 			if stage.IsPermanent(e) {
 				return fmt.Errorf("item %d failed permanently: %w", i, e)
 			}
@@ -449,11 +449,8 @@ func writeRetrying(ctx context.Context, s stage.Sink, batch []*stage.Message) er
 			}
 		}
 		batch = rest
-		select {
-		case <-ctx.Done():
+		if retry.Sleep(ctx, backoff.Delay(n)) != nil {
 			return fmt.Errorf("still failing when the case timed out: %w", err)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }

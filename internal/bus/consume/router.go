@@ -17,6 +17,7 @@ import (
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/loss"
 	"github.com/sightline/sightline/internal/correlation"
+	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
 )
 
@@ -302,12 +303,15 @@ func dlqMessage(in *stage.Message, stageName string, reason error) *nats.Msg {
 	return bus.ToNats(stage.DeadLetter(in, stageName, reason, time.Now()))
 }
 
+// createBackoff is the wait between attempts to create a consumer.
+var createBackoff = retry.Backoff{Initial: 250 * time.Millisecond, Max: 4 * time.Second}
+
 // createConsumer creates or updates the durable consumer, retrying for up
 // to 30 s: a stream just created on a cluster may have no leader yet ("no
 // responders"), which must not stop the pipeline at start.
 func (b *conn) createConsumer(ctx context.Context, c Config, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	deadline := time.Now().Add(30 * time.Second)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+	for n := 0; ; n++ {
 		cons, err := b.js.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
 		if err == nil {
 			return cons, nil
@@ -316,9 +320,6 @@ func (b *conn) createConsumer(ctx context.Context, c Config, cfg jetstream.Consu
 			return nil, fmt.Errorf("bus: consumer %s on %s: %w", c.Durable, c.Stream, err)
 		}
 		b.log.Debug("consumer not created yet, retrying", "consumer", c.Durable, "stream", c.Stream, "error", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
+		_ = retry.Sleep(ctx, createBackoff.Delay(n))
 	}
 }

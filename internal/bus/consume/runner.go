@@ -271,8 +271,8 @@ func (b *conn) writeBatch(ctx context.Context, c Config, s stage.Sink, batch []*
 		msgs[i] = in.in
 	}
 	err := safeWrite(ctx, s, msgs)
-	errs, whole := stage.Outcomes(err, len(batch))
-	for i, e := range errs {
+	out := stage.Outcomes(err, len(batch))
+	for i, e := range out.Errs {
 		batch[i].err = e
 	}
 	if !whole { // a whole batch failing is the sink's outage, not the inputs'
@@ -283,8 +283,8 @@ func (b *conn) writeBatch(ctx context.Context, c Config, s stage.Sink, batch []*
 		b.obs.Observed(c.Stage, in.kind, per)
 	}
 	b.settle(ctx, c, batch)
-	if whole && !stage.IsPermanent(err) {
-		b.log.Debug("sink write failed, batch will be redelivered", "stage", c.Stage, "messages", len(batch), "error", err)
+	if out.Whole() {
+		b.log.Debug("sink write failed, batch will be redelivered", "stage", c.Stage, "messages", len(batch), "error", out.Cause)
 	}
 	for _, in := range batch {
 		b.endSpan(in)
