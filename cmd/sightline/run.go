@@ -339,11 +339,14 @@ func (p *pipeline) startSinks(grp *errgroup.Group, ctx context.Context) {
 
 // runOpened runs the consumers and background loops of an opened sink.
 func (p *pipeline) runOpened(grp *errgroup.Group, ctx context.Context, name string, o *sinks.Opened) {
+	// The sink's consumers write through drained; closing it waits for
+	// their writes in flight, then closes the sink once.
+	drained := sinks.Drain(o.Sink)
 	p.mu.Lock()
 	p.opened[name] = o
-	p.closers = append(p.closers, o.Sink.Close)
+	p.closers = append(p.closers, drained.Close)
 	p.mu.Unlock()
-	reported := healthSink{Sink: o.Sink, name: "sink " + name, bus: p.bus}
+	reported := healthSink{Sink: drained, name: "sink " + name, bus: p.bus}
 	for _, cc := range o.Consumers {
 		grp.Go(func() error { return consume.RunSink(ctx, p.bus, cc, reported) })
 	}

@@ -11,7 +11,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,11 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/sinks"
 )
-
-// ErrClosed is returned by Write after Close.
-var ErrClosed = errors.New("archive sink: closed")
 
 // Sink is the archive sink. Write uploads one object per partition of the
 // batch and returns only after every upload (and its manifest) is stored, so
@@ -55,8 +50,6 @@ type Sink struct {
 	// (when set) across processes writing the same store.
 	stripes [64]sync.Mutex
 	locker  Locker
-
-	writes sinks.Writes
 }
 
 // Option configures a Sink.
@@ -160,11 +153,6 @@ type partition struct {
 // (transient, retried by the router). Write returns nil only when every
 // message is stored.
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
-	if !s.writes.Begin() {
-		return ErrClosed
-	}
-	defer s.writes.Done()
-
 	failed := map[int]error{}
 	parts := map[string]*partition{}
 	decoded := decodeHeads(batch)
@@ -504,14 +492,9 @@ func (s *Sink) writeNDJSON(w io.Writer, msgs []*stage.Message) (int64, error) {
 	return raw, nil
 }
 
-// Close waits for writes in flight, then refuses new ones and closes the
-// bucket when the sink opened it.
-func (s *Sink) Close(ctx context.Context) error {
-	if first, err := s.writes.Close(ctx); err != nil {
-		return fmt.Errorf("archive sink: close: %w", err)
-	} else if !first {
-		return nil
-	}
+// Close closes the bucket when the sink opened it (the writes have ended:
+// sinks.Drain).
+func (s *Sink) Close(context.Context) error {
 	if s.ownBucket {
 		if err := s.bucket.Close(); err != nil {
 			return fmt.Errorf("archive sink: close bucket: %w", err)

@@ -283,16 +283,6 @@ func TestZstdAndNone(t *testing.T) {
 	}
 }
 
-func TestWriteAfterClose(t *testing.T) {
-	s := newSink(t, fileConfig(t))
-	if err := s.Close(ctxFor(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Write(ctxFor(t), events(1, time.Now(), 0, 1)); !errors.Is(err, archive.ErrClosed) {
-		t.Fatalf("Write after Close = %v", err)
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	if err := archive.DefaultConfig().Validate(); err != nil {
 		t.Fatal(err)

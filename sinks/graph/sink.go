@@ -18,12 +18,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/sinks"
 )
 
 // Sentinel errors.
 var (
-	ErrClosed        = errors.New("graph sink: closed")
 	ErrUnknownScope  = errors.New("graph sink: unknown scope")
 	ErrNothingToSwep = errors.New("graph sink: no complete sync newer than the last swept one")
 )
@@ -58,7 +56,6 @@ type Sink struct {
 	report    func(context.Context, SweepReport)
 	m         *metrics
 
-	writes sinks.Writes
 	schema sync.Map // "L:<label>" / "T:<type>" → struct{} once its constraint/index exists
 
 	openMu     sync.Mutex
@@ -191,11 +188,6 @@ func (s *Sink) ensureSchema(ctx context.Context, labels, types []string) error {
 // write transaction. Bad messages fail permanently (DLQ); a Neo4j outage
 // outlasting the retry time fails the rest transiently (nak, redelivery).
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
-	if !s.writes.Begin() {
-		return ErrClosed
-	}
-	defer s.writes.Done()
-
 	failed := map[int]error{}
 	var transient error
 	for i, m := range batch {
@@ -232,14 +224,8 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	return &stage.BatchError{Failed: failed}
 }
 
-// Close waits for in-flight writes and closes the driver. Write after Close
-// returns ErrClosed.
+// Close closes the driver (the writes have ended: sinks.Drain).
 func (s *Sink) Close(ctx context.Context) error {
-	if first, err := s.writes.Close(ctx); err != nil {
-		return fmt.Errorf("graph sink: close: %w", err)
-	} else if !first {
-		return nil
-	}
 	s.m.unregister(s.reg)
 	return s.closeDriver(ctx)
 }

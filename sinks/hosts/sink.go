@@ -24,7 +24,6 @@ type Sink struct {
 	now      func() time.Time
 
 	mu      sync.Mutex
-	closed  bool
 	hosts   map[string]*HostRecord // cache of host records (one per host of the fleet)
 	objects map[string]bool        // object names known to be indexed
 }
@@ -38,17 +37,9 @@ func NewSink(kv KV, cfg Config, log *slog.Logger) *Sink {
 		hosts: map[string]*HostRecord{}, objects: map[string]bool{}}
 }
 
-// ErrClosed is returned by Write after Close.
-var ErrClosed = errors.New("hosts: sink closed")
-
-// Close implements stage.Sink: it waits for the Write in progress; later
-// Writes fail with ErrClosed.
-func (s *Sink) Close(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.closed = true
-	return nil
-}
+// Close implements stage.Sink: the sink holds nothing of its own (the
+// store is its opener's; the writes have ended: sinks.Drain).
+func (s *Sink) Close(context.Context) error { return nil }
 
 // event is the part of a conformed CloudEvent the sink reads.
 type event struct {
@@ -65,9 +56,6 @@ type event struct {
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return ErrClosed
-	}
 	var puts []kv.StatePut
 	failed := map[int]error{}
 	touched := map[string]*HostRecord{}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/sightline/sightline/internal/limits"
@@ -66,14 +65,10 @@ type Remote struct {
 	cfg    Config
 	o      options
 	client *esclient.Client
-	closed atomic.Bool
 
 	mu     sync.Mutex
 	ready  bool            // template installed
 	server esclient.Server // detected
-
-	life     sync.RWMutex // orders Write's closed check + inflight.Add against Close
-	inflight sync.WaitGroup
 }
 
 // NewRemote makes the remote index. It does not touch the network: the
@@ -224,17 +219,6 @@ func (r *Remote) EnsureTemplate(ctx context.Context) error {
 // 4xx (mapping conflict, ...), fail permanently with the server's reason;
 // 429/5xx items fail transiently; the server unreachable fails the batch.
 func (r *Remote) Write(ctx context.Context, batch []*stage.Message) error {
-	// closed is checked and the write counted under one lock, so Close
-	// never waits while a Write it did not see is starting (WaitGroup.Add
-	// racing Wait), and a Write that passed the check is drained by Close.
-	r.life.RLock()
-	if r.closed.Load() {
-		r.life.RUnlock()
-		return ErrClosed
-	}
-	r.inflight.Add(1)
-	r.life.RUnlock()
-	defer r.inflight.Done()
 	if len(batch) == 0 {
 		return nil
 	}
@@ -372,20 +356,11 @@ func (r *Remote) bulk(ctx context.Context, body []byte, n int) ([]error, error) 
 	return out, nil
 }
 
-// Close waits for in-flight writes; Write after Close fails.
-func (r *Remote) Close(ctx context.Context) error {
-	r.life.Lock()
-	r.closed.Store(true)
-	r.life.Unlock()
-	done := make(chan struct{})
-	go func() { r.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-		r.client.CloseIdleConnections()
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("index sink: close: %w", ctx.Err())
-	}
+// Close releases the idle connections (the writes have ended:
+// sinks.Drain).
+func (r *Remote) Close(context.Context) error {
+	r.client.CloseIdleConnections()
+	return nil
 }
 
 // Refresh makes everything written so far searchable (tests, benchmarks).

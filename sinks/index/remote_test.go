@@ -22,6 +22,7 @@ import (
 	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
+	"github.com/sightline/sightline/sinks"
 )
 
 func TestOpenSearchContract(t *testing.T) { contract(t, openSearch(t)) }
@@ -87,19 +88,20 @@ func contract(t *testing.T, base string) {
 	})
 	t.Run("close drains", func(t *testing.T) {
 		r, _ := remoteFor(t, base, nil)
+		s := sinks.Drain(r)
 		batch := events("close-"+randHex(4), 50, time.Now().UTC())
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if err := r.Write(ctx, batch); err != nil {
+			if err := s.Write(ctx, batch); err != nil {
 				t.Error(err)
 			}
 		})
 		time.Sleep(time.Millisecond)
 		wg.Wait()
-		if err := r.Close(ctx); err != nil {
+		if err := s.Close(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Write(ctx, batch); !errors.Is(err, ErrClosed) {
+		if err := s.Write(ctx, batch); !errors.Is(err, sinks.ErrClosed) {
 			t.Fatalf("Write after Close: %v", err)
 		}
 		if n := count(t, r); n != 50 {

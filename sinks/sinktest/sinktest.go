@@ -19,6 +19,7 @@ import (
 
 	"github.com/sightline/sightline/internal/retry"
 	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/sinks"
 )
 
 // Record is what the store holds for one event, normalized so two reads of
@@ -122,9 +123,11 @@ func open(t *testing.T, h Harness) (*Target, stage.Sink) {
 	return tg, newSink(t, tg)
 }
 
+// newSink opens the target's sink the way `sightline run` does: through
+// sinks.Drain, which drains the writes in flight at Close.
 func newSink(t *testing.T, tg *Target) stage.Sink {
 	t.Helper()
-	s := tg.NewSink(t)
+	s := sinks.Drain(tg.NewSink(t))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
