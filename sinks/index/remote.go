@@ -17,7 +17,8 @@ import (
 	"github.com/sightline/sightline/sinks/index/esclient"
 )
 
-// ErrClosed is returned by Write after Close.
+// ErrClosed is returned by the embedded index (its Write, Search and
+// Count) after Close.
 var ErrClosed = errors.New("index: sink closed")
 
 // ErrSearchTooLong is returned by a search of the embedded index stopped
