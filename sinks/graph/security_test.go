@@ -474,7 +474,7 @@ func TestResumedSweepReportsTotal(t *testing.T) {
 	}
 	f.write(f.sync(1000, nodes, nil, 10, true)...)
 	final := f.sync(2000, nodes[:6], nil, 10, true)
-	if err := first.Write(context.Background(), final); !errors.Is(err, crashed) {
+	if err := first.Write(context.Background(), final); !errors.Is(stage.Outcomes(err, len(final)).Cause, crashed) {
 		t.Fatalf("first run: %v, want the crash", err)
 	}
 	if y := f.syncStatus(2000); y.Status != statusSweeping || y.Deleted != 2 {
