@@ -275,7 +275,7 @@ func (b *conn) writeBatch(ctx context.Context, c Config, s stage.Sink, batch []*
 	for i, e := range out.Errs {
 		batch[i].err = e
 	}
-	if !whole { // a whole batch failing is the sink's outage, not the inputs'
+	if !out.Whole() { // a whole batch failing is the sink's outage, not the inputs'
 		keptFailing(c, batch)
 	}
 	per := time.Since(start) / time.Duration(len(batch))
