@@ -1,6 +1,12 @@
 // Package config is the Sightline configuration: a YAML file, SIGHTLINE_*
 // environment overrides and --set flags, applied in that order over the
 // embedded defaults and checked at start with errors that name the key.
+//
+// Size: ~1,500 lines, at the project's bound: the loader (strict keys with
+// their YAML line, did-you-mean, renamed keys, secret masking) and the
+// reference generator read the same declarations. A maintained layering
+// library was measured against it and not taken (docs/configuration.md,
+// "Why not koanf").
 package config
 
 import (
