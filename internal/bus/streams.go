@@ -119,7 +119,7 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 	}
 	b.dlqMax.Store(dlqMax)
 
-	for div := int64(1); ; div *= 2 {
+	for div := b.firstFit(ctx, c); ; div *= 2 {
 		err := b.ensureStreams(ctx, c, div)
 		if err == nil {
 			if err := b.loadIdentityKey(ctx); err != nil {
@@ -143,6 +143,40 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 				"or streams.fit_storage: true to shrink them to fit", err, c.Raw.MaxBytes/div, c.Events.MaxBytes/div, c.DLQ.MaxBytes/div, max(1, c.Replicas))
 		}
 	}
+}
+
+// firstFit is the divisor EnsureStreams starts from: 1, or, on an embedded
+// server where none of the streams exists yet and fit_storage is on, the
+// least power of two at which all of them fit the storage the server has
+// left. Starting there matters for the worker identity: it may create
+// streams but not change them, so a stream created at full size before
+// another was refused for want of storage could never be shrunk by it.
+func (b *Bus) firstFit(ctx context.Context, c StreamsConfig) int64 {
+	if b.srv == nil || !c.FitStorage {
+		return 1
+	}
+	for _, sc := range c.StreamConfigs() {
+		if _, err := b.js.Stream(ctx, sc.Name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return 1
+		}
+	}
+	cfg := b.srv.JetStreamConfig()
+	_, reserved, err := b.srv.JetStreamReservedResources()
+	if err != nil || cfg == nil || cfg.MaxStore <= 0 {
+		return 1
+	}
+	free := cfg.MaxStore - reserved
+	var want int64
+	for _, sc := range c.StreamConfigs() {
+		if sc.MaxBytes > 0 && sc.Storage == jetstream.FileStorage {
+			want += sc.MaxBytes
+		}
+	}
+	div := int64(1)
+	for free > 0 && want/div > free && div < 1024 {
+		div *= 2
+	}
+	return div
 }
 
 // loadIdentityKey derives the identity key from the raw stream's creation

@@ -69,6 +69,12 @@ var collectorHosts = []string{"web-01.lva1", "web-02"}
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvConf(t, "")
+}
+
+// newEnvConf is newEnv with more lines for the server's configuration.
+func newEnvConf(t *testing.T, extra string) *env {
+	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), keys: map[string]string{}, password: map[string]string{}}
 	roles, err := os.ReadFile(filepath.Join(deployDir, "roles.conf"))
 	if err != nil {
@@ -95,6 +101,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("auth.conf lacks the collectors marker %q", marker)
 	}
 	auth = bytes.Replace(auth, []byte(marker), []byte(marker+strings.Join(lines, "\n")+"\n"), 1)
+	auth = append(auth, extra...)
 	if err := os.WriteFile(filepath.Join(e.dir, "roles.conf"), roles, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -475,5 +482,34 @@ func TestReaderSeesTheWorkersHealth(t *testing.T) {
 			t.Fatalf("the reader got no health answer from the worker; reader log: %s", log.String())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestWorkerCreatesStreamsOnASmallDisk: the worker identity may create the
+// streams but not change them; on a server with less storage than the
+// default sizes ask for, it must create them at sizes that fit from the
+// start, not create the first at full size and then fail to shrink it.
+func TestWorkerCreatesStreamsOnASmallDisk(t *testing.T) {
+	e := newEnvConf(t, "\njetstream { max_file_store: 8GB }\n")
+	ctx := ctxFor(t)
+	nc, err := nats.Connect(e.worker.ClientURL(), nats.UserInfo("operator", e.password["operator"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, name := range []string{bus.StreamRaw, bus.StreamEvents, bus.StreamDLQ} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		total += s.CachedInfo().Config.MaxBytes
+	}
+	if total <= 0 || total > 8_000_000_000 {
+		t.Fatalf("streams reserve %d bytes, want at most the server's 8GB", total)
 	}
 }
