@@ -13,6 +13,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus/loss"
 	"github.com/sightline/sightline/internal/bus/read"
+	"github.com/sightline/sightline/internal/retry"
 )
 
 // The consumer owns the pull loop of its durable consumers instead of using
@@ -316,12 +317,15 @@ func (p *puller) run(ctx context.Context) {
 	}
 }
 
+// renewBackoff spaces the attempts to renew a failed generation.
+var renewBackoff = retry.Backoff{Initial: time.Second, Max: 30 * time.Second}
+
 // renew starts a new generation: a fresh inbox and, when needed, the
 // consumer re-created (lock held; released while talking to the server).
 func (p *puller) renew(ctx context.Context) {
 	// After a failure wait 1 s, doubling to 30 s (a NATS outage must not
 	// become a retry storm or a log line per second).
-	if p.stopping || time.Since(p.restartErr) < min(30*time.Second, time.Second<<min(p.renewFails, 5)) {
+	if p.stopping || time.Since(p.restartErr) < renewBackoff.Delay(int(p.renewFails)) {
 		return
 	}
 	why, newCons := p.restart, p.newCons
