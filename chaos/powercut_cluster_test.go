@@ -102,13 +102,7 @@ func TestPowerCutCluster(t *testing.T) {
 				rowsMu.Lock()
 				rows = append(rows, row)
 				rowsMu.Unlock()
-				t.Logf("\n%s", powerTable([]PowerRow{row}))
-				if path := os.Getenv("CHAOS_REPORT"); path != "" {
-					if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-						_, _ = f.WriteString(powerMarkdown(row))
-						_ = f.Close()
-					}
-				}
+				logPowerRow(t, row)
 				if row.FailedStart > 0 {
 					t.Errorf("sync_interval %s, %s: %d starts failed after a power cut", pol.sync, sc.name, row.FailedStart)
 				}

@@ -208,13 +208,7 @@ func TestPowerCut(t *testing.T) {
 				rowsMu.Lock()
 				rows = append(rows, row)
 				rowsMu.Unlock()
-				t.Logf("\n%s", powerTable([]PowerRow{row}))
-				if path := os.Getenv("CHAOS_REPORT"); path != "" {
-					if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
-						_, _ = f.WriteString(powerMarkdown(row))
-						_ = f.Close()
-					}
-				}
+				logPowerRow(t, row)
 				if !mode.assert {
 					return
 				}
@@ -236,6 +230,18 @@ func TestPowerCut(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// logPowerRow logs one row's table and appends its markdown line to the
+// file CHAOS_REPORT names, if any.
+func logPowerRow(t *testing.T, row PowerRow) {
+	t.Logf("\n%s", powerTable([]PowerRow{row}))
+	if path := os.Getenv("CHAOS_REPORT"); path != "" {
+		if f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			_, _ = f.WriteString(powerMarkdown(row))
+			_ = f.Close()
 		}
 	}
 }
