@@ -14,10 +14,10 @@ import (
 const HostScopePrefix = "host:"
 
 // ReadHostPart reads the data of a snapshot event whose scope is a host's
-// (host:<name>) as a HostSnapshotPart, and checks what the host store
+// (host:<name>), and checks what the host store
 // needs to store it: a valid host name, a positive tag, and for every
 // object a name of 1 to limits.ObjectNameBytes bytes, the scope's host,
-// every field of the type HostSnapshotObject has (times in RFC 3339,
+// every field of the type HostObject has (times in RFC 3339,
 // counts as integers, labels as strings), and content that decodes in its
 // encoding ("" or "base64"). It returns nil and no error for snapshot
 // data of another scope.
@@ -26,7 +26,7 @@ const HostScopePrefix = "host:"
 // host snapshot event it makes and dead-letters one that fails (class
 // schema), and the host store reads events with it, so what the processor
 // accepts, the host store stores.
-func ReadHostPart(data []byte) (*HostSnapshotPart, error) {
+func ReadHostPart(data []byte) (*SnapshotData, error) {
 	var head struct {
 		SnapshotData
 		Objects []json.RawMessage `json:"objects,omitempty"`
@@ -44,7 +44,8 @@ func ReadHostPart(data []byte) (*HostSnapshotPart, error) {
 	if head.Tag < 1 {
 		return nil, fmt.Errorf("tag %d of %s must be positive", head.Tag, head.Scope)
 	}
-	p := &HostSnapshotPart{SnapshotData: head.SnapshotData, Objects: make([]HostSnapshotObject, len(head.Objects))}
+	p := &head.SnapshotData
+	p.Objects = make([]HostObject, len(head.Objects))
 	for i, raw := range head.Objects {
 		o := &p.Objects[i]
 		if err := json.Unmarshal(raw, o); err != nil {

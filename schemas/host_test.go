@@ -11,7 +11,7 @@ import (
 )
 
 // TestObjectSchemaMatchesType keeps the "object" of snapshot.schema.json
-// and schemas.HostSnapshotObject, the one type the host collector writes,
+// and schemas.HostObject, the one type the host collector writes,
 // the processor checks and the host store reads, naming the same fields.
 func TestObjectSchemaMatchesType(t *testing.T) {
 	src, err := schemas.Source("snapshot")
@@ -43,11 +43,11 @@ func TestObjectSchemaMatchesType(t *testing.T) {
 			inType = append(inType, name)
 		}
 	}
-	walk(reflect.TypeFor[schemas.HostSnapshotObject]())
+	walk(reflect.TypeFor[schemas.HostObject]())
 	sort.Strings(inSchema)
 	sort.Strings(inType)
 	if !reflect.DeepEqual(inSchema, inType) {
-		t.Errorf("snapshot.schema.json object properties %v\nschemas.HostSnapshotObject fields %v", inSchema, inType)
+		t.Errorf("snapshot.schema.json object properties %v\nschemas.HostObject fields %v", inSchema, inType)
 	}
 }
 

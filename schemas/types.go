@@ -252,21 +252,66 @@ type Relationship struct {
 	Properties map[string]any `json:"properties,omitempty"`
 }
 
-// HostSnapshotObject is a HostObject as it travels in a host snapshot
-// part: the object plus how its content was carried.
-type HostSnapshotObject struct {
-	HostObject
+var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
+
+// ValidHostname reports whether name can be a host name (it becomes the
+// sync scope host:<name>). Dots separate non-empty labels: the name is
+// also the tail of a subject.
+func ValidHostname(name string) bool { return len(name) <= 250 && hostnameRe.MatchString(name) }
+
+// HostObject is one file, command output or facts document of a host
+// (sysops-api style): what the host collector sends in a host snapshot
+// part (scope host:<name>), what ReadHostPart checks, and, without its
+// content, what the host store keeps of it (key m.<object>.<host>) and a
+// fleet search returns. Only Host and Name are required by the schema.
+//
+// The field order is the order of the stored JSON; stored records of
+// every earlier build decode into it (sinks/hosts/testdata).
+type HostObject struct {
+	Host    string `json:"host"`
+	Name    string `json:"name"`
+	Type    string `json:"type,omitempty"` // file, command, facts
+	Content string `json:"content,omitempty"`
 	// Encoding is "base64" when the content is not valid UTF-8.
 	Encoding string `json:"encoding,omitempty"`
+	// Unchanged: the content is the one last sent in full (no Content).
+	Unchanged bool       `json:"unchanged,omitempty"`
+	MD5       string     `json:"md5,omitempty"`
+	Mode      string     `json:"mode,omitempty"`
+	Owner     string     `json:"owner,omitempty"`
+	Group     string     `json:"group,omitempty"`
+	Size      int64      `json:"size,omitempty"`
+	MTime     *time.Time `json:"mtime,omitempty"`
+	// Lines, Words and Bytes count the full content like wc(1).
+	Lines int `json:"lines"`
+	Words int `json:"words"`
+	Bytes int `json:"bytes"`
 	// Truncated: the content was cut at the collector's max_object_bytes;
 	// MD5 and the counts are those of the full content.
-	Truncated bool `json:"truncated,omitempty"`
-	// Updated is when this content (this md5) was first collected.
-	Updated *time.Time `json:"updated,omitempty"`
+	Truncated bool      `json:"truncated,omitempty"`
+	Collected time.Time `json:"collected,omitzero"`
+	// Updated is when this content (this md5) was first collected; the
+	// host store always sets it (the collection time when absent).
+	Updated  *time.Time        `json:"updated,omitempty"`
+	ExitCode *int              `json:"exit_code,omitempty"`
+	Error    string            `json:"error,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	// Tag is set by the host store: the sync tag of the part that last
+	// wrote the object (a value sent by a producer is replaced).
+	Tag int64 `json:"tag,omitempty"`
+}
+
+// UpdatedAt is when the object's content last changed: Updated, or the
+// collection time when it is not set.
+func (o *HostObject) UpdatedAt() time.Time {
+	if o.Updated != nil {
+		return *o.Updated
+	}
+	return o.Collected
 }
 
 // Decoded returns the content bytes carried (base64 decoded when needed).
-func (o *HostSnapshotObject) Decoded() ([]byte, error) {
+func (o *HostObject) Decoded() ([]byte, error) {
 	switch o.Encoding {
 	case "":
 		return []byte(o.Content), nil
@@ -279,42 +324,4 @@ func (o *HostSnapshotObject) Decoded() ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("host object %s of %s: unknown encoding %q", o.Name, o.Host, o.Encoding)
 	}
-}
-
-// HostSnapshotPart is the data of one part of a host's sync (scope
-// host:<name>): the snapshot's nodes plus the host's objects.
-type HostSnapshotPart struct {
-	SnapshotData
-	Objects []HostSnapshotObject `json:"objects,omitempty"`
-}
-
-var hostnameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$`)
-
-// ValidHostname reports whether name can be a host name (it becomes the
-// sync scope host:<name>). Dots separate non-empty labels: the name is
-// also the tail of a subject.
-func ValidHostname(name string) bool { return len(name) <= 250 && hostnameRe.MatchString(name) }
-
-// HostObject is one file, command output or facts document of a host
-// snapshot (sysops-api style). Only Host and Name are required by the
-// schema; the rest is described by the host collector.
-type HostObject struct {
-	Host      string            `json:"host"`
-	Name      string            `json:"name"`
-	Type      string            `json:"type,omitempty"` // file, command, facts
-	Content   string            `json:"content,omitempty"`
-	Unchanged bool              `json:"unchanged,omitempty"`
-	MD5       string            `json:"md5,omitempty"`
-	Mode      string            `json:"mode,omitempty"`
-	Owner     string            `json:"owner,omitempty"`
-	Group     string            `json:"group,omitempty"`
-	Size      int64             `json:"size,omitempty"`
-	MTime     *time.Time        `json:"mtime,omitempty"`
-	Lines     int               `json:"lines,omitempty"`
-	Words     int               `json:"words,omitempty"`
-	Bytes     int               `json:"bytes,omitempty"`
-	Collected time.Time         `json:"collected,omitzero"`
-	ExitCode  *int              `json:"exit_code,omitempty"`
-	Error     string            `json:"error,omitempty"`
-	Labels    map[string]string `json:"labels,omitempty"`
 }

@@ -35,7 +35,7 @@ func natsOf(c cli) string {
 func forgedPart(t *testing.T, nc *nats.Conn, hostname string, tag int64, path, content string) {
 	t.Helper()
 	at := time.Now().UTC()
-	o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: hostname, Name: path, Type: host.TypeFile, Collected: at}, Updated: &at}}
+	o := host.Object{HostObject: schemas.HostObject{Host: hostname, Name: path, Type: host.TypeFile, Collected: at, Updated: &at}}
 	o.SetContent([]byte(content), 0)
 	parts, err := host.Split(host.Scope(hostname), tag, host.HostNode(hostname, nil, nil), []host.Object{o}, 0)
 	if err != nil {

@@ -126,7 +126,7 @@ func (c *Collector) Collect(ctx context.Context) ([]Object, error) {
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 func (c *Collector) failed(name, typ string, err error) Object {
-	return Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: name, Type: typ, Collected: c.now().UTC(), Error: err.Error()}}}
+	return Object{HostObject: schemas.HostObject{Host: c.host, Name: name, Type: typ, Collected: c.now().UTC(), Error: err.Error()}}
 }
 
 // file collects one path. Only regular files are opened: a FIFO, device or
@@ -139,7 +139,7 @@ func (c *Collector) failed(name, typ string, err error) Object {
 // MaxObjectBytes, and the read is abandoned at FileTimeout or when ctx is
 // done.
 func (c *Collector) file(ctx context.Context, path string) Object {
-	o := Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: path, Type: TypeFile, Collected: c.now().UTC()}}}
+	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: path, Type: TypeFile, Collected: c.now().UTC()}}
 	st, err := os.Stat(path)
 	if err != nil {
 		o.Error = err.Error()
@@ -329,7 +329,7 @@ func killPipeHolders(pipes ...*os.File) {
 // MaxObjectBytes). At the timeout, when ctx is done, and after the command
 // exits, the whole group is killed: no child outlives the collection.
 func (c *Collector) command(ctx context.Context, cmd Command) Object {
-	o := Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: cmd.Name, Type: TypeCommand, Collected: c.now().UTC()}}}
+	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: cmd.Name, Type: TypeCommand, Collected: c.now().UTC()}}
 	timeout := cmd.Timeout
 	if timeout <= 0 {
 		timeout = c.cfg.CommandTimeout
@@ -530,7 +530,7 @@ func (c *Collector) facts() Object {
 	for k, v := range c.cfg.ExtraFacts {
 		f[k] = v
 	}
-	o := Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: c.host, Name: FactsName, Type: TypeFacts, Collected: c.now().UTC()}}}
+	o := Object{HostObject: schemas.HostObject{Host: c.host, Name: FactsName, Type: TypeFacts, Collected: c.now().UTC()}}
 	b, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		o.Error = fmt.Sprintf("facts: %v", err)

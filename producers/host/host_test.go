@@ -204,11 +204,11 @@ func TestCollectFilesCommandsAndUnchanged(t *testing.T) {
 func TestSplitKeepsPartsUnderLimit(t *testing.T) {
 	var objs []host.Object
 	for i := range 40 {
-		o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: "h1", Name: "obj-" + itoa(int64(i)), Type: host.TypeCommand}}}
+		o := host.Object{HostObject: schemas.HostObject{Host: "h1", Name: "obj-" + itoa(int64(i)), Type: host.TypeCommand}}
 		o.SetContent(bytes.Repeat([]byte("net.core.x = 1\n"), 2000), 0)
 		objs = append(objs, o)
 	}
-	big := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: "h1", Name: "huge", Type: host.TypeFile}}}
+	big := host.Object{HostObject: schemas.HostObject{Host: "h1", Name: "huge", Type: host.TypeFile}}
 	big.SetContent(bytes.Repeat([]byte("é\"\n"), 100000), 0)
 	objs = append(objs, big)
 	node := host.HostNode("h1", map[string]string{"site": "x"}, map[string]any{"kernel": "6.1", "nested": map[string]any{}})

@@ -29,10 +29,10 @@ const (
 const FactsName = "facts"
 
 // Object is one file, command output or facts document of a host: what
-// travels in a snapshot part (schemas.HostSnapshotObject) plus the content
-// as read.
+// travels in a snapshot part (schemas.HostObject) plus the content as
+// read.
 type Object struct {
-	schemas.HostSnapshotObject
+	schemas.HostObject
 
 	raw []byte // full content as read (not sent)
 }

@@ -129,9 +129,9 @@ func BenchmarkFleet(b *testing.B) {
 			h := fmt.Sprintf("node%05d.example.com", i)
 			content := fleetSysctl(tmpl, i)
 			totalBytes += len(content)
-			o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: "sysctl-a", Type: host.TypeCommand, Collected: at}, Updated: &at}}
+			o := host.Object{HostObject: schemas.HostObject{Host: h, Name: "sysctl-a", Type: host.TypeCommand, Collected: at, Updated: &at}}
 			o.SetContent(content, 0)
-			pw := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: "/etc/passwd", Type: host.TypeFile, Collected: at}, Updated: &at}}
+			pw := host.Object{HostObject: schemas.HostObject{Host: h, Name: "/etc/passwd", Type: host.TypeFile, Collected: at, Updated: &at}}
 			pw.SetContent([]byte(passwd), 0)
 			parts, err := host.Split(host.Scope(h), 1, host.HostNode(h, map[string]string{"site": []string{"lva1", "ela4"}[i%2]}, nil), []host.Object{o, pw}, 0)
 			if err != nil {
@@ -159,7 +159,7 @@ func BenchmarkFleet(b *testing.B) {
 			h := fmt.Sprintf("node%05d.example.com", i)
 			var objs []host.Object
 			for name, c := range map[string][]byte{"sysctl-a": fleetSysctl(tmpl, i), "/etc/passwd": []byte(passwd)} {
-				o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: name, Type: host.TypeCommand, Collected: at}}}
+				o := host.Object{HostObject: schemas.HostObject{Host: h, Name: name, Type: host.TypeCommand, Collected: at}}
 				o.SetContent(c, 0)
 				o.Unchanged, o.Content, o.Updated = true, "", &first
 				objs = append(objs, o)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/aymanbagabas/go-udiff"
 
-	store "github.com/sightline/sightline/sinks/hosts"
+	"github.com/sightline/sightline/schemas"
 )
 
 // Diff is a unified diff of two contents ("" when they are equal).
@@ -42,7 +42,7 @@ type Comparison struct {
 
 // read is Content for a comparison: a truncated content is named in
 // Truncated.
-func (c *Comparison) read(ctx context.Context, s *Searcher, hostname, obj string) (*store.Meta, []byte, error) {
+func (c *Comparison) read(ctx context.Context, s *Searcher, hostname, obj string) (*schemas.HostObject, []byte, error) {
 	m, b, err := s.Content(ctx, hostname, obj)
 	if err == nil && m.Truncated {
 		c.Truncated = append(c.Truncated, hostname+"#"+obj)

@@ -71,7 +71,7 @@ func labels(i int) map[string]string {
 }
 
 func obj(h, name, typ, content string, at time.Time) host.Object {
-	o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at}, Updated: &at}}
+	o := host.Object{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at, Updated: &at}}
 	o.SetContent([]byte(content), 0)
 	return o
 }
@@ -165,7 +165,7 @@ func firstSync(t *testing.T, e *env) {
 		}
 		if i == 3 {
 			code := 127
-			objs = append(objs, host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: "lshw-json", Type: host.TypeCommand, Collected: at, ExitCode: &code, Error: "exec: lshw: not found"}}})
+			objs = append(objs, host.Object{HostObject: schemas.HostObject{Host: h, Name: "lshw-json", Type: host.TypeCommand, Collected: at, ExitCode: &code, Error: "exec: lshw: not found"}})
 		}
 		e.publishHost(t, i, objs, at)
 	}

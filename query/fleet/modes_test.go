@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/query/fleet"
-	store "github.com/sightline/sightline/sinks/hosts"
+	"github.com/sightline/sightline/schemas"
 )
 
 func TestPrinterModes(t *testing.T) {
 	mt := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	r := &fleet.Result{Host: "h1", Object: "/etc/passwd", Meta: &store.Meta{MD5: "abc", Mode: "-rw-r--r-- (0644)", Owner: "root", Group: "root",
-		Size: 65, MTime: &mt, Lines: 2, Words: 2, Bytes: 65, Collected: mt, Updated: mt.Add(-time.Hour)}, Content: []byte("a\nb\n")}
+	upd := mt.Add(-time.Hour)
+	r := &fleet.Result{Host: "h1", Object: "/etc/passwd", Meta: &schemas.HostObject{MD5: "abc", Mode: "-rw-r--r-- (0644)", Owner: "root", Group: "root",
+		Size: 65, MTime: &mt, Lines: 2, Words: 2, Bytes: 65, Collected: mt, Updated: &upd}, Content: []byte("a\nb\n")}
 	for _, c := range []struct {
 		mode   fleet.Mode
 		prefix bool

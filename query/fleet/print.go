@@ -114,7 +114,7 @@ func (p *Printer) Print(r *Result) error {
 	case ModeTime:
 		p.line(r, r.Meta.Collected.UTC().Format(time.RFC3339))
 	case ModeTimeUpdated:
-		p.line(r, fmt.Sprintf("%s (%s)", Ago(p.Now, r.Meta.Updated), r.Meta.Updated.UTC().Format(time.RFC3339)))
+		p.line(r, fmt.Sprintf("%s (%s)", Ago(p.Now, r.Meta.UpdatedAt()), r.Meta.UpdatedAt().UTC().Format(time.RFC3339)))
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sightline/sightline/internal/termsafe/termsafetest"
 	"github.com/sightline/sightline/query/fleet"
+	"github.com/sightline/sightline/schemas"
 	store "github.com/sightline/sightline/sinks/hosts"
 )
 
@@ -17,8 +18,8 @@ func TestPrintersEscapeHostileData(t *testing.T) {
 	h := termsafetest.Hostile
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	r := &fleet.Result{Host: "web" + h, Object: "/etc/x" + h,
-		Meta: &store.Meta{MD5: "md5" + h, Mode: "-rw-r--r--", Owner: "root" + h, Group: "g", Size: 3, MTime: &t0,
-			Collected: t0, Updated: t0, Lines: 1, Words: 2, Bytes: 3}}
+		Meta: &schemas.HostObject{MD5: "md5" + h, Mode: "-rw-r--r--", Owner: "root" + h, Group: "g", Size: 3, MTime: &t0,
+			Collected: t0, Updated: &t0, Lines: 1, Words: 2, Bytes: 3}}
 	var out bytes.Buffer
 	for _, mode := range []fleet.Mode{fleet.ModeList, fleet.ModeMD5, fleet.ModeStat, fleet.ModeWordCount, fleet.ModeTime, fleet.ModeTimeUpdated} {
 		for _, prefix := range []bool{false, true} {

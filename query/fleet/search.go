@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/sightline/sightline/schemas"
 	store "github.com/sightline/sightline/sinks/hosts"
 	"os"
 	"path"
@@ -67,10 +68,10 @@ type Query struct {
 
 // Result is one (host, object) of a search.
 type Result struct {
-	Host   string            `json:"host"`
-	Object string            `json:"object"`
-	Labels map[string]string `json:"labels,omitempty"`
-	Meta   *store.Meta       `json:"meta,omitempty"`
+	Host   string              `json:"host"`
+	Object string              `json:"object"`
+	Labels map[string]string   `json:"labels,omitempty"`
+	Meta   *schemas.HostObject `json:"meta,omitempty"`
 	// Content is valid only while emit runs (its buffer is reused after).
 	Content []byte `json:"-"`
 	// Lines are the matching lines (--grep).
@@ -277,7 +278,7 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 		hs      *hostSet
 		unknown []string
 		serr    error
-		first   map[string]*store.Meta
+		first   map[string]*schemas.HostObject
 		wg      sync.WaitGroup
 	)
 	wg.Add(1)
@@ -316,10 +317,10 @@ func (s *Searcher) Search(ctx context.Context, q Query, emit func(*Result) error
 }
 
 // scanMetas reads the metadata of obj on every host, by host token.
-func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*store.Meta, error) {
-	metas := map[string]*store.Meta{}
+func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*schemas.HostObject, error) {
+	metas := map[string]*schemas.HostObject{}
 	err := s.kv.Scan(ctx, []string{"m." + store.EncodeToken(obj) + ".*"}, func(e kv.StateEntry) error {
-		var m store.Meta
+		var m schemas.HostObject
 		if err := json.Unmarshal(e.Value, &m); err != nil {
 			return nil // an unreadable record is skipped
 		}
@@ -334,7 +335,7 @@ func (s *Searcher) scanMetas(ctx context.Context, obj string) (map[string]*store
 
 // searchObject answers q for one object. all, when not nil, is the
 // object's metadata already read by scanMetas.
-func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*store.Meta, emit func(*Result) error) (*ObjectSummary, error) {
+func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj string, all map[string]*schemas.HostObject, emit func(*Result) error) (*ObjectSummary, error) {
 	if all == nil {
 		var err error
 		if all, err = s.scanMetas(ctx, obj); err != nil {
@@ -375,9 +376,9 @@ func (s *Searcher) searchObject(ctx context.Context, q Query, hs *hostSet, obj s
 // inScope keeps the metadata of hosts in scope that still report the
 // object, and counts hosts and missing hosts (errors are counted as their
 // results are emitted, so the count is that of the reasons told).
-func inScope(obj string, all map[string]*store.Meta, hs *hostSet) (map[string]*store.Meta, *ObjectSummary) {
+func inScope(obj string, all map[string]*schemas.HostObject, hs *hostSet) (map[string]*schemas.HostObject, *ObjectSummary) {
 	sm := &ObjectSummary{Object: obj}
-	metas := make(map[string]*store.Meta, len(all))
+	metas := make(map[string]*schemas.HostObject, len(all))
 	for ht, m := range all {
 		rec, ok := hs.byToken[ht]
 		if !ok || m.Tag < rec.CompleteTag { // out of scope, or no longer reported by the host
@@ -417,7 +418,7 @@ func (p *progress) step() {
 }
 
 // byHost returns the host tokens of metas sorted by host name.
-func byHost(metas map[string]*store.Meta) []string {
+func byHost(metas map[string]*schemas.HostObject) []string {
 	keys := make([]string, 0, len(metas))
 	for ht := range metas {
 		keys = append(keys, ht)
@@ -430,7 +431,7 @@ func byHost(metas map[string]*store.Meta) []string {
 // stat, wordcount, times), sorted by host. A host's error is a problem
 // only when it left no output (a command that exited non-zero but printed
 // something still has an md5, counts and times, as in --contents).
-func metaResults(obj string, metas map[string]*store.Meta, hs *hostSet, emit func(*Result) error, step func()) error {
+func metaResults(obj string, metas map[string]*schemas.HostObject, hs *hostSet, emit func(*Result) error, step func()) error {
 	for _, ht := range byHost(metas) {
 		m := metas[ht]
 		step()
@@ -447,7 +448,7 @@ func metaResults(obj string, metas map[string]*store.Meta, hs *hostSet, emit fun
 
 // sortedAfterScan runs an unsorted content search and emits its results
 // sorted by host (for --grep, whose results are small).
-func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*store.Meta, emit func(*Result) error, step func()) error {
+func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*schemas.HostObject, emit func(*Result) error, step func()) error {
 	q.Sorted = false
 	var got []*Result
 	err := s.contents(ctx, q, hs, obj, metas, func(r *Result) error {
@@ -472,7 +473,7 @@ func (s *Searcher) sortedAfterScan(ctx context.Context, q Query, hs *hostSet, ob
 // order when q.Sorted), decodes and greps them in parallel and emits them
 // in the order they were read: an ordered parallel map whose window of
 // records in flight is bounded by the number of workers.
-func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*store.Meta, emit func(*Result) error, step func()) error {
+func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*schemas.HostObject, emit func(*Result) error, step func()) error {
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	workers := s.workers
@@ -532,7 +533,7 @@ func (s *Searcher) contents(ctx context.Context, q Query, hs *hostSet, obj strin
 }
 
 // contentTask reads (when fetch) and decodes one content record.
-func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *store.Meta, rec *store.HostRecord, raw []byte, fetch bool) *Result {
+func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *schemas.HostObject, rec *store.HostRecord, raw []byte, fetch bool) *Result {
 	problem := ""
 	if fetch {
 		e, err := s.kv.Get(ctx, store.ContentKey(obj, m.Host))
@@ -549,8 +550,8 @@ func (s *Searcher) contentTask(ctx context.Context, q Query, obj string, m *stor
 // emitUnread emits the hosts that reported the object but whose content
 // is not stored (errors without output, or a "still the same" record the
 // store never had the content of).
-func emitUnread(q Query, obj string, metas map[string]*store.Meta, seen map[string]bool, emit func(*Result) error, step func()) error {
-	var rest []*store.Meta
+func emitUnread(q Query, obj string, metas map[string]*schemas.HostObject, seen map[string]bool, emit func(*Result) error, step func()) error {
+	var rest []*schemas.HostObject
 	for ht, m := range metas {
 		if !seen[ht] {
 			rest = append(rest, m)
@@ -573,7 +574,7 @@ func emitUnread(q Query, obj string, metas map[string]*store.Meta, seen map[stri
 const missingContent = "content not in the store (the collector sent only 'still the same'; run it with --full)"
 
 // contentResult decodes one content record; nil means nothing to emit.
-func (s *Searcher) contentResult(q Query, obj string, m *store.Meta, rec *store.HostRecord, raw []byte, problem string) *Result {
+func (s *Searcher) contentResult(q Query, obj string, m *schemas.HostObject, rec *store.HostRecord, raw []byte, problem string) *Result {
 	r := &Result{Host: m.Host, Object: obj, Labels: rec.Labels, Meta: m}
 	var h store.ContentHeader
 	var content []byte
@@ -739,12 +740,12 @@ func (m *lineMatcher) lines(content []byte) []string {
 
 // changed emits the objects whose content changed within q.ChangedSince,
 // with the diff against the previous stored version.
-func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*store.Meta, emit func(*Result) error, progress func()) error {
+func (s *Searcher) changed(ctx context.Context, q Query, hs *hostSet, obj string, metas map[string]*schemas.HostObject, emit func(*Result) error, progress func()) error {
 	cut := q.Now.Add(-q.ChangedSince)
 	keys := make([]string, 0, len(metas))
 	for ht, m := range metas {
 		progress()
-		if m.Updated.After(cut) {
+		if m.UpdatedAt().After(cut) {
 			keys = append(keys, ht)
 		}
 	}
@@ -809,7 +810,7 @@ func (s *Searcher) versions(ctx context.Context, obj, hostname string) (cur, pre
 
 // Content returns the stored content of one object of one host, and its
 // metadata; Meta.Truncated is set when the stored content is a head only.
-func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Meta, []byte, error) {
+func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*schemas.HostObject, []byte, error) {
 	e, err := s.kv.Get(ctx, store.MetaKey(obj, hostname))
 	if errors.Is(err, kv.ErrStateNotFound) {
 		if _, herr := s.kv.Get(ctx, store.HostKey(hostname)); errors.Is(herr, kv.ErrStateNotFound) {
@@ -820,7 +821,7 @@ func (s *Searcher) Content(ctx context.Context, hostname, obj string) (*store.Me
 	if err != nil {
 		return nil, nil, fmt.Errorf("hosts: %s#%s: %w", hostname, obj, err)
 	}
-	var m store.Meta
+	var m schemas.HostObject
 	if err := json.Unmarshal(e.Value, &m); err != nil {
 		return nil, nil, fmt.Errorf("hosts: %s#%s: metadata: %w", hostname, obj, err)
 	}

@@ -48,7 +48,7 @@ func target(t *testing.T) *sinktest.Target {
 	hostOf := map[string]string{} // event id → host
 	event := func(t testing.TB, hostname string) *stage.Message {
 		at := time.Now().UTC().Truncate(time.Second)
-		o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: hostname, Name: "/etc/contract.conf", Type: host.TypeFile, Collected: at}, Updated: &at}}
+		o := host.Object{HostObject: schemas.HostObject{Host: hostname, Name: "/etc/contract.conf", Type: host.TypeFile, Collected: at, Updated: &at}}
 		o.SetContent([]byte("key = "+hostname+"\n"), 0)
 		parts, err := host.Split(host.Scope(hostname), 1, host.HostNode(hostname, map[string]string{"site": "par1"}, nil), []host.Object{o}, 0)
 		if err != nil {

@@ -28,29 +28,9 @@ type HostRecord struct {
 	CorrelationID string    `json:"correlationid,omitempty"`
 }
 
-// Meta is an object's metadata on one host (key m.<object>.<host>).
-type Meta struct {
-	Host      string     `json:"host"`
-	Name      string     `json:"name"`
-	Type      string     `json:"type,omitempty"`
-	MD5       string     `json:"md5,omitempty"`
-	Mode      string     `json:"mode,omitempty"`
-	Owner     string     `json:"owner,omitempty"`
-	Group     string     `json:"group,omitempty"`
-	Size      int64      `json:"size,omitempty"`
-	MTime     *time.Time `json:"mtime,omitempty"`
-	Lines     int        `json:"lines"`
-	Words     int        `json:"words"`
-	Bytes     int        `json:"bytes"`
-	Truncated bool       `json:"truncated,omitempty"`
-	// Collected is the last time the host reported the object.
-	Collected time.Time `json:"collected"`
-	// Updated is when the object's content (md5) last changed.
-	Updated  time.Time `json:"updated"`
-	ExitCode *int      `json:"exit_code,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Tag      int64     `json:"tag"`
-}
+// An object's metadata on one host (key m.<object>.<host>) is a
+// schemas.HostObject without its content (Content, Encoding, Unchanged
+// and Labels empty), with Updated and Tag set.
 
 // ContentHeader describes one stored content version.
 type ContentHeader struct {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/limits"
+	"github.com/sightline/sightline/schemas"
 )
 
 // ResetReport says what Reset changed (or, with DryRun, would change).
@@ -61,7 +62,7 @@ func Reset(ctx context.Context, st KV, hostname string, now time.Time, dryRun bo
 	var del []string
 	var newest int64 // the newest tag within the limit among the host's objects
 	err = st.Scan(ctx, []string{"m.*." + EncodeToken(hostname)}, func(e kv.StateEntry) error {
-		var m Meta
+		var m schemas.HostObject
 		if json.Unmarshal(e.Value, &m) != nil {
 			return nil
 		}

@@ -164,24 +164,18 @@ func (s *Sink) hostRecord(ctx context.Context, hostname string) (*HostRecord, er
 	return r, nil
 }
 
-func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]kv.StatePut, error) {
-	meta := Meta{
-		Host: o.Host, Name: o.Name, Type: o.Type, MD5: o.MD5, Mode: o.Mode, Owner: o.Owner, Group: o.Group,
-		Size: o.Size, MTime: o.MTime, Lines: o.Lines, Words: o.Words, Bytes: o.Bytes, Truncated: o.Truncated,
-		Collected: o.Collected, ExitCode: o.ExitCode, Error: o.Error, Tag: tag,
-	}
-	if o.Updated != nil {
-		meta.Updated = *o.Updated
-	} else {
-		meta.Updated = o.Collected
-	}
+func (s *Sink) objectPuts(o *schemas.HostObject, tag int64) ([]kv.StatePut, error) {
+	meta := *o
+	meta.Content, meta.Encoding, meta.Unchanged, meta.Labels = "", "", false, nil
+	updated := o.UpdatedAt()
+	meta.Updated, meta.Tag = &updated, tag
 	var puts []kv.StatePut
 	if !o.Unchanged && o.MD5 != "" {
 		content, err := o.Decoded()
 		if err != nil {
 			return nil, stage.Reject("schema", "hosts: undecodable content", err)
 		}
-		rec := EncodeContent(ContentHeader{MD5: o.MD5, Updated: meta.Updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
+		rec := EncodeContent(ContentHeader{MD5: o.MD5, Updated: updated, Tag: tag, Truncated: o.Truncated}, content, s.compress)
 		puts = append(puts, kv.StatePut{Key: ContentKey(o.Name, o.Host), Value: rec})
 	}
 	mb, _ := json.Marshal(&meta)
@@ -196,7 +190,7 @@ func (s *Sink) objectPuts(o *schemas.HostSnapshotObject, tag int64) ([]kv.StateP
 
 // decodePart reads a conformed host snapshot event. A nil part with a nil
 // error is a snapshot that is not a host sync (ignored).
-func decodePart(m *stage.Message) (*schemas.HostSnapshotPart, string, error) {
+func decodePart(m *stage.Message) (*schemas.SnapshotData, string, error) {
 	var ev event
 	if err := json.Unmarshal(m.Data, &ev); err != nil {
 		return nil, "", stage.Reject("not_json", "hosts: message is not a conformed CloudEvent", err)

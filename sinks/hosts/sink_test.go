@@ -17,7 +17,7 @@ import (
 )
 
 func obj(h, name, typ, content string, at time.Time) host.Object {
-	o := host.Object{HostSnapshotObject: schemas.HostSnapshotObject{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at}, Updated: &at}}
+	o := host.Object{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at, Updated: &at}}
 	o.SetContent([]byte(content), 0)
 	return o
 }

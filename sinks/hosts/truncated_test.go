@@ -38,12 +38,12 @@ func TestTruncationSurvivesStillTheSame(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	meta := func() hosts.Meta {
+	meta := func() schemas.HostObject {
 		e, err := kv.Get(ctx, hosts.MetaKey("big.log", "h1"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var m hosts.Meta
+		var m schemas.HostObject
 		if err := json.Unmarshal(e.Value, &m); err != nil {
 			t.Fatal(err)
 		}
