@@ -84,7 +84,7 @@ one scales alone (docs/operations.md, "Scale-out and crashes").`,
 	}
 	// Cartography's statsd flags (same as telemetry.statsd.*).
 	f := cmd.Flags()
-	f.BoolVar(&statsdEnabled, "statsd-enabled", false, "send pipeline counters to statsd (DogStatsD tags)")
+	f.BoolVar(&statsdEnabled, "statsd-enabled", false, "send pipeline counters, gauges and timings to statsd (plain statsd lines)")
 	f.StringVar(&statsdHost, "statsd-host", "127.0.0.1", "statsd host")
 	f.IntVar(&statsdPort, "statsd-port", 8125, "statsd UDP port")
 	f.StringVar(&statsdPrefix, "statsd-prefix", "", "metric name prefix (default \"sightline.\")")

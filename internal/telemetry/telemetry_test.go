@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -73,83 +71,6 @@ func TestMetricsExposition(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
-	}
-}
-
-// The statsd feed, received by a UDP listener: counters and gauges
-// aggregated into one line per series, timings in milliseconds, DogStatsD
-// tags; a thousand events of a series send one counter line, and at most
-// a bounded number of timing samples.
-func TestStatsdSendsAggregatedLines(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	s, err := telemetry.NewStatsd(pc.LocalAddr().String(), "", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	obs := telemetry.Fanout{s, telemetry.NewMetrics()}
-	for range 1000 {
-		obs.Received("process", "metric", false)
-		obs.Observed("process", "metric", 1500*time.Microsecond)
-	}
-	obs.Rejected("process", "metric", "schema")
-	obs.Pending("SIGHTLINE_RAW", "processor", 5)
-	s.Flush()
-
-	var lines []string
-	want := map[string]bool{
-		"sightline.events_in:1000|c|#kind:metric,stage:process":                   false,
-		"sightline.events_rejected:1|c|#kind:metric,stage:process,reason:schema":  false,
-		"sightline.consumer_pending:5|g|#stream:SIGHTLINE_RAW,consumer:processor": false,
-	}
-	var timing string
-	missing := func() bool {
-		for _, ok := range want {
-			if !ok {
-				return true
-			}
-		}
-		return timing == ""
-	}
-	buf := make([]byte, 65536)
-	for missing() {
-		_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			t.Fatalf("%v; received so far:\n%s", err, strings.Join(lines, "\n"))
-		}
-		for l := range strings.SplitSeq(strings.TrimSpace(string(buf[:n])), "\n") {
-			lines = append(lines, l)
-			if _, ok := want[l]; ok {
-				want[l] = true
-			}
-			if strings.HasPrefix(l, "sightline.processing:") {
-				timing = l
-			}
-		}
-	}
-	// sightline.processing:1.500000:1.500000:...|ms|@0.064|#kind:metric,stage:process
-	name, rest, _ := strings.Cut(timing, "|")
-	values := strings.Split(strings.TrimPrefix(name, "sightline.processing:"), ":")
-	ms, err := strconv.ParseFloat(values[0], 64)
-	if !strings.HasPrefix(rest, "ms|") || !strings.HasSuffix(rest, "|#kind:metric,stage:process") || err != nil || ms != 1.5 || len(values) > 64 {
-		t.Errorf("timing line %q: want up to 64 values of 1.5 ms", timing)
-	}
-	for _, l := range lines {
-		if strings.HasPrefix(l, "sightline.events_in:") && l != "sightline.events_in:1000|c|#kind:metric,stage:process" {
-			t.Errorf("a second counter line for the series: %q", l)
-		}
-	}
-	cancel()
-	<-done
-	if _, err := telemetry.NewStatsd("nohostport", "", 0); err == nil {
-		t.Fatal("bad address accepted")
 	}
 }
 
