@@ -50,6 +50,17 @@ type Opened struct {
 	Background []func(context.Context)
 }
 
+// OnEvents is the Opened of a sink fed by one durable consumer of the
+// events stream (bus.StreamEvents): c, with the stream set and the
+// durable named after the stage when c leaves it empty.
+func OnEvents(s stage.Sink, c consume.Config) *Opened {
+	c.Stream = bus.StreamEvents
+	if c.Durable == "" {
+		c.Durable = c.Stage
+	}
+	return &Opened{Sink: s, Consumers: []consume.Config{c}}
+}
+
 // Spec describes one sink to the binary.
 type Spec struct {
 	// Name is the configuration section and the sink's name in logs,

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/sinks"
@@ -42,11 +41,10 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 	}
 	// Messages wait in the batch unacked; in-progress acks keep them for up
 	// to MaxHold (linger + upload), a dead process's wait only AckWait.
-	return &sinks.Opened{Sink: s, Consumers: []consume.Config{{
-		Stage: "archive", Stream: bus.StreamEvents, Durable: "archive", Filters: []string{cfg.Subject},
+	return sinks.OnEvents(s, consume.Config{Stage: "archive", Filters: []string{cfg.Subject},
 		Batch: cfg.BatchMaxMessages, BatchBytes: cfg.BatchMaxBytes, Linger: cfg.BatchMaxAge,
 		Lanes: 1, MaxHold: cfg.BatchMaxAge + cfg.PutTimeout + time.Minute, MaxAckPending: 2 * cfg.BatchMaxMessages,
-	}}}, nil
+	}), nil
 }
 
 // BusLocker is a Locker on JetStream leases (kv.Leases).

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/sinks"
 )
@@ -43,12 +42,12 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 	}
 	// Syncs of one scope are serialized by the sink's scope lock; one lane
 	// keeps the parts of a sync in order.
-	return &sinks.Opened{Sink: s, Consumers: []consume.Config{{
-		Stage: "graph", Stream: bus.StreamEvents, Durable: cfg.Consumer, Filters: []string{cfg.Subject},
-		Batch: 500, Lanes: 1, Linger: 100 * time.Millisecond,
-	}}, Background: []func(context.Context){func(ctx context.Context) {
+	o := sinks.OnEvents(s, consume.Config{Stage: "graph", Durable: cfg.Consumer, Filters: []string{cfg.Subject},
+		Batch: 500, Lanes: 1, Linger: 100 * time.Millisecond})
+	o.Background = []func(context.Context){func(ctx context.Context) {
 		if err := s.MonitorOpenSyncs(ctx); err != nil && ctx.Err() == nil {
 			env.Log.Warn("open sync monitor stopped", "err", err)
 		}
-	}}}, nil
+	}}
+	return o, nil
 }

@@ -8,7 +8,6 @@ package hosts
 import (
 	"context"
 
-	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/consume"
 	"github.com/sightline/sightline/sinks"
 )
@@ -26,11 +25,7 @@ func open(ctx context.Context, cfg *Config, env sinks.Env) (*sinks.Opened, error
 	if err != nil {
 		return nil, err
 	}
-	return &sinks.Opened{
-		Sink: NewSink(kv, *cfg, env.Log),
-		Consumers: []consume.Config{{
-			Stage: "hosts", Stream: bus.StreamEvents, Durable: cfg.Consumer,
-			Filters: cfg.Filters(), Batch: 128, BatchBytes: 16 << 20,
-		}},
-	}, nil
+	return sinks.OnEvents(NewSink(kv, *cfg, env.Log), consume.Config{
+		Stage: "hosts", Durable: cfg.Consumer, Filters: cfg.Filters(), Batch: 128, BatchBytes: 16 << 20,
+	}), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/loss"
 	"github.com/sightline/sightline/internal/bus/read"
 	"github.com/sightline/sightline/internal/retry"
@@ -144,12 +145,8 @@ func newPuller(b *conn, c Config, cfg jetstream.ConsumerConfig) *puller {
 	return p
 }
 
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
+// signal is bus.Signal: wake without blocking.
+var signal = bus.Signal
 
 // subscribe opens a fresh inbox for a new generation of pull requests
 // (lock held).

@@ -119,7 +119,7 @@ func (l *Check) Delivered(m *nats.Msg) {
 			l.gaps[len(l.gaps)-1].hi = last.hi
 		}
 		l.gaps = append(l.gaps, seqGap{l.maxSeen + 1, seq - 1})
-		signal(l.wake)
+		bus.Signal(l.wake)
 	}
 	l.maxSeen = max(l.maxSeen, seq)
 }
@@ -343,11 +343,4 @@ func rangesText(rs []seqGap, most int) string {
 		}
 	}
 	return b.String()
-}
-
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }

@@ -80,7 +80,7 @@ func NewReader(ctx context.Context, b *bus.Bus, stream string, cfg jetstream.Con
 		r.mu.Lock()
 		r.queue = append(r.queue, m)
 		r.mu.Unlock()
-		signal(r.arrived)
+		bus.Signal(r.arrived)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bus: read %s: %w", stream, err)
@@ -246,10 +246,3 @@ func (r *Reader) Stop() {
 
 // Name is the name of the reader's consumer.
 func (r *Reader) Name() string { return r.name }
-
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
-}
