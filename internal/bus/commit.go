@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/sightline/sightline/internal/fsync"
 )
 
 // Group commit (nats.sync: group).
@@ -164,7 +165,7 @@ func (c *committer) round() error {
 		if old, ok := c.stamps[path]; ok && old == st {
 			return nil
 		}
-		if err := fsyncPath(path); err != nil {
+		if err := fsync.Path(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}
@@ -202,10 +203,10 @@ func syncParents(dir string) error {
 		return err
 	}
 	parent := filepath.Dir(abs)
-	if err := fsyncPath(parent); err != nil {
+	if err := fsync.Path(parent); err != nil {
 		return err
 	}
-	return fsyncPath(filepath.Dir(parent))
+	return fsync.Path(filepath.Dir(parent))
 }
 
 // Commit waits for a group commit round when the bus runs one (nats.sync:
@@ -223,16 +224,4 @@ func inode(info fs.FileInfo) uint64 {
 		return uint64(st.Ino)
 	}
 	return 0
-}
-
-func fsyncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -250,33 +250,39 @@ func (c *Collector) setStat(o *Object, st os.FileInfo) {
 	mt := st.ModTime().UTC()
 	o.MTime = &mt
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		o.Owner = c.userName(sys.Uid)
-		o.Group = c.groupName(sys.Gid)
+		o.Owner = idName(c.users, sys.Uid, lookupUser)
+		o.Group = idName(c.groups, sys.Gid, lookupGroup)
 	}
 }
 
-func (c *Collector) userName(uid uint32) string {
-	if n, ok := c.users[uid]; ok {
+// idName returns the name of a numeric user or group id as lookup finds it
+// (the number itself when it finds none), remembered in cache.
+func idName(cache map[uint32]string, id uint32, lookup func(id string) (string, error)) string {
+	if n, ok := cache[id]; ok {
 		return n
 	}
-	n := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(n); err == nil {
-		n = u.Username
+	n := strconv.FormatUint(uint64(id), 10)
+	if name, err := lookup(n); err == nil {
+		n = name
 	}
-	c.users[uid] = n
+	cache[id] = n
 	return n
 }
 
-func (c *Collector) groupName(gid uint32) string {
-	if n, ok := c.groups[gid]; ok {
-		return n
+func lookupUser(id string) (string, error) {
+	u, err := user.LookupId(id)
+	if err != nil {
+		return "", err
 	}
-	n := strconv.FormatUint(uint64(gid), 10)
-	if g, err := user.LookupGroupId(n); err == nil {
-		n = g.Name
+	return u.Username, nil
+}
+
+func lookupGroup(id string) (string, error) {
+	g, err := user.LookupGroupId(id)
+	if err != nil {
+		return "", err
 	}
-	c.groups[gid] = n
-	return n
+	return g.Name, nil
 }
 
 // pipeDrain is how long the output of a command is still read after its

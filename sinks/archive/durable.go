@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/sightline/sightline/internal/fsync"
 )
 
 // The local directory store writes objects itself rather than through
@@ -62,7 +64,7 @@ func writeLocalDurable(dir, key string, body []byte, create bool) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("put %s: %w", key, err)
 	}
-	if err := syncDir(parent); err != nil {
+	if err := fsync.Path(parent); err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	return nil
@@ -77,22 +79,14 @@ func syncLocalFile(dir, key string) error {
 		return err
 	}
 	for d := filepath.Dir(filepath.Dir(path)); len(d) >= len(filepath.Clean(dir)) && d != filepath.Dir(d); d = filepath.Dir(d) {
-		if err := syncDir(d); err != nil {
+		if err := fsync.Path(d); err != nil {
 			return fmt.Errorf("fsync %s: %w", key, err)
 		}
 	}
-	f, err := os.Open(path)
-	if err != nil {
+	if err := fsync.Path(path); err != nil {
 		return fmt.Errorf("fsync %s: %w", key, err)
 	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", key, err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := fsync.Path(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("fsync %s: %w", key, err)
 	}
 	return nil
@@ -142,21 +136,9 @@ func mkdirDurable(dir string) error {
 		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return err
 		}
-		if err := syncDir(filepath.Dir(missing[i])); err != nil {
+		if err := fsync.Path(filepath.Dir(missing[i])); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
