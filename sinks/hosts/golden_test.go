@@ -13,7 +13,6 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/query/fleet"
-	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/hosts"
 )
 
@@ -45,13 +44,7 @@ func goldenSync(t *testing.T) *stage.Message {
 	cut := obj("web-1", "big.log", host.TypeFile, "", at)
 	cut.SetContent(bytes.Repeat([]byte("line\n"), 100), 64)
 	objs := []host.Object{file, bin, failed, empty, cut}
-	parts, err := host.Split("host:web-1", at.UnixMilli(), host.HostNode("web-1", map[string]string{"site": "par"}, nil), objs, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs, _ := host.Messages(host.Subject, parts)
-	ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
-	return &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}
+	return syncEvent(t, at.UnixMilli(), at, map[string]string{"site": "par"}, objs...)
 }
 
 // searchAll prints every object of the store in every mode, as text and

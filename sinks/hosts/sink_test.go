@@ -12,15 +12,8 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/producers/host"
 	"github.com/sightline/sightline/query/fleet"
-	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/hosts"
 )
-
-func obj(h, name, typ, content string, at time.Time) host.Object {
-	o := host.Object{HostObject: schemas.HostObject{Host: h, Name: name, Type: typ, Collected: at, Updated: &at}}
-	o.SetContent([]byte(content), 0)
-	return o
-}
 
 func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	mem := &memKV{m: map[string][][]byte{}}
@@ -28,13 +21,7 @@ func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	ctx := context.Background()
 	mk := func(tag int64, content string) *stage.Message {
 		at := time.Unix(tag, 0).UTC()
-		parts, err := host.Split("host:h1", tag, host.HostNode("h1", nil, nil), []host.Object{obj("h1", "f", host.TypeFile, content, at)}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, _ := host.Messages(host.Subject, parts)
-		ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
-		return &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}
+		return syncEvent(t, tag, at, nil, obj("h1", "f", host.TypeFile, content, at))
 	}
 	if err := s.Write(ctx, []*stage.Message{mk(2, "new\n"), mk(1, "old\n")}); err != nil {
 		t.Fatal(err)
@@ -52,72 +39,6 @@ func TestOlderSyncIsIgnoredAndBadInputRejected(t *testing.T) {
 	}
 }
 
-// memKV is an in-memory KV for sink logic tests (the fleet test uses the
-// real JetStream bucket).
-type memKV struct {
-	m     map[string][][]byte
-	order []string
-}
-
-func (k *memKV) Get(_ context.Context, key string) (kv.StateEntry, error) {
-	v := k.m[key]
-	if len(v) == 0 {
-		return kv.StateEntry{}, kv.ErrStateNotFound
-	}
-	return kv.StateEntry{Key: key, Value: v[len(v)-1]}, nil
-}
-
-func (k *memKV) History(_ context.Context, key string) ([]kv.StateEntry, error) {
-	var out []kv.StateEntry
-	for _, v := range k.m[key] {
-		out = append(out, kv.StateEntry{Key: key, Value: v})
-	}
-	return out, nil
-}
-
-func (k *memKV) PutMany(_ context.Context, puts []kv.StatePut) error {
-	for _, p := range puts {
-		k.m[p.Key] = append(k.m[p.Key], p.Value)
-	}
-	return nil
-}
-
-// Scan calls fn for the latest value of every key matching a pattern
-// (tokens split at '.', '*' matches one token).
-func (k *memKV) Scan(_ context.Context, patterns []string, fn func(kv.StateEntry) error, _ ...kv.ScanOption) error {
-	for key, v := range k.m {
-		for _, p := range patterns {
-			if len(v) > 0 && subjectMatch(p, key) {
-				if err := fn(kv.StateEntry{Key: key, Value: v[len(v)-1]}); err != nil {
-					return err
-				}
-				break
-			}
-		}
-	}
-	return nil
-}
-
-func subjectMatch(pattern, key string) bool {
-	pt, kt := strings.Split(pattern, "."), strings.Split(key, ".")
-	if len(pt) != len(kt) {
-		return false
-	}
-	for i := range pt {
-		if pt[i] != "*" && pt[i] != kt[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func (k *memKV) Delete(_ context.Context, keys ...string) error {
-	for _, key := range keys {
-		delete(k.m, key)
-	}
-	return nil
-}
-
 // A part tagged far in the future is dead-lettered; a host frozen by one
 // stored before (a record with such a tag) is released by Reset, and the
 // running sink applies the next real sync without a restart.
@@ -128,13 +49,7 @@ func TestFutureTagRefusedAndFrozenHostReset(t *testing.T) {
 	now := time.Now()
 	mk := func(tag int64, content string) *stage.Message {
 		at := now.UTC()
-		parts, err := host.Split("host:h1", tag, host.HostNode("h1", nil, nil), []host.Object{obj("h1", "f", host.TypeFile, content, at)}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, _ := host.Messages(host.Subject, parts)
-		ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
-		return &stage.Message{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}
+		return syncEvent(t, tag, at, nil, obj("h1", "f", host.TypeFile, content, at))
 	}
 	const frozen = 1<<53 - 1
 	err := s.Write(ctx, []*stage.Message{mk(frozen, "attacker\n")})

@@ -28,13 +28,7 @@ func TestTruncationSurvivesStillTheSame(t *testing.T) {
 	full.SetContent([]byte(strings.Repeat("line\n", 1000)), 100)
 	write := func(tag int64, o host.Object) {
 		t.Helper()
-		parts, err := host.Split("host:"+o.Host, tag, host.HostNode(o.Host, nil, nil), []host.Object{o}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msgs, _ := host.Messages(host.Subject, parts)
-		ev := schemas.Event{ID: msgs[0].ID, Type: "snapshot.host", Data: msgs[0].Data, Time: at}
-		if err := s.Write(ctx, []*stage.Message{{Subject: "sightline.events.snapshot.host", Data: ev.AppendJSON(nil), Header: stage.Header{}}}); err != nil {
+		if err := s.Write(ctx, []*stage.Message{syncEvent(t, tag, at, nil, o)}); err != nil {
 			t.Fatal(err)
 		}
 	}
