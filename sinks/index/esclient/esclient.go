@@ -123,6 +123,19 @@ type StatusError struct {
 	Body string
 }
 
+// doOK sends a request whose answer is only its status: 200 or a
+// *StatusError.
+func (c *Client) doOK(ctx context.Context, method, path, ctype string, body []byte) error {
+	code, resp, _, err := c.Do(ctx, method, path, ctype, body)
+	if err != nil {
+		return err
+	}
+	if code != http.StatusOK {
+		return NewStatusError(method, path, code, resp)
+	}
+	return nil
+}
+
 // NewStatusError builds the error of an answer with status code and body.
 func NewStatusError(method, path string, code int, body []byte) *StatusError {
 	msg := strings.TrimSpace(string(body))
@@ -220,14 +233,7 @@ func versionLess(v string, major, minor int) bool {
 // name with body.
 func (c *Client) PutIndexTemplate(ctx context.Context, name string, body []byte) error {
 	path := "/_index_template/" + name
-	code, resp, _, err := c.Do(ctx, http.MethodPut, path, "application/json", body)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return NewStatusError(http.MethodPut, path, code, resp)
-	}
-	return nil
+	return c.doOK(ctx, http.MethodPut, path, "application/json", body)
 }
 
 // ItemError is the server's refusal of one _bulk action.
@@ -338,14 +344,7 @@ func Search[T any](ctx context.Context, c *Client, pattern string, body []byte) 
 // searchable.
 func (c *Client) Refresh(ctx context.Context, pattern string) error {
 	path := "/" + pattern + "/_refresh?ignore_unavailable=true&allow_no_indices=true"
-	code, body, _, err := c.Do(ctx, http.MethodPost, path, "", nil)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return NewStatusError(http.MethodPost, path, code, body)
-	}
-	return nil
+	return c.doOK(ctx, http.MethodPost, path, "", nil)
 }
 
 // Indices lists the indices matching pattern (open and closed), sorted.
@@ -379,12 +378,5 @@ func (c *Client) Indices(ctx context.Context, pattern string) ([]string, error) 
 // are ignored.
 func (c *Client) DeleteIndices(ctx context.Context, names []string) error {
 	path := "/" + strings.Join(names, ",") + "?ignore_unavailable=true"
-	code, body, _, err := c.Do(ctx, http.MethodDelete, path, "", nil)
-	if err != nil {
-		return err
-	}
-	if code != http.StatusOK {
-		return NewStatusError(http.MethodDelete, path, code, body)
-	}
-	return nil
+	return c.doOK(ctx, http.MethodDelete, path, "", nil)
 }

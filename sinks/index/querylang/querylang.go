@@ -159,6 +159,9 @@ func describe(t token) string {
 
 func isSpace(r rune) bool { return unicode.IsSpace(r) }
 
+// singleRune are the tokens of one character.
+var singleRune = map[rune]tokKind{'(': tLParen, ')': tRParen, '-': tNot}
+
 // lex splits s into tokens.
 func lex(s string) ([]token, error) {
 	var toks []token
@@ -167,23 +170,10 @@ func lex(s string) ([]token, error) {
 	i := 0
 	for i < len(s) {
 		r, w := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case isSpace(r):
-			i += w
-			pos++
-			continue
-		case r == '(':
-			toks = append(toks, token{kind: tLParen, pos: pos + 1})
-			i += w
-			pos++
-			continue
-		case r == ')':
-			toks = append(toks, token{kind: tRParen, pos: pos + 1})
-			i += w
-			pos++
-			continue
-		case r == '-':
-			toks = append(toks, token{kind: tNot, pos: pos + 1})
+		if k, single := singleRune[r]; single || isSpace(r) {
+			if single {
+				toks = append(toks, token{kind: k, pos: pos + 1})
+			}
 			i += w
 			pos++
 			continue
