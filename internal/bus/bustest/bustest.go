@@ -24,18 +24,34 @@ import (
 )
 
 // New starts an embedded JetStream server (free port, t.TempDir()) with the
-// three streams; it is closed when the test ends.
+// three streams and no logs; it is closed when the test ends.
 func New(t testing.TB) *bus.Bus {
 	t.Helper()
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir()})
+	return Start(t, bus.Options{Logger: slog.New(slog.DiscardHandler)})
+}
+
+// Start starts an embedded JetStream server with o and the three streams;
+// it is closed when the test ends. A free port (Port -1), a temp StoreDir
+// and the test Logger are used where o leaves them zero.
+func Start(t testing.TB, o bus.Options) *bus.Bus {
+	t.Helper()
+	if o.Port == 0 {
+		o.Port = -1
+	}
+	if o.StoreDir == "" {
+		o.StoreDir = t.TempDir()
+	}
+	if o.Logger == nil {
+		o.Logger = Logger(t)
+	}
+	b, err := bus.Connect(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Close)
 	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		b.Close()
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
 	return b
 }
 
@@ -131,20 +147,11 @@ func StreamMsgs(t testing.TB, b *bus.Bus, stream string) uint64 {
 
 // Open starts an embedded JetStream server on a free port in dir (a temp
 // dir when empty) with the three streams, logging to the test at warning
-// level and above. The caller closes it.
+// level and above. The caller may close it; it is closed when the test
+// ends.
 func Open(t testing.TB, dir string) *bus.Bus {
 	t.Helper()
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: dir, Logger: Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return Start(t, bus.Options{StoreDir: dir})
 }
 
 // Logger sends logs to the test log at warning level and above.

@@ -106,14 +106,7 @@ func benchPipelineSync(b *testing.B, sync string, run func(context.Context, *bus
 	// The Go runtime settings `sightline run` applies (memory limit, GC
 	// target), for the baseline and the candidate alike.
 	defer config.Default().Runtime.Apply()()
-	bb, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: b.TempDir(), Logger: bustest.Logger(b), Sync: sync})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer bb.Close()
-	if err := bb.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		b.Fatal(err)
-	}
+	bb := bustest.Start(b, bus.Options{Sync: sync})
 	n := b.N
 	preload(b, bb, n)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -38,15 +38,7 @@ func (f flaky) Process(ctx context.Context, in *stage.Message) ([]*stage.Message
 func TestKeptFailingInputsDoNotHoldTheConsumer(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	obs := &stallObserver{Observer: bus.NopObserver}
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir(),
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t, bus.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Observer: obs})
 	const slots = 8
 	for i := range slots {
 		bustest.Pub(t, b, "sightline.raw.metric.stuck", `{"always-fail":`+strconv.Itoa(i)+`}`)

@@ -47,15 +47,7 @@ func (o *stallObserver) list() []string {
 func TestStallDetectedAndPullLoopRestarted(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	obs := &stallObserver{Observer: bus.NopObserver}
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir(),
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Observer: obs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t, bus.Options{Logger: slog.New(slog.NewJSONHandler(logs, nil)), Observer: obs})
 	consume.DropPulls(b, 1) // the first generation's requests never reach the server
 	for i := range 20 {
 		bustest.Pub(t, b, "sightline.raw.metric.stall", `{"i":`+strconv.Itoa(i)+`}`)

@@ -19,14 +19,7 @@ func TestSpansAndTraceparentPropagation(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir(), Tracer: tp.Tracer("test"), Logger: bustest.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if err := b.EnsureStreams(context.Background(), bus.DefaultStreams()); err != nil {
-		t.Fatal(err)
-	}
+	b := bustest.Start(t, bus.Options{Tracer: tp.Tracer("test")})
 	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	defer stop()
 
