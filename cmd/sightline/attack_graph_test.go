@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -37,8 +38,25 @@ type graphAttack struct {
 	graphSets []string
 	sink      *graph.Sink
 	post      func(tag int64, n int)
-	postData  func(data string) // one snapshot event's data, as JSON
+	postData  func(data string) string // one snapshot event's data, as JSON; returns its correlation ID
 	waitSync  func(tag int64, statuses ...string)
+}
+
+// graphSink opens the graph sink on the test Neo4j; it deletes scope and
+// closes when the test ends.
+func graphSink(t *testing.T, ctx context.Context, info testsvc.Neo4jInfo, scope string) *graph.Sink {
+	t.Helper()
+	cfg := graph.DefaultConfig()
+	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	sink, err := graph.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sink.DeleteScope(context.Background(), scope)
+		_ = sink.Close(context.Background())
+	})
+	return sink
 }
 
 func startGraphAttack(t *testing.T, prefix string) *graphAttack {
@@ -56,26 +74,22 @@ func startGraphAttack(t *testing.T, prefix string) *graphAttack {
 	t.Cleanup(func() { _ = stop() })
 	waitHTTP(t, base+"/readyz", 200, 90*time.Second)
 
-	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
-	sink, err := graph.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = sink.DeleteScope(context.Background(), scope)
-		_ = sink.Close(context.Background())
-	})
-	postData := func(data string) {
+	sink := graphSink(t, ctx, info, scope)
+	postData := func(data string) string {
 		t.Helper()
 		resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(`{"type":"snapshot.x","data":`+data+`}`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST: HTTP %d", resp.StatusCode)
+		defer resp.Body.Close()
+		var out struct {
+			CorrelationID string `json:"correlationid"`
 		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("POST %s: HTTP %d", data, resp.StatusCode)
+		}
+		return out.CorrelationID
 	}
 	post := func(tag int64, n int) {
 		t.Helper()

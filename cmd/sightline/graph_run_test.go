@@ -27,73 +27,15 @@ import (
 // correlation ID); a part tagged 9007199254740991 goes to the DLQ with a
 // reason naming graph.max_tag_skew instead of freezing the scope.
 func TestRunGraphProducerCannotForceOrFreeze(t *testing.T) {
-	info := testsvc.Neo4j(t)
-	dir := t.TempDir()
-	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	base := "http://" + httpAddr
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	scope := "test:run:" + hex.EncodeToString(b)
-	t.Setenv("SIGHTLINE_GRAPH_PASSWORD", info.Password)
-	sets := append(embeddedSets(dir, natsAddr, httpAddr),
-		"--set", "graph.enabled=true", "--set", "graph.uri="+info.URI, "--set", "graph.user="+info.User)
-	ctx, stop := runInProcess(t, sets)
-	defer func() { _ = stop() }()
-	waitHTTP(t, base+"/readyz", 200, 90*time.Second)
-
-	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
-	sink, err := graph.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = sink.DeleteScope(context.Background(), scope)
-		_ = sink.Close(context.Background())
-	})
-	post := func(body string) string {
-		resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out struct {
-			CorrelationID string `json:"correlationid"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("POST %s: HTTP %d", body, resp.StatusCode)
-		}
-		return out.CorrelationID
-	}
-	waitSync := func(tag int64, status string) {
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			st, _ := sink.Status(ctx, scope)
-			for _, s := range st {
-				for _, y := range s.Syncs {
-					if y.Tag == tag && y.Status == status {
-						return
-					}
-				}
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-		st, _ := sink.Status(ctx, scope)
-		t.Fatalf("sync %d not %s within 60s: %+v", tag, status, st)
-	}
+	g := startGraphAttack(t, "test:run:")
+	ctx, scope, natsAddr, sink := g.ctx, g.scope, g.natsAddr, g.sink
 	now := time.Now().UnixMilli()
-	var nodes []string
-	for i := range 6 {
-		nodes = append(nodes, fmt.Sprintf(`{"label":"SlTestService","key":"%s/n%d"}`, scope, i))
-	}
-	post(fmt.Sprintf(`{"type":"snapshot.x","data":{"scope":%q,"tag":%d,"final":true,"count":6,"nodes":[%s]}}`,
-		scope, now-2000, strings.Join(nodes, ",")))
-	waitSync(now-2000, "nothing")
+	g.post(now-2000, 6)
+	g.waitSync(now-2000, "nothing")
 
 	// The attack of the report: an empty final part marked force.
-	cid := post(fmt.Sprintf(`{"type":"snapshot.x","data":{"scope":%q,"tag":%d,"final":true,"count":0,"force":true}}`, scope, now))
-	waitSync(now, "refused")
+	cid := g.postData(fmt.Sprintf(`{"scope":%q,"tag":%d,"final":true,"count":0,"force":true}`, scope, now))
+	g.waitSync(now, "refused")
 	if st, _ := sink.Status(ctx, scope); st[0].Nodes != 6 {
 		t.Fatalf("the forced message deleted nodes: %+v", st[0])
 	}
@@ -112,8 +54,8 @@ func TestRunGraphProducerCannotForceOrFreeze(t *testing.T) {
 	}
 
 	// The freeze: a far-future tag goes to the DLQ with its reason.
-	post(fmt.Sprintf(`{"type":"snapshot.x","data":{"scope":%q,"tag":9007199254740991,"final":true,"count":1,"nodes":[%s]}}`,
-		scope, nodes[0]))
+	g.postData(fmt.Sprintf(`{"scope":%q,"tag":9007199254740991,"final":true,"count":1,"nodes":[{"label":"SlTestService","key":"%s/n0"}]}`,
+		scope, scope))
 	dl := findMsg(t, js, "SIGHTLINE_DLQ", ">", "graph.max_tag_skew")
 	if !strings.Contains(string(dl), "9007199254740991") {
 		t.Fatalf("dead letter without the future-tag reason: %s", dl)
@@ -174,16 +116,7 @@ func TestRunGraphSweepKilledReportsTotal(t *testing.T) {
 	waitHTTP(t, base+"/readyz", http.StatusOK, 2*time.Minute)
 
 	ctx := context.Background()
-	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
-	sink, err := graph.New(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = sink.DeleteScope(context.Background(), scope)
-		_ = sink.Close(context.Background())
-	})
+	sink := graphSink(t, ctx, info, scope)
 	post := func(tag int64, n int) {
 		t.Helper()
 		var nodes []string
