@@ -334,6 +334,13 @@ const (
 	// (identity.Seal), which only the worker can make.
 	HeaderSource   = "Sightline-Source"
 	HeaderSourceID = "Sightline-Source-Id"
+	// HeaderInput is set by the processor's runner on every output: the
+	// position of the input it came from (stream, sequence, stored time to
+	// the nanosecond), replacing any value a stage set. When the events
+	// stream answers an output's publish as a duplicate, the runner reads
+	// it from the stored event to tell its own earlier output (an input
+	// delivered again) from another input's event with the same id.
+	HeaderInput = "Sightline-Input"
 )
 
 // Classes of dead letters the processor writes for reasons of identity.

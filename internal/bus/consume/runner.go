@@ -48,11 +48,13 @@ func (b *conn) processBatch(ctx context.Context, c Config, p stage.Processor, ba
 				in := batch[i]
 				b.startSpan(ctx, c, in)
 				in.outs, in.err = safeProcess(in.ctx, p, in.in)
-				if in.err == nil {
+				if in.err == nil && len(in.outs) > 0 {
+					ref := []string{inputRef(in.in)}
 					for _, o := range in.outs {
 						if o.Header == nil {
 							o.Header = stage.Header{}
 						}
+						o.Header[stage.HeaderInput] = ref
 						propagator.Inject(in.ctx, headerCarrier(o.Header))
 					}
 				}
@@ -131,7 +133,13 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			ack, sent, err := b.bus.AwaitAck(ctx, f, expired)
 			p.err = err
 			if ack != nil && ack.Duplicate && !p.dlq && sent == 1 {
-				p.dup = f.Msg().Header.Get(jetstream.MsgIDHeader)
+				other, err := b.anotherInputs(ctx, ack, f.Msg(), p.in)
+				switch {
+				case err != nil:
+					p.err = err
+				case other:
+					p.dup = f.Msg().Header.Get(jetstream.MsgIDHeader)
+				}
 			}
 		}
 	}
@@ -206,21 +214,25 @@ func (b *conn) settle(ctx context.Context, c Config, batch []*input) {
 			b.obs.Rejected(c.Stage, in.kind, stage.PermanentClass(in.err))
 			log().Info("rejected to DLQ", "reason", in.err.Error())
 			b.term(in.msg, stage.PermanentClass(in.err))
-		case p.dup != "" && !in.sink && in.in.Meta.Delivered <= 1:
+		case p.dup != "" && !in.sink:
 			// The same source sent the same id: no new event. Recorded on
 			// the duplicates' subject so the input's fate is visible and
-			// counted (a redelivery of an input whose event was published
-			// before a crash is not a duplicate: it counts as out below).
+			// counted (an input delivered again whose event was published
+			// before — a crash, a consumer position rolled back by a power
+			// cut — is not a duplicate: it counts as out below).
 			nm := b.deadLetter(in.in, c.Stage, stage.Duplicate(p.dup))
 			nm.Subject = stage.DuplicateSubject(in.in.Subject)
-			if _, err := b.js.PublishMsg(ctx, nm); err != nil {
+			pa, err := b.js.PublishMsg(ctx, nm)
+			if err != nil {
 				b.bus.PublishFailed(err)
 				log().Debug("publish failed, will redeliver", "error", err, "duplicate_of", p.dup)
 				b.obs.Retried(c.Stage, in.kind)
 				b.nakWithDelay(in.msg, c.backoff(in.in.Meta.Delivered))
 				continue
 			}
-			b.obs.Duplicate(c.Stage, in.kind)
+			if !pa.Duplicate { // else recorded and counted by an earlier delivery
+				b.obs.Duplicate(c.Stage, in.kind)
+			}
 			log().Debug("duplicate input, recorded", "duplicate_of", p.dup)
 			_ = b.nc.Publish(in.msg.Reply, ackAck)
 		default:
