@@ -11,19 +11,23 @@ import (
 	"github.com/sightline/sightline/internal/bus/bustest"
 )
 
+// storeConf writes a server configuration file in dir giving JetStream
+// store bytes of file storage (max_file_store) and returns its path.
+func storeConf(t *testing.T, dir, store string) string {
+	t.Helper()
+	p := filepath.Join(dir, "server-"+store+".conf")
+	if err := os.WriteFile(p, []byte("jetstream { max_file_store: "+store+" }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // A store whose streams were sized for more storage than the server now
 // offers (a smaller max_file_store, or less disk free at this start).
 func TestStreamsFitWhenTheyAlreadyExist(t *testing.T) {
 	dir := t.TempDir()
-	conf := func(store string) string {
-		p := filepath.Join(dir, "server-"+store+".conf")
-		if err := os.WriteFile(p, []byte("jetstream { max_file_store: "+store+" }\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	open := func(store string) error {
-		b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: filepath.Join(dir, "js"), ServerConfig: conf(store), Logger: bustest.Logger(t)})
+		b, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: filepath.Join(dir, "js"), ServerConfig: storeConf(t, dir, store), Logger: bustest.Logger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

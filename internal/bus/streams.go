@@ -119,7 +119,15 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 	}
 	b.dlqMax.Store(dlqMax)
 
-	for div := b.firstFit(ctx, c); ; div *= 2 {
+	first, kept := b.firstFit(ctx, c)
+	if kept && first > 1 {
+		// Kept as fitted before; the server refuses nothing that is not
+		// changed, so say now if it no longer offers what they reserve.
+		if err := b.overReserved(); err != nil {
+			return err
+		}
+	}
+	for div := first; ; div *= 2 {
 		err := b.ensureStreams(ctx, c, div)
 		if err == nil {
 			if err := b.loadIdentityKey(ctx); err != nil {
@@ -137,7 +145,7 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 		if err := b.overReserved(); err != nil {
 			return err
 		}
-		if !c.FitStorage || div >= 1024 {
+		if !c.FitStorage || div >= maxFitDivisor {
 			return fmt.Errorf("%w: the server or cluster has not the storage for these streams (max_bytes raw %d, events %d, dlq %d, %d replicas): "+
 				"set streams.raw.max_bytes, streams.events.max_bytes and streams.dlq.max_bytes (or streams.replicas) to what it offers, "+
 				"or streams.fit_storage: true to shrink them to fit", err, c.Raw.MaxBytes/div, c.Events.MaxBytes/div, c.DLQ.MaxBytes/div, max(1, c.Replicas))
@@ -145,25 +153,51 @@ func (b *Bus) EnsureStreams(ctx context.Context, c StreamsConfig) error {
 	}
 }
 
-// firstFit is the divisor EnsureStreams starts from: 1, or, on an embedded
-// server where none of the streams exists yet and fit_storage is on, the
+// firstFit is the divisor EnsureStreams starts from, and whether it is the
+// one the streams already have. With fit_storage on, streams that exist
+// at the configured sizes divided by one power of two (a previous start
+// shrank them to fit) keep that divisor: the sizes are chosen once, not at
+// every start from the storage free then (which the store itself has
+// used), so a restart neither resizes the streams nor sends an update the
+// worker identity may not send; a changed max_bytes starts over from 1.
+// On an embedded server where none of the streams exists yet it is the
 // least power of two at which all of them fit the storage the server has
 // left. Starting there matters for the worker identity: it may create
 // streams but not change them, so a stream created at full size before
 // another was refused for want of storage could never be shrunk by it.
-func (b *Bus) firstFit(ctx context.Context, c StreamsConfig) int64 {
-	if b.srv == nil || !c.FitStorage {
-		return 1
+func (b *Bus) firstFit(ctx context.Context, c StreamsConfig) (div int64, kept bool) {
+	if !c.FitStorage {
+		return 1, false
 	}
+	found := false
 	for _, sc := range c.StreamConfigs() {
-		if _, err := b.js.Stream(ctx, sc.Name); !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return 1
+		s, err := b.js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
 		}
+		if err != nil {
+			return 1, false
+		}
+		found = true
+		if sc.MaxBytes <= 0 { // not divided: says nothing of the divisor
+			continue
+		}
+		d := fittedBy(sc.MaxBytes, s.CachedInfo().Config.MaxBytes)
+		if d == 0 || (div != 0 && d != div) {
+			return 1, false
+		}
+		div = d
+	}
+	if found {
+		return max(div, 1), div != 0
+	}
+	if b.srv == nil {
+		return 1, false
 	}
 	cfg := b.srv.JetStreamConfig()
 	_, reserved, err := b.srv.JetStreamReservedResources()
 	if err != nil || cfg == nil || cfg.MaxStore <= 0 {
-		return 1
+		return 1, false
 	}
 	free := cfg.MaxStore - reserved
 	var want int64
@@ -172,11 +206,25 @@ func (b *Bus) firstFit(ctx context.Context, c StreamsConfig) int64 {
 			want += sc.MaxBytes
 		}
 	}
-	div := int64(1)
-	for free > 0 && want/div > free && div < 1024 {
+	div = 1
+	for free > 0 && want/div > free && div < maxFitDivisor {
 		div *= 2
 	}
-	return div
+	return div, false
+}
+
+// maxFitDivisor is the most fit_storage divides the streams' sizes by.
+const maxFitDivisor = 1024
+
+// fittedBy is the power of two d (up to maxFitDivisor) with want/d == have,
+// as EnsureStreams divides, or 0 when there is none.
+func fittedBy(want, have int64) int64 {
+	for d := int64(1); d <= maxFitDivisor; d *= 2 {
+		if want/d == have {
+			return d
+		}
+	}
+	return 0
 }
 
 // loadIdentityKey derives the identity key from the raw stream's creation
