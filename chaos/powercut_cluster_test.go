@@ -200,6 +200,7 @@ func clusterPowerRound(t *testing.T, policy string, all bool, cuts, rate int, ro
 	waitReplicasCurrent(t, js, 3*time.Minute, bus.StreamRaw, bus.StreamEvents)
 	raw := streamIDsOf(t, js, bus.StreamRaw)
 	events := streamIDs(t, js)
+	row.DupDeadLetters += duplicateDeadLetters(t, js)
 
 	a.count(row, cutAt, raw, events)
 	ev := streamCount(0, events)

@@ -24,6 +24,7 @@ import (
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/identity"
 	"github.com/sightline/sightline/internal/lazyfs"
+	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/sinks/archive"
 )
 
@@ -85,6 +86,10 @@ type PowerRow struct {
 	Sinks       []Count // index and archive against the events stream; events stream duplicates
 	FailedStart int
 	Syncs       uint64 // fsyncs the filesystem received
+	// DupDeadLetters: `duplicate` dead letters after the drain. The load
+	// never sends an id twice, so each is an input delivered again after a
+	// cut (its consumer's position rolled back) taken for another's.
+	DupDeadLetters int
 }
 
 var (
@@ -95,7 +100,7 @@ var (
 func powerTable(rs []PowerRow) string {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "FS\tNATS.SYNC\tCUTS\tACKED (PUBACK / 202)\tLOST (PUBACK / 202)\tNOT IN RAW\tCUTS LOSING\tLOSS WINDOW\tSINK\tCOUNT\tLOST\tDUPLICATED\tFAILED STARTS")
+	fmt.Fprintln(w, "FS\tNATS.SYNC\tCUTS\tACKED (PUBACK / 202)\tLOST (PUBACK / 202)\tNOT IN RAW\tCUTS LOSING\tLOSS WINDOW\tSINK\tCOUNT\tLOST\tDUPLICATED\tFAILED STARTS\tDUPLICATE DEAD LETTERS")
 	for _, r := range rs {
 		for i, c := range r.Sinks {
 			if i == 0 {
@@ -105,7 +110,7 @@ func powerTable(rs []PowerRow) string {
 			}
 			fmt.Fprintf(w, "%s\t%d\t%d\t%d\t", c.Sink, c.Count, c.Lost, c.Duplicated)
 			if i == 0 {
-				fmt.Fprintf(w, "%d", r.FailedStart)
+				fmt.Fprintf(w, "%d\t%d", r.FailedStart, r.DupDeadLetters)
 			}
 			fmt.Fprintln(w)
 		}
@@ -223,6 +228,9 @@ func TestPowerCut(t *testing.T) {
 					t.Errorf("nats.sync=%s promises durability of what it answers 202 for: %d lost", pol.sync, row.LostEvents[via202])
 				}
 				if pol.promise != promiseNone {
+					if row.DupDeadLetters != 0 {
+						t.Errorf("nats.sync=%s: %d inputs delivered again after a cut were dead-lettered as duplicates (no input was sent twice)", pol.sync, row.DupDeadLetters)
+					}
 					for _, c := range row.Sinks {
 						if c.Lost != 0 || c.Duplicated != 0 {
 							t.Errorf("nats.sync=%s: %s lost %d, duplicated %d", pol.sync, c.Sink, c.Lost, c.Duplicated)
@@ -405,6 +413,7 @@ func powerRound(t *testing.T, o lazyfs.Options, policy string, cuts, rate int, r
 		[2]string{bus.StreamRaw, "processor"}, [2]string{bus.StreamEvents, "archive"}, [2]string{bus.StreamEvents, "index"})
 	raw := streamIDsOf(t, js, bus.StreamRaw)
 	events := streamIDs(t, js)
+	row.DupDeadLetters += duplicateDeadLetters(t, js)
 	p.Stop() // releases the embedded index
 	indexed := embeddedIndexIDs(t, indexPath)
 	archived, _ := archiveIDs(t, arch)
@@ -422,6 +431,19 @@ func powerRound(t *testing.T, o lazyfs.Options, policy string, cuts, rate int, r
 	add(1, compare("", events, indexed))
 	add(2, compare("", events, archived))
 	row.Syncs = fsys.Syncs()
+}
+
+// duplicateDeadLetters counts the `duplicate` dead letters in the DLQ
+// stream.
+func duplicateDeadLetters(t testing.TB, js jetstream.JetStream) int {
+	t.Helper()
+	n := 0
+	streamEach(t, js, bus.StreamDLQ, func(m jetstream.Msg) {
+		if strings.HasPrefix(m.Subject(), stage.DuplicatePrefix) {
+			n++
+		}
+	})
+	return n
 }
 
 // waitReadyFor waits until p's /readyz answers 200, or until timeout or
