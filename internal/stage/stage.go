@@ -335,8 +335,8 @@ const (
 	HeaderSource   = "Sightline-Source"
 	HeaderSourceID = "Sightline-Source-Id"
 	// HeaderInput is set by the processor's runner on every output: the
-	// position of the input it came from (stream, sequence, stored time to
-	// the nanosecond), replacing any value a stage set. When the events
+	// position of the input it came from ("<stream>:<sequence> <stored
+	// time, RFC 3339 to the nanosecond>"), replacing any value a stage set. When the events
 	// stream answers an output's publish as a duplicate, the runner reads
 	// it from the stored event to tell its own earlier output (an input
 	// delivered again) from another input's event with the same id.

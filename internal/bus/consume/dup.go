@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,16 +27,16 @@ import (
 // duplicate answer the runner reads the stored event and compares.
 
 // inputRef is the value of stage.HeaderInput for the outputs of in: its
-// stream, sequence and the time the server stored it, to the nanosecond
-// (a message put at the same sequence after a stream lost its tail has
-// another time).
+// stream and sequence, then the time the server stored it to the
+// nanosecond (a message put at the same sequence after a stream lost its
+// tail has another time), e.g. "SIGHTLINE_RAW:2 2026-12-07T19:25:56.708674685Z".
 func inputRef(in *stage.Message) string {
-	b := make([]byte, 0, len(in.Meta.Stream)+42)
+	b := make([]byte, 0, len(in.Meta.Stream)+52)
 	b = append(b, in.Meta.Stream...)
 	b = append(b, ':')
 	b = strconv.AppendUint(b, in.Meta.Sequence, 10)
-	b = append(b, ':')
-	b = strconv.AppendInt(b, in.Meta.Timestamp.UnixNano(), 10)
+	b = append(b, ' ')
+	b = in.Meta.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
 	return string(b)
 }
 

@@ -38,12 +38,17 @@ func TestRolledBackConsumerIsNotADuplicate(t *testing.T) {
 	stop := bustest.Run(t, b, bustest.Pipeline(t))
 	const withID, withoutID = 40, 10
 	for i := range withID {
-		bustest.Pub(t, b, "sightline.raw.metric.rollback", `{"i":`+strconv.Itoa(i)+`}`, "Nats-Msg-Id", "m"+strconv.Itoa(i))
+		// A producer's Sightline-Input is not what its event carries.
+		bustest.Pub(t, b, "sightline.raw.metric.rollback", `{"i":`+strconv.Itoa(i)+`}`, "Nats-Msg-Id", "m"+strconv.Itoa(i), stage.HeaderInput, "forged")
 	}
 	for i := range withoutID { // ids derived from the input's position
 		bustest.Pub(t, b, "sightline.raw.metric.rollback", `{"j":`+strconv.Itoa(i)+`}`)
 	}
-	bustest.Messages(t, b, bus.StreamEvents, "sightline.events.>", withID+withoutID)
+	for _, m := range bustest.Messages(t, b, bus.StreamEvents, "sightline.events.>", withID+withoutID) {
+		if ref := m.Headers().Get(stage.HeaderInput); !strings.HasPrefix(ref, bus.StreamRaw+":") || !strings.Contains(ref, " ") {
+			t.Fatalf("event %s carries %s %q, want its input's position", m.Headers().Get("Nats-Msg-Id"), stage.HeaderInput, ref)
+		}
+	}
 	bustest.WaitFor(t, 30*time.Second, "the processor acknowledged every input", func() bool { return drained(t, b) })
 	stop()
 
