@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/internal/testutil"
@@ -205,7 +206,7 @@ func TestComposeNATSRequiresTLS(t *testing.T) {
 		URLs:     []string{"tls://" + st.client},
 		User:     st.env["NATS_USER"],
 		Password: st.env["NATS_PASSWORD"],
-		TLSCA:    st.caFile,
+		TLS:      trustCA(t, st.caFile),
 	})
 	if err != nil {
 		t.Fatalf("worker over TLS: %v", err)
@@ -253,7 +254,7 @@ func TestComposeNATSRequiresTLS(t *testing.T) {
 		t.Error("a client that does not trust the stack's CA connected")
 	}
 	// TLS and the CA, wrong password.
-	if _, err := bus.Connect(ctx, bus.Options{URLs: []string{"tls://" + st.client}, User: st.env["NATS_USER"], Password: "wrong", TLSCA: st.caFile}); err == nil {
+	if _, err := bus.Connect(ctx, bus.Options{URLs: []string{"tls://" + st.client}, User: st.env["NATS_USER"], Password: "wrong", TLS: trustCA(t, st.caFile)}); err == nil {
 		t.Error("a wrong password was accepted")
 	}
 
@@ -385,4 +386,15 @@ func TestComposeNATSExporterOverTLS(t *testing.T) {
 	if m := run(filepath.Join(t.TempDir(), "none.pem"), false); strings.Contains(m, "gnatsd_varz_connections") {
 		t.Error("the exporter read NATS's https monitoring without trusting the stack's CA")
 	}
+}
+
+// trustCA is the TLS of a connection that trusts the CA file ca alone,
+// loaded the way the configuration loads nats.ca_file.
+func trustCA(t testing.TB, ca string) *tls.Config {
+	t.Helper()
+	tc, err := config.TLS{CAFile: ca}.ClientConfig("nats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
 }

@@ -83,7 +83,7 @@ run or preview a sweep by hand (for example one the share guard refused).`,
 		}
 		if cfg, err := g.config(); err == nil {
 			if gc, err := sinks.SectionOf[graph.Config](cfg, "graph"); err == nil {
-				who += " (neo4j user " + gc.User + ")"
+				who += " (neo4j user " + gc.Username + ")"
 			}
 		}
 		return who

@@ -31,7 +31,10 @@ empty a stream, so a changed streams.* or hosts.* configuration is applied here.
 			if err != nil {
 				return err
 			}
-			o := cfg.BusOptions()
+			o, err := cfg.BusOptions()
+			if err != nil {
+				return err
+			}
 			if len(o.URLs) == 0 {
 				return fmt.Errorf("setup: nats.urls is empty: sightline run sets up its embedded server itself")
 			}

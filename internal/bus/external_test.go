@@ -22,6 +22,7 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/testsvc"
 )
 
@@ -95,7 +96,7 @@ func TestExternalServerAuthentication(t *testing.T) {
 		}
 		s := external(t, &server.Options{TLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 		url := strings.Replace(s.ClientURL(), "nats://", "tls://", 1)
-		roundTrip(t, bus.Options{URLs: []string{url}, TLSCA: ca})
+		roundTrip(t, bus.Options{URLs: []string{url}, TLS: trustCA(t, ca)})
 		if _, err := bus.Connect(context.Background(), bus.Options{URLs: []string{url}}); err == nil {
 			t.Fatal("connected without trusting the CA")
 		}
@@ -142,4 +143,15 @@ func selfSigned(t *testing.T) (string, string, string) {
 	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, certFile, keyFile
+}
+
+// trustCA is the TLS of a connection that trusts the CA file ca alone,
+// loaded the way the configuration loads nats.ca_file.
+func trustCA(t testing.TB, ca string) *tls.Config {
+	t.Helper()
+	tc, err := config.TLS{CAFile: ca}.ClientConfig("nats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
 }

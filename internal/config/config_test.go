@@ -62,7 +62,10 @@ func TestDefaultsAreValidAndEmbedded(t *testing.T) {
 	if gc.Enabled || !ic.Enabled || ic.Remote() || !ac.Enabled || !hc.Enabled {
 		t.Fatalf("sinks: graph %v index %v remote %v archive %v hosts %v", gc.Enabled, ic.Enabled, ic.Remote(), ac.Enabled, hc.Enabled)
 	}
-	o := c.BusOptions()
+	o, err := c.BusOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.Host != "127.0.0.1" || o.Port != 4222 {
 		t.Fatalf("bus options %+v", o)
 	}
@@ -365,16 +368,20 @@ func TestConfigShowHasNoToken(t *testing.T) {
 }
 
 // The nats section is the bus's own Options: every option the bus has is
-// a key (nothing copied by hand to drift), but its TLS options, which are
-// the shared TLS block (nats.ca_file, ...); their old names still work.
+// a key (nothing copied by hand to drift), but its credentials and TLS,
+// which are the shared blocks (nats.username, nats.ca_file, ...) that
+// BusOptions converts; the old TLS names still work.
 func TestBusOptionsAreTheNATSSection(t *testing.T) {
 	c, err := load("", []string{"SIGHTLINE_NATS_TLS_INSECURE_SKIP_VERIFY=true"},
 		[]string{"nats.inbox_prefix=_INBOX_worker", "nats.urls=nats://127.0.0.1:4222", "nats.listen=127.0.0.1:4999"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := c.BusOptions()
-	if !o.TLSInsecureSkipVerify || o.InboxPrefix != "_INBOX_worker" || o.Port != 4999 || len(o.URLs) != 1 {
+	o, err := c.BusOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.TLS == nil || !o.TLS.InsecureSkipVerify || o.InboxPrefix != "_INBOX_worker" || o.Port != 4999 || len(o.URLs) != 1 {
 		t.Fatalf("bus options %+v", o)
 	}
 	keys := strings.Join(config.Default().Keys(), " ")
