@@ -202,11 +202,15 @@ func TestComposeNATSRequiresTLS(t *testing.T) {
 
 	// The worker, exactly as sightline.env and sightline.yaml configure it (the
 	// certificate is for the name "nats"; the test dials 127.0.0.1, also on it).
+	caTLS, err := config.TLS{CAFile: st.caFile}.ClientConfig("nats") // as nats.ca_file is loaded
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := bus.Connect(ctx, bus.Options{
 		URLs:     []string{"tls://" + st.client},
 		User:     st.env["NATS_USER"],
 		Password: st.env["NATS_PASSWORD"],
-		TLS:      trustCA(t, st.caFile),
+		TLS:      caTLS,
 	})
 	if err != nil {
 		t.Fatalf("worker over TLS: %v", err)
@@ -254,7 +258,7 @@ func TestComposeNATSRequiresTLS(t *testing.T) {
 		t.Error("a client that does not trust the stack's CA connected")
 	}
 	// TLS and the CA, wrong password.
-	if _, err := bus.Connect(ctx, bus.Options{URLs: []string{"tls://" + st.client}, User: st.env["NATS_USER"], Password: "wrong", TLS: trustCA(t, st.caFile)}); err == nil {
+	if _, err := bus.Connect(ctx, bus.Options{URLs: []string{"tls://" + st.client}, User: st.env["NATS_USER"], Password: "wrong", TLS: caTLS}); err == nil {
 		t.Error("a wrong password was accepted")
 	}
 
@@ -386,15 +390,4 @@ func TestComposeNATSExporterOverTLS(t *testing.T) {
 	if m := run(filepath.Join(t.TempDir(), "none.pem"), false); strings.Contains(m, "gnatsd_varz_connections") {
 		t.Error("the exporter read NATS's https monitoring without trusting the stack's CA")
 	}
-}
-
-// trustCA is the TLS of a connection that trusts the CA file ca alone,
-// loaded the way the configuration loads nats.ca_file.
-func trustCA(t testing.TB, ca string) *tls.Config {
-	t.Helper()
-	tc, err := config.TLS{CAFile: ca}.ClientConfig("nats")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tc
 }

@@ -25,7 +25,7 @@ import (
 func TestGraphOperatorCommands(t *testing.T) {
 	info := testsvc.Neo4j(t)
 	t.Setenv("SIGHTLINE_GRAPH_URI", info.URI)
-	t.Setenv("SIGHTLINE_GRAPH_USER", info.User)
+	t.Setenv("SIGHTLINE_GRAPH_USERNAME", info.User)
 	t.Setenv("SIGHTLINE_GRAPH_PASSWORD", info.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

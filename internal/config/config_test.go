@@ -151,7 +151,7 @@ func TestKeyVariablesConfigureSinks(t *testing.T) {
 		"SIGHTLINE_GRAPH_ENABLED=true", "SIGHTLINE_GRAPH_URI=bolt://127.0.0.1:7687", "SIGHTLINE_GRAPH_PASSWORD=pw",
 		"SIGHTLINE_INDEX_URLS=http://127.0.0.1:9200", "SIGHTLINE_ARCHIVE_URL=s3://sightline/sightline",
 		"SIGHTLINE_ARCHIVE_ENDPOINT=http://127.0.0.1:7070", "SIGHTLINE_ARCHIVE_PATH_STYLE=true",
-		"SIGHTLINE_ARCHIVE_ACCESS_KEY=a", "SIGHTLINE_ARCHIVE_SECRET_KEY=b",
+		"SIGHTLINE_ARCHIVE_USERNAME=a", "SIGHTLINE_ARCHIVE_PASSWORD=b",
 		"SIGHTLINE_NATS_URLS=nats://sightline:natspw@127.0.0.1:4222,nats://sightline:natspw@127.0.0.2:4222",
 	}
 	c, err := load("", env, nil)
@@ -166,7 +166,7 @@ func TestKeyVariablesConfigureSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"pw\n", "secret_key: b", "natspw"} {
+	for _, secret := range []string{"pw\n", "password: b", "natspw"} {
 		if strings.Contains(string(y), secret) {
 			t.Errorf("config show prints %q:\n%s", secret, y)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -57,6 +58,9 @@ type Credentials struct {
 	NKeyFile string `yaml:"nkey_file"`
 }
 
+// credentialOrder lists the keys of the block in the order of its fields.
+var credentialOrder = []string{"username", "password", "password_file", "token", "token_file", "creds_file", "nkey_file"}
+
 // credentialKeys maps each `accepts` name to the keys it stands for.
 var credentialKeys = map[string][]string{
 	"username":   {"username"},
@@ -84,24 +88,15 @@ func acceptedKeys(sf reflect.StructField) map[string]bool {
 }
 
 // credentialKey reports whether name is a key of the Credentials block.
-func credentialKey(name string) bool {
-	for _, keys := range credentialKeys {
-		for _, k := range keys {
-			if k == name {
-				return true
-			}
-		}
-	}
-	return false
-}
+func credentialKey(name string) bool { return slices.Contains(credentialOrder, name) }
 
 // notAccepted is the error of a credentials key a section does not take,
 // listing the ones it does (accepted: the section's keys).
 func notAccepted(key string, accepted []string) string {
 	section := key[:strings.LastIndexByte(key, '.')]
 	var takes []string
-	for _, k := range accepted {
-		if credentialKey(k) {
+	for _, k := range credentialOrder {
+		if slices.Contains(accepted, k) {
 			takes = append(takes, k)
 		}
 	}

@@ -180,11 +180,9 @@ func (c *Config) refused(key string) string {
 // refusedEnv is refused for the variable of such a key.
 func (c *Config) refusedEnv(name string) string {
 	for _, section := range c.topKeys() {
-		for _, keys := range credentialKeys {
-			for _, k := range keys {
-				if EnvName(section+"."+k) == name {
-					return c.refused(section + "." + k)
-				}
+		for _, k := range credentialOrder {
+			if EnvName(section+"."+k) == name {
+				return c.refused(section + "." + k)
 			}
 		}
 	}
