@@ -24,8 +24,9 @@ import (
 //
 // Every secret has a _file variant (the file's content, without its
 // trailing newline, is the secret, so it stays out of the configuration
-// file); Validate checks the rules of the block once for every section,
-// and Resolved is the one place that reads the files.
+// file); Validate checks the rules of the block for every section (a file
+// that cannot be read included), and Resolved is the one place that reads
+// the secrets out of the files, at connect time.
 //
 // S3's access key ID and secret access key are username and password
 // (password_file) here, not S3-named keys: an S3 request is signed with an
