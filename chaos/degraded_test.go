@@ -42,7 +42,7 @@ func TestSinkDownAtStart(t *testing.T) {
 	proxy.Cut()
 	st := localArchive(t)
 	p := NewPipeline(t, "sightline", append([]string{
-		"index.enabled=false", "graph.enabled=true", "graph.uri=bolt://" + proxy.Addr(), "graph.user=" + neo.User,
+		"index.enabled=false", "graph.enabled=true", "graph.uri=bolt://" + proxy.Addr(), "graph.username=" + neo.User,
 		"archive.batch_max_age=1s",
 	}, st.sets...)...)
 	p.Env = []string{"SIGHTLINE_GRAPH_PASSWORD=" + neo.Password}

@@ -231,7 +231,7 @@ func TestClusterNodeAndWorkerKilled(t *testing.T) {
 		"archive.batch_max_age=1s", "archive.put_timeout=10s", "archive.batch_max_messages=2000", "archive.window_sequences=1500"}, st.sets...)
 	for i, s := range sets {
 		if strings.HasPrefix(s, "archive.endpoint=") {
-			sets[i] = "archive.endpoint=" + sinktest.UnconditionalS3(t, st.cfg.Endpoint, st.cfg.AccessKey, st.cfg.SecretKey, st.cfg.Region)
+			sets[i] = "archive.endpoint=" + sinktest.UnconditionalS3(t, st.cfg.Endpoint, st.cfg.Username, st.cfg.Password, st.cfg.Region)
 		}
 	}
 	if v := os.Getenv("CHAOS_ARCHIVE_LEASE_TTL"); v != "" {
@@ -277,7 +277,7 @@ func TestNeo4jFrozen(t *testing.T) {
 	proxy := sinktest.NewProxy(t, u.Host)
 	st := localArchive(t)
 	p := NewPipeline(t, "sightline", append([]string{"index.enabled=false", "graph.enabled=true",
-		"graph.uri=bolt://" + proxy.Addr(), "graph.user=" + neo.User, "archive.batch_max_age=1s"}, st.sets...)...)
+		"graph.uri=bolt://" + proxy.Addr(), "graph.username=" + neo.User, "archive.batch_max_age=1s"}, st.sets...)...)
 	p.Env = []string{"SIGHTLINE_GRAPH_PASSWORD=" + neo.Password}
 	ns := "chaos" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	const services, instances = 40, 3

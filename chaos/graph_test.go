@@ -52,7 +52,7 @@ func TestGraphKillDuringSync(t *testing.T) {
 	t.Parallel()
 	neo := testsvc.Neo4j(t)
 	p := NewPipeline(t, "sightline", "index.enabled=false", "archive.enabled=false", "graph.enabled=true",
-		"graph.uri="+neo.URI, "graph.user="+neo.User, "processor.ack_wait=10s")
+		"graph.uri="+neo.URI, "graph.username="+neo.User, "processor.ack_wait=10s")
 	p.Env = []string{"SIGHTLINE_GRAPH_PASSWORD=" + neo.Password}
 	ns := "chaos" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
 	t.Cleanup(func() {

@@ -67,11 +67,11 @@ func s3Archive(t testing.TB) archiveStore {
 	info := testsvc.S3(t)
 	cfg := archive.DefaultConfig()
 	cfg.URL = fmt.Sprintf("s3://%s/chaos-test/%s/", info.Bucket, uuid.NewString())
-	cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
+	cfg.Endpoint, cfg.Region, cfg.Username, cfg.Password, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
 	t.Cleanup(func() { archivetest.DeleteAll(t, cfg) })
 	return archiveStore{cfg: cfg,
 		sets: []string{"archive.url=" + cfg.URL, "archive.endpoint=" + cfg.Endpoint, "archive.region=" + cfg.Region, "archive.path_style=true"},
-		env:  []string{"SIGHTLINE_ARCHIVE_ACCESS_KEY=" + cfg.AccessKey, "SIGHTLINE_ARCHIVE_SECRET_KEY=" + cfg.SecretKey},
+		env:  []string{"SIGHTLINE_ARCHIVE_USERNAME=" + cfg.Username, "SIGHTLINE_ARCHIVE_PASSWORD=" + cfg.Password},
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/sightline/sightline/internal/bus"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testsvc"
 	"github.com/sightline/sightline/internal/testutil"
@@ -201,11 +202,15 @@ func TestComposeNATSRequiresTLS(t *testing.T) {
 
 	// The worker, exactly as sightline.env and sightline.yaml configure it (the
 	// certificate is for the name "nats"; the test dials 127.0.0.1, also on it).
+	caTLS, err := config.TLS{CAFile: st.caFile}.ClientConfig("nats") // as nats.ca_file is loaded
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := bus.Connect(ctx, bus.Options{
 		URLs:     []string{"tls://" + st.client},
 		User:     st.env["NATS_USER"],
 		Password: st.env["NATS_PASSWORD"],
-		TLSCA:    st.caFile,
+		TLS:      caTLS,
 	})
 	if err != nil {
 		t.Fatalf("worker over TLS: %v", err)
@@ -253,7 +258,7 @@ func TestComposeNATSRequiresTLS(t *testing.T) {
 		t.Error("a client that does not trust the stack's CA connected")
 	}
 	// TLS and the CA, wrong password.
-	if _, err := bus.Connect(ctx, bus.Options{URLs: []string{"tls://" + st.client}, User: st.env["NATS_USER"], Password: "wrong", TLSCA: st.caFile}); err == nil {
+	if _, err := bus.Connect(ctx, bus.Options{URLs: []string{"tls://" + st.client}, User: st.env["NATS_USER"], Password: "wrong", TLS: caTLS}); err == nil {
 		t.Error("a wrong password was accepted")
 	}
 

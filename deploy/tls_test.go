@@ -723,8 +723,8 @@ func TestComposeEnvSecretsAgree(t *testing.T) {
 		"NATS worker password": {natsURL[2], env["NATS_PASSWORD"]},
 		"Neo4j password":       {env["SIGHTLINE_GRAPH_PASSWORD"], neoPass},
 		"OpenSearch password":  {env["SIGHTLINE_INDEX_PASSWORD"], env["OPENSEARCH_SIGHTLINE_PASSWORD"]},
-		"MinIO access key":     {env["SIGHTLINE_ARCHIVE_ACCESS_KEY"], env["MINIO_ROOT_USER"]},
-		"MinIO secret key":     {env["SIGHTLINE_ARCHIVE_SECRET_KEY"], env["MINIO_ROOT_PASSWORD"]},
+		"MinIO access key":     {env["SIGHTLINE_ARCHIVE_USERNAME"], env["MINIO_ROOT_USER"]},
+		"MinIO secret key":     {env["SIGHTLINE_ARCHIVE_PASSWORD"], env["MINIO_ROOT_PASSWORD"]},
 	} {
 		if pair[0] == "" || pair[0] != pair[1] {
 			t.Errorf("%s: the pipeline's %q and the server's %q differ", what, pair[0], pair[1])

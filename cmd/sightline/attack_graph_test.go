@@ -47,7 +47,7 @@ type graphAttack struct {
 func graphSink(t *testing.T, ctx context.Context, info testsvc.Neo4jInfo, scope string) *graph.Sink {
 	t.Helper()
 	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	cfg.URI, cfg.Username, cfg.Password = info.URI, info.User, info.Password
 	sink, err := graph.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func startGraphAttack(t *testing.T, prefix string) *graphAttack {
 	_, _ = rand.Read(b)
 	scope := prefix + hex.EncodeToString(b)
 	t.Setenv("SIGHTLINE_GRAPH_PASSWORD", info.Password)
-	graphSets := []string{"--set", "graph.enabled=true", "--set", "graph.uri=" + info.URI, "--set", "graph.user=" + info.User}
+	graphSets := []string{"--set", "graph.enabled=true", "--set", "graph.uri=" + info.URI, "--set", "graph.username=" + info.User}
 	ctx, stop := runInProcess(t, append(embeddedSets(dir, natsAddr, httpAddr), graphSets...))
 	t.Cleanup(func() { _ = stop() })
 	waitHTTP(t, base+"/readyz", 200, 90*time.Second)

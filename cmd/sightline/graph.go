@@ -83,7 +83,7 @@ run or preview a sweep by hand (for example one the share guard refused).`,
 		}
 		if cfg, err := g.config(); err == nil {
 			if gc, err := sinks.SectionOf[graph.Config](cfg, "graph"); err == nil {
-				who += " (neo4j user " + gc.User + ")"
+				who += " (neo4j user " + gc.Username + ")"
 			}
 		}
 		return who
@@ -98,10 +98,10 @@ run or preview a sweep by hand (for example one the share guard refused).`,
 complete sync not yet swept (or --tag), in bounded transactions; items another scope still
 claims are released, not deleted. A sweep that would delete more than graph.sweep_max_share of
 the scope is refused unless --force. Forcing is an operator's decision (a producer's message
-cannot force): it connects to Neo4j with the operator's credentials (graph.user,
+cannot force): it connects to Neo4j with the operator's credentials (graph.username,
 graph.password_file) and logs an audit line (who, what, how many deleted).`,
 		Example: `  sightline graph sweep --dry-run cloudmap:prod
-  sightline graph sweep --force --set graph.user=ops --set graph.password_file=/run/secrets/neo4j cloudmap:prod`,
+  sightline graph sweep --force --set graph.username=ops --set graph.password_file=/run/secrets/neo4j cloudmap:prod`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Operator = operator()

@@ -104,7 +104,7 @@ func TestRunGraphSweepKilledReportsTotal(t *testing.T) {
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	scope := "test:kill:" + hex.EncodeToString(b)
-	graphSets := []string{"--set", "graph.enabled=true", "--set", "graph.uri=" + info.URI, "--set", "graph.user=" + info.User}
+	graphSets := []string{"--set", "graph.enabled=true", "--set", "graph.uri=" + info.URI, "--set", "graph.username=" + info.User}
 	// One node per sweep transaction: the sweep of 300 nodes takes long
 	// enough to be killed in the middle on any machine.
 	args := append(append([]string{"run"}, embeddedSets(dir, natsAddr, httpAddr)...), graphSets...)

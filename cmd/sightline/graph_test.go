@@ -25,12 +25,12 @@ import (
 func TestGraphOperatorCommands(t *testing.T) {
 	info := testsvc.Neo4j(t)
 	t.Setenv("SIGHTLINE_GRAPH_URI", info.URI)
-	t.Setenv("SIGHTLINE_GRAPH_USER", info.User)
+	t.Setenv("SIGHTLINE_GRAPH_USERNAME", info.User)
 	t.Setenv("SIGHTLINE_GRAPH_PASSWORD", info.Password)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	cfg.URI, cfg.Username, cfg.Password = info.URI, info.User, info.Password
 	cfg.MaxTagSkew = 400 * 24 * time.Hour // to write a far-future sync, as before the skew check
 	sink, err := graph.New(ctx, cfg)
 	if err != nil {

@@ -129,7 +129,10 @@ func (g *globals) bus(ctx context.Context, tune ...func(*bus.Options)) (*bus.Bus
 	if err != nil {
 		return nil, err
 	}
-	o := cfg.BusOptions()
+	o, err := cfg.BusOptions()
+	if err != nil {
+		return nil, err
+	}
 	o.Name = "sightline-cli"
 	if len(o.URLs) == 0 {
 		o.URLs = []string{"nats://" + cfg.NATS.Listen}

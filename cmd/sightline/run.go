@@ -135,7 +135,10 @@ func runPipeline(ctx context.Context, g *globals, cfg *config.Config, stages sta
 		grp.Go(func() error { sd.Run(gctx); return nil })
 	}
 
-	o := cfg.BusOptions()
+	o, err := cfg.BusOptions()
+	if err != nil {
+		return err
+	}
 	o.Logger, o.Tracer, o.Observer = log, tracer, observers
 	if len(o.URLs) == 0 {
 		if err := os.MkdirAll(cfg.NATS.StoreDir, 0o750); err != nil {

@@ -21,17 +21,20 @@ func newSetupCmd(g *globals) *cobra.Command {
 		Short: "Create or update the streams and key-value buckets with an operator NATS identity, then exit",
 		Long: `Setup creates the three streams and the key-value buckets (hosts store, archive leases) of
 this configuration, or changes them to match it (limits, replicas), and exits. Run it with the
-operator identity (nats.user/nats.password, nats.nkey_file or nats.creds_file of the operator
+operator identity (nats.username/nats.password, nats.nkey_file or nats.creds_file of the operator
 role): the worker identity sightline run holds may create what is missing but never change or
 empty a stream, so a changed streams.* or hosts.* configuration is applied here.`,
-		Example: `  SIGHTLINE_NATS_USER=operator SIGHTLINE_NATS_PASSWORD=… sightline setup --config /etc/sightline/sightline.yaml`,
+		Example: `  SIGHTLINE_NATS_USERNAME=operator SIGHTLINE_NATS_PASSWORD=… sightline setup --config /etc/sightline/sightline.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.config()
 			if err != nil {
 				return err
 			}
-			o := cfg.BusOptions()
+			o, err := cfg.BusOptions()
+			if err != nil {
+				return err
+			}
 			if len(o.URLs) == 0 {
 				return fmt.Errorf("setup: nats.urls is empty: sightline run sets up its embedded server itself")
 			}

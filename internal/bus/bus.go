@@ -25,7 +25,6 @@ package bus
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -72,21 +71,21 @@ type Options struct {
 	// (ConsumerConfig.StallTimeout; default DefaultStallTimeout).
 	StallTimeout time.Duration `yaml:"stall_timeout"`
 
-	// Authentication for an external cluster.
-	CredsFile string `yaml:"creds_file"`
-	NKeyFile  string `yaml:"nkey_file"`
-	User      string `yaml:"user"`
-	Password  string `yaml:"password" secret:"true"`
-	Token     string `yaml:"token" secret:"true"`
+	// Authentication for an external cluster (or an embedded server with
+	// ServerConfig), set from the nats section's credentials block.
+	CredsFile string `yaml:"-"`
+	NKeyFile  string `yaml:"-"`
+	User      string `yaml:"-"`
+	Password  string `yaml:"-"`
+	Token     string `yaml:"-"`
 	// InboxPrefix replaces _INBOX in this connection's reply subjects, so
 	// a server can let an identity subscribe to its own replies only.
 	InboxPrefix string `yaml:"inbox_prefix"`
 
-	// TLS for an external cluster.
-	TLSCA                 string `yaml:"tls_ca"`
-	TLSCert               string `yaml:"tls_cert"`
-	TLSKey                string `yaml:"tls_key"`
-	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
+	// TLS of the connection (nil: the client's defaults), built from the
+	// nats section's TLS block by config.TLS.ClientConfig, the one place
+	// that loads certificate files.
+	TLS *tls.Config `yaml:"-"`
 
 	Logger   *slog.Logger `yaml:"-"`
 	Tracer   trace.Tracer `yaml:"-"`
@@ -402,27 +401,8 @@ func authOptions(o Options) ([]nats.Option, error) {
 	if o.Token != "" {
 		opts = append(opts, nats.Token(o.Token))
 	}
-	if o.TLSCA != "" || o.TLSCert != "" || o.TLSInsecureSkipVerify {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.TLSInsecureSkipVerify} //nolint:gosec // opt-in
-		if o.TLSCA != "" {
-			pem, err := os.ReadFile(o.TLSCA)
-			if err != nil {
-				return nil, fmt.Errorf("bus: tls ca: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("bus: tls ca %s: no certificate found", o.TLSCA)
-			}
-			cfg.RootCAs = pool
-		}
-		if o.TLSCert != "" {
-			cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
-			if err != nil {
-				return nil, fmt.Errorf("bus: tls cert: %w", err)
-			}
-			cfg.Certificates = []tls.Certificate{cert}
-		}
-		opts = append(opts, nats.Secure(cfg))
+	if o.TLS != nil {
+		opts = append(opts, nats.Secure(o.TLS))
 	}
 	return opts, nil
 }

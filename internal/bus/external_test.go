@@ -22,6 +22,8 @@ import (
 
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/bus/bustest"
+	"github.com/sightline/sightline/internal/config"
+	"github.com/sightline/sightline/internal/httpauth/authtest"
 	"github.com/sightline/sightline/internal/testsvc"
 )
 
@@ -95,7 +97,11 @@ func TestExternalServerAuthentication(t *testing.T) {
 		}
 		s := external(t, &server.Options{TLS: true, TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 		url := strings.Replace(s.ClientURL(), "nats://", "tls://", 1)
-		roundTrip(t, bus.Options{URLs: []string{url}, TLSCA: ca})
+		tc, err := config.TLS{CAFile: ca}.ClientConfig("nats") // as nats.ca_file is loaded
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, bus.Options{URLs: []string{url}, TLS: tc})
 		if _, err := bus.Connect(context.Background(), bus.Options{URLs: []string{url}}); err == nil {
 			t.Fatal("connected without trusting the CA")
 		}
@@ -142,4 +148,63 @@ func selfSigned(t *testing.T) (string, string, string) {
 	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, certFile, keyFile
+}
+
+// The nats section's credentials and TLS reach a real NATS server over a
+// real TLS connection: username with password_file and the CA file, then a
+// token from token_file; a wrong password is refused.
+func TestNATSCredentialsBlockAgainstATLSServer(t *testing.T) {
+	ca, cert, key := authtest.WritePKI(t, t.TempDir(), "nats credentials")
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(o *server.Options) string {
+		o.TLS, o.TLSConfig = true, &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		return strings.Replace(external(t, o).ClientURL(), "nats://", "tls://", 1)
+	}
+	secretFile := func(secret string) string {
+		p := filepath.Join(t.TempDir(), "secret")
+		if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	connect := func(sets ...string) error {
+		c, err := config.Load("", nil, sets)
+		if err != nil {
+			return err
+		}
+		o, err := c.BusOptions()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		b, err := bus.Connect(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		if _, err := b.Conn().TLSConnectionState(); err != nil {
+			t.Errorf("not a TLS connection: %v", err)
+		}
+		_, err = b.Conn().RTT()
+		return err
+	}
+
+	users := start(&server.Options{Username: "worker", Password: "wpw"})
+	if err := connect("nats.urls="+users, "nats.ca_file="+ca, "nats.username=worker", "nats.password_file="+secretFile("wpw")); err != nil {
+		t.Errorf("username and password_file over TLS: %v", err)
+	}
+	if err := connect("nats.urls="+users, "nats.ca_file="+ca, "nats.username=worker", "nats.password_file="+secretFile("nope")); err == nil {
+		t.Error("a wrong password from password_file connected")
+	}
+	if err := connect("nats.urls="+users, "nats.username=worker", "nats.password=wpw"); err == nil {
+		t.Error("connected without trusting the CA")
+	}
+	tokens := start(&server.Options{Authorization: "t0ken"})
+	if err := connect("nats.urls="+tokens, "nats.ca_file="+ca, "nats.token_file="+secretFile("t0ken")); err != nil {
+		t.Errorf("token_file over TLS: %v", err)
+	}
 }

@@ -49,10 +49,14 @@ func (c *Config) Warnings() []string { return c.warnings }
 // server (listen, store_dir).
 type NATS struct {
 	// The connection's options (urls, name, store_dir, max_payload,
-	// server_config, credentials, inbox_prefix): the bus's own type, so
-	// every option it has can be set here. Its tls_* keys are replaced by
-	// the TLS block below (renamedKeys maps them).
+	// server_config, inbox_prefix): the bus's own type, so every option it
+	// has can be set here. Its credentials and TLS come from the blocks
+	// below (BusOptions).
 	bus.Options `yaml:",inline"`
+	// Credentials of an external cluster (or of the embedded server with
+	// server_config): nats.username and nats.password (password_file),
+	// nats.token (token_file), nats.creds_file or nats.nkey_file.
+	Credentials `yaml:",inline" accepts:"username,password,token,creds_file,nkey_file"`
 	// TLS to an external cluster: nats.ca_file, nats.cert_file,
 	// nats.key_file, nats.insecure_skip_verify.
 	TLS TLS `yaml:",inline"`
@@ -277,6 +281,9 @@ func (c *Config) Validate() error {
 	if err := c.NATS.TLS.Validate("nats"); err != nil {
 		errs = append(errs, err)
 	}
+	if err := c.NATS.Credentials.Validate("nats"); err != nil {
+		errs = append(errs, err)
+	}
 	if c.Streams.Replicas < 1 || c.Streams.Replicas > 5 {
 		bad("streams.replicas", "must be between 1 and 5, got %d", c.Streams.Replicas)
 	}
@@ -390,15 +397,24 @@ func attrName(s string) bool {
 	return true
 }
 
-// BusOptions converts the nats section.
-func (c *Config) BusOptions() bus.Options {
+// BusOptions converts the nats section: the credentials with their files
+// read (Credentials.Resolved) and the TLS files loaded
+// (TLS.ClientConfig). An error names the key of the file at fault.
+func (c *Config) BusOptions() (bus.Options, error) {
 	o := c.NATS.Options
-	o.TLSCA, o.TLSCert, o.TLSKey, o.TLSInsecureSkipVerify = c.NATS.TLS.CAFile, c.NATS.TLS.CertFile, c.NATS.TLS.KeyFile, c.NATS.TLS.InsecureSkipVerify
+	cred, err := c.NATS.Credentials.Resolved("nats")
+	if err != nil {
+		return o, err
+	}
+	o.User, o.Password, o.Token, o.CredsFile, o.NKeyFile = cred.Username, cred.Password, cred.Token, cred.CredsFile, cred.NKeyFile
+	if o.TLS, err = c.NATS.TLS.ClientConfig("nats"); err != nil {
+		return o, err
+	}
 	if host, port, err := net.SplitHostPort(c.NATS.Listen); err == nil {
 		o.Host = host
 		fmt.Sscanf(port, "%d", &o.Port)
 	}
-	return o
+	return o, nil
 }
 
 // StreamsConfig converts the streams section.

@@ -62,7 +62,10 @@ func TestDefaultsAreValidAndEmbedded(t *testing.T) {
 	if gc.Enabled || !ic.Enabled || ic.Remote() || !ac.Enabled || !hc.Enabled {
 		t.Fatalf("sinks: graph %v index %v remote %v archive %v hosts %v", gc.Enabled, ic.Enabled, ic.Remote(), ac.Enabled, hc.Enabled)
 	}
-	o := c.BusOptions()
+	o, err := c.BusOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.Host != "127.0.0.1" || o.Port != 4222 {
 		t.Fatalf("bus options %+v", o)
 	}
@@ -148,7 +151,7 @@ func TestKeyVariablesConfigureSinks(t *testing.T) {
 		"SIGHTLINE_GRAPH_ENABLED=true", "SIGHTLINE_GRAPH_URI=bolt://127.0.0.1:7687", "SIGHTLINE_GRAPH_PASSWORD=pw",
 		"SIGHTLINE_INDEX_URLS=http://127.0.0.1:9200", "SIGHTLINE_ARCHIVE_URL=s3://sightline/sightline",
 		"SIGHTLINE_ARCHIVE_ENDPOINT=http://127.0.0.1:7070", "SIGHTLINE_ARCHIVE_PATH_STYLE=true",
-		"SIGHTLINE_ARCHIVE_ACCESS_KEY=a", "SIGHTLINE_ARCHIVE_SECRET_KEY=b",
+		"SIGHTLINE_ARCHIVE_USERNAME=a", "SIGHTLINE_ARCHIVE_PASSWORD=b",
 		"SIGHTLINE_NATS_URLS=nats://sightline:natspw@127.0.0.1:4222,nats://sightline:natspw@127.0.0.2:4222",
 	}
 	c, err := load("", env, nil)
@@ -163,7 +166,7 @@ func TestKeyVariablesConfigureSinks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, secret := range []string{"pw\n", "secret_key: b", "natspw"} {
+	for _, secret := range []string{"pw\n", "password: b", "natspw"} {
 		if strings.Contains(string(y), secret) {
 			t.Errorf("config show prints %q:\n%s", secret, y)
 		}
@@ -365,16 +368,20 @@ func TestConfigShowHasNoToken(t *testing.T) {
 }
 
 // The nats section is the bus's own Options: every option the bus has is
-// a key (nothing copied by hand to drift), but its TLS options, which are
-// the shared TLS block (nats.ca_file, ...); their old names still work.
+// a key (nothing copied by hand to drift), but its credentials and TLS,
+// which are the shared blocks (nats.username, nats.ca_file, ...) that
+// BusOptions converts; the old TLS names still work.
 func TestBusOptionsAreTheNATSSection(t *testing.T) {
 	c, err := load("", []string{"SIGHTLINE_NATS_TLS_INSECURE_SKIP_VERIFY=true"},
 		[]string{"nats.inbox_prefix=_INBOX_worker", "nats.urls=nats://127.0.0.1:4222", "nats.listen=127.0.0.1:4999"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := c.BusOptions()
-	if !o.TLSInsecureSkipVerify || o.InboxPrefix != "_INBOX_worker" || o.Port != 4999 || len(o.URLs) != 1 {
+	o, err := c.BusOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.TLS == nil || !o.TLS.InsecureSkipVerify || o.InboxPrefix != "_INBOX_worker" || o.Port != 4999 || len(o.URLs) != 1 {
 		t.Fatalf("bus options %+v", o)
 	}
 	keys := strings.Join(config.Default().Keys(), " ")

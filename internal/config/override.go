@@ -34,14 +34,14 @@ var commandEnv = map[string]bool{
 var renamedEnv = map[string]string{
 	"SIGHTLINE_NATS_URL":       "nats.urls",
 	"SIGHTLINE_NEO4J_URI":      "graph.uri (and graph.enabled)",
-	"SIGHTLINE_NEO4J_USER":     "graph.user",
+	"SIGHTLINE_NEO4J_USER":     "graph.username",
 	"SIGHTLINE_NEO4J_PASSWORD": "graph.password",
 	"SIGHTLINE_OPENSEARCH_URL": "index.urls",
 	"SIGHTLINE_S3_ENDPOINT":    "archive.endpoint",
 	"SIGHTLINE_S3_BUCKET":      "archive.url (s3://bucket/prefix)",
 	"SIGHTLINE_S3_REGION":      "archive.region",
-	"SIGHTLINE_S3_ACCESS_KEY":  "archive.access_key",
-	"SIGHTLINE_S3_SECRET_KEY":  "archive.secret_key",
+	"SIGHTLINE_S3_ACCESS_KEY":  "archive.username",
+	"SIGHTLINE_S3_SECRET_KEY":  "archive.password",
 }
 
 // renamedKeys are keys earlier releases read, with the key that replaces
@@ -54,6 +54,12 @@ var renamedKeys = map[string]string{
 	"nats.tls_cert":                 "nats.cert_file",
 	"nats.tls_key":                  "nats.key_file",
 	"nats.tls_insecure_skip_verify": "nats.insecure_skip_verify",
+	// The credentials block (Credentials): one name per key in every section.
+	"nats.user":          "nats.username",
+	"graph.user":         "graph.username",
+	"index.api_key":      "index.token",
+	"archive.access_key": "archive.username",
+	"archive.secret_key": "archive.password",
 }
 
 // renamedWarning is the warning of an old name (where says where it was
@@ -123,6 +129,10 @@ func applyEnv(c *Config, env []string) error {
 			continue
 		}
 		if !ok {
+			if msg := c.refusedEnv(name); msg != "" {
+				errs = append(errs, fmt.Errorf("environment %s: %s", name, msg))
+				continue
+			}
 			errs = append(errs, unknownEnv(name, byEnv))
 			continue
 		}
@@ -146,6 +156,51 @@ func unknownEnv(name string, byEnv map[string]string) error {
 	}
 	return fmt.Errorf("environment %s: no configuration key %s (see `sightline config keys`; test variables start with %s)",
 		name, strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix), "_", ".")), TestEnvPrefix)
+}
+
+// refused is the error of key when it is a credentials key (Credentials)
+// its section does not take, "" otherwise.
+func (c *Config) refused(key string) string {
+	section, name, ok := strings.Cut(key, ".")
+	if !ok || !credentialKey(name) {
+		return ""
+	}
+	var names []string
+	for _, k := range c.Keys() {
+		if rest, ok := strings.CutPrefix(k, section+"."); ok && !strings.Contains(rest, ".") {
+			names = append(names, rest)
+		}
+	}
+	if len(names) == 0 {
+		return "" // no such section
+	}
+	return notAccepted(key, names)
+}
+
+// refusedEnv is refused for the variable of such a key.
+func (c *Config) refusedEnv(name string) string {
+	for _, section := range c.topKeys() {
+		for _, k := range credentialOrder {
+			if EnvName(section+"."+k) == name {
+				return c.refused(section + "." + k)
+			}
+		}
+	}
+	return ""
+}
+
+// topKeys lists the top-level keys (the sections).
+func (c *Config) topKeys() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, k := range c.Keys() {
+		top, _, _ := strings.Cut(k, ".")
+		if !seen[top] {
+			seen[top] = true
+			out = append(out, top)
+		}
+	}
+	return out
 }
 
 // Set applies one "key=value" (the --set flag).
@@ -188,6 +243,9 @@ func (c *Config) lookup(key string) (target reflect.Value, entry string, found b
 func setKey(c *Config, key, val string) error {
 	target, entry, found := c.lookup(key)
 	if !found {
+		if msg := c.refused(key); msg != "" {
+			return errors.New(msg)
+		}
 		msg := fmt.Sprintf("%s: no such key", key)
 		if s := Suggest(key, c.Keys()); s != "" {
 			msg += "; did you mean " + s + "?"

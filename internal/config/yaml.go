@@ -80,7 +80,9 @@ func (c *Config) checkMapping(n *yaml.Node, fields map[string]reflect.Type, path
 				names = append(names, f)
 			}
 			msg := fmt.Sprintf("%s (line %d): unknown key", key, k.Line)
-			if s := Suggest(k.Value, names); s != "" {
+			if path != "" && !strings.Contains(path[:len(path)-1], ".") && credentialKey(k.Value) {
+				msg = fmt.Sprintf("line %d: %s", k.Line, notAccepted(key, names))
+			} else if s := Suggest(k.Value, names); s != "" {
 				msg += "; did you mean " + path + s + "?"
 			} else if path != "" {
 				msg += " (see `sightline config keys`)"
@@ -128,8 +130,11 @@ func fieldsOf(t reflect.Type) map[string]reflect.Type {
 		}
 		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
 		if opts == "inline" || (sf.Anonymous && name == "") {
+			accepted := acceptedKeys(sf)
 			for k, v := range fieldsOf(sf.Type) {
-				out[k] = v
+				if accepted == nil || accepted[k] {
+					out[k] = v
+				}
 			}
 			continue
 		}
@@ -286,6 +291,7 @@ func (c *Config) render(mask bool) ([]byte, error) {
 		doc.Content = append(doc.Content, &k, &v)
 	}
 	dropRenamed(&doc, "")
+	c.dropRefused(&doc)
 	if mask {
 		secret := map[string]bool{}
 		c.each(func(prefix string, v reflect.Value) {
@@ -316,6 +322,33 @@ func dropRenamed(n *yaml.Node, path string) {
 		kept = append(kept, n.Content[i], n.Content[i+1])
 	}
 	n.Content = kept
+}
+
+// dropRefused removes from a rendered document (a mapping of sections) the
+// keys of a Credentials block its section does not accept (encoded, always
+// empty), so what `config show` prints loads back.
+func (c *Config) dropRefused(doc *yaml.Node) {
+	if doc.Kind != yaml.MappingNode {
+		return
+	}
+	keys := map[string]bool{}
+	for _, k := range c.Keys() {
+		keys[k] = true
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		section, n := doc.Content[i].Value, doc.Content[i+1]
+		if n.Kind != yaml.MappingNode {
+			continue
+		}
+		kept := n.Content[:0]
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if k := n.Content[j].Value; credentialKey(k) && !keys[section+"."+k] {
+				continue
+			}
+			kept = append(kept, n.Content[j], n.Content[j+1])
+		}
+		n.Content = kept
+	}
 }
 
 // Masked replaces the value of a secret.

@@ -25,7 +25,7 @@ import (
 // hosts store) still works.
 func TestAttackWorkerCannotDestroyStreamContents(t *testing.T) {
 	n := startShippedNATS(t)
-	op, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{n.url}, User: "operator", Password: "opw", TLSCA: n.ca})
+	op, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{n.url}, User: "operator", Password: "opw", TLS: trustCA(t, n.ca)})
 	if err != nil {
 		t.Fatal(err)
 	}

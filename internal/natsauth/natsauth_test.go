@@ -3,6 +3,7 @@ package natsauth_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"log/slog"
@@ -23,6 +24,7 @@ import (
 	"github.com/sightline/sightline/internal/bus/health"
 	"github.com/sightline/sightline/internal/bus/kv"
 	"github.com/sightline/sightline/internal/bus/status"
+	"github.com/sightline/sightline/internal/config"
 	"github.com/sightline/sightline/internal/httpauth/authtest"
 	"github.com/sightline/sightline/internal/natsauth"
 	"github.com/sightline/sightline/internal/stage"
@@ -512,4 +514,15 @@ func TestWorkerCreatesStreamsOnASmallDisk(t *testing.T) {
 	if total <= 0 || total > 8_000_000_000 {
 		t.Fatalf("streams reserve %d bytes, want at most the server's 8GB", total)
 	}
+}
+
+// trustCA is the TLS of a connection that trusts the CA file ca alone,
+// loaded the way the configuration loads nats.ca_file.
+func trustCA(t testing.TB, ca string) *tls.Config {
+	t.Helper()
+	tc, err := config.TLS{CAFile: ca}.ClientConfig("nats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tc
 }

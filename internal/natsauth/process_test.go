@@ -98,7 +98,7 @@ func startShippedNATS(t *testing.T) *shippedNATS {
 	url := "tls://127.0.0.1:" + strconv.Itoa(port)
 	var worker *bus.Bus
 	for deadline := time.Now().Add(20 * time.Second); ; {
-		worker, err = bus.Connect(ctxTimeout(t, 5*time.Second), bus.Options{URLs: []string{url}, User: "sightline", Password: "wpw", TLSCA: ca})
+		worker, err = bus.Connect(ctxTimeout(t, 5*time.Second), bus.Options{URLs: []string{url}, User: "sightline", Password: "wpw", TLS: trustCA(t, ca)})
 		if err == nil {
 			break
 		}
@@ -122,7 +122,7 @@ func TestShippedConfigOnANatsServerProcess(t *testing.T) {
 	}
 
 	var log testutil.SyncBuffer
-	c, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{url}, TLSCA: ca, NKeyFile: key, InboxPrefix: host.InboxPrefix("web-01.lva1"), Logger: slogTo(&log)})
+	c, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{url}, TLS: trustCA(t, ca), NKeyFile: key, InboxPrefix: host.InboxPrefix("web-01.lva1"), Logger: slogTo(&log)})
 	if err != nil {
 		t.Fatalf("collector connect: %v", err)
 	}
@@ -136,7 +136,7 @@ func TestShippedConfigOnANatsServerProcess(t *testing.T) {
 	wantViolation(t, &log, "sightline.raw.snapshot.host.web-02")
 
 	var rlog testutil.SyncBuffer
-	r, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{url}, TLSCA: ca, User: "reader", Password: "rpw", Logger: slogTo(&rlog)})
+	r, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{url}, TLS: trustCA(t, ca), User: "reader", Password: "rpw", Logger: slogTo(&rlog)})
 	if err != nil {
 		t.Fatalf("reader connect: %v", err)
 	}

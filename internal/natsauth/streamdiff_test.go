@@ -16,7 +16,7 @@ import (
 // at once now, naming the stream and each difference.
 func TestWorkerStartOnChangedStreamFailsAtOnce(t *testing.T) {
 	n := startShippedNATS(t)
-	op, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{n.url}, User: "operator", Password: "opw", TLSCA: n.ca})
+	op, err := bus.Connect(ctxFor(t), bus.Options{URLs: []string{n.url}, User: "operator", Password: "opw", TLS: trustCA(t, n.ca)})
 	if err != nil {
 		t.Fatal(err)
 	}

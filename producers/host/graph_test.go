@@ -44,7 +44,7 @@ func (w logWriter) Write(p []byte) (int, error) {
 func TestHostSyncIntoNeo4j(t *testing.T) {
 	cfgGraph := graph.DefaultConfig()
 	info := testsvc.Neo4j(t)
-	cfgGraph.URI, cfgGraph.User, cfgGraph.Password = info.URI, info.User, info.Password
+	cfgGraph.URI, cfgGraph.Username, cfgGraph.Password = info.URI, info.User, info.Password
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

@@ -82,7 +82,7 @@ func e2e(t *testing.T) (context.Context, *graph.Sink, stage.Publisher, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	cfg := graph.DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	cfg.URI, cfg.Username, cfg.Password = info.URI, info.User, info.Password
 	sink, err := graph.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -37,9 +37,10 @@ type Config struct {
 	Endpoint string `yaml:"endpoint"`
 	// Region of the bucket; S3-compatible servers usually accept us-east-1.
 	Region string `yaml:"region"`
-	// AccessKey and SecretKey; empty means the AWS default chain (env, profile, IMDS).
-	AccessKey string `yaml:"access_key"`
-	SecretKey string `yaml:"secret_key" secret:"true"`
+	// The access key ID is archive.username, the secret access key
+	// archive.password or archive.password_file (config.Credentials says
+	// why); none set means the AWS default chain (env, profile, IMDS).
+	config.Credentials `yaml:",inline" accepts:"username,password"`
 	// TLS of an https:// Endpoint: archive.ca_file, archive.cert_file,
 	// archive.key_file, archive.insecure_skip_verify.
 	config.TLS `yaml:",inline"`
@@ -132,8 +133,11 @@ func (c Config) Validate() error {
 	if err := c.TLS.Validate("archive"); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
 	}
-	if (c.AccessKey == "") != (c.SecretKey == "") {
-		bad("access_key", "access_key and secret_key must be set together")
+	if err := c.Credentials.Validate("archive"); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
+	}
+	if c.Username != "" && c.Password == "" && c.PasswordFile == "" {
+		bad("password", "archive.username (the access key ID) is set: set its secret key as archive.password or archive.password_file")
 	}
 	switch c.Compression {
 	case CompressionGzip, CompressionZstd, CompressionNone, "":

@@ -50,7 +50,7 @@ func twoWorkers(t *testing.T, leaseTTL time.Duration) {
 	// If-None-Match (and signs the request again): a store without
 	// conditional PUT, or whose conditional PUT is not atomic.
 	cfg := direct
-	cfg.Endpoint = sinktest.UnconditionalS3(t, direct.Endpoint, direct.AccessKey, direct.SecretKey, direct.Region)
+	cfg.Endpoint = sinktest.UnconditionalS3(t, direct.Endpoint, direct.Username, direct.Password, direct.Region)
 	cfg.LeaseTTL = leaseTTL
 	srv, err := bus.Connect(context.Background(), bus.Options{Port: -1, StoreDir: t.TempDir()})
 	if err != nil {

@@ -88,10 +88,14 @@ func s3Client(ctx context.Context, cfg Config) (*s3.Client, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	}
-	if cfg.AccessKey != "" {
+	cred, err := cfg.Credentials.Resolved("archive")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if cred.Username != "" {
 		return s3.New(s3.Options{
 			Region:      region,
-			Credentials: credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, ""),
+			Credentials: credentials.NewStaticCredentialsProvider(cred.Username, cred.Password, ""),
 		}, mod), nil
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(region))

@@ -17,11 +17,9 @@ type Config struct {
 	Enabled bool `yaml:"enabled"`
 	// URI of the Neo4j server, e.g. bolt://127.0.0.1:7687 or neo4j://host:7687.
 	URI string `yaml:"uri"`
-	// User and Password authenticate with Basic auth. PasswordFile, when set,
-	// is read instead of Password (so the secret stays out of the config file).
-	User         string `yaml:"user"`
-	Password     string `yaml:"password" secret:"true"`
-	PasswordFile string `yaml:"password_file"`
+	// Basic auth: graph.username with graph.password or graph.password_file
+	// (the file keeps the secret out of the configuration file).
+	config.Credentials `yaml:",inline" accepts:"username,password"`
 	// TLS of a TLS URI (bolt+s://, neo4j+s://): graph.ca_file,
 	// graph.cert_file, graph.key_file, graph.insecure_skip_verify.
 	config.TLS `yaml:",inline"`
@@ -61,7 +59,7 @@ func DefaultConfig() Config {
 	return Config{
 		Enabled:        false,
 		URI:            "bolt://127.0.0.1:7687",
-		User:           "neo4j",
+		Credentials:    config.Credentials{Username: "neo4j"},
 		Consumer:       "graph",
 		Subject:        stage.EventsPrefix + "snapshot.>",
 		SweepMaxShare:  0.5,
@@ -89,9 +87,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: set, but graph.uri %q does not use TLS (bolt+s:// or neo4j+s://)", key, c.URI))
 	}
 	errs = append(errs, c.TLS.Validate("graph"))
-	if c.Password != "" && c.PasswordFile != "" {
-		errs = append(errs, errors.New("graph.password_file: set either password or password_file, not both"))
-	}
+	errs = append(errs, c.Credentials.Validate("graph"))
 	if c.Consumer == "" {
 		errs = append(errs, errors.New("graph.consumer: must not be empty"))
 	}

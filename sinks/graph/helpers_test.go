@@ -31,7 +31,7 @@ const (
 func testConfig(t testing.TB) Config {
 	info := testsvc.Neo4j(t)
 	cfg := DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password = info.URI, info.User, info.Password
+	cfg.URI, cfg.Username, cfg.Password = info.URI, info.User, info.Password
 	cfg.SweepWindow = 0 // each sync judged alone; the window has its own test
 	return cfg
 }

@@ -236,7 +236,7 @@ func relCount(t *testing.T, s *Sink, from, to string) int64 {
 func TestNeo4jOverTLSWithCAFile(t *testing.T) {
 	info, ca := testsvc.Neo4jTLS(t)
 	cfg := DefaultConfig()
-	cfg.URI, cfg.User, cfg.Password, cfg.CAFile = info.URI, info.User, info.Password, ca
+	cfg.URI, cfg.Username, cfg.Password, cfg.CAFile = info.URI, info.User, info.Password, ca
 	s := newTestSink(t, cfg)
 	f := &fixture{t: t, s: s, scope: testScope(t, s), px: randHex(3) + "-"}
 	f.write(f.sync(1000, []schemas.Node{f.svc("a", 1), f.svc("b", 1)}, []schemas.Relationship{f.dep("a", "b")}, 10, true)...)

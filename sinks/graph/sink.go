@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -92,19 +91,15 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Sink, error) {
 		}
 	}()
 	if s.driver == nil {
-		pw := cfg.Password
-		if cfg.PasswordFile != "" {
-			b, err := os.ReadFile(cfg.PasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("graph sink: graph.password_file: %w", err)
-			}
-			pw = strings.TrimSpace(string(b))
+		cred, err := cfg.Credentials.Resolved("graph")
+		if err != nil {
+			return nil, fmt.Errorf("graph sink: %w", err)
 		}
 		tc, err := cfg.ClientConfig("graph")
 		if err != nil {
 			return nil, fmt.Errorf("graph sink: %w", err)
 		}
-		d, err := neo4j.NewDriverWithContext(cfg.URI, neo4j.BasicAuth(cfg.User, pw, ""), func(c *neoconfig.Config) {
+		d, err := neo4j.NewDriverWithContext(cfg.URI, neo4j.BasicAuth(cred.Username, cred.Password, ""), func(c *neoconfig.Config) {
 			c.TlsConfig = tc
 			c.MaxTransactionRetryTime = cfg.RetryTime
 			c.SocketConnectTimeout = 5 * time.Second

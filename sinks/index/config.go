@@ -40,10 +40,13 @@ type Config struct {
 	Shards   int `yaml:"shards"`
 	Replicas int `yaml:"replicas"`
 
-	// Authentication: basic auth, or an API key (sent as "Authorization: ApiKey <key>").
-	Username string `yaml:"username"`
-	Password string `yaml:"password" secret:"true"`
-	APIKey   string `yaml:"api_key" secret:"true"`
+	// Authentication: basic auth (index.username with index.password or
+	// index.password_file), or an API key as index.token or
+	// index.token_file (sent as "Authorization: ApiKey <token>").
+	config.Credentials `yaml:",inline" accepts:"username,password,token"`
+	// APIKey is what the remote client sends as its API key: withDefaults
+	// sets it from the token (not a configuration key).
+	APIKey string `yaml:"-"`
 	// TLS of https:// URLs: index.ca_file, index.cert_file,
 	// index.key_file, index.insecure_skip_verify.
 	config.TLS `yaml:",inline"`
@@ -122,11 +125,8 @@ func (c Config) Validate() error {
 	if c.Shards < 0 || c.Replicas < 0 {
 		bad("shards", "shards and replicas must not be negative")
 	}
-	if c.Username == "" && c.Password != "" {
-		bad("username", "password given without username")
-	}
-	if c.APIKey != "" && c.Username != "" {
-		bad("api_key", "use either api_key or username/password, not both")
+	if err := c.Credentials.Validate("index"); err != nil {
+		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
 	}
 	if err := c.TLS.Validate("index"); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %w", ErrConfig, err))
@@ -155,8 +155,17 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// withDefaults fills the keys left empty with their defaults and reads the
+// credentials' files (config.Credentials.Resolved; a file that cannot be
+// read is left for Validate to report, naming its key).
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
+	if cred, err := c.Credentials.Resolved("index"); err == nil {
+		c.Credentials = cred
+	}
+	if c.APIKey == "" {
+		c.APIKey = c.Token
+	}
 	if c.Flavor == "" {
 		c.Flavor = d.Flavor
 	}

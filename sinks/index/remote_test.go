@@ -287,15 +287,15 @@ func TestOpenSearchTLSBasicAuthAndSplit(t *testing.T) {
 	}
 	t.Logf("1000 events in %d _bulk requests, largest %d bytes", bulks.Load(), maxBody.Load())
 
-	wrong := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, TLS: config.TLS{CAFile: ca}, Username: "sightline", Password: "nope"})
+	wrong := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, TLS: config.TLS{CAFile: ca}, Credentials: config.Credentials{Username: "sightline", Password: "nope"}})
 	if err := wrong.Write(ctx, batch[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong password: %v", err)
 	}
-	noCA := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, Username: "sightline", Password: "s3cret"})
+	noCA := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, Credentials: config.Credentials{Username: "sightline", Password: "s3cret"}})
 	if err := noCA.Write(ctx, batch[:1]); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("without the CA: %v", err)
 	}
-	key := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, TLS: config.TLS{CAFile: ca}, APIKey: "abc"})
+	key := mustRemote(t, Config{URLs: []string{srv.URL}, Prefix: prefix, TLS: config.TLS{CAFile: ca}, Credentials: config.Credentials{Token: "abc"}})
 	if err := key.Write(ctx, batch[:1]); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("api key where basic auth is required: %v", err)
 	}

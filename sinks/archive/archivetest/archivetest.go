@@ -33,7 +33,7 @@ func S3Config(t testing.TB) archive.Config {
 	info := testsvc.S3(t)
 	cfg := archive.DefaultConfig()
 	cfg.URL = fmt.Sprintf("s3://%s/archive-test/%s/", info.Bucket, uuid.NewString())
-	cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
+	cfg.Endpoint, cfg.Region, cfg.Username, cfg.Password, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
 	t.Cleanup(func() { DeleteAll(t, cfg) })
 	return cfg
 }
@@ -46,7 +46,7 @@ func S3TLSConfig(t testing.TB) archive.Config {
 	info, ca := testsvc.S3TLS(t)
 	cfg := archive.DefaultConfig()
 	cfg.URL = fmt.Sprintf("s3://%s/archive-test/%s/", info.Bucket, uuid.NewString())
-	cfg.Endpoint, cfg.Region, cfg.AccessKey, cfg.SecretKey, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
+	cfg.Endpoint, cfg.Region, cfg.Username, cfg.Password, cfg.PathStyle = info.Endpoint, info.Region, info.AccessKey, info.SecretKey, true
 	cfg.CAFile = ca
 	t.Cleanup(func() { DeleteAll(t, cfg) })
 	return cfg
