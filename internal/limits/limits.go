@@ -333,6 +333,19 @@ const (
 	SearchTime = 30 * time.Second
 )
 
+// The embedded index keeps a posting list per data path and value
+// (data.<path>:value answered from the lists) within these bounds per
+// event; an event past one is marked, and a data condition reads the
+// stored documents of the marked events (correct, slower).
+const (
+	// IndexDataTerms is the most distinct (path, value) pairs of one event's data posted.
+	IndexDataTerms = 32
+	// IndexDataValueBytes is the longest value posted (a string, or a number or true/false as written).
+	IndexDataValueBytes = 64
+	// IndexDataPathBytes is the longest path posted (user.id: 7 bytes).
+	IndexDataPathBytes = 128
+)
+
 // Redelivery.
 const (
 	// MaxAttempts is how many times one input may be delivered and fail

@@ -2,6 +2,7 @@ package traceidx
 
 import (
 	"errors"
+	"math"
 	"os"
 	"slices"
 )
@@ -84,7 +85,7 @@ func (v *docView) hasTerm(field string, values []string) bool {
 	if field == "id" && slices.Contains(values, v.id) {
 		return true
 	}
-	if v.raw != nil && !slices.Contains(v.s.o.Unchecked, field) {
+	if v.raw != nil && !v.s.unchecked(field) {
 		found := false
 		eachTerm(v.raw, func(f, val []byte) bool {
 			if string(f) == field {
@@ -147,7 +148,7 @@ func (v *docView) getBody() []byte {
 func (e *Expr) quick(v *docView) (val, ok bool) {
 	switch e.Op {
 	case ExprTerm:
-		if v.raw != nil && !slices.Contains(v.s.o.Unchecked, e.Field) {
+		if v.raw != nil && !v.s.unchecked(e.Field) {
 			return v.hasTerm(e.Field, e.Values), true
 		}
 	case ExprText:
@@ -212,19 +213,31 @@ func (e *Expr) eval(v *docView) bool {
 
 // drivers are the clauses whose posting lists together hold every
 // document e matches (a union), or nil when e implies none: then every
-// document is a candidate.
-func (s *Store) drivers(e *Expr) []Clause {
+// document is a candidate. lo and hi are the time bounds of the search's
+// keys (a field posted since is not read for older documents).
+func (s *Store) drivers(e *Expr, lo, hi []byte) []Clause {
 	switch e.Op {
 	case ExprTerm:
-		if slices.Contains(s.o.Posted, e.Field) {
+		if s.readable(e.Field, lo) {
 			return []Clause{{Field: e.Field, Values: e.Values}}
 		}
 	case ExprText:
+		// The word lists, and the lists of the fields the text may equal:
+		// every one of them is needed.
+		for _, f := range e.TextFields {
+			if f != "id" && !s.readable(f, lo) {
+				return nil
+			}
+		}
 		return []Clause{{Text: e.Text, TextFields: e.TextFields}}
 	case ExprAnd:
-		// One kid's lists are enough; the most selective kind first: an
-		// exact posted value, then words, then the rest.
-		var best []Clause
+		// One kid's lists are enough: the smallest on disk over the range
+		// (Pebble's estimate), then the most selective kind: an exact
+		// posted value, then words, then the rest.
+		var (
+			best     []Clause
+			bestCost uint64
+		)
 		rank := func(cs []Clause) int {
 			r := 0
 			for _, c := range cs {
@@ -240,15 +253,20 @@ func (s *Store) drivers(e *Expr) []Clause {
 			return r*100 + len(cs)
 		}
 		for _, k := range e.Kids {
-			if d := s.drivers(k); d != nil && (best == nil || rank(d) < rank(best)) {
-				best = d
+			d := s.drivers(k, lo, hi)
+			if d == nil {
+				continue
+			}
+			c := s.cost(d, lo, hi)
+			if best == nil || c < bestCost || (c == bestCost && rank(d) < rank(best)) {
+				best, bestCost = d, c
 			}
 		}
 		return best
 	case ExprOr:
 		var all []Clause
 		for _, k := range e.Kids {
-			d := s.drivers(k)
+			d := s.drivers(k, lo, hi)
 			if d == nil {
 				return nil
 			}
@@ -257,6 +275,49 @@ func (s *Store) drivers(e *Expr) []Clause {
 		return all
 	}
 	return nil
+}
+
+// bareCost is how many bytes of ordinary postings one byte of a bare
+// list is worth: each of its candidates is a read of its document.
+const bareCost = 4
+
+// cost estimates the work of reading the lists of cs over lo..hi: their
+// size on disk (Pebble's estimate from its tables' indexes; what is still
+// in the memtable counts nothing), a word clause counting its smallest
+// list (they are intersected).
+func (s *Store) cost(cs []Clause, lo, hi []byte) uint64 {
+	est := func(p []byte, bare bool) uint64 {
+		n, err := s.db.EstimateDiskUsage(append(slices.Clip(p), lo...), append(slices.Clip(p), hi...))
+		if err != nil {
+			return math.MaxUint32
+		}
+		if bare {
+			n *= bareCost
+		}
+		return n
+	}
+	var n uint64
+	for _, c := range cs {
+		if c.Text == "" {
+			for _, v := range c.Values {
+				n += est(postPrefix(nil, c.Field, v), s.bare(c.Field))
+			}
+			continue
+		}
+		var words uint64
+		for i, w := range Words(nil, c.Text, MaxWords) {
+			if e := est(wordPrefix(nil, w), false); i == 0 || e < words {
+				words = e
+			}
+		}
+		n += words
+		for _, f := range c.TextFields {
+			if f != "id" {
+				n += est(postPrefix(nil, f, c.Text), s.bare(f))
+			}
+		}
+	}
+	return n
 }
 
 // check checks e on the candidate id whose posting carries terms, known

@@ -47,6 +47,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -90,6 +91,19 @@ type Options struct {
 	// smaller): a query can drive by them (when posted) but not check them
 	// on the candidates of another list.
 	Unchecked []string
+	// Bare are posted fields whose postings carry no terms (a posting is
+	// its key alone): a candidate read from one has its terms read from
+	// its document. For selective fields, where that read is paid for by
+	// the candidates not read.
+	Bare []string
+	// Prefixes: every field starting with one of these is posted, bare and
+	// unchecked (an open family of fields, as the paths of a JSON object).
+	Prefixes []string
+	// LegacyPosted are the fields posted on every document of a store that
+	// has not recorded its posted fields (written by an earlier version);
+	// nil: Posted. The others are read from their lists only for searches
+	// of documents written since (see Complete).
+	LegacyPosted []string
 	// CacheBytes is the block cache size (default 8 MiB).
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable (default 4 MiB).
@@ -106,7 +120,8 @@ type Store struct {
 	o      Options
 	db     *pebble.DB
 	bodies *bodyLog
-	wmu    sync.Mutex   // one Put at a time
+	wmu    sync.Mutex // one Put at a time
+	meta   atomic.Pointer[meta]
 	mu     sync.RWMutex // readers and writers hold R; Close holds W
 	closed bool
 }
@@ -146,7 +161,13 @@ func Open(o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{o: o, db: db, bodies: bodies}, nil
+	s := &Store{o: o, db: db, bodies: bodies}
+	if err := s.loadMeta(); err != nil {
+		bodies.close()
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close flushes and closes the store; later calls fail with ErrClosed.
@@ -345,7 +366,12 @@ func (s *Store) Put(docs []Doc) error {
 		if err := b.Set(key, val, nil); err != nil {
 			return err
 		}
-		err := s.eachPosting(d.ID, appendTime(nil, d.Time), d.Terms, d.Text, &words, func(k []byte) error { return b.Set(k, post, nil) })
+		err := s.eachPosting(d.ID, appendTime(nil, d.Time), d.Terms, d.Text, &words, func(k []byte, bare bool) error {
+			if bare {
+				return b.Set(k, nil, nil)
+			}
+			return b.Set(k, post, nil)
+		})
 		if err != nil {
 			return err
 		}
@@ -363,24 +389,25 @@ func (s *Store) Put(docs []Doc) error {
 // appendChecked encodes the terms a posting carries (all but Unchecked).
 func (s *Store) appendChecked(b []byte, terms []Term) []byte {
 	for _, t := range terms {
-		if !slices.Contains(s.o.Unchecked, t.Field) {
+		if !s.unchecked(t.Field) {
 			b = appendTerms(b, []Term{t})
 		}
 	}
 	return b
 }
 
-// eachPosting calls f with every posting key of a document.
-func (s *Store) eachPosting(id string, ts []byte, terms []Term, text string, words *[]string, f func([]byte) error) error {
+// eachPosting calls f with every posting key of a document, and whether
+// the posting is bare (carries no terms).
+func (s *Store) eachPosting(id string, ts []byte, terms []Term, text string, words *[]string, f func(k []byte, bare bool) error) error {
 	k := make([]byte, 0, 64)
 	for _, tm := range terms {
 		// A value with a NUL byte cannot be in a key (NUL ends it): such
 		// a document is found through its other fields only.
-		if tm.Value == "" || strings.IndexByte(tm.Value, 0) >= 0 || !slices.Contains(s.o.Posted, tm.Field) {
+		if tm.Value == "" || strings.IndexByte(tm.Value, 0) >= 0 || strings.IndexByte(tm.Field, 0) >= 0 || !s.posted(tm.Field) {
 			continue
 		}
 		k = append(append(postPrefix(k[:0], tm.Field, tm.Value), ts...), id...)
-		if err := f(k); err != nil {
+		if err := f(k, s.bare(tm.Field)); err != nil {
 			return err
 		}
 	}
@@ -390,7 +417,7 @@ func (s *Store) eachPosting(id string, ts []byte, terms []Term, text string, wor
 	*words = Words((*words)[:0], text, MaxWords)
 	for _, w := range *words {
 		k = append(append(wordPrefix(k[:0], w), ts...), id...)
-		if err := f(k); err != nil {
+		if err := f(k, false); err != nil {
 			return err
 		}
 	}
@@ -452,6 +479,7 @@ type source struct {
 	terms  []byte    // its terms
 	and    []*source // an intersection: the keys on every one of these lists
 	text   string    // the text clause every document of this source matches, if any
+	bare   bool      // its postings carry no terms: they are read from the document
 }
 
 func (src *source) orderKey() []byte {
@@ -603,6 +631,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 	var (
 		prefixes  [][]byte
 		prefixFor []string // the text clause a prefix's list answers ("" for none)
+		bare      []bool   // the prefix's postings carry no terms
 		singles   []*source
 		rest      []Clause
 		wordLists [][]string
@@ -610,10 +639,10 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		drive     []Clause
 	)
 	switch {
-	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || slices.Contains(s.o.Posted, q.Clauses[0].Field)):
+	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || s.readable(q.Clauses[0].Field, lo)):
 		drive, rest = q.Clauses[:1], q.Clauses[1:]
 	case q.Expr != nil:
-		rest, drive = q.Clauses, s.drivers(q.Expr)
+		rest, drive = q.Clauses, s.drivers(q.Expr, lo, hi)
 	default:
 		rest = q.Clauses
 	}
@@ -625,6 +654,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		for _, v := range vals {
 			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
 			prefixFor = append(prefixFor, "")
+			bare = append(bare, s.bare(s.o.Posted[0]))
 		}
 	}
 	for _, c := range drive {
@@ -632,6 +662,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 			for _, v := range c.Values {
 				prefixes = append(prefixes, postPrefix(nil, c.Field, v))
 				prefixFor = append(prefixFor, "")
+				bare = append(bare, s.bare(c.Field))
 			}
 			continue
 		}
@@ -643,9 +674,10 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		}
 		for _, f := range c.TextFields {
 			switch {
-			case slices.Contains(s.o.Posted, f):
+			case s.readable(f, lo):
 				prefixes = append(prefixes, postPrefix(nil, f, c.Text))
 				prefixFor = append(prefixFor, c.Text)
+				bare = append(bare, s.bare(f))
 			case f == "id":
 				v, closer, err := s.db.Get(docKey(nil, c.Text))
 				if errors.Is(err, pebble.ErrNotFound) {
@@ -695,7 +727,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		src.text = prefixFor[i]
+		src.text, src.bare = prefixFor[i], bare[i]
 		srcs = append(srcs, src)
 	}
 	for i, words := range wordLists {
@@ -753,7 +785,18 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("traceidx: search: %w", err)
 		}
-		ok, err := s.matches(rest, key[8:], terms)
+		ok := true
+		if best.bare {
+			// The document's terms; a posting of a document since
+			// rewritten or deleted is no candidate.
+			terms, ok, err = s.docTerms(key)
+			if err != nil {
+				return Result{}, err
+			}
+		}
+		if ok {
+			ok, err = s.matches(rest, key[8:], terms)
+		}
 		if err == nil && ok && q.Expr != nil {
 			// The texts this document is known to match: those of the
 			// lists it was read from.
@@ -881,6 +924,20 @@ func (s *Store) current(key, terms []byte, cs []Clause) (bool, error) {
 	})
 }
 
+// docTerms returns the terms a posting of order key key (time + id)
+// would carry, from the document; ok false when the document is absent
+// or has another time.
+func (s *Store) docTerms(key []byte) (terms []byte, ok bool, err error) {
+	ok, err = s.withDoc(key[8:], func(p docParts) bool {
+		if !bytes.Equal(p.timeKey, key[:8]) {
+			return false
+		}
+		terms = s.appendChecked([]byte{}, decodeTerms(p.terms))
+		return true
+	})
+	return terms, ok, err
+}
+
 // hasWords reports whether document id's text has every word of text.
 func (s *Store) hasWords(id []byte, text string) (bool, error) {
 	return s.withDoc(id, func(p docParts) bool { return textHas(p.text, text) })
@@ -976,7 +1033,10 @@ func (s *Store) DeleteBefore(cutoff time.Time, batch int) (int, error) {
 			return n, err
 		}
 		if k == 0 {
-			return n, s.deleteBodyFiles(cutoff)
+			if err := s.deleteBodyFiles(cutoff); err != nil {
+				return n, err
+			}
+			return n, s.completeAfter(cutoff)
 		}
 	}
 }
@@ -1057,7 +1117,7 @@ func (s *Store) deleteSome(cutoff time.Time, batch int) (int, error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var words []string
-	del := func(k []byte) error { return b.Delete(k, nil) }
+	del := func(k []byte, _ bool) error { return b.Delete(k, nil) }
 	for _, o := range olds {
 		// The document's own terms when it is still the one posted (the
 		// posting lacks the unchecked ones), else the posting's.
