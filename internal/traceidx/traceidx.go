@@ -869,12 +869,26 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 func (s *Store) matches(cs []Clause, id, terms []byte) (bool, error) {
 	for _, c := range cs {
 		found := false
-		if c.Text == "" {
+		switch {
+		case c.Text == "" && s.unchecked(c.Field):
+			// Not on the posting: on the document.
+			ok, err := s.withDoc(id, func(p docParts) bool {
+				eachTerm(p.terms, func(f, v []byte) bool {
+					found = string(f) == c.Field && slices.Contains(c.Values, string(v))
+					return !found
+				})
+				return found
+			})
+			if err != nil {
+				return false, err
+			}
+			found = ok
+		case c.Text == "":
 			eachTerm(terms, func(f, v []byte) bool {
 				found = string(f) == c.Field && slices.Contains(c.Values, string(v))
 				return !found
 			})
-		} else {
+		default:
 			eachTerm(terms, func(f, v []byte) bool {
 				found = string(v) == c.Text && slices.Contains(c.TextFields, string(f))
 				return !found
@@ -905,7 +919,7 @@ func (s *Store) current(key, terms []byte, cs []Clause) (bool, error) {
 	id := key[8:]
 	return s.withDoc(id, func(p docParts) bool {
 		docTerms := decodeTerms(p.terms)
-		if !bytes.Equal(p.timeKey, key[:8]) || !bytes.Equal(s.appendChecked(nil, docTerms), terms) {
+		if !bytes.Equal(p.timeKey, key[:8]) || !s.samePosting(docTerms, terms) {
 			return false
 		}
 		if len(cs) == 0 || cs[0].Text == "" {
@@ -936,6 +950,18 @@ func (s *Store) docTerms(key []byte) (terms []byte, ok bool, err error) {
 		return true
 	})
 	return terms, ok, err
+}
+
+// samePosting reports whether a posting carrying terms was written for a
+// document of docTerms: the same checked terms (a posting written while a
+// field was still checked carries it too: it is left out of the
+// comparison).
+func (s *Store) samePosting(docTerms []Term, terms []byte) bool {
+	want := s.appendChecked(nil, docTerms)
+	if bytes.Equal(want, terms) {
+		return true
+	}
+	return bytes.Equal(want, s.appendChecked(nil, decodeTerms(terms)))
 }
 
 // hasWords reports whether document id's text has every word of text.
@@ -989,7 +1015,7 @@ func (s *Store) get(id string, timeKey, terms []byte) (Hit, bool, error) {
 	if err != nil {
 		return Hit{}, false, fmt.Errorf("traceidx: read %s: %w", id, err)
 	}
-	if timeKey != nil && (!bytes.Equal(p.timeKey, timeKey) || !bytes.Equal(s.appendChecked(nil, decodeTerms(p.terms)), terms)) {
+	if timeKey != nil && (!bytes.Equal(p.timeKey, timeKey) || !s.samePosting(decodeTerms(p.terms), terms)) {
 		return Hit{}, false, nil
 	}
 	ref, err := readBodyRef(p.ref)
