@@ -325,9 +325,9 @@ const (
 	// SearchQueryTerms is the most terms (words, quoted strings, field:value) in one query.
 	SearchQueryTerms = 64
 	// SearchTime is the longest one search may read the embedded index:
-	// a condition on a field the index keeps no list for (site:, data.…)
-	// reads every candidate's document, which over a large range takes
-	// minutes. Past it the search stops and is answered 503 naming the
+	// a condition no list answers (a NOT alone, data.… on events past
+	// the IndexData* bounds) reads every candidate, which over a large
+	// range takes minutes. Past it the search stops and is answered 503 naming the
 	// limit and how to narrow the query, so no reader can keep the index
 	// busy without bound.
 	SearchTime = 30 * time.Second

@@ -55,6 +55,8 @@ type docView struct {
 	id    string
 	raw   []byte   // the posting's terms (not the Unchecked fields)
 	known []string // texts the document matches (from the lists it was read from)
+	// terms the document has (the lists it was read from)
+	knownTerms []Term
 
 	loaded  bool
 	missing bool
@@ -84,6 +86,11 @@ func (v *docView) load() bool {
 func (v *docView) hasTerm(field string, values []string) bool {
 	if field == "id" && slices.Contains(values, v.id) {
 		return true
+	}
+	for _, t := range v.knownTerms {
+		if t.Field == field && slices.Contains(values, t.Value) {
+			return true
+		}
 	}
 	if v.raw != nil && !v.s.unchecked(field) {
 		found := false
@@ -148,6 +155,11 @@ func (v *docView) getBody() []byte {
 func (e *Expr) quick(v *docView) (val, ok bool) {
 	switch e.Op {
 	case ExprTerm:
+		for _, t := range v.knownTerms {
+			if t.Field == e.Field && slices.Contains(e.Values, t.Value) {
+				return true, true
+			}
+		}
 		if v.raw != nil && !v.s.unchecked(e.Field) {
 			return v.hasTerm(e.Field, e.Values), true
 		}
@@ -323,8 +335,8 @@ func (s *Store) cost(cs []Clause, lo, hi []byte) uint64 {
 // check checks e on the candidate id whose posting carries terms, known
 // to match the texts known. False when its document is absent (and e
 // needed it).
-func (s *Store) check(id, terms []byte, e *Expr, known []string) (bool, error) {
-	v := &docView{s: s, id: string(id), raw: terms, known: known}
+func (s *Store) check(id, terms []byte, e *Expr, known []string, knownTerms []Term) (bool, error) {
+	v := &docView{s: s, id: string(id), raw: terms, known: known, knownTerms: knownTerms}
 	if val, ok := e.quick(v); ok {
 		return val, nil
 	}

@@ -14,11 +14,15 @@
 // Keys (one keyspace, one byte of prefix):
 //
 //	d <id>                              → time, terms, text, body
-//	p <field> 0 <value> 0 <time> <id>   → terms   (one per posted term)
+//	p <field> 0 <value> 0 <time> <id>   → terms   (one per posted term; empty when bare)
 //	w <word> 0 <time> <id>              → terms   (one per distinct word)
+//	b <file>                            → newest time of a body file
+//	m                                   → the fields posted on every document (meta.go)
 //
-// A posting's value is the document's terms, so filters on other fields
-// are checked without reading the document. The first posted field is on
+// A posting's value is the document's terms (but the Unchecked ones), so
+// filters on other fields are checked without reading the document; a
+// bare posting (Options.Bare, Options.Prefixes) carries none, and a
+// candidate read from it reads its document's terms. The first posted field is on
 // every document: its posting lists together list every document by time
 // (what a query without clauses and retention read).
 //
@@ -480,6 +484,7 @@ type source struct {
 	and    []*source // an intersection: the keys on every one of these lists
 	text   string    // the text clause every document of this source matches, if any
 	bare   bool      // its postings carry no terms: they are read from the document
+	term   Term      // the field and value of a posting list (every document on it has it)
 }
 
 func (src *source) orderKey() []byte {
@@ -632,6 +637,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		prefixes  [][]byte
 		prefixFor []string // the text clause a prefix's list answers ("" for none)
 		bare      []bool   // the prefix's postings carry no terms
+		prefixOf  []Term   // the field and value of a prefix's list
 		singles   []*source
 		rest      []Clause
 		wordLists [][]string
@@ -655,6 +661,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
 			prefixFor = append(prefixFor, "")
 			bare = append(bare, s.bare(s.o.Posted[0]))
+			prefixOf = append(prefixOf, Term{s.o.Posted[0], v})
 		}
 	}
 	for _, c := range drive {
@@ -663,6 +670,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 				prefixes = append(prefixes, postPrefix(nil, c.Field, v))
 				prefixFor = append(prefixFor, "")
 				bare = append(bare, s.bare(c.Field))
+				prefixOf = append(prefixOf, Term{c.Field, v})
 			}
 			continue
 		}
@@ -678,6 +686,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 				prefixes = append(prefixes, postPrefix(nil, f, c.Text))
 				prefixFor = append(prefixFor, c.Text)
 				bare = append(bare, s.bare(f))
+				prefixOf = append(prefixOf, Term{f, c.Text})
 			case f == "id":
 				v, closer, err := s.db.Get(docKey(nil, c.Text))
 				if errors.Is(err, pebble.ErrNotFound) {
@@ -727,7 +736,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		src.text, src.bare = prefixFor[i], bare[i]
+		src.text, src.bare, src.term = prefixFor[i], bare[i], prefixOf[i]
 		srcs = append(srcs, src)
 	}
 	for i, words := range wordLists {
@@ -747,12 +756,14 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 	}
 	type cand struct {
 		key, terms []byte
+		bare       bool // terms not read: the posting is checked on its time only
 	}
 	var (
-		res   Result
-		cands []cand
-		key   []byte
-		known []string
+		res        Result
+		cands      []cand
+		key        []byte
+		known      []string
+		knownTerms []Term
 	)
 	for read := 1; ; read++ {
 		if read%searchCheckEvery == 0 {
@@ -773,7 +784,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 				continue
 			}
 			c := bytes.Compare(src.orderKey(), best.orderKey())
-			if (!q.Newest && c < 0) || (q.Newest && c > 0) {
+			if (!q.Newest && c < 0) || (q.Newest && c > 0) || (c == 0 && best.bare && !src.bare) {
 				best = src
 			}
 		}
@@ -785,37 +796,47 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("traceidx: search: %w", err)
 		}
-		ok := true
-		if best.bare {
-			// The document's terms; a posting of a document since
-			// rewritten or deleted is no candidate.
+		// A bare posting under a condition alone is checked from what
+		// its lists say of it (its document read only when a part needs
+		// it); under clauses, with its document's terms, and a posting
+		// of a document since rewritten or deleted is no candidate.
+		ok, lazy := true, best.bare && len(rest) == 0 && q.Expr != nil
+		if best.bare && !lazy {
 			terms, ok, err = s.docTerms(key)
 			if err != nil {
 				return Result{}, err
 			}
 		}
+		if lazy {
+			terms = nil
+		}
 		if ok {
 			ok, err = s.matches(rest, key[8:], terms)
 		}
 		if err == nil && ok && q.Expr != nil {
-			// The texts this document is known to match: those of the
-			// lists it was read from.
-			known = known[:0]
+			// The texts and terms this document is known to match: those
+			// of the lists it was read from.
+			known, knownTerms = known[:0], knownTerms[:0]
 			for _, src := range srcs {
-				if src.text != "" && src.valid && bytes.Equal(src.orderKey(), key) {
-					known = append(known, src.text)
+				if src.valid && bytes.Equal(src.orderKey(), key) {
+					if src.text != "" {
+						known = append(known, src.text)
+					}
+					if src.term.Field != "" {
+						knownTerms = append(knownTerms, src.term)
+					}
 				}
 			}
-			ok, err = s.check(key[8:], terms, q.Expr, known)
+			ok, err = s.check(key[8:], terms, q.Expr, known, knownTerms)
 		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
 			// left behind by a rewrite takes no place among the hits
 			// (a condition decided from the posting is decided again
 			// from the document).
-			ok, err = s.current(key, terms, q.Clauses)
+			ok, err = s.current(key, terms, q.Clauses, lazy)
 			if err == nil && ok && q.Expr != nil {
-				ok, err = s.check(key[8:], nil, q.Expr, nil)
+				ok, err = s.check(key[8:], nil, q.Expr, nil, nil)
 			}
 		}
 		if err != nil {
@@ -824,7 +845,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if ok {
 			res.Total++
 			if len(cands) < q.Limit {
-				cands = append(cands, cand{slices.Clone(key), slices.Clone(terms)})
+				cands = append(cands, cand{slices.Clone(key), slices.Clone(terms), lazy})
 			}
 			if q.MaxTotal > 0 && res.Total >= q.MaxTotal && len(cands) >= q.Limit {
 				res.TotalCapped = true
@@ -848,7 +869,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 	}
 	res.Hits = make([]Hit, 0, len(cands))
 	for _, c := range cands {
-		h, ok, err := s.get(string(c.key[8:]), c.key[:8], c.terms)
+		h, ok, err := s.get(string(c.key[8:]), c.key[:8], c.terms, c.bare)
 		if err != nil {
 			return Result{}, err
 		}
@@ -915,11 +936,12 @@ func (s *Store) matches(cs []Clause, id, terms []byte) (bool, error) {
 // terms is the document's current one: the document has that time and
 // those terms, and, when the first clause is a text clause (which drives
 // by word lists), still matches it.
-func (s *Store) current(key, terms []byte, cs []Clause) (bool, error) {
+// (bare: its terms were not read, the time alone is compared)
+func (s *Store) current(key, terms []byte, cs []Clause, bare bool) (bool, error) {
 	id := key[8:]
 	return s.withDoc(id, func(p docParts) bool {
 		docTerms := decodeTerms(p.terms)
-		if !bytes.Equal(p.timeKey, key[:8]) || !s.samePosting(docTerms, terms) {
+		if !bytes.Equal(p.timeKey, key[:8]) || (!bare && !s.samePosting(docTerms, terms)) {
 			return false
 		}
 		if len(cs) == 0 || cs[0].Text == "" {
@@ -1002,7 +1024,8 @@ func (s *Store) withDoc(id []byte, f func(docParts) bool) (bool, error) {
 
 // get reads document id; with a posting's time and terms, a document that
 // no longer matches them is reported absent (an old posting).
-func (s *Store) get(id string, timeKey, terms []byte) (Hit, bool, error) {
+// (bare: the time alone is compared).
+func (s *Store) get(id string, timeKey, terms []byte, bare bool) (Hit, bool, error) {
 	v, closer, err := s.db.Get(docKey(nil, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Hit{}, false, nil
@@ -1015,7 +1038,7 @@ func (s *Store) get(id string, timeKey, terms []byte) (Hit, bool, error) {
 	if err != nil {
 		return Hit{}, false, fmt.Errorf("traceidx: read %s: %w", id, err)
 	}
-	if timeKey != nil && (!bytes.Equal(p.timeKey, timeKey) || !s.samePosting(decodeTerms(p.terms), terms)) {
+	if timeKey != nil && (!bytes.Equal(p.timeKey, timeKey) || (!bare && !s.samePosting(decodeTerms(p.terms), terms))) {
 		return Hit{}, false, nil
 	}
 	ref, err := readBodyRef(p.ref)
@@ -1038,7 +1061,7 @@ func (s *Store) Get(id string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer s.mu.RUnlock()
-	h, ok, err := s.get(id, nil, nil)
+	h, ok, err := s.get(id, nil, nil, false)
 	return h.Body, ok, err
 }
 

@@ -52,12 +52,12 @@ func openEmbeddedStore(cfg Config, readOnly bool, opts ...Option) (*Embedded, er
 
 // embeddedPosted are the fields with posting lists; kind, the first, is on
 // every document. Postings of kind, correlationid, level, site, env and
-// source carry the document's terms (but for id, correlationid, site,
-// env and source), so the other conditions are checked on a candidate
+// source carry the document's terms (but for id, correlationid, source
+// and dataOver), so the other conditions are checked on a candidate
 // without reading it; those of type, service, host, name, the data paths
-// and dataOver are bare (the key alone, ~half the bytes): a candidate
-// read from one reads its document's terms (a few microseconds), paid
-// for by the candidates a selective list does not read.
+// and dataOver are bare (the key alone): a candidate read from one is
+// known to have that value, and reads its document's terms only when
+// another condition needs them.
 var embeddedPosted = []string{"kind", "correlationid", "level", "site", "env", "source", "type", "service", "host", "name", dataOver}
 
 // embeddedLegacyPosted are the fields posted by the stores of earlier
@@ -69,7 +69,7 @@ func embeddedOptions(path string, readOnly bool) traceidx.Options {
 	// The correlation id only ever drives a query, and the id is in every
 	// key: postings carry neither.
 	return traceidx.Options{Path: path, ReadOnly: readOnly, Posted: embeddedPosted, LegacyPosted: embeddedLegacyPosted,
-		Unchecked: []string{"id", "correlationid", "site", "env", "source", dataOver},
+		Unchecked: []string{"id", "correlationid", "source", dataOver},
 		Bare:      []string{"type", "service", "host", "name", dataOver},
 		Prefixes:  []string{querylang.DataPrefix}, MemTableBytes: embeddedMemTable}
 }
