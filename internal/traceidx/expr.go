@@ -46,17 +46,26 @@ type Expr struct {
 	Kids []*Expr
 }
 
+// knowledge is what the lists read say of one candidate.
+type knowledge struct {
+	known      []string // texts the document matches (from the lists it was read from)
+	knownTerms []Term   // terms it has (the lists it was read from)
+	// Lists read along every document (a search that reads them all):
+	// a text or a term of these that the document was not read from, it
+	// does not match.
+	listedTexts []string
+	listedTerms []Term
+}
+
 // docView is what an Expr is checked against: one candidate, from its
 // posting's terms (raw) and the texts its lists are known to match; the
 // document is read only when a condition needs it (text not known, an
 // unchecked field, the body), once.
 type docView struct {
-	s     *Store
-	id    string
-	raw   []byte   // the posting's terms (not the Unchecked fields)
-	known []string // texts the document matches (from the lists it was read from)
-	// terms the document has (the lists it was read from)
-	knownTerms []Term
+	s   *Store
+	id  string
+	raw []byte // the posting's terms (not the Unchecked fields)
+	*knowledge
 
 	loaded  bool
 	missing bool
@@ -84,13 +93,16 @@ func (v *docView) load() bool {
 // hasTerm reports whether the document has field equal to one of values:
 // from the posting's terms when it carries the field, else the document's.
 func (v *docView) hasTerm(field string, values []string) bool {
-	if field == "id" && slices.Contains(values, v.id) {
-		return true
+	if field == "id" { // the key's id is the document's
+		return slices.Contains(values, v.id)
 	}
 	for _, t := range v.knownTerms {
 		if t.Field == field && slices.Contains(values, t.Value) {
 			return true
 		}
+	}
+	if v.listedAll(field, values) {
+		return false
 	}
 	if v.raw != nil && !v.s.unchecked(field) {
 		found := false
@@ -118,7 +130,24 @@ func (v *docView) hasTerm(field string, values []string) bool {
 	return false
 }
 
+// listedAll reports whether the lists of field = each of values were
+// read along (the document is on none of them: not known).
+func (v *docView) listedAll(field string, values []string) bool {
+	for _, x := range values {
+		if !slices.Contains(v.listedTerms, Term{field, x}) {
+			return false
+		}
+	}
+	return len(values) > 0
+}
+
 func (v *docView) hasWords(text string) bool {
+	if slices.Contains(v.known, text) {
+		return true
+	}
+	if slices.Contains(v.listedTexts, text) {
+		return false // not on the intersection of its words' lists
+	}
 	if !v.load() {
 		return false
 	}
@@ -160,12 +189,29 @@ func (e *Expr) quick(v *docView) (val, ok bool) {
 				return true, true
 			}
 		}
+		if v.listedAll(e.Field, e.Values) {
+			return false, true
+		}
 		if v.raw != nil && !v.s.unchecked(e.Field) {
 			return v.hasTerm(e.Field, e.Values), true
 		}
 	case ExprText:
 		if slices.Contains(v.known, e.Text) {
 			return true, true
+		}
+		if slices.Contains(v.listedTexts, e.Text) && v.raw != nil {
+			// Not on its words' lists: it matches if a field equals it.
+			for _, f := range e.TextFields {
+				if f != "id" && !slices.Contains(v.listedTerms, Term{f, e.Text}) && v.s.unchecked(f) {
+					return false, false
+				}
+			}
+			for _, f := range e.TextFields {
+				if v.hasTerm(f, []string{e.Text}) {
+					return true, true
+				}
+			}
+			return false, true
 		}
 	case ExprNot:
 		val, ok := e.Kids[0].quick(v)
@@ -289,6 +335,25 @@ func (s *Store) drivers(e *Expr, lo, hi []byte) []Clause {
 	return nil
 }
 
+// listed appends to cs the clauses whose lists e's parts name: a term of
+// a field with lists, a text (its words; the lists of its fields).
+func (s *Store) listed(e *Expr, lo []byte, cs []Clause) []Clause {
+	switch e.Op {
+	case ExprTerm:
+		if s.readable(e.Field, lo) {
+			cs = append(cs, Clause{Field: e.Field, Values: e.Values})
+		}
+	case ExprText:
+		if len(Words(nil, e.Text, 1)) > 0 {
+			cs = append(cs, Clause{Text: e.Text, TextFields: e.TextFields})
+		}
+	}
+	for _, k := range e.Kids {
+		cs = s.listed(k, lo, cs)
+	}
+	return cs
+}
+
 // bareCost is how many bytes of ordinary postings one byte of a bare
 // list is worth: each of its candidates is a read of its document.
 const bareCost = 4
@@ -335,8 +400,8 @@ func (s *Store) cost(cs []Clause, lo, hi []byte) uint64 {
 // check checks e on the candidate id whose posting carries terms, known
 // to match the texts known. False when its document is absent (and e
 // needed it).
-func (s *Store) check(id, terms []byte, e *Expr, known []string, knownTerms []Term) (bool, error) {
-	v := &docView{s: s, id: string(id), raw: terms, known: known, knownTerms: knownTerms}
+func (s *Store) check(id, terms []byte, e *Expr, kn *knowledge) (bool, error) {
+	v := &docView{s: s, id: string(id), raw: terms, knowledge: kn}
 	if val, ok := e.quick(v); ok {
 		return val, nil
 	}

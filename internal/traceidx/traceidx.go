@@ -637,7 +637,8 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		prefixes  [][]byte
 		prefixFor []string // the text clause a prefix's list answers ("" for none)
 		bare      []bool   // the prefix's postings carry no terms
-		prefixOf  []Term   // the field and value of a prefix's list
+		lists     knowledge
+		prefixOf  []Term // the field and value of a prefix's list
 		singles   []*source
 		rest      []Clause
 		wordLists [][]string
@@ -662,6 +663,26 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 			prefixFor = append(prefixFor, "")
 			bare = append(bare, s.bare(s.o.Posted[0]))
 			prefixOf = append(prefixOf, Term{s.o.Posted[0], v})
+		}
+		if q.Expr != nil {
+			// Every document is read; the lists of the condition's parts
+			// are read along, so a document missing from one is known
+			// not to have that value or those words (without reading it).
+			drive = s.listed(q.Expr, lo, nil)
+			for _, c := range drive {
+				if c.Text == "" {
+					for _, v := range c.Values {
+						lists.listedTerms = append(lists.listedTerms, Term{c.Field, v})
+					}
+					continue
+				}
+				lists.listedTexts = append(lists.listedTexts, c.Text)
+				for _, f := range c.TextFields {
+					if s.readable(f, lo) {
+						lists.listedTerms = append(lists.listedTerms, Term{f, c.Text})
+					}
+				}
+			}
 		}
 	}
 	for _, c := range drive {
@@ -759,11 +780,9 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		bare       bool // terms not read: the posting is checked on its time only
 	}
 	var (
-		res        Result
-		cands      []cand
-		key        []byte
-		known      []string
-		knownTerms []Term
+		res   Result
+		cands []cand
+		key   []byte
 	)
 	for read := 1; ; read++ {
 		if read%searchCheckEvery == 0 {
@@ -816,18 +835,18 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err == nil && ok && q.Expr != nil {
 			// The texts and terms this document is known to match: those
 			// of the lists it was read from.
-			known, knownTerms = known[:0], knownTerms[:0]
+			lists.known, lists.knownTerms = lists.known[:0], lists.knownTerms[:0]
 			for _, src := range srcs {
 				if src.valid && bytes.Equal(src.orderKey(), key) {
 					if src.text != "" {
-						known = append(known, src.text)
+						lists.known = append(lists.known, src.text)
 					}
 					if src.term.Field != "" {
-						knownTerms = append(knownTerms, src.term)
+						lists.knownTerms = append(lists.knownTerms, src.term)
 					}
 				}
 			}
-			ok, err = s.check(key[8:], terms, q.Expr, known, knownTerms)
+			ok, err = s.check(key[8:], terms, q.Expr, &lists)
 		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
@@ -836,7 +855,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 			// from the document).
 			ok, err = s.current(key, terms, q.Clauses, lazy)
 			if err == nil && ok && q.Expr != nil {
-				ok, err = s.check(key[8:], nil, q.Expr, nil, nil)
+				ok, err = s.check(key[8:], nil, q.Expr, &knowledge{})
 			}
 		}
 		if err != nil {
