@@ -176,11 +176,10 @@ func (e *Embedded) Count() (int, error) {
 }
 
 // storeQuery turns q into the store's query. Without a text, the
-// clauses, the most selective first (the correlation id, the level, the
-// kind; type and service checked only). With one, everything is one
-// condition (the store reads each candidate's document to check the
-// text's, so the others cost nothing more there), and the store drives by
-// its most selective part.
+// clauses in the order correlation id, level, kind, type, service: the
+// first drives, the others are checked on its candidates. With one,
+// everything is one condition, and the store drives by the part whose
+// lists are the smallest over the range.
 //
 // complete says whether a field has posting lists on every document of
 // the range (an index written by an earlier version has none for site,
