@@ -325,12 +325,25 @@ const (
 	// SearchQueryTerms is the most terms (words, quoted strings, field:value) in one query.
 	SearchQueryTerms = 64
 	// SearchTime is the longest one search may read the embedded index:
-	// a condition on a field the index keeps no list for (site:, data.…)
-	// reads every candidate's document, which over a large range takes
-	// minutes. Past it the search stops and is answered 503 naming the
+	// a condition no list answers (a NOT alone, data.… on events past
+	// the IndexData* bounds) reads every candidate, which over a large
+	// range takes minutes. Past it the search stops and is answered 503 naming the
 	// limit and how to narrow the query, so no reader can keep the index
 	// busy without bound.
 	SearchTime = 30 * time.Second
+)
+
+// The embedded index keeps a posting list per data path and value
+// (data.<path>:value answered from the lists) within these bounds per
+// event; an event past one is marked, and a data condition reads the
+// stored documents of the marked events (correct, slower).
+const (
+	// IndexDataTerms is the most distinct (path, value) pairs of one event's data posted.
+	IndexDataTerms = 32
+	// IndexDataValueBytes is the longest value posted (a string, or a number or true/false as written).
+	IndexDataValueBytes = 64
+	// IndexDataPathBytes is the longest path posted (user.id: 7 bytes).
+	IndexDataPathBytes = 128
 )
 
 // Redelivery.

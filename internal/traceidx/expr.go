@@ -2,6 +2,7 @@ package traceidx
 
 import (
 	"errors"
+	"math"
 	"os"
 	"slices"
 )
@@ -45,15 +46,26 @@ type Expr struct {
 	Kids []*Expr
 }
 
+// knowledge is what the lists read say of one candidate.
+type knowledge struct {
+	known      []string // texts the document matches (from the lists it was read from)
+	knownTerms []Term   // terms it has (the lists it was read from)
+	// Lists read along every document (a search that reads them all):
+	// a text or a term of these that the document was not read from, it
+	// does not match.
+	listedTexts []string
+	listedTerms []Term
+}
+
 // docView is what an Expr is checked against: one candidate, from its
 // posting's terms (raw) and the texts its lists are known to match; the
 // document is read only when a condition needs it (text not known, an
 // unchecked field, the body), once.
 type docView struct {
-	s     *Store
-	id    string
-	raw   []byte   // the posting's terms (not the Unchecked fields)
-	known []string // texts the document matches (from the lists it was read from)
+	s   *Store
+	id  string
+	raw []byte // the posting's terms (not the Unchecked fields)
+	*knowledge
 
 	loaded  bool
 	missing bool
@@ -81,10 +93,18 @@ func (v *docView) load() bool {
 // hasTerm reports whether the document has field equal to one of values:
 // from the posting's terms when it carries the field, else the document's.
 func (v *docView) hasTerm(field string, values []string) bool {
-	if field == "id" && slices.Contains(values, v.id) {
-		return true
+	if field == "id" { // the key's id is the document's
+		return slices.Contains(values, v.id)
 	}
-	if v.raw != nil && !slices.Contains(v.s.o.Unchecked, field) {
+	for _, t := range v.knownTerms {
+		if t.Field == field && slices.Contains(values, t.Value) {
+			return true
+		}
+	}
+	if v.listedAll(field, values) {
+		return false
+	}
+	if v.raw != nil && !v.s.unchecked(field) {
 		found := false
 		eachTerm(v.raw, func(f, val []byte) bool {
 			if string(f) == field {
@@ -110,7 +130,24 @@ func (v *docView) hasTerm(field string, values []string) bool {
 	return false
 }
 
+// listedAll reports whether the lists of field = each of values were
+// read along (the document is on none of them: not known).
+func (v *docView) listedAll(field string, values []string) bool {
+	for _, x := range values {
+		if !slices.Contains(v.listedTerms, Term{field, x}) {
+			return false
+		}
+	}
+	return len(values) > 0
+}
+
 func (v *docView) hasWords(text string) bool {
+	if slices.Contains(v.known, text) {
+		return true
+	}
+	if slices.Contains(v.listedTexts, text) {
+		return false // not on the intersection of its words' lists
+	}
 	if !v.load() {
 		return false
 	}
@@ -147,12 +184,34 @@ func (v *docView) getBody() []byte {
 func (e *Expr) quick(v *docView) (val, ok bool) {
 	switch e.Op {
 	case ExprTerm:
-		if v.raw != nil && !slices.Contains(v.s.o.Unchecked, e.Field) {
+		for _, t := range v.knownTerms {
+			if t.Field == e.Field && slices.Contains(e.Values, t.Value) {
+				return true, true
+			}
+		}
+		if v.listedAll(e.Field, e.Values) {
+			return false, true
+		}
+		if v.raw != nil && !v.s.unchecked(e.Field) {
 			return v.hasTerm(e.Field, e.Values), true
 		}
 	case ExprText:
 		if slices.Contains(v.known, e.Text) {
 			return true, true
+		}
+		if slices.Contains(v.listedTexts, e.Text) && v.raw != nil {
+			// Not on its words' lists: it matches if a field equals it.
+			for _, f := range e.TextFields {
+				if f != "id" && !slices.Contains(v.listedTerms, Term{f, e.Text}) && v.s.unchecked(f) {
+					return false, false
+				}
+			}
+			for _, f := range e.TextFields {
+				if v.hasTerm(f, []string{e.Text}) {
+					return true, true
+				}
+			}
+			return false, true
 		}
 	case ExprNot:
 		val, ok := e.Kids[0].quick(v)
@@ -212,19 +271,31 @@ func (e *Expr) eval(v *docView) bool {
 
 // drivers are the clauses whose posting lists together hold every
 // document e matches (a union), or nil when e implies none: then every
-// document is a candidate.
-func (s *Store) drivers(e *Expr) []Clause {
+// document is a candidate. lo and hi are the time bounds of the search's
+// keys (a field posted since is not read for older documents).
+func (s *Store) drivers(e *Expr, lo, hi []byte) []Clause {
 	switch e.Op {
 	case ExprTerm:
-		if slices.Contains(s.o.Posted, e.Field) {
+		if s.readable(e.Field, lo) {
 			return []Clause{{Field: e.Field, Values: e.Values}}
 		}
 	case ExprText:
+		// The word lists, and the lists of the fields the text may equal:
+		// every one of them is needed.
+		for _, f := range e.TextFields {
+			if f != "id" && !s.readable(f, lo) {
+				return nil
+			}
+		}
 		return []Clause{{Text: e.Text, TextFields: e.TextFields}}
 	case ExprAnd:
-		// One kid's lists are enough; the most selective kind first: an
-		// exact posted value, then words, then the rest.
-		var best []Clause
+		// One kid's lists are enough: the smallest on disk over the range
+		// (Pebble's estimate), then the most selective kind: an exact
+		// posted value, then words, then the rest.
+		var (
+			best     []Clause
+			bestCost uint64
+		)
 		rank := func(cs []Clause) int {
 			r := 0
 			for _, c := range cs {
@@ -240,15 +311,20 @@ func (s *Store) drivers(e *Expr) []Clause {
 			return r*100 + len(cs)
 		}
 		for _, k := range e.Kids {
-			if d := s.drivers(k); d != nil && (best == nil || rank(d) < rank(best)) {
-				best = d
+			d := s.drivers(k, lo, hi)
+			if d == nil {
+				continue
+			}
+			c := s.cost(d, lo, hi)
+			if best == nil || c < bestCost || (c == bestCost && rank(d) < rank(best)) {
+				best, bestCost = d, c
 			}
 		}
 		return best
 	case ExprOr:
 		var all []Clause
 		for _, k := range e.Kids {
-			d := s.drivers(k)
+			d := s.drivers(k, lo, hi)
 			if d == nil {
 				return nil
 			}
@@ -259,11 +335,73 @@ func (s *Store) drivers(e *Expr) []Clause {
 	return nil
 }
 
+// listed appends to cs the clauses whose lists e's parts name: a term of
+// a field with lists, a text (its words; the lists of its fields).
+func (s *Store) listed(e *Expr, lo []byte, cs []Clause) []Clause {
+	switch e.Op {
+	case ExprTerm:
+		if s.readable(e.Field, lo) {
+			cs = append(cs, Clause{Field: e.Field, Values: e.Values})
+		}
+	case ExprText:
+		if len(Words(nil, e.Text, 1)) > 0 {
+			cs = append(cs, Clause{Text: e.Text, TextFields: e.TextFields})
+		}
+	}
+	for _, k := range e.Kids {
+		cs = s.listed(k, lo, cs)
+	}
+	return cs
+}
+
+// bareCost is how many bytes of ordinary postings one byte of a bare
+// list is worth: each of its candidates is a read of its document.
+const bareCost = 4
+
+// cost estimates the work of reading the lists of cs over lo..hi: their
+// size on disk (Pebble's estimate from its tables' indexes; what is still
+// in the memtable counts nothing), a word clause counting its smallest
+// list (they are intersected).
+func (s *Store) cost(cs []Clause, lo, hi []byte) uint64 {
+	est := func(p []byte, bare bool) uint64 {
+		n, err := s.db.EstimateDiskUsage(append(slices.Clip(p), lo...), append(slices.Clip(p), hi...))
+		if err != nil {
+			return math.MaxUint32
+		}
+		if bare {
+			n *= bareCost
+		}
+		return n
+	}
+	var n uint64
+	for _, c := range cs {
+		if c.Text == "" {
+			for _, v := range c.Values {
+				n += est(postPrefix(nil, c.Field, v), s.bare(c.Field))
+			}
+			continue
+		}
+		var words uint64
+		for i, w := range Words(nil, c.Text, MaxWords) {
+			if e := est(wordPrefix(nil, w), false); i == 0 || e < words {
+				words = e
+			}
+		}
+		n += words
+		for _, f := range c.TextFields {
+			if f != "id" {
+				n += est(postPrefix(nil, f, c.Text), s.bare(f))
+			}
+		}
+	}
+	return n
+}
+
 // check checks e on the candidate id whose posting carries terms, known
 // to match the texts known. False when its document is absent (and e
 // needed it).
-func (s *Store) check(id, terms []byte, e *Expr, known []string) (bool, error) {
-	v := &docView{s: s, id: string(id), raw: terms, known: known}
+func (s *Store) check(id, terms []byte, e *Expr, kn *knowledge) (bool, error) {
+	v := &docView{s: s, id: string(id), raw: terms, knowledge: kn}
 	if val, ok := e.quick(v); ok {
 		return val, nil
 	}

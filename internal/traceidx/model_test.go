@@ -128,7 +128,12 @@ func randomExpr(r *rand.Rand, depth int, ids []string) *Expr {
 			return e
 		}
 	}
-	switch r.IntN(6) {
+	switch r.IntN(8) {
+	case 6:
+		return &Expr{Op: ExprTerm, Field: "site", Values: []string{modelSites[r.IntN(len(modelSites))]}}
+	case 7:
+		f, v := randomData(r)
+		return &Expr{Op: ExprTerm, Field: f, Values: []string{v}}
 	case 0:
 		return &Expr{Op: ExprTerm, Field: "kind", Values: []string{modelKinds[r.IntN(3)]}}
 	case 1:
@@ -144,8 +149,16 @@ func randomExpr(r *rand.Rand, depth int, ids []string) *Expr {
 		}
 		fallthrough
 	default:
+		if r.IntN(3) == 0 { // a text that may equal a bare field's value
+			return &Expr{Op: ExprText, Text: modelHosts[r.IntN(2)], TextFields: []string{"service", "host"}}
+		}
 		return &Expr{Op: ExprText, Text: modelWords[r.IntN(len(modelWords))], TextFields: []string{"service"}}
 	}
+}
+
+// randomData is a data field and a value, present on some documents.
+func randomData(r *rand.Rand) (string, string) {
+	return modelData[r.IntN(len(modelData))], modelDataValues[r.IntN(len(modelDataValues))]
 }
 
 // search returns the ids the index must return, oldest first, and the
@@ -181,7 +194,11 @@ var (
 	modelKinds    = []string{"log", "metric", "dlq"}
 	modelServices = []string{"api", "web", "db"}
 	modelHosts    = []string{"h1", "h2"}
-	modelT0       = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	modelSites    = []string{"par1", "ams1", "fra1"}
+	// Data paths: posted through Options.Prefixes ("data.").
+	modelData       = []string{"data.a", "data.b.c", "data.d"}
+	modelDataValues = []string{"1", "2", "x"}
+	modelT0         = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 )
 
 func randomDoc(r *rand.Rand, id string) Doc {
@@ -193,7 +210,32 @@ func randomDoc(r *rand.Rand, id string) Doc {
 	if r.IntN(4) == 0 {
 		at = at.Add(time.Duration(r.IntN(1000)) * time.Millisecond)
 	}
-	return doc(id, modelKinds[r.IntN(3)], fmt.Sprintf("c%d", r.IntN(6)), modelServices[r.IntN(3)], modelHosts[r.IntN(2)], at, strings.Join(text, " "))
+	d := doc(id, modelKinds[r.IntN(3)], fmt.Sprintf("c%d", r.IntN(6)), modelServices[r.IntN(3)], modelHosts[r.IntN(2)], at, strings.Join(text, " "))
+	if r.IntN(4) > 0 {
+		d.Terms = append(d.Terms, Term{"site", modelSites[r.IntN(len(modelSites))]})
+	}
+	for range r.IntN(3) {
+		f, v := randomData(r)
+		if _, ok := termValue(d, f); !ok {
+			d.Terms = append(d.Terms, Term{f, v})
+		}
+	}
+	return d
+}
+
+// modelOptions are the options of the model's store: kind, cid and
+// service posted (carrying the terms but id), site posted and unchecked,
+// host posted and bare, data paths posted by prefix. Upgraded is false
+// for a store of an earlier version: kind, cid and service only.
+func modelOptions(path string, upgraded bool) Options {
+	o := Options{Path: path, Posted: []string{"kind", "cid", "service"}, Unchecked: []string{"id"}, NoSync: true}
+	if upgraded {
+		o.Posted = append(o.Posted, "site", "host")
+		o.Unchecked = append(o.Unchecked, "site")
+		o.Bare = []string{"host"}
+		o.Prefixes = []string{"data."}
+	}
+	return o
 }
 
 func randomQuery(r *rand.Rand, ids []string) Query {
@@ -210,7 +252,15 @@ func randomQuery(r *rand.Rand, ids []string) Query {
 		case 2:
 			q.Clauses = append(q.Clauses, Clause{Field: "service", Values: []string{modelServices[r.IntN(3)]}})
 		case 3:
-			q.Clauses = append(q.Clauses, Clause{Field: "host", Values: []string{modelHosts[r.IntN(2)]}})
+			switch r.IntN(3) {
+			case 0:
+				q.Clauses = append(q.Clauses, Clause{Field: "host", Values: []string{modelHosts[r.IntN(2)]}})
+			case 1:
+				q.Clauses = append(q.Clauses, Clause{Field: "site", Values: []string{modelSites[r.IntN(3)], modelSites[r.IntN(3)]}})
+			default:
+				f, v := randomData(r)
+				q.Clauses = append(q.Clauses, Clause{Field: f, Values: []string{v}})
+			}
 		case 4:
 			text := modelWords[r.IntN(len(modelWords))]
 			if r.IntN(2) == 0 {
@@ -239,22 +289,26 @@ func randomQuery(r *rand.Rand, ids []string) Query {
 
 // TestModel runs random writes, redeliveries, rewrites, retention and
 // reopenings against the store and the model, and checks every query's
-// hits against the model's.
+// hits against the model's. The upgraded runs start as a store of an
+// earlier version (fewer posted fields) and reopen it with every field
+// posted a third of the way through: the fields posted since must answer
+// alike on the documents written before.
 func TestModel(t *testing.T) {
 	seeds := []uint64{1, 2}
 	if testing.Short() {
 		seeds = seeds[:1]
 	}
 	for _, seed := range seeds {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) { runModel(t, seed, 300) })
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { runModel(t, seed, 300, false) })
+		t.Run(fmt.Sprint(seed, "-upgraded"), func(t *testing.T) { runModel(t, seed, 300, true) })
 	}
 }
 
-func runModel(t *testing.T, seed uint64, steps int) {
+func runModel(t *testing.T, seed uint64, steps int, upgrade bool) {
 	r := rand.New(rand.NewPCG(seed, seed))
 	path := filepath.Join(t.TempDir(), "st")
 	// NoSync: the model checks answers, not durability (crash_test.go).
-	o := Options{Path: path, Posted: []string{"kind", "cid", "service"}, Unchecked: []string{"id"}, NoSync: true}
+	o := modelOptions(path, !upgrade)
 	open := func(t *testing.T) *Store {
 		s, err := Open(o)
 		if err != nil {
@@ -268,6 +322,13 @@ func runModel(t *testing.T, seed uint64, steps int) {
 	var ids []string
 	next := 0
 	for step := range steps {
+		if upgrade && step == steps/3 {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			o = modelOptions(path, true)
+			s = open(t)
+		}
 		switch op := r.IntN(20); {
 		case op < 8: // a batch of new documents, some redelivered
 			var batch []Doc

@@ -14,11 +14,15 @@
 // Keys (one keyspace, one byte of prefix):
 //
 //	d <id>                              → time, terms, text, body
-//	p <field> 0 <value> 0 <time> <id>   → terms   (one per posted term)
+//	p <field> 0 <value> 0 <time> <id>   → terms   (one per posted term; empty when bare)
 //	w <word> 0 <time> <id>              → terms   (one per distinct word)
+//	b <file>                            → newest time of a body file
+//	m                                   → the fields posted on every document (meta.go)
 //
-// A posting's value is the document's terms, so filters on other fields
-// are checked without reading the document. The first posted field is on
+// A posting's value is the document's terms (but the Unchecked ones), so
+// filters on other fields are checked without reading the document; a
+// bare posting (Options.Bare, Options.Prefixes) carries none, and a
+// candidate read from it reads its document's terms. The first posted field is on
 // every document: its posting lists together list every document by time
 // (what a query without clauses and retention read).
 //
@@ -47,6 +51,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -90,6 +95,19 @@ type Options struct {
 	// smaller): a query can drive by them (when posted) but not check them
 	// on the candidates of another list.
 	Unchecked []string
+	// Bare are posted fields whose postings carry no terms (a posting is
+	// its key alone): a candidate read from one has its terms read from
+	// its document. For selective fields, where that read is paid for by
+	// the candidates not read.
+	Bare []string
+	// Prefixes: every field starting with one of these is posted, bare and
+	// unchecked (an open family of fields, as the paths of a JSON object).
+	Prefixes []string
+	// LegacyPosted are the fields posted on every document of a store that
+	// has not recorded its posted fields (written by an earlier version);
+	// nil: Posted. The others are read from their lists only for searches
+	// of documents written since (see Complete).
+	LegacyPosted []string
 	// CacheBytes is the block cache size (default 8 MiB).
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable (default 4 MiB).
@@ -106,7 +124,8 @@ type Store struct {
 	o      Options
 	db     *pebble.DB
 	bodies *bodyLog
-	wmu    sync.Mutex   // one Put at a time
+	wmu    sync.Mutex // one Put at a time
+	meta   atomic.Pointer[meta]
 	mu     sync.RWMutex // readers and writers hold R; Close holds W
 	closed bool
 }
@@ -146,7 +165,13 @@ func Open(o Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{o: o, db: db, bodies: bodies}, nil
+	s := &Store{o: o, db: db, bodies: bodies}
+	if err := s.loadMeta(); err != nil {
+		bodies.close()
+		db.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Close flushes and closes the store; later calls fail with ErrClosed.
@@ -345,7 +370,12 @@ func (s *Store) Put(docs []Doc) error {
 		if err := b.Set(key, val, nil); err != nil {
 			return err
 		}
-		err := s.eachPosting(d.ID, appendTime(nil, d.Time), d.Terms, d.Text, &words, func(k []byte) error { return b.Set(k, post, nil) })
+		err := s.eachPosting(d.ID, appendTime(nil, d.Time), d.Terms, d.Text, &words, func(k []byte, bare bool) error {
+			if bare {
+				return b.Set(k, nil, nil)
+			}
+			return b.Set(k, post, nil)
+		})
 		if err != nil {
 			return err
 		}
@@ -363,24 +393,25 @@ func (s *Store) Put(docs []Doc) error {
 // appendChecked encodes the terms a posting carries (all but Unchecked).
 func (s *Store) appendChecked(b []byte, terms []Term) []byte {
 	for _, t := range terms {
-		if !slices.Contains(s.o.Unchecked, t.Field) {
+		if !s.unchecked(t.Field) {
 			b = appendTerms(b, []Term{t})
 		}
 	}
 	return b
 }
 
-// eachPosting calls f with every posting key of a document.
-func (s *Store) eachPosting(id string, ts []byte, terms []Term, text string, words *[]string, f func([]byte) error) error {
+// eachPosting calls f with every posting key of a document, and whether
+// the posting is bare (carries no terms).
+func (s *Store) eachPosting(id string, ts []byte, terms []Term, text string, words *[]string, f func(k []byte, bare bool) error) error {
 	k := make([]byte, 0, 64)
 	for _, tm := range terms {
 		// A value with a NUL byte cannot be in a key (NUL ends it): such
 		// a document is found through its other fields only.
-		if tm.Value == "" || strings.IndexByte(tm.Value, 0) >= 0 || !slices.Contains(s.o.Posted, tm.Field) {
+		if tm.Value == "" || strings.IndexByte(tm.Value, 0) >= 0 || strings.IndexByte(tm.Field, 0) >= 0 || !s.posted(tm.Field) {
 			continue
 		}
 		k = append(append(postPrefix(k[:0], tm.Field, tm.Value), ts...), id...)
-		if err := f(k); err != nil {
+		if err := f(k, s.bare(tm.Field)); err != nil {
 			return err
 		}
 	}
@@ -390,7 +421,7 @@ func (s *Store) eachPosting(id string, ts []byte, terms []Term, text string, wor
 	*words = Words((*words)[:0], text, MaxWords)
 	for _, w := range *words {
 		k = append(append(wordPrefix(k[:0], w), ts...), id...)
-		if err := f(k); err != nil {
+		if err := f(k, false); err != nil {
 			return err
 		}
 	}
@@ -452,6 +483,8 @@ type source struct {
 	terms  []byte    // its terms
 	and    []*source // an intersection: the keys on every one of these lists
 	text   string    // the text clause every document of this source matches, if any
+	bare   bool      // its postings carry no terms: they are read from the document
+	term   Term      // the field and value of a posting list (every document on it has it)
 }
 
 func (src *source) orderKey() []byte {
@@ -603,6 +636,9 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 	var (
 		prefixes  [][]byte
 		prefixFor []string // the text clause a prefix's list answers ("" for none)
+		bare      []bool   // the prefix's postings carry no terms
+		lists     knowledge
+		prefixOf  []Term // the field and value of a prefix's list
 		singles   []*source
 		rest      []Clause
 		wordLists [][]string
@@ -610,10 +646,10 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		drive     []Clause
 	)
 	switch {
-	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || slices.Contains(s.o.Posted, q.Clauses[0].Field)):
+	case len(q.Clauses) > 0 && (q.Clauses[0].Text != "" || s.readable(q.Clauses[0].Field, lo)):
 		drive, rest = q.Clauses[:1], q.Clauses[1:]
 	case q.Expr != nil:
-		rest, drive = q.Clauses, s.drivers(q.Expr)
+		rest, drive = q.Clauses, s.drivers(q.Expr, lo, hi)
 	default:
 		rest = q.Clauses
 	}
@@ -625,6 +661,28 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		for _, v := range vals {
 			prefixes = append(prefixes, postPrefix(nil, s.o.Posted[0], v))
 			prefixFor = append(prefixFor, "")
+			bare = append(bare, s.bare(s.o.Posted[0]))
+			prefixOf = append(prefixOf, Term{s.o.Posted[0], v})
+		}
+		if q.Expr != nil {
+			// Every document is read; the lists of the condition's parts
+			// are read along, so a document missing from one is known
+			// not to have that value or those words (without reading it).
+			drive = s.listed(q.Expr, lo, nil)
+			for _, c := range drive {
+				if c.Text == "" {
+					for _, v := range c.Values {
+						lists.listedTerms = append(lists.listedTerms, Term{c.Field, v})
+					}
+					continue
+				}
+				lists.listedTexts = append(lists.listedTexts, c.Text)
+				for _, f := range c.TextFields {
+					if s.readable(f, lo) {
+						lists.listedTerms = append(lists.listedTerms, Term{f, c.Text})
+					}
+				}
+			}
 		}
 	}
 	for _, c := range drive {
@@ -632,6 +690,8 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 			for _, v := range c.Values {
 				prefixes = append(prefixes, postPrefix(nil, c.Field, v))
 				prefixFor = append(prefixFor, "")
+				bare = append(bare, s.bare(c.Field))
+				prefixOf = append(prefixOf, Term{c.Field, v})
 			}
 			continue
 		}
@@ -643,9 +703,11 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		}
 		for _, f := range c.TextFields {
 			switch {
-			case slices.Contains(s.o.Posted, f):
+			case s.readable(f, lo):
 				prefixes = append(prefixes, postPrefix(nil, f, c.Text))
 				prefixFor = append(prefixFor, c.Text)
+				bare = append(bare, s.bare(f))
+				prefixOf = append(prefixOf, Term{f, c.Text})
 			case f == "id":
 				v, closer, err := s.db.Get(docKey(nil, c.Text))
 				if errors.Is(err, pebble.ErrNotFound) {
@@ -695,7 +757,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		src.text = prefixFor[i]
+		src.text, src.bare, src.term = prefixFor[i], bare[i], prefixOf[i]
 		srcs = append(srcs, src)
 	}
 	for i, words := range wordLists {
@@ -715,12 +777,12 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 	}
 	type cand struct {
 		key, terms []byte
+		bare       bool // terms not read: the posting is checked on its time only
 	}
 	var (
 		res   Result
 		cands []cand
 		key   []byte
-		known []string
 	)
 	for read := 1; ; read++ {
 		if read%searchCheckEvery == 0 {
@@ -741,7 +803,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 				continue
 			}
 			c := bytes.Compare(src.orderKey(), best.orderKey())
-			if (!q.Newest && c < 0) || (q.Newest && c > 0) {
+			if (!q.Newest && c < 0) || (q.Newest && c > 0) || (c == 0 && best.bare && !src.bare) {
 				best = src
 			}
 		}
@@ -753,26 +815,47 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if err != nil {
 			return Result{}, fmt.Errorf("traceidx: search: %w", err)
 		}
-		ok, err := s.matches(rest, key[8:], terms)
+		// A bare posting under a condition alone is checked from what
+		// its lists say of it (its document read only when a part needs
+		// it); under clauses, with its document's terms, and a posting
+		// of a document since rewritten or deleted is no candidate.
+		ok, lazy := true, best.bare && len(rest) == 0 && q.Expr != nil
+		if best.bare && !lazy {
+			terms, ok, err = s.docTerms(key)
+			if err != nil {
+				return Result{}, err
+			}
+		}
+		if lazy {
+			terms = nil
+		}
+		if ok {
+			ok, err = s.matches(rest, key[8:], terms)
+		}
 		if err == nil && ok && q.Expr != nil {
-			// The texts this document is known to match: those of the
-			// lists it was read from.
-			known = known[:0]
+			// The texts and terms this document is known to match: those
+			// of the lists it was read from.
+			lists.known, lists.knownTerms = lists.known[:0], lists.knownTerms[:0]
 			for _, src := range srcs {
-				if src.text != "" && src.valid && bytes.Equal(src.orderKey(), key) {
-					known = append(known, src.text)
+				if src.valid && bytes.Equal(src.orderKey(), key) {
+					if src.text != "" {
+						lists.known = append(lists.known, src.text)
+					}
+					if src.term.Field != "" {
+						lists.knownTerms = append(lists.knownTerms, src.term)
+					}
 				}
 			}
-			ok, err = s.check(key[8:], terms, q.Expr, known)
+			ok, err = s.check(key[8:], terms, q.Expr, &lists)
 		}
 		if err == nil && ok && len(cands) < q.Limit {
 			// A hit is checked against its document now, so a posting
 			// left behind by a rewrite takes no place among the hits
 			// (a condition decided from the posting is decided again
 			// from the document).
-			ok, err = s.current(key, terms, q.Clauses)
+			ok, err = s.current(key, terms, q.Clauses, lazy)
 			if err == nil && ok && q.Expr != nil {
-				ok, err = s.check(key[8:], nil, q.Expr, nil)
+				ok, err = s.check(key[8:], nil, q.Expr, &knowledge{})
 			}
 		}
 		if err != nil {
@@ -781,7 +864,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 		if ok {
 			res.Total++
 			if len(cands) < q.Limit {
-				cands = append(cands, cand{slices.Clone(key), slices.Clone(terms)})
+				cands = append(cands, cand{slices.Clone(key), slices.Clone(terms), lazy})
 			}
 			if q.MaxTotal > 0 && res.Total >= q.MaxTotal && len(cands) >= q.Limit {
 				res.TotalCapped = true
@@ -805,7 +888,7 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 	}
 	res.Hits = make([]Hit, 0, len(cands))
 	for _, c := range cands {
-		h, ok, err := s.get(string(c.key[8:]), c.key[:8], c.terms)
+		h, ok, err := s.get(string(c.key[8:]), c.key[:8], c.terms, c.bare)
 		if err != nil {
 			return Result{}, err
 		}
@@ -826,12 +909,26 @@ func (s *Store) SearchContext(ctx context.Context, q Query) (Result, error) {
 func (s *Store) matches(cs []Clause, id, terms []byte) (bool, error) {
 	for _, c := range cs {
 		found := false
-		if c.Text == "" {
+		switch {
+		case c.Text == "" && s.unchecked(c.Field):
+			// Not on the posting: on the document.
+			ok, err := s.withDoc(id, func(p docParts) bool {
+				eachTerm(p.terms, func(f, v []byte) bool {
+					found = string(f) == c.Field && slices.Contains(c.Values, string(v))
+					return !found
+				})
+				return found
+			})
+			if err != nil {
+				return false, err
+			}
+			found = ok
+		case c.Text == "":
 			eachTerm(terms, func(f, v []byte) bool {
 				found = string(f) == c.Field && slices.Contains(c.Values, string(v))
 				return !found
 			})
-		} else {
+		default:
 			eachTerm(terms, func(f, v []byte) bool {
 				found = string(v) == c.Text && slices.Contains(c.TextFields, string(f))
 				return !found
@@ -858,11 +955,12 @@ func (s *Store) matches(cs []Clause, id, terms []byte) (bool, error) {
 // terms is the document's current one: the document has that time and
 // those terms, and, when the first clause is a text clause (which drives
 // by word lists), still matches it.
-func (s *Store) current(key, terms []byte, cs []Clause) (bool, error) {
+// (bare: its terms were not read, the time alone is compared)
+func (s *Store) current(key, terms []byte, cs []Clause, bare bool) (bool, error) {
 	id := key[8:]
 	return s.withDoc(id, func(p docParts) bool {
 		docTerms := decodeTerms(p.terms)
-		if !bytes.Equal(p.timeKey, key[:8]) || !bytes.Equal(s.appendChecked(nil, docTerms), terms) {
+		if !bytes.Equal(p.timeKey, key[:8]) || (!bare && !s.samePosting(docTerms, terms)) {
 			return false
 		}
 		if len(cs) == 0 || cs[0].Text == "" {
@@ -879,6 +977,32 @@ func (s *Store) current(key, terms []byte, cs []Clause) (bool, error) {
 		}
 		return textHas(p.text, c.Text)
 	})
+}
+
+// docTerms returns the terms a posting of order key key (time + id)
+// would carry, from the document; ok false when the document is absent
+// or has another time.
+func (s *Store) docTerms(key []byte) (terms []byte, ok bool, err error) {
+	ok, err = s.withDoc(key[8:], func(p docParts) bool {
+		if !bytes.Equal(p.timeKey, key[:8]) {
+			return false
+		}
+		terms = s.appendChecked([]byte{}, decodeTerms(p.terms))
+		return true
+	})
+	return terms, ok, err
+}
+
+// samePosting reports whether a posting carrying terms was written for a
+// document of docTerms: the same checked terms (a posting written while a
+// field was still checked carries it too: it is left out of the
+// comparison).
+func (s *Store) samePosting(docTerms []Term, terms []byte) bool {
+	want := s.appendChecked(nil, docTerms)
+	if bytes.Equal(want, terms) {
+		return true
+	}
+	return bytes.Equal(want, s.appendChecked(nil, decodeTerms(terms)))
 }
 
 // hasWords reports whether document id's text has every word of text.
@@ -919,7 +1043,8 @@ func (s *Store) withDoc(id []byte, f func(docParts) bool) (bool, error) {
 
 // get reads document id; with a posting's time and terms, a document that
 // no longer matches them is reported absent (an old posting).
-func (s *Store) get(id string, timeKey, terms []byte) (Hit, bool, error) {
+// (bare: the time alone is compared).
+func (s *Store) get(id string, timeKey, terms []byte, bare bool) (Hit, bool, error) {
 	v, closer, err := s.db.Get(docKey(nil, id))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return Hit{}, false, nil
@@ -932,7 +1057,7 @@ func (s *Store) get(id string, timeKey, terms []byte) (Hit, bool, error) {
 	if err != nil {
 		return Hit{}, false, fmt.Errorf("traceidx: read %s: %w", id, err)
 	}
-	if timeKey != nil && (!bytes.Equal(p.timeKey, timeKey) || !bytes.Equal(s.appendChecked(nil, decodeTerms(p.terms)), terms)) {
+	if timeKey != nil && (!bytes.Equal(p.timeKey, timeKey) || (!bare && !s.samePosting(decodeTerms(p.terms), terms))) {
 		return Hit{}, false, nil
 	}
 	ref, err := readBodyRef(p.ref)
@@ -955,7 +1080,7 @@ func (s *Store) Get(id string) ([]byte, bool, error) {
 		return nil, false, err
 	}
 	defer s.mu.RUnlock()
-	h, ok, err := s.get(id, nil, nil)
+	h, ok, err := s.get(id, nil, nil, false)
 	return h.Body, ok, err
 }
 
@@ -976,7 +1101,10 @@ func (s *Store) DeleteBefore(cutoff time.Time, batch int) (int, error) {
 			return n, err
 		}
 		if k == 0 {
-			return n, s.deleteBodyFiles(cutoff)
+			if err := s.deleteBodyFiles(cutoff); err != nil {
+				return n, err
+			}
+			return n, s.completeAfter(cutoff)
 		}
 	}
 }
@@ -1057,7 +1185,7 @@ func (s *Store) deleteSome(cutoff time.Time, batch int) (int, error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var words []string
-	del := func(k []byte) error { return b.Delete(k, nil) }
+	del := func(k []byte, _ bool) error { return b.Delete(k, nil) }
 	for _, o := range olds {
 		// The document's own terms when it is still the one posted (the
 		// posting lacks the unchecked ones), else the posting's.

@@ -12,6 +12,7 @@ import (
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/traceidx"
 	"github.com/sightline/sightline/schemas"
+	"github.com/sightline/sightline/sinks/index/querylang"
 )
 
 // Embedded is the index `sightline run` keeps when no remote index is
@@ -50,17 +51,27 @@ func openEmbeddedStore(cfg Config, readOnly bool, opts ...Option) (*Embedded, er
 }
 
 // embeddedPosted are the fields with posting lists; kind, the first, is on
-// every document. The other terms (id, type, service, host, name) are
-// checked on the candidates of the driving list, from the posting's value:
-// a posting list for type and service cost ~30% more CPU per document
-// (BENCHMARKS.md), and a search by service alone reads the kind lists.
-var embeddedPosted = []string{"kind", "correlationid", "level"}
+// every document. Postings of kind, correlationid, level, site, env and
+// source carry the document's terms (but for id, correlationid, source
+// and dataOver), so the other conditions are checked on a candidate
+// without reading it; those of type, service, host, name, the data paths
+// and dataOver are bare (the key alone): a candidate read from one is
+// known to have that value, and reads its document's terms only when
+// another condition needs them.
+var embeddedPosted = []string{"kind", "correlationid", "level", "site", "env", "source", "type", "service", "host", "name", dataOver}
+
+// embeddedLegacyPosted are the fields posted by the stores of earlier
+// versions (before they recorded theirs): the others are read from their
+// lists only for searches of documents written since (traceidx.Complete).
+var embeddedLegacyPosted = []string{"kind", "correlationid", "level"}
 
 func embeddedOptions(path string, readOnly bool) traceidx.Options {
 	// The correlation id only ever drives a query, and the id is in every
 	// key: postings carry neither.
-	return traceidx.Options{Path: path, ReadOnly: readOnly, Posted: embeddedPosted,
-		Unchecked: []string{"id", "correlationid"}, MemTableBytes: embeddedMemTable}
+	return traceidx.Options{Path: path, ReadOnly: readOnly, Posted: embeddedPosted, LegacyPosted: embeddedLegacyPosted,
+		Unchecked: []string{"id", "correlationid", "source", dataOver},
+		Bare:      []string{"type", "service", "host", "name", dataOver},
+		Prefixes:  []string{querylang.DataPrefix}, MemTableBytes: embeddedMemTable}
 }
 
 // embeddedMemTable is the size of one memtable of the embedded index
@@ -85,6 +96,10 @@ func storedDoc(d *Document, body []byte) traceidx.Doc {
 	add("level", d.Level)
 	add("host", d.Host)
 	add("name", d.Name)
+	add("site", d.Site)
+	add("env", d.Env)
+	add("source", d.Source)
+	terms = dataTerms(terms, d.Data)
 	// Words are indexed for logs and dead letters: a metric's message is
 	// its name and a snapshot's a summary, both found by type.
 	var text string
@@ -161,12 +176,16 @@ func (e *Embedded) Count() (int, error) {
 }
 
 // storeQuery turns q into the store's query. Without a text, the
-// clauses, the most selective first (the correlation id, the level, the
-// kind; type and service checked only). With one, everything is one
-// condition (the store reads each candidate's document to check the
-// text's, so the others cost nothing more there), and the store drives by
-// its most selective part.
-func storeQuery(q Query) (traceidx.Query, error) {
+// clauses in the order correlation id, level, kind, type, service: the
+// first drives, the others are checked on its candidates. With one,
+// everything is one condition, and the store drives by the part whose
+// lists are the smallest over the range.
+//
+// complete says whether a field has posting lists on every document of
+// the range (an index written by an earlier version has none for site,
+// env, source and data paths on its older documents): when not, its
+// condition reads the stored document.
+func storeQuery(q Query, complete func(field string) bool) (traceidx.Query, error) {
 	sq := traceidx.Query{From: q.From, To: q.To, Limit: q.LimitOrDefault(), Newest: q.Newest, MaxTotal: MaxTotal + 1}
 	if q.After != nil {
 		sq.After = &traceidx.Cursor{Time: q.After.Time, ID: q.After.ID}
@@ -193,7 +212,7 @@ func storeQuery(q Query) (traceidx.Query, error) {
 	for _, c := range sq.Clauses {
 		and.Kids = append(and.Kids, &traceidx.Expr{Op: traceidx.ExprTerm, Field: c.Field, Values: c.Values})
 	}
-	and.Kids = append(and.Kids, storeExpr(n))
+	and.Kids = append(and.Kids, storeExpr(n, complete))
 	sq.Clauses, sq.Expr = nil, and
 	return sq, nil
 }
@@ -203,7 +222,7 @@ func (e *Embedded) Search(ctx context.Context, q Query) (Result, error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	sq, err := storeQuery(q)
+	sq, err := storeQuery(q, func(f string) bool { return e.st.Complete(f, q.From) })
 	if err != nil {
 		return Result{}, badQuery(err)
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/traceidx"
 	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/index/querylang"
@@ -15,8 +17,8 @@ import (
 // its meaning on both indexes, the same on each:
 //
 //   - free text: every word of it among the words of a log's message or a
-//     dead letter's message and reason, or exactly the correlation id or
-//     the event id;
+//     dead letter's message and reason, or exactly the event's type,
+//     service, host, name, correlation id or id;
 //   - host, service, level, kind, type, name, site, env, source,
 //     correlation_id, id: the document's field equals the value;
 //   - data.<path>: a value at that path of the event's data (a string, or
@@ -41,31 +43,130 @@ func docField(f string) string {
 var textKinds = []string{schemas.KindLog, KindDLQ}
 
 // textExactFields are the fields a free-text term also matches exactly.
-var textExactFields = []string{"correlationid", "id"}
+var textExactFields = []string{"type", "service", "host", "name", "correlationid", "id"}
 
-// embeddedTermFields are the fields the embedded index keeps as terms
-// (storedDoc); the others are read from the stored document.
+// embeddedTermFields are the fields every document of the embedded index
+// keeps as terms (storedDoc); site, env, source and the data paths are
+// terms of the documents written since they are posted (complete).
 var embeddedTermFields = []string{"id", "correlationid", "kind", "type", "service", "level", "host", "name"}
 
-// storeExpr is n as a condition of the embedded index.
-func storeExpr(n *querylang.Node) *traceidx.Expr {
+// storeExpr is n as a condition of the embedded index; complete says
+// whether a field's terms and lists cover every document searched (else
+// its condition reads the stored document).
+func storeExpr(n *querylang.Node, complete func(field string) bool) *traceidx.Expr {
 	switch n.Op {
 	case querylang.Text:
 		return &traceidx.Expr{Op: traceidx.ExprText, Text: n.Value, TextFields: textExactFields}
 	case querylang.Field:
 		f := docField(n.Field)
-		for _, t := range embeddedTermFields {
-			if t == f {
-				return &traceidx.Expr{Op: traceidx.ExprTerm, Field: f, Values: []string{n.Value}}
-			}
+		term := &traceidx.Expr{Op: traceidx.ExprTerm, Field: f, Values: []string{n.Value}}
+		body := &traceidx.Expr{Op: traceidx.ExprBody, Body: bodyField(f, n.Value)}
+		switch {
+		case slices.Contains(embeddedTermFields, f):
+			return term
+		case !complete(f) || !complete(dataOver):
+			return body
+		case !strings.HasPrefix(f, querylang.DataPrefix):
+			return term // site, env, source
 		}
-		return &traceidx.Expr{Op: traceidx.ExprBody, Body: bodyField(f, n.Value)}
+		// A data path: its term, or, on a document whose data passed the
+		// bounds of its terms (dataTerms), its stored document.
+		over := &traceidx.Expr{Op: traceidx.ExprAnd, Kids: []*traceidx.Expr{
+			{Op: traceidx.ExprTerm, Field: dataOver, Values: []string{"1"}}, body}}
+		if !dataValueIndexed(n.Value) {
+			return over
+		}
+		return &traceidx.Expr{Op: traceidx.ExprOr, Kids: []*traceidx.Expr{term, over}}
 	}
 	e := &traceidx.Expr{Op: map[querylang.Op]traceidx.ExprOp{querylang.And: traceidx.ExprAnd, querylang.Or: traceidx.ExprOr, querylang.Not: traceidx.ExprNot}[n.Op]}
 	for _, k := range n.Kids {
-		e.Kids = append(e.Kids, storeExpr(k))
+		e.Kids = append(e.Kids, storeExpr(k, complete))
 	}
 	return e
+}
+
+// dataOver is the term (value "1") of a document whose data has more
+// values than limits.IndexDataTerms, or one longer than
+// limits.IndexDataValueBytes or under a path longer than
+// limits.IndexDataPathBytes: its data conditions read its stored document.
+const dataOver = "dataover"
+
+// dataValueIndexed reports whether a data value can be a term.
+func dataValueIndexed(v string) bool {
+	return v != "" && len(v) <= limits.IndexDataValueBytes && strings.IndexByte(v, 0) < 0
+}
+
+// dataTerms appends to terms those of the event's data, one per distinct
+// (path, scalar value) that a data.<path> condition matches (dataHas): a
+// string's value, a number or true/false as written; through arrays,
+// each element; keys that no query path can name skipped. Past the bounds
+// (limits.IndexData*), the term dataOver.
+func dataTerms(terms []traceidx.Term, data json.RawMessage) []traceidx.Term {
+	start := len(terms)
+	over := false
+	var walk func(raw json.RawMessage, path string)
+	walk = func(raw json.RawMessage, path string) {
+		raw = bytes.TrimSpace(raw)
+		if over || len(raw) == 0 {
+			return
+		}
+		switch raw[0] {
+		case '[':
+			var elems []json.RawMessage
+			if json.Unmarshal(raw, &elems) == nil {
+				for _, e := range elems {
+					walk(e, path)
+				}
+			}
+			return
+		case '{':
+			var obj map[string]json.RawMessage
+			if json.Unmarshal(raw, &obj) != nil {
+				return
+			}
+			keys := make([]string, 0, len(obj))
+			for k := range obj {
+				if querylang.ValidPathSegment(k) {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				p := k
+				if path != "" {
+					p = path + "." + k
+				}
+				walk(obj[k], p)
+			}
+			return
+		case 'n':
+			return // null
+		}
+		if path == "" {
+			return
+		}
+		v := string(raw) // a number or true/false, as written
+		if raw[0] == '"' {
+			if json.Unmarshal(raw, &v) != nil || v == "" {
+				return
+			}
+		}
+		f := querylang.DataPrefix + path
+		switch {
+		case len(path) > limits.IndexDataPathBytes || !dataValueIndexed(v):
+			over = true
+		case slices.Contains(terms[start:], traceidx.Term{Field: f, Value: v}):
+		case len(terms)-start >= limits.IndexDataTerms:
+			over = true
+		default:
+			terms = append(terms, traceidx.Term{Field: f, Value: v})
+		}
+	}
+	walk(data, "")
+	if over {
+		terms = append(terms, traceidx.Term{Field: dataOver, Value: "1"})
+	}
+	return terms
 }
 
 // bodyField is a condition on a stored document's field (site, env,

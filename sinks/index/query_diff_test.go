@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sightline/sightline/internal/limits"
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/testutil"
 	"github.com/sightline/sightline/schemas"
@@ -48,6 +49,15 @@ func queryCorpus(t0 time.Time) []*stage.Message {
 			data = map[string]any{"message": messages[i%len(messages)], "level": levels[i%3], "service": svc, "host": hosts[i%len(hosts)],
 				"user": map[string]any{"id": user}, "tags": []any{"a", []string{"b", "c"}[i%2]}, "amount": 12.5 * float64(i%2), "ok": i%2 == 0,
 				"items": []any{map[string]any{"sku": fmt.Sprintf("s%d", i%4)}}}
+		}
+		if i%10 == 9 {
+			// Past the embedded index's bounds of data terms: more values
+			// than it posts, and a value longer than it posts.
+			m := data.(map[string]any)
+			for j := range limits.IndexDataTerms + 8 {
+				m[fmt.Sprintf("k%d", j)] = j
+			}
+			m["long"] = strings.Repeat("x", limits.IndexDataValueBytes+16) + fmt.Sprint(i%4)
 		}
 		raw, _ := json.Marshal(data)
 		ev := &schemas.Event{SpecVersion: schemas.SpecVersion, ID: id, Source: "urn:sightline:producer:" + svc, Type: kind + "." + name,
@@ -100,6 +110,19 @@ var queryCases = []struct {
 	{Query{Text: "declined OR kind:metric", Services: []string{"payments"}}, 5},
 	{Query{Text: "NOT host:web-1", CorrelationID: "cid-2"}, 3},
 	{Query{Text: "nothing-matches-this"}, 0},
+	// Free text also equals a type, service, host or name.
+	{Query{Text: "web-2"}, 15},
+	{Query{Text: "gateway"}, 20},
+	{Query{Text: "payments"}, 20},
+	{Query{Text: "metric.search_made"}, 15},
+	{Query{Text: "search_made OR declined"}, 20},
+	{Query{Text: "web-2 declined"}, 1},
+	{Query{Text: "NOT db-1 kind:log"}, 20},
+	// Data past the embedded index's bounds of data terms.
+	{Query{Text: "data.k33:33"}, 6},
+	{Query{Text: "data.long:" + strings.Repeat("x", limits.IndexDataValueBytes+16) + "1"}, 3},
+	{Query{Text: "data.user.id:2 OR data.k39:39"}, 10},
+	{Query{Text: "data.user.id:1 -data.k0:0"}, 10},
 }
 
 // TestSearchLanguageAgreesOnBothIndexes runs the same queries on the
@@ -114,13 +137,7 @@ func TestSearchLanguageAgreesOnBothIndexes(t *testing.T) {
 			t0 := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Second)
 			msgs := queryCorpus(t0)
 			ctx := context.Background()
-			cfg := DefaultConfig()
-			cfg.EmbeddedPath = "" // in memory
-			e, err := OpenEmbedded(cfg, quiet())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = e.Close(ctx) })
+			e := memoryEmbedded(t)
 			r, _ := remoteFor(t, srv.base(t), func(c *Config) { c.Timeout = time.Minute })
 			for _, idx := range []stage.Sink{e, r} {
 				if err := idx.Write(ctx, msgs); err != nil {
@@ -164,4 +181,17 @@ func TestSearchLanguageAgreesOnBothIndexes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// memoryEmbedded opens an embedded index in memory, closed when t ends.
+func memoryEmbedded(t *testing.T) *Embedded {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.EmbeddedPath = "" // in memory
+	e, err := OpenEmbedded(cfg, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(context.Background()) })
+	return e
 }

@@ -286,9 +286,7 @@ func checkField(f string, pos int) error {
 	}
 	if path, ok := strings.CutPrefix(f, DataPrefix); ok {
 		for _, seg := range strings.Split(path, ".") {
-			if seg == "" || strings.IndexFunc(seg, func(r rune) bool {
-				return !(r == '_' || r == '@' || r == '$' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9'))
-			}) >= 0 {
+			if !ValidPathSegment(seg) {
 				return &SyntaxError{Pos: pos, Msg: fmt.Sprintf("field %q: a data path is names of [A-Za-z0-9_@$-] joined by dots (data.user.id)", f)}
 			}
 		}
@@ -298,6 +296,15 @@ func checkField(f string, pos int) error {
 		return &SyntaxError{Pos: pos, Msg: `":" without a field name before it (quote the text to search for it: "` + ":" + `")`}
 	}
 	return &SyntaxError{Pos: pos, Msg: fmt.Sprintf("unknown field %q: fields are %s and data.<path> (quote the text to search for it)", f, strings.Join(Fields, ", "))}
+}
+
+// ValidPathSegment reports whether seg can be one name of a data path:
+// [A-Za-z0-9_@$-]+ (a key with other characters, a dot among them, is
+// reached by no query).
+func ValidPathSegment(seg string) bool {
+	return seg != "" && strings.IndexFunc(seg, func(r rune) bool {
+		return !(r == '_' || r == '@' || r == '$' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9'))
+	}) < 0
 }
 
 type parser struct {
