@@ -60,7 +60,7 @@ func TestPageSearchLanguage(t *testing.T) {
 			t.Errorf("%q is not in the address bar: %s", c.q, h)
 		}
 	}
-	b.shot("search-boolean")
+	checkTablePNG(t, "search-boolean", b.shot("search-boolean"), b.tableRows("#results"))
 
 	// A syntax error: the status line draws the API's message with its position, no results.
 	eval[bool](b, `document.getElementById("s-q").value = ""; true`)
