@@ -215,6 +215,9 @@ func TestPageInChromium(t *testing.T) {
 	if got := eval[string](b, `document.getElementById("recent").textContent`); !strings.Contains(got, tr.cid) {
 		t.Fatalf("recent traces do not list %s: %q", tr.cid, got)
 	}
+	if st := eval[string](b, `document.getElementById("status").textContent`); st != "1 correlation ID since 1h" {
+		t.Errorf("recent traces status: %q", st)
+	}
 	checkTablePNG(t, "recent", b.shot("recent"), b.tableRows("#recent"))
 
 	// Following the recent trace's link opens the trace and puts it in the address bar.
@@ -246,7 +249,7 @@ func TestPageInChromium(t *testing.T) {
 	if regexp.MustCompile(`\d{13,}`).MatchString(summary) || !regexp.MustCompile(`started 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}`).MatchString(summary) {
 		t.Errorf("summary times are not human: %q", summary)
 	}
-	if !strings.Contains(summary, "1 errors, 0 warnings, 1 rejected") {
+	if !strings.Contains(summary, "1 error, 0 warnings, 1 rejected") {
 		t.Errorf("summary does not count the rejection: %q", summary)
 	}
 	// The axis lines up with the marks: every mark's centre is where the
@@ -297,6 +300,9 @@ func TestPageInChromium(t *testing.T) {
 	b.do("collapse billing", chromedp.Click(`#waterfall .row.group[data-group="billing"]`))
 	if n := b.drawn(`[data-service="billing"]`); n != 0 {
 		t.Errorf("%d billing rows drawn in its collapsed group", n)
+	}
+	if got := eval[string](b, `document.querySelector('#waterfall .row.group[data-group="billing"]').textContent`); !strings.HasSuffix(got, "2 events, 1 problem") {
+		t.Errorf("billing's group header: %q", got)
 	}
 	if n := b.drawn(`.group`); n != len(services)+1 { // and "(none)": the dead letter of a metric names no service
 		t.Errorf("%d group headers drawn, want %d", n, len(services)+1)

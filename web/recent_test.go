@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +102,35 @@ func TestPageRecentTraces(t *testing.T) {
 		t.Errorf("%d rows drawn, want a header and the 2 traces", len(rows))
 	}
 	checkTablePNG(t, "recent-counts", b.shot("recent-counts"), rows)
+
+	// Trace search, typed into the form: by service, attribute and duration.
+	for _, c := range []struct {
+		field, value string
+		want         []string
+	}{
+		{"#t-service", "checkout", []string{whole}},
+		{"#t-attr", "level=warn", []string{whole}},
+		{"#t-min", "2s", []string{burst}},
+		{"#t-max", "1500ms", []string{whole}},
+		{"#t-min", "1h", nil},
+	} {
+		eval[bool](b, `for (const id of ["t-service", "t-attr", "t-min", "t-max"]) document.getElementById(id).value = ""; true`)
+		b.do("type "+c.value, chromedp.SendKeys(c.field, c.value))
+		b.expect("recent", `document.getElementById("t-go").click()`)
+		var got []string
+		for _, r := range b.tableRows("#recent") {
+			if r.ID != "" {
+				got = append(got, r.ID)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.want) {
+			t.Errorf("traces with %s %s: drawn %v, want %v", c.field, c.value, got, c.want)
+		}
+		if c.want == nil && !strings.Contains(eval[string](b, `document.getElementById("status").textContent`), "No trace matches") {
+			t.Errorf("traces with %s %s: nothing drawn and no word of it", c.field, c.value)
+		}
+		if h := eval[string](b, `location.hash`); !strings.Contains(h, url.QueryEscape(c.value)) {
+			t.Errorf("traces with %s %s: not in the address bar (%s)", c.field, c.value, h)
+		}
+	}
 }

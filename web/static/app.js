@@ -29,6 +29,8 @@
   }
 
   // ---------------------------------------------------------------- formatting
+  // n things: "1 event", "2 events".
+  const count = (n, one, many) => n + " " + (n === 1 ? one : (many || one + "s"));
   function fmtMs(ms) {
     if (!isFinite(ms)) return "?";
     if (ms === 0) return "0 ms";
@@ -192,7 +194,7 @@
       tr.firstChild.append(traceLink(g.correlation_id));
       $("recent").append(tr);
     }
-    status(r.body.total + " correlation IDs" + (from ? " since " + from : "") + (r.body.total > list.length ? ", the " + list.length + " with the newest events shown" : ""));
+    status(count(r.body.total, "correlation ID") + (from ? " since " + from : "") + (r.body.total > list.length ? ", the " + list.length + " with the newest events shown" : ""));
     document.body.dataset.loaded = "recent";
     armRefresh("recent-view", params);
   }
@@ -336,7 +338,7 @@
     };
   }
   function summarize(st) {
-    $("search-summary").textContent = (st.capped ? "at least " : "") + (st.total || 0) + " matching events, newest " + st.shown + " shown";
+    $("search-summary").textContent = (st.capped ? "at least " : "") + count(st.total || 0, "matching event") + ", newest " + st.shown + " shown";
     $("s-more").hidden = !st.next;
   }
   $("s-more").addEventListener("click", () => guarded(async (req) => {
@@ -477,7 +479,7 @@
       const dot = el("span", { class: "dot" });
       dot.style.background = colour(item.group);
       label.append(el("span", { class: "caret" }, T.collapsed.has(item.group) ? "▸" : "▾"), dot, el("span", { class: "svc" }, item.group || "(none)"),
-        el("span", { class: "muted" }, item.n + " events" + (item.problems ? ", " + item.problems + " problems" : "")));
+        el("span", { class: "muted" }, count(item.n, "event") + (item.problems ? ", " + count(item.problems, "problem") : "")));
       g.append(label, el("div", { class: "track" }));
       const toggle = () => { if (T.collapsed.has(item.group)) T.collapsed.delete(item.group); else T.collapsed.add(item.group); layout(); };
       g.addEventListener("click", toggle);
@@ -636,9 +638,9 @@
     const sum = $("summary");
     sum.replaceChildren(el("h2", {}, "Trace " + tl.correlation_id));
     const loading = T.loading ? " (loading: " + evs.length + " of " + (tl.total_capped ? "over " : "") + tl.total + ")" : "";
-    sum.append(el("p", {}, evs.length + " events" + loading + " · " + tl.services.length + " services · span " + fmtMs(tl.duration_ms) +
+    sum.append(el("p", {}, count(evs.length, "event") + loading + " · " + count(tl.services.length, "service") + " · span " + fmtMs(tl.duration_ms) +
       " · started " + fmtTime(tl.start) + " (" + ago(tl.start) + ", " + (parseTime(tl.start) || { toISOString: () => tl.start }).toISOString() + ")" +
-      (errors || warnings || rejected ? " · " + errors + " errors, " + warnings + " warnings, " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
+      (errors || warnings || rejected ? " · " + count(errors, "error") + ", " + count(warnings, "warning") + ", " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
   }
   function filterBar() {
     const tl = T.tl;
