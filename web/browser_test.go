@@ -273,6 +273,16 @@ func TestPageInChromium(t *testing.T) {
 		t.Errorf("screenshot with gateway off has %d pixels of gateway's colour", n)
 	}
 	b.do("service filter back", chromedp.Click(`#trace-filters input[data-key="service:gateway"]`))
+	// The dead letter names no service: it has its own "(none)" box, and its
+	// dot is grey, not a problem's red.
+	if c := eval[string](b, `getComputedStyle(document.querySelector('#waterfall .row[data-id="`+tr.dlqID+`"] .dot')).backgroundColor`); c != "rgb(107, 119, 133)" {
+		t.Errorf("the dot of an event with no service is %s, want grey", c)
+	}
+	b.do("no-service filter", chromedp.Click(`#trace-filters input[data-key="service:"]`))
+	if n := b.drawn(""); n != len(tr.ids)-1 || b.drawn(`[data-id="`+tr.dlqID+`"]`) != 0 {
+		t.Errorf("%d rows drawn with (none) off, want %d without the dead letter", n, len(tr.ids)-1)
+	}
+	b.do("no-service filter back", chromedp.Click(`#trace-filters input[data-key="service:"]`))
 	b.do("kind filter", chromedp.Click(`#trace-filters input[data-key="kind:metric"]`))
 	if n := b.drawn(""); n != len(tr.ids)-len(services) {
 		t.Errorf("%d rows drawn with metrics off, want %d", n, len(tr.ids)-len(services))

@@ -103,8 +103,11 @@ func (b *browser) checkAlignment() {
 }
 
 // serviceColour is the page's colour of a service: hsl(h, 55%, 42%) with h
-// from the name's hash (app.js colour()).
+// from the name's hash (app.js colour()), grey for no service.
 func serviceColour(name string) color.RGBA {
+	if name == "" {
+		return color.RGBA{0x6b, 0x77, 0x85, 255} // no service: app.js NO_SERVICE
+	}
 	var h uint32
 	for _, c := range name {
 		h = h*31 + uint32(c)

@@ -75,8 +75,12 @@
     if (ev.kind === "dlq" && ev.dlq) return "rejected by " + (ev.dlq.stage || "?") + ": " + (ev.dlq.reason || "");
     return ev.message || ev.name || "";
   }
-  // Each service gets a stable colour from its name.
+  // Each service gets a stable colour from its name; an event with no
+  // service (a metric, a metric's dead letter) a neutral grey, so that it
+  // is never taken for a problem's red.
+  const NO_SERVICE = "#6b7785";
   function colour(name) {
+    if (!name) return NO_SERVICE;
     let h = 0;
     for (const c of String(name)) h = (h * 31 + c.codePointAt(0)) >>> 0;
     return "hsl(" + (h % 360) + ", 55%, 42%)";
@@ -648,7 +652,10 @@
     f.replaceChildren();
     const toggleKey = (key) => (on) => { if (on) T.off.delete(key); else T.off.add(key); layout(); };
     f.append(el("span", { class: "muted" }, "services:"));
-    for (const s of tl.services.map((x) => x || "")) f.append(filterBox("service:" + s, s || "(none)", !T.off.has("service:" + s), colour(s), toggleKey("service:" + s)));
+    // Events with no service get a box of their own ("(none)"), so they can be hidden too.
+    const names = tl.services.map((x) => x || "");
+    if (!names.includes("") && T.evs.some((ev) => !ev.service)) names.push("");
+    for (const s of names) f.append(filterBox("service:" + s, s || "(none)", !T.off.has("service:" + s), colour(s), toggleKey("service:" + s)));
     f.append(el("span", { class: "muted" }, "kinds:"));
     for (const k of tl.kinds) f.append(filterBox("kind:" + k, k, !T.off.has("kind:" + k), null, toggleKey("kind:" + k)));
     f.append(filterBox("only:problems", "errors and rejections only", T.only, null, (on) => { T.only = on; layout(); }));
@@ -684,6 +691,7 @@
     for (const ev of evs) T.evs.push(ev);
     let grew = false;
     for (const s of page.services || []) if (!T.tl.services.includes(s)) { T.tl.services.push(s); grew = true; }
+    if (!$("trace-filters").querySelector('input[data-key="service:"]') && evs.some((ev) => !ev.service)) grew = true;
     for (const k of page.kinds || []) if (!T.tl.kinds.includes(k)) { T.tl.kinds.push(k); grew = true; }
     if (grew) filterBar();
     summarizeTrace();
