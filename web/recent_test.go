@@ -103,6 +103,25 @@ func TestPageRecentTraces(t *testing.T) {
 	}
 	checkTablePNG(t, "recent-counts", b.shot("recent-counts"), rows)
 
+	// The trace itself: the whole-second event first, at +0, the span 1 s.
+	b.expect(whole, `document.querySelector('#recent tr[data-id="`+whole+`"] a.cid').click()`)
+	drawnRows := b.drawnRows()
+	var order []string
+	for _, r := range drawnRows {
+		order = append(order, fmt.Sprintf("%s@%g", strings.TrimPrefix(r.ID, whole), r.Offset))
+	}
+	if fmt.Sprint(order) != "[-0@0 -1@250 -2@1000]" {
+		t.Errorf("the whole-second trace draws %v, want -0@0 -1@250 -2@1000 (id@offset ms)", order)
+	}
+	if sum := eval[string](b, `document.querySelector("#summary p").textContent`); !strings.HasPrefix(sum, "3 events · 1 service · span 1.00 s") || !strings.Contains(sum, "1 error, 1 warning, 0 rejected") {
+		t.Errorf("the whole-second trace's summary: %q", sum)
+	}
+	b.checkAlignment()
+	png := b.shot("trace-whole-seconds")
+	checkPNG(t, "trace-whole-seconds", png, drawnRows, true, b.trackArea())
+	checkAxisPNG(t, "trace-whole-seconds", png, b)
+	b.expect("recent", `history.back()`)
+
 	// Trace search, typed into the form: by service, attribute and duration.
 	for _, c := range []struct {
 		field, value string
