@@ -667,6 +667,21 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 		t.Error("trace-large-scrolled: no gateway mark painted under the axis")
 	}
 
+	// Grouped by service, four groups collapsed: the waterfall holds the five
+	// headers and the 600 rows of the open one, and only those are drawn.
+	eval[bool](b, `document.getElementById("waterfall").scrollTop = 0; true`)
+	b.do("group by service", chromedp.Click(`#trace-filters input[data-key="group:service"]`))
+	for _, svc := range services[:4] {
+		b.do("collapse "+svc, chromedp.Click(`#waterfall .row.group[data-group="`+svc+`"]`))
+	}
+	if h := eval[float64](b, `document.getElementById("wf-body").getBoundingClientRect().height`); h != (5+600)*26 {
+		t.Errorf("four of five groups collapsed, the waterfall is %.0f px tall, want 5 headers and 600 rows of 26 px", h)
+	}
+	if n, all := b.drawn(`[data-service="inventory"]`), b.drawn(""); n < 10 || n != all {
+		t.Errorf("four of five groups collapsed, %d rows drawn, %d of them inventory's", all, n)
+	}
+	b.do("ungroup", chromedp.Click(`#trace-filters input[data-key="group:service"]`))
+
 	// Search pages past 200 with the API's cursor, each event once.
 	b.expect("search", `location.hash = "#/search?correlation_id=`+big+`&from="`)
 	b.expect("search-more", `document.getElementById("s-more").click()`)
