@@ -9,6 +9,7 @@ import (
 	"image/color"
 	_ "image/jpeg"
 	_ "image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -258,6 +259,17 @@ func TestPageInChromium(t *testing.T) {
 	png := b.shot("trace")
 	checkPNG(t, "trace", png, b.drawnRows(), true, b.trackArea())
 
+	// Every service of the trace has a hue of its own, at least 25 degrees
+	// from any other's (gateway's and inventory's names hash 8 apart).
+	for i, a := range services {
+		for _, o := range services[i+1:] {
+			d := math.Abs(hue(b.colourOf(a)) - hue(b.colourOf(o)))
+			if d = min(d, 360-d); d < 25 {
+				t.Errorf("%s and %s are drawn in hues %.0f degrees apart", a, o, d)
+			}
+		}
+	}
+
 	// Filters: a service off hides its rows (not drawn, nothing left at
 	// their place); "errors only" keeps the error and the rejection.
 	b.do("service filter", chromedp.Click(`#trace-filters input[data-key="service:gateway"]`))
@@ -269,7 +281,7 @@ func TestPageInChromium(t *testing.T) {
 	}
 	png = b.shot("trace-no-gateway")
 	checkPNG(t, "trace-no-gateway", png, b.drawnRows(), false, b.trackArea())
-	if n := colourPixels(png, serviceColour("gateway"), b.trackArea()); n != 0 {
+	if n := colourPixels(png, b.colourOf("gateway"), b.trackArea()); n != 0 {
 		t.Errorf("screenshot with gateway off has %d pixels of gateway's colour", n)
 	}
 	b.do("service filter back", chromedp.Click(`#trace-filters input[data-key="service:gateway"]`))
@@ -299,7 +311,7 @@ func TestPageInChromium(t *testing.T) {
 	rows := b.drawnRows()
 	checkPNG(t, "trace-problems-only", png, rows, false, b.trackArea())
 	for _, svc := range []string{"search", "ranker", "inventory"} {
-		if n := colourPixels(png, serviceColour(svc), b.trackArea()); n != 0 {
+		if n := colourPixels(png, b.colourOf(svc), b.trackArea()); n != 0 {
 			t.Errorf("errors-only screenshot has %d pixels of %s's colour (it has no error)", n, svc)
 		}
 	}
@@ -663,7 +675,7 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 	png = b.shot("trace-large-scrolled")
 	checkPNG(t, "trace-large-scrolled", png, rows, false, b.trackArea())
 	checkAxisPNG(t, "trace-large-scrolled", png, b)
-	if n := colourPixels(png, serviceColour("gateway"), b.trackArea()); n == 0 {
+	if n := colourPixels(png, b.colourOf("gateway"), b.trackArea()); n == 0 {
 		t.Error("trace-large-scrolled: no gateway mark painted under the axis")
 	}
 

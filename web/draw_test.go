@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"fmt"
 	"image"
 	"image/color"
 	"math"
@@ -20,6 +21,7 @@ type rowBox struct {
 	MarkTop, MarkBot   float64
 	Offset             float64
 	TrackLeft, TrackRt float64
+	Colour             string // the mark's computed background colour
 }
 
 // drawnJS is true for an element that takes room on screen and is what
@@ -48,7 +50,7 @@ func (b *browser) drawnRows() []rowBox {
 		const mb = m ? m.getBoundingClientRect() : null;
 		return {ID: r.dataset.id, Service: r.dataset.service, Kind: r.dataset.kind, Top: b.top, Bottom: b.bottom,
 			MarkX: mb ? mb.left + mb.width / 2 : -1, MarkTop: mb ? mb.top : 0, MarkBot: mb ? mb.bottom : 0,
-			Offset: +r.dataset.offset, TrackLeft: t.left, TrackRt: t.right}; })`)
+			Offset: +r.dataset.offset, TrackLeft: t.left, TrackRt: t.right, Colour: m ? getComputedStyle(m).backgroundColor : ""}; })`)
 }
 
 // overlaps counts drawn rows whose box overlaps another's.
@@ -102,37 +104,41 @@ func (b *browser) checkAlignment() {
 	}
 }
 
-// serviceColour is the page's colour of a service: hsl(h, 55%, 42%) with h
-// from the name's hash (app.js colour()), grey for no service.
-func serviceColour(name string) color.RGBA {
-	if name == "" {
-		return color.RGBA{0x6b, 0x77, 0x85, 255} // no service: app.js NO_SERVICE
+// colourOf is the colour the page gives a service in the trace shown,
+// read from its filter box's dot.
+func (b *browser) colourOf(service string) color.RGBA {
+	b.t.Helper()
+	return parseRGB(b.t, eval[string](b, `getComputedStyle(document.querySelector('#trace-filters input[data-key="service:`+service+`"] + .dot')).backgroundColor`))
+}
+
+// parseRGB reads a computed CSS colour, "rgb(r, g, b)".
+func parseRGB(t *testing.T, s string) color.RGBA {
+	t.Helper()
+	var r, g, b uint8
+	if _, err := fmt.Sscanf(s, "rgb(%d, %d, %d)", &r, &g, &b); err != nil {
+		t.Fatalf("colour %q: %v", s, err)
 	}
-	var h uint32
-	for _, c := range name {
-		h = h*31 + uint32(c)
+	return color.RGBA{r, g, b, 255}
+}
+
+// hue is a colour's hue in degrees.
+func hue(c color.RGBA) float64 {
+	r, g, b := float64(c.R)/255, float64(c.G)/255, float64(c.B)/255
+	mx, mn := max(r, g, b), min(r, g, b)
+	d := mx - mn
+	if d == 0 {
+		return 0
 	}
-	hue, s, l := float64(h%360), 0.55, 0.42
-	c := (1 - math.Abs(2*l-1)) * s
-	x := c * (1 - math.Abs(math.Mod(hue/60, 2)-1))
-	m := l - c/2
-	var r, g, bl float64
-	switch {
-	case hue < 60:
-		r, g = c, x
-	case hue < 120:
-		r, g = x, c
-	case hue < 180:
-		g, bl = c, x
-	case hue < 240:
-		g, bl = x, c
-	case hue < 300:
-		r, bl = x, c
+	var h float64
+	switch mx {
+	case r:
+		h = math.Mod((g-b)/d, 6)
+	case g:
+		h = (b-r)/d + 2
 	default:
-		r, bl = c, x
+		h = (r-g)/d + 4
 	}
-	to := func(v float64) uint8 { return uint8(math.Round((v + m) * 255)) }
-	return color.RGBA{to(r), to(g), to(bl), 255}
+	return math.Mod(h*60+360, 360)
 }
 
 func near(img image.Image, x, y int, c color.RGBA, tol int) bool {
@@ -171,13 +177,14 @@ func (b *browser) trackArea() image.Rectangle {
 // event's mark.
 func checkPNG(t *testing.T, name string, img image.Image, rows []rowBox, axis bool, area image.Rectangle) {
 	t.Helper()
-	perService := map[string]int{}
+	perService, colours := map[string]int{}, map[string]color.RGBA{}
 	for _, r := range rows {
 		if r.MarkX < 0 || r.Kind == "dlq" {
 			continue
 		}
 		perService[r.Service]++
-		c := serviceColour(r.Service)
+		c := parseRGB(t, r.Colour)
+		colours[r.Service] = c
 		minX, maxX, minY, maxY := math.MaxInt, -1, math.MaxInt, -1
 		for y := int(r.Top); y < int(math.Ceil(r.Bottom)); y++ {
 			for x := int(r.TrackLeft); x < int(r.TrackRt); x++ {
@@ -204,7 +211,7 @@ func checkPNG(t *testing.T, name string, img image.Image, rows []rowBox, axis bo
 		area = area.Intersect(image.Rect(area.Min.X, int(top), area.Max.X, int(math.Ceil(bottom))))
 	}
 	for svc, want := range perService {
-		c := serviceColour(svc)
+		c := colours[svc]
 		runs, last := 0, -10
 		for y := area.Min.Y; y < area.Max.Y; y++ {
 			found := false

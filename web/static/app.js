@@ -78,12 +78,29 @@
   // Each service gets a stable colour from its name; an event with no
   // service (a metric, a metric's dead letter) a neutral grey, so that it
   // is never taken for a problem's red.
+  // Within a trace, no two services share a hue: a name's hue is taken
+  // from its hash unless it lies within 30 degrees of a service already
+  // given one (in name order), then it moves on by the golden angle, so
+  // "gateway" (148) and "inventory" (156) no longer look alike.
   const NO_SERVICE = "#6b7785";
-  function colour(name) {
-    if (!name) return NO_SERVICE;
+  const hues = new Map();
+  function hashHue(name) {
     let h = 0;
     for (const c of String(name)) h = (h * 31 + c.codePointAt(0)) >>> 0;
-    return "hsl(" + (h % 360) + ", 55%, 42%)";
+    return h % 360;
+  }
+  function assignHues(names) {
+    for (const name of [...names].filter((n) => n && !hues.has(n)).sort()) {
+      let h = hashHue(name);
+      const taken = [...hues.values()];
+      const near = (x) => taken.some((t) => Math.min(Math.abs(t - x), 360 - Math.abs(t - x)) < 30);
+      for (let i = 0; i < 12 && near(h); i++) h = (h + 137.5) % 360;
+      hues.set(name, h);
+    }
+  }
+  function colour(name) {
+    if (!name) return NO_SERVICE;
+    return "hsl(" + (hues.has(name) ? hues.get(name) : hashHue(name)) + ", 55%, 42%)";
   }
   const traceLink = (id) => el("a", { href: "#/trace/" + encodeURIComponent(id), class: "cid" }, id);
 
@@ -664,6 +681,8 @@
   function render(tl) {
     T.tl = tl;
     T.evs = tl.events || [];
+    hues.clear();
+    assignHues(tl.services || []);
     prepare(T.evs, 0);
     summarizeTrace();
     filterBar();
@@ -692,6 +711,7 @@
     let grew = false;
     for (const s of page.services || []) if (!T.tl.services.includes(s)) { T.tl.services.push(s); grew = true; }
     if (!$("trace-filters").querySelector('input[data-key="service:"]') && evs.some((ev) => !ev.service)) grew = true;
+    assignHues(T.tl.services); // the services of this page that are new get hues of their own; the others keep theirs
     for (const k of page.kinds || []) if (!T.tl.kinds.includes(k)) { T.tl.kinds.push(k); grew = true; }
     if (grew) filterBar();
     summarizeTrace();
