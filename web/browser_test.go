@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"image/color"
 	_ "image/jpeg"
 	_ "image/png"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -187,6 +189,9 @@ func (b *browser) shot(name string) image.Image {
 // git-ignored .local/artifacts/web of the repository.
 func artifacts(t *testing.T) string {
 	if d := os.Getenv("SIGHTLINE_TEST_SCREENSHOT_DIR"); d != "" {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 		return d
 	}
 	d := filepath.Join("..", ".local", "artifacts", "web")
@@ -211,7 +216,10 @@ func TestPageInChromium(t *testing.T) {
 	if got := eval[string](b, `document.getElementById("recent").textContent`); !strings.Contains(got, tr.cid) {
 		t.Fatalf("recent traces do not list %s: %q", tr.cid, got)
 	}
-	b.shot("recent")
+	if st := eval[string](b, `document.getElementById("status").textContent`); st != "1 correlation ID since 1h" {
+		t.Errorf("recent traces status: %q", st)
+	}
+	checkTablePNG(t, "recent", b.shot("recent"), b.tableRows("#recent"))
 
 	// Following the recent trace's link opens the trace and puts it in the address bar.
 	b.expect(tr.cid, `document.querySelector('#recent a.cid').click()`)
@@ -242,7 +250,7 @@ func TestPageInChromium(t *testing.T) {
 	if regexp.MustCompile(`\d{13,}`).MatchString(summary) || !regexp.MustCompile(`started 20\d\d-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}`).MatchString(summary) {
 		t.Errorf("summary times are not human: %q", summary)
 	}
-	if !strings.Contains(summary, "1 errors, 0 warnings, 1 rejected") {
+	if !strings.Contains(summary, "1 error, 0 warnings, 1 rejected") {
 		t.Errorf("summary does not count the rejection: %q", summary)
 	}
 	// The axis lines up with the marks: every mark's centre is where the
@@ -250,6 +258,17 @@ func TestPageInChromium(t *testing.T) {
 	b.checkAlignment()
 	png := b.shot("trace")
 	checkPNG(t, "trace", png, b.drawnRows(), true, b.trackArea())
+
+	// Every service of the trace has a hue of its own, at least 25 degrees
+	// from any other's (gateway's and inventory's names hash 8 apart).
+	for i, a := range services {
+		for _, o := range services[i+1:] {
+			d := math.Abs(hue(b.colourOf(a)) - hue(b.colourOf(o)))
+			if d = min(d, 360-d); d < 25 {
+				t.Errorf("%s and %s are drawn in hues %.0f degrees apart", a, o, d)
+			}
+		}
+	}
 
 	// Filters: a service off hides its rows (not drawn, nothing left at
 	// their place); "errors only" keeps the error and the rejection.
@@ -262,10 +281,20 @@ func TestPageInChromium(t *testing.T) {
 	}
 	png = b.shot("trace-no-gateway")
 	checkPNG(t, "trace-no-gateway", png, b.drawnRows(), false, b.trackArea())
-	if n := colourPixels(png, serviceColour("gateway"), b.trackArea()); n != 0 {
+	if n := colourPixels(png, b.colourOf("gateway"), b.trackArea()); n != 0 {
 		t.Errorf("screenshot with gateway off has %d pixels of gateway's colour", n)
 	}
 	b.do("service filter back", chromedp.Click(`#trace-filters input[data-key="service:gateway"]`))
+	// The dead letter names no service: it has its own "(none)" box, and its
+	// dot is grey, not a problem's red.
+	if c := eval[string](b, `getComputedStyle(document.querySelector('#waterfall .row[data-id="`+tr.dlqID+`"] .dot')).backgroundColor`); c != "rgb(107, 119, 133)" {
+		t.Errorf("the dot of an event with no service is %s, want grey", c)
+	}
+	b.do("no-service filter", chromedp.Click(`#trace-filters input[data-key="service:"]`))
+	if n := b.drawn(""); n != len(tr.ids)-1 || b.drawn(`[data-id="`+tr.dlqID+`"]`) != 0 {
+		t.Errorf("%d rows drawn with (none) off, want %d without the dead letter", n, len(tr.ids)-1)
+	}
+	b.do("no-service filter back", chromedp.Click(`#trace-filters input[data-key="service:"]`))
 	b.do("kind filter", chromedp.Click(`#trace-filters input[data-key="kind:metric"]`))
 	if n := b.drawn(""); n != len(tr.ids)-len(services) {
 		t.Errorf("%d rows drawn with metrics off, want %d", n, len(tr.ids)-len(services))
@@ -282,7 +311,7 @@ func TestPageInChromium(t *testing.T) {
 	rows := b.drawnRows()
 	checkPNG(t, "trace-problems-only", png, rows, false, b.trackArea())
 	for _, svc := range []string{"search", "ranker", "inventory"} {
-		if n := colourPixels(png, serviceColour(svc), b.trackArea()); n != 0 {
+		if n := colourPixels(png, b.colourOf(svc), b.trackArea()); n != 0 {
 			t.Errorf("errors-only screenshot has %d pixels of %s's colour (it has no error)", n, svc)
 		}
 	}
@@ -293,6 +322,9 @@ func TestPageInChromium(t *testing.T) {
 	b.do("collapse billing", chromedp.Click(`#waterfall .row.group[data-group="billing"]`))
 	if n := b.drawn(`[data-service="billing"]`); n != 0 {
 		t.Errorf("%d billing rows drawn in its collapsed group", n)
+	}
+	if got := eval[string](b, `document.querySelector('#waterfall .row.group[data-group="billing"]').textContent`); !strings.HasSuffix(got, "2 events, 1 problem") {
+		t.Errorf("billing's group header: %q", got)
 	}
 	if n := b.drawn(`.group`); n != len(services)+1 { // and "(none)": the dead letter of a metric names no service
 		t.Errorf("%d group headers drawn, want %d", n, len(services)+1)
@@ -356,7 +388,9 @@ func TestPageInChromium(t *testing.T) {
 	if n := eval[int](b, `[document.getElementById("histogram")].filter(`+drawnJS+`).length`); n != 1 {
 		t.Error("the histogram is not drawn")
 	}
-	b.shot("search")
+	png = b.shot("search")
+	checkTablePNG(t, "search", png, b.tableRows("#results"))
+	checkHistogramPNG(t, "search", png, b)
 	b.expect("search", `(() => { const c = document.getElementById("histogram"), r = c.getBoundingClientRect(), counts = c.dataset.counts.split(",").map(Number);
 		const i = counts.findIndex(n => n > 0);
 		c.dispatchEvent(new MouseEvent("click", {clientX: r.left + (i + 0.5) * r.width / counts.length, clientY: r.top + 10})); })()`)
@@ -400,7 +434,16 @@ func TestPageEmptyIndex(t *testing.T) {
 	if !eval[bool](b, `!document.getElementById("hint").hidden`) {
 		t.Error("empty index: no hint")
 	}
-	b.shot("empty")
+	// The hint is painted: its box's light background and text inside it.
+	png := b.shot("empty")
+	box := eval[[]float64](b, `(() => { const r = document.querySelector("#hint pre").getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; })()`)
+	bg := colourPixels(png, color.RGBA{0xee, 0xf1, 0xf4, 255}, image.Rect(int(box[0]), int(box[1]), int(box[2]), int(box[3])))
+	if area := (box[2] - box[0]) * (box[3] - box[1]); float64(bg) < area/2 {
+		t.Errorf("empty: the hint's box has %d of %.0f pixels of its background painted", bg, area)
+	}
+	if n := ink(png, box[0], box[1], box[2], box[3]); n < 100 {
+		t.Errorf("empty: the hint's command has %d text pixels painted", n)
+	}
 }
 
 // TestPageAsksForToken: behind an API that wants a bearer token the page asks
@@ -561,6 +604,22 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 	if v := eval[bool](b, `document.getElementById("trace-view").hidden || document.querySelectorAll("#recent tr").length > 0`); v {
 		t.Error("the recent traces answered late and replaced the trace view")
 	}
+	// A large trace whose first page is drawn and whose later pages are slow:
+	// opening another trace meanwhile shows that trace alone (the later pages
+	// of the first were once added under the second's title).
+	api.set(map[string]time.Duration{"/v1/trace/" + big + "?limit=10000&after=": 3 * time.Second})
+	b.expect(big, `location.hash = "#/trace/`+big+`"`)
+	if eval[bool](b, `document.body.dataset.complete === "`+big+`"`) {
+		t.Fatal("the large trace loaded whole before its slow pages: the test proves nothing")
+	}
+	b.expect(tr.cid, `location.hash = "#/trace/`+tr.cid+`"`)
+	time.Sleep(4 * time.Second)
+	if h := eval[string](b, `document.querySelector("#summary h2").textContent + " / " + document.querySelector("#summary p").textContent`); !strings.HasPrefix(h, "Trace "+tr.cid+" / "+fmt.Sprint(len(tr.ids))+" events ·") {
+		t.Errorf("after the large trace's later pages answered late, the summary says %q", h)
+	}
+	if n, h := b.drawn(""), eval[float64](b, `document.getElementById("wf-body").getBoundingClientRect().height`); n != len(tr.ids) || h != float64(len(tr.ids)*26) {
+		t.Errorf("after the large trace's later pages answered late, %d rows drawn in a %.0f px waterfall, want the %d rows of the trace shown", n, h, len(tr.ids))
+	}
 	api.set(nil)
 
 	// A 3,000-event trace: only the visible rows are in the page.
@@ -592,7 +651,11 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 		t.Errorf("zoomed to the first %s, events 0 and 25 ms are %.1f px apart", eval[string](b, `document.getElementById("zoomtext").textContent`), d)
 	}
 	b.checkAlignment()
-	b.shot("trace-large-zoomed")
+	png := b.shot("trace-large-zoomed")
+	checkPNG(t, "trace-large-zoomed", png, b.drawnRows(), true, b.trackArea())
+	checkAxisPNG(t, "trace-large-zoomed", png, b)
+	// The whole trace again: every row has its mark, at the left edge.
+	b.do("show all", chromedp.Click("#zoomreset"))
 	// Sticky axis: scrolled to the middle, the axis is still at the top and
 	// the rows drawn are those at the scroll position.
 	eval[bool](b, `document.getElementById("waterfall").scrollTop = 1500 * 26; true`)
@@ -609,7 +672,27 @@ func TestPageLargeTraceAndStaleAnswers(t *testing.T) {
 	if len(rows) > 0 && !strings.Contains(rows[0].ID, big+"-0014") && !strings.Contains(rows[0].ID, big+"-0015") {
 		t.Errorf("scrolled to row 1500, the first row drawn is %s", rows[0].ID)
 	}
-	b.shot("trace-large-scrolled")
+	png = b.shot("trace-large-scrolled")
+	checkPNG(t, "trace-large-scrolled", png, rows, false, b.trackArea())
+	checkAxisPNG(t, "trace-large-scrolled", png, b)
+	if n := colourPixels(png, b.colourOf("gateway"), b.trackArea()); n == 0 {
+		t.Error("trace-large-scrolled: no gateway mark painted under the axis")
+	}
+
+	// Grouped by service, four groups collapsed: the waterfall holds the five
+	// headers and the 600 rows of the open one, and only those are drawn.
+	eval[bool](b, `document.getElementById("waterfall").scrollTop = 0; true`)
+	b.do("group by service", chromedp.Click(`#trace-filters input[data-key="group:service"]`))
+	for _, svc := range services[:4] {
+		b.do("collapse "+svc, chromedp.Click(`#waterfall .row.group[data-group="`+svc+`"]`))
+	}
+	if h := eval[float64](b, `document.getElementById("wf-body").getBoundingClientRect().height`); h != (5+600)*26 {
+		t.Errorf("four of five groups collapsed, the waterfall is %.0f px tall, want 5 headers and 600 rows of 26 px", h)
+	}
+	if n, all := b.drawn(`[data-service="inventory"]`), b.drawn(""); n < 10 || n != all {
+		t.Errorf("four of five groups collapsed, %d rows drawn, %d of them inventory's", all, n)
+	}
+	b.do("ungroup", chromedp.Click(`#trace-filters input[data-key="group:service"]`))
 
 	// Search pages past 200 with the API's cursor, each event once.
 	b.expect("search", `location.hash = "#/search?correlation_id=`+big+`&from="`)

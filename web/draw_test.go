@@ -5,6 +5,8 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +21,7 @@ type rowBox struct {
 	MarkTop, MarkBot   float64
 	Offset             float64
 	TrackLeft, TrackRt float64
+	Colour             string // the mark's computed background colour
 }
 
 // drawnJS is true for an element that takes room on screen and is what
@@ -47,7 +50,7 @@ func (b *browser) drawnRows() []rowBox {
 		const mb = m ? m.getBoundingClientRect() : null;
 		return {ID: r.dataset.id, Service: r.dataset.service, Kind: r.dataset.kind, Top: b.top, Bottom: b.bottom,
 			MarkX: mb ? mb.left + mb.width / 2 : -1, MarkTop: mb ? mb.top : 0, MarkBot: mb ? mb.bottom : 0,
-			Offset: +r.dataset.offset, TrackLeft: t.left, TrackRt: t.right}; })`)
+			Offset: +r.dataset.offset, TrackLeft: t.left, TrackRt: t.right, Colour: m ? getComputedStyle(m).backgroundColor : ""}; })`)
 }
 
 // overlaps counts drawn rows whose box overlaps another's.
@@ -101,34 +104,41 @@ func (b *browser) checkAlignment() {
 	}
 }
 
-// serviceColour is the page's colour of a service: hsl(h, 55%, 42%) with h
-// from the name's hash (app.js colour()).
-func serviceColour(name string) color.RGBA {
-	var h uint32
-	for _, c := range name {
-		h = h*31 + uint32(c)
+// colourOf is the colour the page gives a service in the trace shown,
+// read from its filter box's dot.
+func (b *browser) colourOf(service string) color.RGBA {
+	b.t.Helper()
+	return parseRGB(b.t, eval[string](b, `getComputedStyle(document.querySelector('#trace-filters input[data-key="service:`+service+`"] + .dot')).backgroundColor`))
+}
+
+// parseRGB reads a computed CSS colour, "rgb(r, g, b)".
+func parseRGB(t *testing.T, s string) color.RGBA {
+	t.Helper()
+	var r, g, b uint8
+	if _, err := fmt.Sscanf(s, "rgb(%d, %d, %d)", &r, &g, &b); err != nil {
+		t.Fatalf("colour %q: %v", s, err)
 	}
-	hue, s, l := float64(h%360), 0.55, 0.42
-	c := (1 - math.Abs(2*l-1)) * s
-	x := c * (1 - math.Abs(math.Mod(hue/60, 2)-1))
-	m := l - c/2
-	var r, g, bl float64
-	switch {
-	case hue < 60:
-		r, g = c, x
-	case hue < 120:
-		r, g = x, c
-	case hue < 180:
-		g, bl = c, x
-	case hue < 240:
-		g, bl = x, c
-	case hue < 300:
-		r, bl = x, c
+	return color.RGBA{r, g, b, 255}
+}
+
+// hue is a colour's hue in degrees.
+func hue(c color.RGBA) float64 {
+	r, g, b := float64(c.R)/255, float64(c.G)/255, float64(c.B)/255
+	mx, mn := max(r, g, b), min(r, g, b)
+	d := mx - mn
+	if d == 0 {
+		return 0
+	}
+	var h float64
+	switch mx {
+	case r:
+		h = math.Mod((g-b)/d, 6)
+	case g:
+		h = (b-r)/d + 2
 	default:
-		r, bl = c, x
+		h = (r-g)/d + 4
 	}
-	to := func(v float64) uint8 { return uint8(math.Round((v + m) * 255)) }
-	return color.RGBA{to(r), to(g), to(bl), 255}
+	return math.Mod(h*60+360, 360)
 }
 
 func near(img image.Image, x, y int, c color.RGBA, tol int) bool {
@@ -151,11 +161,12 @@ func colourPixels(img image.Image, c color.RGBA, rect image.Rectangle) int {
 	return n
 }
 
-// trackArea is the screen rectangle of the waterfall's time tracks.
+// trackArea is the screen rectangle of the waterfall's time tracks, under
+// the axis (a row scrolled under the sticky axis is not drawn).
 func (b *browser) trackArea() image.Rectangle {
 	r := eval[[]float64](b, `(() => { const w = document.getElementById("waterfall").getBoundingClientRect(),
-		t = document.querySelector("#axis .track").getBoundingClientRect(); return [t.left, w.top, w.right, w.bottom]; })()`)
-	return image.Rect(int(r[0])+1, int(r[1]), int(r[2]), int(r[3]))
+		t = document.querySelector("#axis .track").getBoundingClientRect(); return [t.left, t.bottom, w.right, w.bottom]; })()`)
+	return image.Rect(int(r[0])+1, int(math.Ceil(r[1])), int(r[2]), int(r[3]))
 }
 
 // checkPNG checks a screenshot of the trace view against the drawn rows:
@@ -166,13 +177,14 @@ func (b *browser) trackArea() image.Rectangle {
 // event's mark.
 func checkPNG(t *testing.T, name string, img image.Image, rows []rowBox, axis bool, area image.Rectangle) {
 	t.Helper()
-	perService := map[string]int{}
+	perService, colours := map[string]int{}, map[string]color.RGBA{}
 	for _, r := range rows {
 		if r.MarkX < 0 || r.Kind == "dlq" {
 			continue
 		}
 		perService[r.Service]++
-		c := serviceColour(r.Service)
+		c := parseRGB(t, r.Colour)
+		colours[r.Service] = c
 		minX, maxX, minY, maxY := math.MaxInt, -1, math.MaxInt, -1
 		for y := int(r.Top); y < int(math.Ceil(r.Bottom)); y++ {
 			for x := int(r.TrackLeft); x < int(r.TrackRt); x++ {
@@ -189,8 +201,17 @@ func checkPNG(t *testing.T, name string, img image.Image, rows []rowBox, axis bo
 			t.Errorf("%s: the mark of %s is drawn centred at x=%.1f, laid out at %.1f", name, r.ID, got, r.MarkX)
 		}
 	}
+	// The runs are counted over the drawn rows' band: a row cut by the
+	// waterfall's bottom edge shows part of its mark and is not drawn whole.
+	if len(rows) > 0 {
+		top, bottom := rows[0].Top, rows[0].Bottom
+		for _, r := range rows {
+			top, bottom = min(top, r.Top), max(bottom, r.Bottom)
+		}
+		area = area.Intersect(image.Rect(area.Min.X, int(top), area.Max.X, int(math.Ceil(bottom))))
+	}
 	for svc, want := range perService {
-		c := serviceColour(svc)
+		c := colours[svc]
 		runs, last := 0, -10
 		for y := area.Min.Y; y < area.Max.Y; y++ {
 			found := false
@@ -228,5 +249,169 @@ func checkPNG(t *testing.T, name string, img image.Image, rows []rowBox, axis bo
 	if math.Abs(float64(tickX)+0.5-first.MarkX) > 2 {
 		t.Errorf("%s: the first tick line is drawn at x=%d, the first event's mark at %.1f", name, tickX, first.MarkX)
 	}
-	_ = fmt.Sprint
+}
+
+// axisBox is the drawn axis: its band and each tick line's x.
+type axisBox struct {
+	Top, Bottom, WfTop float64
+	Ticks              []float64
+}
+
+// checkAxisPNG checks a screenshot of the trace view's axis: the axis band
+// is at the top of the waterfall and each tick line is painted at the x the
+// layout gives it (the axis colour #8a96a3, a few pixels above the band's
+// bottom, under the tick's label).
+func checkAxisPNG(t *testing.T, name string, img image.Image, b *browser) {
+	t.Helper()
+	a := eval[axisBox](b, `(() => { const a = document.getElementById("axis").getBoundingClientRect(), w = document.getElementById("waterfall").getBoundingClientRect();
+		return {Top: a.top, Bottom: a.bottom, WfTop: w.top, Ticks: [...document.querySelectorAll("#axis .tick")].map(k => k.getBoundingClientRect().left)}; })()`)
+	if math.Abs(a.Top-a.WfTop) > 2 {
+		t.Errorf("%s: the axis is drawn at y=%.0f, the waterfall's top is %.0f", name, a.Top, a.WfTop)
+	}
+	line := color.RGBA{0x8a, 0x96, 0xa3, 255}
+	y := int(a.Bottom) - 3
+	for i, x := range a.Ticks {
+		found := false
+		for dx := -1; dx <= 2 && !found; dx++ {
+			found = near(img, int(x)+dx, y, line, 8)
+		}
+		if !found {
+			t.Errorf("%s: tick %d (laid out at x=%.1f) is not painted at y=%d", name, i, x, y)
+		}
+	}
+}
+
+// cellBox and tableRow are a drawn table row and its cells, in viewport pixels.
+type cellBox struct {
+	L, T, R, B float64
+	Text       string
+}
+
+type tableRow struct {
+	ID          string
+	Top, Bottom float64
+	Problem     bool
+	Cells       []cellBox
+}
+
+// tableRows reads the drawn rows of the table sel (header included).
+func (b *browser) tableRows(sel string) []tableRow {
+	b.t.Helper()
+	return eval[[]tableRow](b, `[...document.querySelectorAll('`+sel+` tr')].filter(`+drawnJS+`).map(r => { const x = r.getBoundingClientRect();
+		return {ID: r.dataset.id || "", Top: x.top, Bottom: x.bottom, Problem: /\b(problem|lvl-error|lvl-rejected)\b/.test(r.className),
+			Cells: [...r.children].map(c => { const k = c.getBoundingClientRect(); return {L: k.left, T: k.top, R: k.right, B: k.bottom, Text: c.textContent.trim()}; })}; })`)
+}
+
+// ink counts the dark (text) pixels inside a box.
+func ink(img image.Image, l, t, r, b float64) int {
+	n := 0
+	for y := int(math.Ceil(t)); y < int(b); y++ {
+		for x := int(math.Ceil(l)); x < int(r); x++ {
+			c := color.RGBAModel.Convert(img.At(x, y)).(color.RGBA)
+			if int(c.R)+int(c.G)+int(c.B) < 450 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// checkTablePNG checks a screenshot of a table (recent traces, search
+// results): the rows do not overlap, every cell starts at its header's x
+// (columns aligned), a cell with text has text painted inside its box and
+// an empty one has none, and a problem row (and only one) has the red mark
+// painted at its left edge.
+func checkTablePNG(t *testing.T, name string, img image.Image, rows []tableRow) {
+	t.Helper()
+	if len(rows) < 2 {
+		t.Fatalf("%s: %d table rows drawn, want a header and rows", name, len(rows))
+	}
+	for i := range rows {
+		for j := i + 1; j < len(rows); j++ {
+			if rows[i].Top < rows[j].Bottom-0.5 && rows[j].Top < rows[i].Bottom-0.5 {
+				t.Errorf("%s: rows %d and %d overlap (%.0f–%.0f, %.0f–%.0f)", name, i, j, rows[i].Top, rows[i].Bottom, rows[j].Top, rows[j].Bottom)
+			}
+		}
+	}
+	head := rows[0].Cells
+	red := color.RGBA{0xc0, 0x39, 0x2b, 255}
+	for i, r := range rows {
+		if len(r.Cells) == len(head) {
+			for c, k := range r.Cells {
+				if math.Abs(k.L-head[c].L) > 0.5 {
+					t.Errorf("%s: row %d column %d starts at x=%.1f, its header at %.1f", name, i, c, k.L, head[c].L)
+				}
+			}
+		}
+		for c, k := range r.Cells {
+			// Bottom inside the viewport: a row cut by the picture's edge is checked for what is shown.
+			n := ink(img, k.L+4, k.T+1, k.R, min(k.B-1, float64(img.Bounds().Dy())))
+			switch {
+			case k.Text != "" && n < 8:
+				t.Errorf("%s: row %d column %d says %q but has %d text pixels painted in its box", name, i, c, k.Text, n)
+			case k.Text == "" && n > 0:
+				t.Errorf("%s: row %d column %d is empty but has %d text pixels painted in its box", name, i, c, n)
+			}
+		}
+		if i == 0 || len(r.Cells) == 0 {
+			continue
+		}
+		k := r.Cells[0]
+		marked := 0
+		for y := int(k.T) + 2; y < int(k.B)-2; y++ {
+			if near(img, int(k.L)+1, y, red, 10) {
+				marked++
+			}
+		}
+		if want := r.Problem; want != (marked > 0) {
+			t.Errorf("%s: row %d (%s): problem %v, red mark painted on %d lines", name, i, r.ID, want, marked)
+		}
+	}
+}
+
+// checkHistogramPNG checks a screenshot of the search histogram: a bar is
+// painted in the column of each bucket with a count, the tallest one
+// nearly the canvas's height, and nothing in the column of an empty one.
+func checkHistogramPNG(t *testing.T, name string, img image.Image, b *browser) {
+	t.Helper()
+	h := eval[struct {
+		L, T, W, H float64
+		Counts     string
+	}](b, `(() => { const c = document.getElementById("histogram"), r = c.getBoundingClientRect(); return {L: r.left, T: r.top, W: r.width, H: r.height, Counts: c.dataset.counts || ""}; })()`)
+	var counts []int
+	for _, f := range strings.Split(h.Counts, ",") {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			t.Fatalf("%s: histogram counts %q", name, h.Counts)
+		}
+		counts = append(counts, n)
+	}
+	bar, capped := color.RGBA{0x2b, 0x50, 0x78, 255}, color.RGBA{0x7a, 0x93, 0xad, 255}
+	bw := h.W / float64(len(counts))
+	tallest, most := 0, 0
+	for i, n := range counts {
+		painted, top := 0, -1
+		for x := int(h.L + float64(i)*bw + 2); x < int(h.L+float64(i+1)*bw-2); x++ {
+			for y := int(h.T); y < int(h.T+h.H); y++ {
+				if near(img, x, y, bar, 6) || near(img, x, y, capped, 6) {
+					painted++
+					if top < 0 || y < top {
+						top = y
+					}
+				}
+			}
+		}
+		switch {
+		case n > 0 && painted == 0:
+			t.Errorf("%s: bucket %d counts %d, no bar painted", name, i, n)
+		case n == 0 && painted > 0:
+			t.Errorf("%s: bucket %d counts 0, %d bar pixels painted", name, i, painted)
+		}
+		if n > most && top >= 0 {
+			most, tallest = n, int(h.T+h.H)-12-top
+		}
+	}
+	if most > 0 && float64(tallest) < h.H-14-3 {
+		t.Errorf("%s: the tallest bar (%d events) is %d px high, want the canvas's %v", name, most, tallest, h.H-14)
+	}
 }

@@ -102,6 +102,7 @@ func TestPageAutoRefresh(t *testing.T) {
 	}
 	// The screenshot shows the JSON: light text on the dark box.
 	img := b.shot("search-refresh-paused")
+	checkTablePNG(t, "search-refresh-paused", img, b.tableRows("#results"))
 	s := pre[4]
 	light := 0
 	for y := int(pre[1] * s); y < int(pre[3]*s); y++ {
@@ -169,5 +170,5 @@ func TestPageAutoRefresh(t *testing.T) {
 	if v := eval[string](b, `document.getElementById("t-refresh").value`); v != "2s" {
 		t.Errorf("the recent list's interval shows %q", v)
 	}
-	b.shot("recent-refreshed")
+	checkTablePNG(t, "recent-refreshed", b.shot("recent-refreshed"), b.tableRows("#recent"))
 }

@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/sightline/sightline/internal/stage"
+	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/index"
 	"github.com/sightline/sightline/sinks/index/indextest"
 	"github.com/sightline/sightline/sinks/index/searchapi"
@@ -22,6 +26,14 @@ import (
 func TestPageSearchLanguage(t *testing.T) {
 	e := indextest.Open(t, "")
 	tr := fixture(t, e)
+	// One event with a host and a site (attributes a processor adds) and a nested field.
+	extra := tr.cid + "-attrs"
+	data, _ := json.Marshal(map[string]any{"message": "login refused", "level": "warn", "service": "auth", "user": map[string]any{"id": 7}})
+	ev := &schemas.Event{ID: extra, Source: "urn:sightline:producer:auth", Type: "log.request", Time: time.Now().UTC().Add(-30 * time.Second),
+		CorrelationID: tr.cid, Producer: "auth", Data: data, Attributes: map[string]string{"host": "web-1", "site": "lva1"}}
+	if err := e.Write(context.Background(), []*stage.Message{stage.EventMessage(ev, "log", "request", "")}); err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(searchapi.New(e, nil, index.StreamLocator))
 	t.Cleanup(srv.Close)
 	b := newBrowser(t)
@@ -40,6 +52,10 @@ func TestPageSearchLanguage(t *testing.T) {
 		{"(billing OR ranker) kind:log", []string{tr.cid + "-2-1", tr.cid + "-3-1"}},
 		{"service:search -kind:metric", []string{tr.closeIDs[1]}},
 		{"correlation_id:" + tr.cid + " AND kind:dlq", []string{tr.dlqID}},
+		{"host:web-1", []string{extra}},
+		{"site:lva1 AND refused", []string{extra}},
+		{"data.user.id:7", []string{extra}},
+		{"data.service:ranker -kind:metric", []string{tr.cid + "-2-1"}},
 	} {
 		if c.want == nil {
 			for i := range services {
@@ -60,7 +76,7 @@ func TestPageSearchLanguage(t *testing.T) {
 			t.Errorf("%q is not in the address bar: %s", c.q, h)
 		}
 	}
-	b.shot("search-boolean")
+	checkTablePNG(t, "search-boolean", b.shot("search-boolean"), b.tableRows("#results"))
 
 	// A syntax error: the status line draws the API's message with its position, no results.
 	eval[bool](b, `document.getElementById("s-q").value = ""; true`)

@@ -47,7 +47,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	got := make(chan *nats.Msg, 16)
+	got := make(chan *nats.Msg, 1024) // room for redeliveries: a full channel drops messages (a slow consumer)
 	for _, subj := range []string{"sightline.events.>", "sightline.dlq.>"} {
 		if _, err := nc.ChanSubscribe(subj, got); err != nil {
 			t.Fatal(err)
@@ -228,8 +228,10 @@ var normalizers = []struct {
 }{
 	{regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`), "<id>"},
 	{regexp.MustCompile(`\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z?`), "<time>"},
-	{regexp.MustCompile(`\((\d+[hms])+ ago\)|\(just now\)`), "(<ago>)"},
-	{regexp.MustCompile(`[+]?\d+(\.\d+)?(ns|µs|ms|s)\b`), "<duration>"},
+	// Go durations as a loaded machine can stretch them ("1m2.5s"), and an
+	// age a clock step made negative.
+	{regexp.MustCompile(`\((-?\d+(\.\d+)?[hms])+ ago\)|\(just now\)`), "(<ago>)"},
+	{regexp.MustCompile(`[+-]?(\d+h)?(\d+m)?\d+(\.\d+)?(ns|µs|ms|s)\b`), "<duration>"},
 	{regexp.MustCompile(`\b\d+(\.\d+)? (B|KiB|MiB)\b`), "<size>"},
 	{regexp.MustCompile(`"lagms":\d+`), `"lagms":<n>`},
 	{regexp.MustCompile(`sightline@\S+ pid \d+`), "<instance>"},
@@ -252,4 +254,20 @@ func normalize(s string) string {
 	}
 	s = countRows.ReplaceAllStringFunc(s, func(row string) string { return number.ReplaceAllString(row, "<n>") })
 	return strings.TrimSpace(s)
+}
+
+// TestReadmeNormalize: what a loaded machine changes in the walkthrough's
+// outputs (a span over a minute, an age after a clock step) normalizes
+// like the README's figures.
+func TestReadmeNormalize(t *testing.T) {
+	for _, c := range [][2]string{
+		{"correlation id abc: 3 events, span 61.4ms, from x", "correlation id abc: 3 events, span 1m2.5s, from x"},
+		{"+0.5ms   download-server", "+1m0.25s   download-server"},
+		{"SIGHTLINE_RAW     4         534 B    1      4     2026-12-07 19:25:56 (1s ago)", "SIGHTLINE_RAW     5         1.2 KiB    1      5     2026-12-07 19:27:01 (1m5s ago)"},
+		{"consumer index ok 2026-12-07 19:25:56 (1s ago)", "consumer index ok 2026-12-07 19:25:56 (-1s ago)"},
+	} {
+		if a, b := normalize(c[0]), normalize(c[1]); a != b {
+			t.Errorf("normalize:\n%q -> %q\n%q -> %q", c[0], a, c[1], b)
+		}
+	}
 }

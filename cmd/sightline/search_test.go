@@ -57,30 +57,68 @@ func (c cli) runIn(dir string, args ...string) ran {
 
 // startRun builds nothing: it runs bin's `sightline run` on the embedded
 // defaults (free ports, a temp dir; extra arguments before "run") until the
-// test ends, and returns a cli
-// whose commands reach it, and the temp dir.
+// test ends, and returns a cli whose commands reach it, and the temp dir.
+// A port found free can be taken by another process before the run binds
+// it (other tests and servers run on the machine): a run that exits naming
+// a port in use is started again on new ports, and one that exits for
+// another reason fails the test at once with its output.
 func startRun(t *testing.T, bin string, extra ...string) (cli, string) {
 	t.Helper()
 	dir := t.TempDir()
-	natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	run := exec.CommandContext(ctx, bin, append(append(embeddedSets(dir, natsAddr, httpAddr), extra...), "run")...)
-	run.Cancel = func() error { return run.Process.Signal(os.Interrupt) }
-	run.WaitDelay = 30 * time.Second
-	var runLog bytes.Buffer
-	run.Stdout, run.Stderr = &runLog, &runLog
-	if err := run.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cancel()
-		_ = run.Wait()
-		if t.Failed() {
-			t.Logf("sightline run:\n%s", runLog.String())
+	for attempt := 1; ; attempt++ {
+		natsAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		run := exec.CommandContext(ctx, bin, append(append(embeddedSets(dir, natsAddr, httpAddr), extra...), "run")...)
+		run.Cancel = func() error { return run.Process.Signal(os.Interrupt) }
+		run.WaitDelay = 30 * time.Second
+		runLog := &testutil.SyncBuffer{}
+		run.Stdout, run.Stderr = runLog, runLog
+		if err := run.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
 		}
-	})
-	waitHTTP(t, "http://"+httpAddr+"/readyz", 200, 60*time.Second)
-	return cli{t: t, bin: bin, sets: append(embeddedSets(dir, natsAddr, httpAddr), "--api", "http://"+httpAddr)}, dir
+		exited := make(chan struct{})
+		go func() { _ = run.Wait(); close(exited) }()
+		err := waitReady(ctx, "http://"+httpAddr+"/readyz", exited, 120*time.Second)
+		if err == nil {
+			t.Cleanup(func() {
+				cancel()
+				<-exited
+				if t.Failed() {
+					t.Logf("sightline run:\n%s", runLog.String())
+				}
+			})
+			return cli{t: t, bin: bin, sets: append(embeddedSets(dir, natsAddr, httpAddr), "--api", "http://"+httpAddr)}, dir
+		}
+		cancel()
+		<-exited
+		if attempt < 3 && strings.Contains(runLog.String(), "address already in use") {
+			t.Logf("sightline run on %s / %s: a port was taken meanwhile, again on new ports", natsAddr, httpAddr)
+			continue
+		}
+		t.Fatalf("sightline run: %v\n%s", err, runLog.String())
+	}
+}
+
+// waitReady polls url until it answers 200, the process exits or within
+// passes.
+func waitReady(ctx context.Context, url string, exited <-chan struct{}, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return errors.New("exited before it was ready")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s did not answer 200 within %s", url, within)
 }
 
 // TestSearchTellsTheTruth runs `sightline run`, collects two hosts with

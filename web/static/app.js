@@ -29,6 +29,8 @@
   }
 
   // ---------------------------------------------------------------- formatting
+  // n things: "1 event", "2 events".
+  const count = (n, one, many) => n + " " + (n === 1 ? one : (many || one + "s"));
   function fmtMs(ms) {
     if (!isFinite(ms)) return "?";
     if (ms === 0) return "0 ms";
@@ -73,11 +75,32 @@
     if (ev.kind === "dlq" && ev.dlq) return "rejected by " + (ev.dlq.stage || "?") + ": " + (ev.dlq.reason || "");
     return ev.message || ev.name || "";
   }
-  // Each service gets a stable colour from its name.
-  function colour(name) {
+  // Each service gets a stable colour from its name; an event with no
+  // service (a metric, a metric's dead letter) a neutral grey, so that it
+  // is never taken for a problem's red.
+  // Within a trace, no two services share a hue: a name's hue is taken
+  // from its hash unless it lies within 30 degrees of a service already
+  // given one (in name order), then it moves on by the golden angle, so
+  // "gateway" (148) and "inventory" (156) no longer look alike.
+  const NO_SERVICE = "#6b7785";
+  const hues = new Map();
+  function hashHue(name) {
     let h = 0;
     for (const c of String(name)) h = (h * 31 + c.codePointAt(0)) >>> 0;
-    return "hsl(" + (h % 360) + ", 55%, 42%)";
+    return h % 360;
+  }
+  function assignHues(names) {
+    for (const name of [...names].filter((n) => n && !hues.has(n)).sort()) {
+      let h = hashHue(name);
+      const taken = [...hues.values()];
+      const near = (x) => taken.some((t) => Math.min(Math.abs(t - x), 360 - Math.abs(t - x)) < 30);
+      for (let i = 0; i < 12 && near(h); i++) h = (h + 137.5) % 360;
+      hues.set(name, h);
+    }
+  }
+  function colour(name) {
+    if (!name) return NO_SERVICE;
+    return "hsl(" + (hues.has(name) ? hues.get(name) : hashHue(name)) + ", 55%, 42%)";
   }
   const traceLink = (id) => el("a", { href: "#/trace/" + encodeURIComponent(id), class: "cid" }, id);
 
@@ -192,7 +215,7 @@
       tr.firstChild.append(traceLink(g.correlation_id));
       $("recent").append(tr);
     }
-    status(r.body.total + " correlation IDs" + (from ? " since " + from : "") + (r.body.total > list.length ? ", the " + list.length + " with the newest events shown" : ""));
+    status(count(r.body.total, "correlation ID") + (from ? " since " + from : "") + (r.body.total > list.length ? ", the " + list.length + " with the newest events shown" : ""));
     document.body.dataset.loaded = "recent";
     armRefresh("recent-view", params);
   }
@@ -336,7 +359,7 @@
     };
   }
   function summarize(st) {
-    $("search-summary").textContent = (st.capped ? "at least " : "") + (st.total || 0) + " matching events, newest " + st.shown + " shown";
+    $("search-summary").textContent = (st.capped ? "at least " : "") + count(st.total || 0, "matching event") + ", newest " + st.shown + " shown";
     $("s-more").hidden = !st.next;
   }
   $("s-more").addEventListener("click", () => guarded(async (req) => {
@@ -477,7 +500,7 @@
       const dot = el("span", { class: "dot" });
       dot.style.background = colour(item.group);
       label.append(el("span", { class: "caret" }, T.collapsed.has(item.group) ? "▸" : "▾"), dot, el("span", { class: "svc" }, item.group || "(none)"),
-        el("span", { class: "muted" }, item.n + " events" + (item.problems ? ", " + item.problems + " problems" : "")));
+        el("span", { class: "muted" }, count(item.n, "event") + (item.problems ? ", " + count(item.problems, "problem") : "")));
       g.append(label, el("div", { class: "track" }));
       const toggle = () => { if (T.collapsed.has(item.group)) T.collapsed.delete(item.group); else T.collapsed.add(item.group); layout(); };
       g.addEventListener("click", toggle);
@@ -636,9 +659,9 @@
     const sum = $("summary");
     sum.replaceChildren(el("h2", {}, "Trace " + tl.correlation_id));
     const loading = T.loading ? " (loading: " + evs.length + " of " + (tl.total_capped ? "over " : "") + tl.total + ")" : "";
-    sum.append(el("p", {}, evs.length + " events" + loading + " · " + tl.services.length + " services · span " + fmtMs(tl.duration_ms) +
+    sum.append(el("p", {}, count(evs.length, "event") + loading + " · " + count(tl.services.length, "service") + " · span " + fmtMs(tl.duration_ms) +
       " · started " + fmtTime(tl.start) + " (" + ago(tl.start) + ", " + (parseTime(tl.start) || { toISOString: () => tl.start }).toISOString() + ")" +
-      (errors || warnings || rejected ? " · " + errors + " errors, " + warnings + " warnings, " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
+      (errors || warnings || rejected ? " · " + count(errors, "error") + ", " + count(warnings, "warning") + ", " + rejected + " rejected" : "") + (tl.truncated ? " · truncated" : "")));
   }
   function filterBar() {
     const tl = T.tl;
@@ -646,7 +669,10 @@
     f.replaceChildren();
     const toggleKey = (key) => (on) => { if (on) T.off.delete(key); else T.off.add(key); layout(); };
     f.append(el("span", { class: "muted" }, "services:"));
-    for (const s of tl.services.map((x) => x || "")) f.append(filterBox("service:" + s, s || "(none)", !T.off.has("service:" + s), colour(s), toggleKey("service:" + s)));
+    // Events with no service get a box of their own ("(none)"), so they can be hidden too.
+    const names = tl.services.map((x) => x || "");
+    if (!names.includes("") && T.evs.some((ev) => !ev.service)) names.push("");
+    for (const s of names) f.append(filterBox("service:" + s, s || "(none)", !T.off.has("service:" + s), colour(s), toggleKey("service:" + s)));
     f.append(el("span", { class: "muted" }, "kinds:"));
     for (const k of tl.kinds) f.append(filterBox("kind:" + k, k, !T.off.has("kind:" + k), null, toggleKey("kind:" + k)));
     f.append(filterBox("only:problems", "errors and rejections only", T.only, null, (on) => { T.only = on; layout(); }));
@@ -655,6 +681,8 @@
   function render(tl) {
     T.tl = tl;
     T.evs = tl.events || [];
+    hues.clear();
+    assignHues(tl.services || []);
     prepare(T.evs, 0);
     summarizeTrace();
     filterBar();
@@ -682,6 +710,8 @@
     for (const ev of evs) T.evs.push(ev);
     let grew = false;
     for (const s of page.services || []) if (!T.tl.services.includes(s)) { T.tl.services.push(s); grew = true; }
+    if (!$("trace-filters").querySelector('input[data-key="service:"]') && evs.some((ev) => !ev.service)) grew = true;
+    assignHues(T.tl.services); // the services of this page that are new get hues of their own; the others keep theirs
     for (const k of page.kinds || []) if (!T.tl.kinds.includes(k)) { T.tl.kinds.push(k); grew = true; }
     if (grew) filterBar();
     summarizeTrace();
