@@ -144,7 +144,11 @@ func Follow(ctx context.Context, s index.Searcher, q index.Query, every, overlap
 }
 
 // plural is "1 event", "2 events".
-func plural(n int, noun string) string {
+func plural(n int, noun string) string { return Count(n, noun) }
+
+// Count is "1 event", "2 events": a count with its noun in agreement, for
+// every line a person reads.
+func Count(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/sightline/sightline/internal/searchcli"
 	"github.com/sightline/sightline/internal/termsafe"
 )
 
@@ -207,11 +208,11 @@ func PrintSummary(w io.Writer, s *Summary) {
 			quiet++
 			continue
 		}
-		fmt.Fprintf(w, "%s: %d hosts, %d matched, %d missing, %d errors", termsafe.String(o.Object), o.Hosts, o.Matched, o.Missing, o.Errors)
+		fmt.Fprintf(w, "%s: %s, %d matched, %d missing, %s", termsafe.String(o.Object), searchcli.Count(o.Hosts, "host"), o.Matched, o.Missing, searchcli.Count(o.Errors, "error"))
 		if o.Truncated > 0 {
 			fmt.Fprintf(w, ", %d truncated", o.Truncated)
 		}
-		fmt.Fprintf(w, " (of %d hosts in scope)", s.HostsInScope)
+		fmt.Fprintf(w, " (of %s in scope)", searchcli.Count(s.HostsInScope, "host"))
 		if len(o.Sample) > 0 && o.Missing <= 5 {
 			fmt.Fprintf(w, "; missing on %s", strings.Join(termsafe.Strings(o.Sample), ", "))
 		}
@@ -255,13 +256,13 @@ func PrintComparison(w io.Writer, c *Comparison, hostlist bool) {
 		if g.Reference {
 			tag = " (reference)"
 		}
-		fmt.Fprintf(w, "  md5sum %s on %d hosts, e.g. %s%s\n", termsafe.String(g.MD5), len(g.Hosts), termsafe.String(g.Sample), tag)
+		fmt.Fprintf(w, "  md5sum %s on %s, e.g. %s%s\n", termsafe.String(g.MD5), searchcli.Count(len(g.Hosts), "host"), termsafe.String(g.Sample), tag)
 	}
 	for _, g := range c.Groups {
 		if g.Reference && !hostlist {
 			continue
 		}
-		fmt.Fprintf(w, "\n=== md5sum %s: %d hosts", termsafe.String(g.MD5), len(g.Hosts))
+		fmt.Fprintf(w, "\n=== md5sum %s: %s", termsafe.String(g.MD5), searchcli.Count(len(g.Hosts), "host"))
 		if g.Reference {
 			fmt.Fprint(w, " (reference)")
 		}

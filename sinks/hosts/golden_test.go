@@ -24,7 +24,7 @@ import (
 // test pass: a store a user has must keep reading.
 const (
 	goldenStore = "testdata/store-v1.json"
-	goldenOut   = "testdata/store-v1.out"
+	goldenOut   = "testdata/store-v1.golden"
 )
 
 // goldenSync is one host sync with an object of every kind and every

@@ -44,9 +44,6 @@ type Config struct {
 	// index.password_file), or an API key as index.token or
 	// index.token_file (sent as "Authorization: ApiKey <token>").
 	config.Credentials `yaml:",inline" accepts:"username,password,token"`
-	// APIKey is what the remote client sends as its API key: withDefaults
-	// sets it from the token (not a configuration key).
-	APIKey string `yaml:"-"`
 	// TLS of https:// URLs: index.ca_file, index.cert_file,
 	// index.key_file, index.insecure_skip_verify.
 	config.TLS `yaml:",inline"`
@@ -162,9 +159,6 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if cred, err := c.Credentials.Resolved("index"); err == nil {
 		c.Credentials = cred
-	}
-	if c.APIKey == "" {
-		c.APIKey = c.Token
 	}
 	if c.Flavor == "" {
 		c.Flavor = d.Flavor

@@ -93,7 +93,7 @@ func NewRemote(cfg Config, opts ...Option) (*Remote, error) {
 		}
 	}
 	c, err := esclient.New(esclient.Config{
-		URLs: cfg.URLs, Flavor: cfg.Flavor, Username: cfg.Username, Password: cfg.Password, APIKey: cfg.APIKey,
+		URLs: cfg.URLs, Flavor: cfg.Flavor, Username: cfg.Username, Password: cfg.Password, APIKey: cfg.Token,
 		TLS: tc, Timeout: cfg.Timeout,
 	}, r.o.httpc)
 	if err != nil {
