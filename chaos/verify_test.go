@@ -21,6 +21,7 @@ import (
 	"github.com/sightline/sightline/internal/bus"
 	"github.com/sightline/sightline/internal/traceidx"
 	"github.com/sightline/sightline/sinks/archive"
+	"github.com/sightline/sightline/sinks/index"
 )
 
 // Count is what one sink holds of the acknowledged events.
@@ -330,7 +331,7 @@ func streamCount(acked int, ids map[string]int) Count {
 // the options sinks/index opens it with (its posted and unchecked fields).
 func embeddedIndexIDs(t testing.TB, path string) map[string]int {
 	t.Helper()
-	st, err := traceidx.Open(traceidx.Options{Path: path, ReadOnly: true, Posted: []string{"kind", "correlationid", "level"}, Unchecked: []string{"id", "correlationid"}})
+	st, err := index.OpenStore(path)
 	if err != nil {
 		t.Fatalf("open the embedded index %s: %v", path, err)
 	}

@@ -279,3 +279,10 @@ func (e *Embedded) RunRetention(ctx context.Context) {
 		return err
 	})
 }
+
+// OpenStore opens the embedded index at path read-only with the options
+// the sink writes it with, for tools that read its documents directly
+// (the crash and power-cut tests count every document this way).
+func OpenStore(path string) (*traceidx.Store, error) {
+	return traceidx.Open(embeddedOptions(path, true))
+}
