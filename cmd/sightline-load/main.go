@@ -372,7 +372,7 @@ func backlogCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	// The runtime settings `sightline run` applies by default (200 MiB
+	// The runtime settings `sightline run` applies by default (1 GiB
 	// memory limit, GC target 200); GOMEMLIMIT / GOGC override them.
 	defer config.Default().Runtime.Apply()()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -143,7 +143,9 @@ func loopbackAddr(addr string) bool {
 // Runtime tunes the Go runtime of `sightline run`.
 type Runtime struct {
 	// MemoryLimit is the soft memory limit in bytes (GOMEMLIMIT wins when
-	// set); 0 leaves the Go default.
+	// set); 0 leaves the Go default. The default, 1 GiB, is above what the
+	// embedded defaults hold while a backlog drains: at 200 MiB the
+	// collector ran without pause and took ~2/3 of the CPU (BENCHMARKS.md).
 	MemoryLimit int64 `yaml:"memory_limit"`
 	// GCPercent is the garbage collector's target (GOGC wins when set); 0
 	// leaves the Go default of 100, -1 turns the proportional collector off
@@ -212,7 +214,7 @@ func Default(sections ...SectionDef) *Config {
 		HTTP: HTTP{Listen: "127.0.0.1:8080", IngestMaxBody: limits.HTTPMaxBodyBytes, IngestMaxItems: limits.HTTPMaxItems,
 			IngestMaxConcurrent: limits.HTTPMaxConcurrentIngest, IngestReadTimeout: limits.HTTPIngestReadTimeout,
 			IngestMaxPerClient: limits.HTTPMaxIngestPerClient, MaxConnections: limits.HTTPMaxConnections},
-		Runtime:   Runtime{MemoryLimit: 200 << 20, GCPercent: 200},
+		Runtime:   Runtime{MemoryLimit: 1 << 30, GCPercent: 200},
 		Log:       Log{Level: "info", Format: "json"},
 		Telemetry: Telemetry{Traces: telemetry.TracingConfig{Exporter: "none", SampleRatio: 1, ServiceName: "sightline"}, Statsd: Statsd{Interval: 10 * time.Second}},
 		sections:  make([]namedSection, 0, len(sections)),

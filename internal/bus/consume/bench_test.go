@@ -32,7 +32,7 @@ import (
 // "process" is RunProcessor with validate → conform → enrich. Sub-benchmarks
 // alternate within each -count round so both see the same machine load.
 // Both run under the Go runtime settings `sightline run` applies
-// (runtime.memory_limit 200 MiB, runtime.gc_percent 200; GOGC/GOMEMLIMIT
+// (runtime.memory_limit 1 GiB, runtime.gc_percent 200; GOGC/GOMEMLIMIT
 // in the environment win).
 func BenchmarkCore(b *testing.B) {
 	b.Run("copy", func(b *testing.B) { benchPipeline(b, runCopy) })
