@@ -1,8 +1,6 @@
 package web_test
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"net/url"
@@ -13,8 +11,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/sightline/sightline/internal/stage"
-	"github.com/sightline/sightline/schemas"
 	"github.com/sightline/sightline/sinks/index"
 	"github.com/sightline/sightline/sinks/index/indextest"
 	"github.com/sightline/sightline/sinks/index/searchapi"
@@ -31,30 +27,7 @@ func TestPageSearch1M(t *testing.T) {
 		t.Skip("a benchmark: set SIGHTLINE_BENCH_1M=1")
 	}
 	e := indextest.Open(t, filepath.Join(t.TempDir(), "idx"))
-	const n, perTrace = 1_000_000, 100
-	now := time.Now().UTC()
-	t0 := now.Add(-24 * time.Hour)
-	words := []string{"request served", "cache warm", "card declined by bank", "timeout calling payments", "retry scheduled", "user signed in", "order placed", "inventory checked"}
-	levels := []string{"info", "info", "info", "info", "info", "warn", "info", "error"}
-	hosts := []string{"web-1", "web-2", "web-3", "db-1"}
-	start := time.Now()
-	var msgs []*stage.Message
-	for i := range n {
-		at := t0.Add(time.Duration(int64(24*time.Hour) / n * int64(i)))
-		svc := services[i%len(services)]
-		data, _ := json.Marshal(map[string]any{"message": words[(i/7)%len(words)], "level": levels[(i/3)%len(levels)], "service": svc,
-			"host": hosts[i%len(hosts)], "user": map[string]any{"id": i % 5000}})
-		ev := &schemas.Event{ID: fmt.Sprintf("m-%07d", i), Source: "urn:sightline:producer:" + svc, Type: "log.request", Time: at,
-			CorrelationID: fmt.Sprintf("t-%05d", i/perTrace), Producer: svc, Data: data, Attributes: map[string]string{"site": []string{"par1", "ams1"}[i%2]}}
-		msgs = append(msgs, stage.EventMessage(ev, "log", "request", ""))
-		if len(msgs) == 5000 {
-			if err := e.Write(context.Background(), msgs); err != nil {
-				t.Fatal(err)
-			}
-			msgs = msgs[:0]
-		}
-	}
-	t.Logf("wrote %d events in %v", n, time.Since(start).Round(time.Second))
+	indextest.Write1M(t, e, time.Now().UTC())
 	srv := httptest.NewServer(searchapi.New(e, nil, index.StreamLocator))
 	t.Cleanup(srv.Close)
 	b := newBrowser(t)
