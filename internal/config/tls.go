@@ -2,10 +2,9 @@ package config
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
+
+	"github.com/sightline/sightline/internal/httpauth"
 )
 
 // TLS is the client TLS of a connection to a service (NATS, Neo4j, the
@@ -52,7 +51,7 @@ func (t TLS) Validate(section string) error {
 }
 
 // ErrNoCertificate means a PEM file holds no certificate.
-var ErrNoCertificate = errors.New("no PEM certificate")
+var ErrNoCertificate = httpauth.ErrNoCertificate
 
 // ClientConfig loads the files of the block into TLS 1.2+ client settings:
 // the CAs of ca_file as the only roots (the system roots when empty), the
@@ -68,13 +67,9 @@ func (t TLS) ClientConfig(section string) (*tls.Config, error) {
 	}
 	tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // an explicit opt-in of the configuration
 	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
+		pool, err := httpauth.CAPool(t.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("%s.ca_file: %w", section, err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s.ca_file: %w in %s", section, ErrNoCertificate, t.CAFile)
 		}
 		tc.RootCAs = pool
 	}

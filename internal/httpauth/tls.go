@@ -70,13 +70,9 @@ type ClientConfig struct {
 func NewClient(cfg ClientConfig) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := CAPool(cfg.CAFile)
 		if err != nil {
 			return nil, fmt.Errorf("API CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("API CA file %s holds no PEM certificate", cfg.CAFile)
 		}
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
@@ -134,3 +130,21 @@ func originPort(u *url.URL) string {
 
 // ErrNoToken is what a CLI reports on a 401 from the API.
 var ErrNoToken = errors.New("the API requires a token: pass --token-file FILE or set SIGHTLINE_API_TOKEN_FILE")
+
+// ErrNoCertificate means a PEM file holds no certificate.
+var ErrNoCertificate = errors.New("no PEM certificate")
+
+// CAPool reads the PEM CA bundle in file: the one reader of CA files for
+// every TLS client (the API client here, every configured section
+// through config.TLS).
+func CAPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w in %s", ErrNoCertificate, file)
+	}
+	return pool, nil
+}
