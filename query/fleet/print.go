@@ -224,7 +224,7 @@ func PrintSummary(w io.Writer, s *Summary) {
 	if len(s.UnknownHosts) > 0 {
 		fmt.Fprintf(w, "%d hosts of the hosts file never reported: %s\n", len(s.UnknownHosts), strings.Join(termsafe.Strings(first(s.UnknownHosts, 10)), ", "))
 	}
-	fmt.Fprintf(w, "%d results in %s\n", s.Results, s.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "%s in %s\n", searchcli.Count(s.Results, "result"), s.Elapsed.Round(time.Millisecond))
 }
 
 func first(s []string, n int) []string {
