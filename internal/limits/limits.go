@@ -359,3 +359,14 @@ const (
 	// after the first.
 	MaxAttempts = 10
 )
+
+// Memory the sinks keep between writes.
+const (
+	// ArchiveWindowCache is how many window objects the archive sink
+	// remembers (their event ids, correlation ids and the SHA-256 of the
+	// bytes it stored), so that the next batch into one of them appends
+	// without decompressing and scanning what it holds. Each takes about
+	// 200 bytes per event of its window (window_sequences events at most);
+	// a merge into an object not remembered reads the object, as always.
+	ArchiveWindowCache = 8
+)

@@ -57,6 +57,12 @@ type Sink struct {
 	// (when set) across processes writing the same store.
 	stripes [64]sync.Mutex
 	locker  Locker
+	// windows keeps what the window objects this process stored last
+	// hold (state.go).
+	windows windowCache
+	// putFault, set by tests only, fails a window object's PUT before
+	// (written false) or after (true) it is stored.
+	putFault func(key string, written bool) error
 }
 
 // Option configures a Sink.
@@ -403,9 +409,24 @@ func (s *Sink) encode(w io.Writer, msgs []*stage.Message) (int64, error) {
 // seqs, when set, widens the sequence range (sequences of events already in
 // the object whose lines do not carry them).
 func (s *Sink) newManifest(key string, p *partition, msgs []*stage.Message, heads []head, seqs *Manifest) *Manifest {
+	st := newObjectState(len(msgs))
+	for _, h := range heads {
+		st.add(h)
+	}
+	m := s.manifestOf(key, p, st, seqs)
+	for _, msg := range msgs {
+		m.widen(msg.Meta)
+	}
+	return m
+}
+
+// manifestOf describes the object at key holding what st says; seqs, when
+// set, is its sequence range (NDJSON lines do not carry their sequences).
+func (s *Sink) manifestOf(key string, p *partition, st *objectState, seqs *Manifest) *Manifest {
 	m := &Manifest{
 		Version: ManifestVersion, Key: key, Kind: p.kind, Type: p.kind + "." + p.name,
-		Format: s.cfg.format(), Compression: s.codec.name, Count: len(msgs),
+		Format: s.cfg.format(), Compression: s.codec.name, Count: st.lines,
+		FirstTime: st.first, LastTime: st.last,
 	}
 	if s.cfg.format() == FormatParquet {
 		m.Compression = "snappy"
@@ -413,32 +434,7 @@ func (s *Sink) newManifest(key string, p *partition, msgs []*stage.Message, head
 	if seqs != nil && seqs.FirstSequence > 0 {
 		m.FirstSequence, m.LastSequence, m.Stream = seqs.FirstSequence, seqs.LastSequence, seqs.Stream
 	}
-	ids := make(map[string]struct{}, 16)
-	for j, msg := range msgs {
-		h := heads[j]
-		if h.ID == "" {
-			continue // a line already stored that is not an event: nothing to describe
-		}
-		if m.FirstTime.IsZero() || h.Time.Before(m.FirstTime) {
-			m.FirstTime = h.Time.UTC()
-		}
-		if h.Time.After(m.LastTime) {
-			m.LastTime = h.Time.UTC()
-		}
-		if seq := msg.Meta.Sequence; seq > 0 {
-			if m.FirstSequence == 0 || seq < m.FirstSequence {
-				m.FirstSequence = seq
-			}
-			if seq > m.LastSequence {
-				m.LastSequence = seq
-			}
-			m.Stream = msg.Meta.Stream
-		}
-		if h.CorrelationID != "" {
-			ids[h.CorrelationID] = struct{}{}
-		}
-	}
-	m.setCorrelationIDs(ids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
+	m.setCorrelationIDs(st.cids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
 	return m
 }
 
