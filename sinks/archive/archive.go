@@ -14,6 +14,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -167,7 +168,8 @@ type partition struct {
 // message is stored.
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	failed := map[int]error{}
-	parts := map[string]*partition{}
+	parts := map[partKey]*partition{}
+	dirs := map[dirKey]string{}
 	decoded := decodeHeads(batch)
 	// A redelivery can share a batch with the first delivery: each event id
 	// is archived once per batch (the duplicate is acked with it).
@@ -185,36 +187,41 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 			continue
 		}
 		seen[h.ID] = struct{}{}
-		t := h.Time.UTC()
-		dir := fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", kind, name, t.Format("2006-01-02"), t.Hour())
 		// The object of a message is a function of the message alone
 		// (partition and sequence window), never of how it was batched.
-		group, stream, window := dir, "", uint64(0)
+		dk := dirKey{kind: kind, name: name, hour: hourOf(h.Time)}
+		dir, ok := dirs[dk]
+		if !ok {
+			dir = dk.dir()
+			dirs[dk] = dir
+		}
+		group := partKey{dir: dir}
 		if m.Meta.Sequence > 0 && m.Meta.Stream != "" {
-			stream, window = m.Meta.Stream, m.Meta.Sequence/s.window()
-			group = fmt.Sprintf("%s%s/%d", dir, stream, window)
+			group.stream, group.window = m.Meta.Stream, m.Meta.Sequence/s.window()
 		}
 		p := parts[group]
 		if p == nil {
-			p = &partition{dir: dir, kind: kind, name: name, stream: stream, window: window}
+			p = &partition{dir: dir, kind: kind, name: name, stream: group.stream, window: group.window}
 			parts[group] = p
 		}
 		p.idx = append(p.idx, i)
 		p.heads = append(p.heads, h)
 	}
-	dirs := make([]string, 0, len(parts))
-	for d := range parts {
-		dirs = append(dirs, d)
+	keys := make([]partKey, 0, len(parts))
+	for k := range parts {
+		keys = append(keys, k)
 	}
-	slices.Sort(dirs)
+	slices.SortFunc(keys, func(a, b partKey) int {
+		return cmp.Or(strings.Compare(a.dir, b.dir), strings.Compare(a.stream, b.stream), cmp.Compare(a.window, b.window))
+	})
 
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.PutTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	g := new(errgroup.Group)
 	g.SetLimit(s.cfg.Concurrency)
-	for _, d := range dirs {
-		p := parts[d]
+	for _, k := range keys {
+		p := parts[k]
 		g.Go(func() error {
 			write := s.writePartition
 			if p.stream != "" {
@@ -237,6 +244,36 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 		return nil
 	}
 	return &stage.BatchError{Failed: failed}
+}
+
+// dirKey is a partition directory: kind, type name and event hour (Unix
+// hours, hourOf).
+type dirKey struct {
+	kind, name string
+	hour       int64
+}
+
+// hourOf is the hour holding t, counted in hours from the Unix epoch.
+func hourOf(t time.Time) int64 {
+	u := t.Unix()
+	h := u / 3600
+	if u%3600 < 0 {
+		h-- // floor for the hours before the epoch
+	}
+	return h
+}
+
+// dir is the key prefix kind=…/type=…/date=…/hour=…/ of the partition.
+func (k dirKey) dir() string {
+	t := time.Unix(k.hour*3600, 0).UTC()
+	return fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", k.kind, k.name, t.Format("2006-01-02"), t.Hour())
+}
+
+// partKey names one object of a batch: its partition directory and, for
+// messages read from a stream, the stream and sequence window.
+type partKey struct {
+	dir, stream string
+	window      uint64
 }
 
 type decodedHead struct {
