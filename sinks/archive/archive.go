@@ -471,7 +471,7 @@ func (s *Sink) manifestOf(key string, p *partition, st *objectState, seqs *Manif
 	if seqs != nil && seqs.FirstSequence > 0 {
 		m.FirstSequence, m.LastSequence, m.Stream = seqs.FirstSequence, seqs.LastSequence, seqs.Stream
 	}
-	m.setCorrelationIDs(st.cids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
+	st.setCorrelationIDs(m, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
 	return m
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"hash"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,8 @@ type objectState struct {
 	lines       int                 // non-empty NDJSON lines: events, and lines the sink did not write
 	ids         map[string]struct{} // event ids
 	cids        map[string]struct{} // correlation ids
+	cidList     []string            // the same, in the order first met
+	cidHashes   []bloomHash         // bloomHashOf of cidList[:len(cidHashes)]
 	first, last time.Time           // earliest and latest event time (UTC)
 	raw         int64               // NDJSON bytes
 
@@ -49,8 +52,28 @@ func (st *objectState) add(h head) {
 	if h.Time.After(st.last) {
 		st.last = h.Time.UTC()
 	}
-	if h.CorrelationID != "" {
+	if _, ok := st.cids[h.CorrelationID]; !ok && h.CorrelationID != "" {
 		st.cids[h.CorrelationID] = struct{}{}
+		st.cidList = append(st.cidList, h.CorrelationID)
+	}
+}
+
+// setCorrelationIDs fills m's CorrelationIDs (the sorted distinct ids, at
+// most maxIDs of them) or else its Bloom filter (false-positive rate fp).
+// The ids' hashes are kept for the next manifest of the object.
+func (st *objectState) setCorrelationIDs(m *Manifest, maxIDs int, fp float64) {
+	m.IDs = len(st.cidList)
+	if len(st.cidList) <= maxIDs {
+		m.CorrelationIDs = slices.Clone(st.cidList)
+		slices.Sort(m.CorrelationIDs)
+		return
+	}
+	for _, id := range st.cidList[len(st.cidHashes):] {
+		st.cidHashes = append(st.cidHashes, bloomHashOf(id))
+	}
+	m.Bloom = NewBloom(len(st.cidList), fp)
+	for _, h := range st.cidHashes {
+		m.Bloom.add(h)
 	}
 }
 
