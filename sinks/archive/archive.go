@@ -476,24 +476,30 @@ func (s *Sink) manifestOf(key string, p *partition, st *objectState, seqs *Manif
 }
 
 func (s *Sink) putManifest(ctx context.Context, m *Manifest) error {
+	_, err := s.writeManifest(ctx, m)
+	return err
+}
+
+// writeManifest stores m and returns the bytes stored.
+func (s *Sink) writeManifest(ctx context.Context, m *Manifest) ([]byte, error) {
 	m.WrittenAt = s.now().UTC()
 	mb, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("manifest of %s: %w", m.Key, err)
+		return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
 	if s.dir != "" {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("manifest of %s: %w", m.Key, err)
+			return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 		}
 		if err := writeLocalDurable(s.dir, m.Key+ManifestSuffix, mb, false); err != nil {
-			return fmt.Errorf("manifest of %s: %w", m.Key, err)
+			return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 		}
-		return nil
+		return mb, nil
 	}
 	if err := s.bucket.WriteAll(ctx, m.Key+ManifestSuffix, mb, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("manifest of %s: %w", m.Key, err)
+		return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
-	return nil
+	return mb, nil
 }
 
 var newline = []byte{'\n'}

@@ -28,6 +28,11 @@ type objectState struct {
 	first, last time.Time           // earliest and latest event time (UTC)
 	raw         int64               // NDJSON bytes
 
+	// man is the manifest this process stored for the object, manBytes
+	// its stored bytes (nil when none is known).
+	man      *Manifest
+	manBytes []byte
+
 	// size and sum identify the stored bytes the state describes (set
 	// when it is kept in the cache).
 	size int64

@@ -202,10 +202,7 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 	if err != nil {
 		return err
 	}
-	oldMan, err := NewReader(s.bucket).Manifest(ctx, key)
-	if err != nil {
-		oldMan = nil // missing or unreadable: rebuilt below from the object itself
-	}
+	manBytes, manErr := s.bucket.ReadAll(ctx, key+ManifestSuffix)
 	// The state of the bytes just read: the one this process kept when it
 	// stored them, or else read from them. Taken out of the cache, it goes
 	// back only with the bytes of a successful PUT.
@@ -218,6 +215,15 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 			return err
 		}
 	}
+	var oldMan *Manifest // missing or unreadable: rebuilt below from the object itself
+	switch {
+	case manErr != nil:
+	case st.man != nil && bytes.Equal(manBytes, st.manBytes):
+		oldMan = st.man // the manifest this process stored: no need to parse it
+	default:
+		oldMan, _ = parseManifest(manBytes)
+	}
+	st.man, st.manBytes = nil, nil // set again once a manifest is stored
 	var added []*stage.Message
 	for j, i := range p.idx {
 		if h := p.heads[j]; !st.has(h.ID) {
@@ -230,9 +236,10 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 		m.Bytes, m.RawBytes = int64(len(body)), st.raw
 		s.windows.put(key, st, int64(len(body)), sum.Sum(nil))
 		if oldMan != nil && sameManifest(oldMan, m) {
+			st.man, st.manBytes = oldMan, manBytes
 			return nil // everything already stored and described
 		}
-		return s.putManifest(ctx, m)
+		return s.putWindowManifest(ctx, st, m)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, len(body)+len(added)*64))
 	buf.Write(body)
@@ -252,7 +259,18 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 	sum.Write(buf.Bytes()[len(body):])
 	s.windows.put(key, st, int64(buf.Len()), sum.Sum(nil))
 	s.log.DebugContext(ctx, "archive sink: object stored", "key", key, "events", st.lines, "added", len(added), "bytes", m.Bytes)
-	return s.putManifest(ctx, m)
+	return s.putWindowManifest(ctx, st, m)
+}
+
+// putWindowManifest stores m, the manifest of the window object st
+// describes, and keeps it with st.
+func (s *Sink) putWindowManifest(ctx context.Context, st *objectState, m *Manifest) error {
+	mb, err := s.writeManifest(ctx, m)
+	if err != nil {
+		return err
+	}
+	st.man, st.manBytes = m, mb
+	return nil
 }
 
 // tailReader counts what it reads and keeps the last byte.
