@@ -451,8 +451,10 @@ func (s *Sink) newManifest(key string, p *partition, msgs []*stage.Message, head
 		st.add(h)
 	}
 	m := s.manifestOf(key, p, st, seqs)
-	for _, msg := range msgs {
-		m.widen(msg.Meta)
+	for j, msg := range msgs {
+		if heads[j].ID != "" { // a stored line that is not an event is not described
+			m.widen(msg.Meta)
+		}
 	}
 	return m
 }

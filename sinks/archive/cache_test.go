@@ -136,3 +136,53 @@ func writeFailing(t *testing.T, s *archive.Sink, batch []*stage.Message, written
 		t.Fatal("Write succeeded through a failing PUT")
 	}
 }
+
+// A manifest built from what the sink remembers is the one a restarted
+// sink builds by reading the object: the restarted sink's redelivery finds
+// nothing to add and nothing to describe anew (the manifest is left as it
+// is, written_at included), with correlation ids listed and as a bloom
+// filter.
+func TestRememberedWindowDescribesWhatAReadFinds(t *testing.T) {
+	at := time.Date(2026, 11, 22, 5, 0, 0, 0, time.UTC)
+	var all []*stage.Message
+	for i := range 100 {
+		all = append(all, event("metric", "search_made", at.Add(time.Duration(i)*time.Second), fmt.Sprintf("cid-%d", i%7), uint64(i+1)))
+	}
+	for _, maxIDs := range []int{10000, 3} {
+		t.Run(fmt.Sprintf("manifest_max_ids=%d", maxIDs), func(t *testing.T) {
+			cfg := fileConfig(t)
+			cfg.WindowSequences = 1000
+			cfg.ManifestMaxIDs = maxIDs
+			s := newSink(t, cfg)
+			for _, b := range [][]*stage.Message{all[:40], all[40:70], all[70:]} {
+				write(t, s, b)
+			}
+			b := openBucket(t, cfg)
+			objs, err := archive.NewReader(b).Objects(ctxFor(t), archive.Filter{})
+			if err != nil || len(objs) != 1 {
+				t.Fatalf("objects %v, %v; want one", objs, err)
+			}
+			before, err := b.ReadAll(ctxFor(t), objs[0].Key+archive.ManifestSuffix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			later := func() time.Time { return at.Add(time.Hour) }
+			s2, err := archive.New(ctxFor(t), cfg, archive.WithClock(later))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s2.Close(ctxFor(t))
+			write(t, s2, all[90:])
+			after, err := b.ReadAll(ctxFor(t), objs[0].Key+archive.ManifestSuffix)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(after) != string(before) {
+				t.Errorf("a restarted sink rewrote the manifest:\n%s\nwas\n%s", after, before)
+			}
+			if m, _ := archive.NewReader(b).Manifest(ctxFor(t), objs[0].Key); (m.Bloom != nil) != (maxIDs < 7) {
+				t.Errorf("manifest bloom %v with %d correlation ids over manifest_max_ids %d", m.Bloom, m.IDs, maxIDs)
+			}
+		})
+	}
+}
