@@ -370,4 +370,11 @@ const (
 	// (4.4 MB for a full window of the default 20,000 sequences); a merge
 	// into an object not remembered reads the object, as always.
 	ArchiveWindowCache = 8
+
+	// ArchiveWindowCacheEvents bounds the events those remembered objects
+	// hold in all (eight full windows of the default 20,000 sequences,
+	// about 35 MB): the least recently stored are forgotten first, and a
+	// window larger than this (archive.window_sequences above it) is never
+	// remembered.
+	ArchiveWindowCacheEvents = 160_000
 )

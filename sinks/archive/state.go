@@ -126,11 +126,12 @@ func scanObject(key string, body []byte) (*objectState, error) {
 // all, or any other change sends the merge back to reading the object. A
 // merge takes the state out of the cache and puts it back only once its
 // PUT succeeded, so a failed merge never leaves a state behind. At most
-// limits.ArchiveWindowCache objects are kept (the least recently stored
-// is dropped).
+// limits.ArchiveWindowCache objects holding limits.ArchiveWindowCacheEvents
+// lines in all are kept (the least recently stored is dropped first).
 type windowCache struct {
 	mu      sync.Mutex
 	tick    uint64
+	lines   int // of the states kept
 	entries map[string]cacheEntry
 }
 
@@ -145,7 +146,7 @@ type cacheEntry struct {
 func (c *windowCache) take(key string, body []byte) (*objectState, hash.Hash) {
 	c.mu.Lock()
 	e, ok := c.entries[key]
-	delete(c.entries, key)
+	c.remove(key)
 	c.mu.Unlock()
 	h := sha256.New()
 	h.Write(body)
@@ -166,25 +167,38 @@ func (c *windowCache) put(key string, st *objectState, size int64, sum []byte) {
 	copy(st.sum[:], sum)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.remove(key)
+	if st.lines > limits.ArchiveWindowCacheEvents {
+		return // larger than the whole cache: read through next time
+	}
 	if c.entries == nil {
 		c.entries = make(map[string]cacheEntry, limits.ArchiveWindowCache)
 	}
 	c.tick++
 	c.entries[key] = cacheEntry{st: st, used: c.tick}
-	for len(c.entries) > limits.ArchiveWindowCache {
+	c.lines += st.lines
+	for len(c.entries) > limits.ArchiveWindowCache || c.lines > limits.ArchiveWindowCacheEvents {
 		oldest, at := "", ^uint64(0)
 		for k, e := range c.entries {
 			if e.used < at {
 				oldest, at = k, e.used
 			}
 		}
-		delete(c.entries, oldest)
+		c.remove(oldest)
 	}
 }
 
 // drop forgets the state of key.
 func (c *windowCache) drop(key string) {
 	c.mu.Lock()
-	delete(c.entries, key)
+	c.remove(key)
 	c.mu.Unlock()
+}
+
+// remove forgets the state of key; c.mu is held.
+func (c *windowCache) remove(key string) {
+	if e, ok := c.entries[key]; ok {
+		c.lines -= e.st.lines
+		delete(c.entries, key)
+	}
 }
