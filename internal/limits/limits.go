@@ -359,3 +359,22 @@ const (
 	// after the first.
 	MaxAttempts = 10
 )
+
+// Memory the sinks keep between writes.
+const (
+	// ArchiveWindowCache is how many window objects the archive sink
+	// remembers (their event ids, correlation ids and the SHA-256 of the
+	// bytes it stored), so that the next batch into one of them appends
+	// without decompressing and scanning what it holds. Each takes about
+	// 220 bytes per event with 36-character event and correlation ids
+	// (4.4 MB for a full window of the default 20,000 sequences); a merge
+	// into an object not remembered reads the object, as always.
+	ArchiveWindowCache = 8
+
+	// ArchiveWindowCacheEvents bounds the events those remembered objects
+	// hold in all (eight full windows of the default 20,000 sequences,
+	// about 35 MB): the least recently stored are forgotten first, and a
+	// window larger than this (archive.window_sequences above it) is never
+	// remembered.
+	ArchiveWindowCacheEvents = 160_000
+)

@@ -14,6 +14,7 @@ package archive
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -57,6 +58,12 @@ type Sink struct {
 	// (when set) across processes writing the same store.
 	stripes [64]sync.Mutex
 	locker  Locker
+	// windows keeps what the window objects this process stored last
+	// hold (state.go).
+	windows windowCache
+	// putFault, set by tests only, fails a window object's PUT before
+	// (written false) or after (true) it is stored.
+	putFault func(key string, written bool) error
 }
 
 // Option configures a Sink.
@@ -161,7 +168,8 @@ type partition struct {
 // message is stored.
 func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 	failed := map[int]error{}
-	parts := map[string]*partition{}
+	parts := map[partKey]*partition{}
+	dirs := map[dirKey]string{}
 	decoded := decodeHeads(batch)
 	// A redelivery can share a batch with the first delivery: each event id
 	// is archived once per batch (the duplicate is acked with it).
@@ -179,36 +187,41 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 			continue
 		}
 		seen[h.ID] = struct{}{}
-		t := h.Time.UTC()
-		dir := fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", kind, name, t.Format("2006-01-02"), t.Hour())
 		// The object of a message is a function of the message alone
 		// (partition and sequence window), never of how it was batched.
-		group, stream, window := dir, "", uint64(0)
+		dk := dirKey{kind: kind, name: name, hour: hourOf(h.Time)}
+		dir, ok := dirs[dk]
+		if !ok {
+			dir = dk.dir()
+			dirs[dk] = dir
+		}
+		group := partKey{dir: dir}
 		if m.Meta.Sequence > 0 && m.Meta.Stream != "" {
-			stream, window = m.Meta.Stream, m.Meta.Sequence/s.window()
-			group = fmt.Sprintf("%s%s/%d", dir, stream, window)
+			group.stream, group.window = m.Meta.Stream, m.Meta.Sequence/s.window()
 		}
 		p := parts[group]
 		if p == nil {
-			p = &partition{dir: dir, kind: kind, name: name, stream: stream, window: window}
+			p = &partition{dir: dir, kind: kind, name: name, stream: group.stream, window: group.window}
 			parts[group] = p
 		}
 		p.idx = append(p.idx, i)
 		p.heads = append(p.heads, h)
 	}
-	dirs := make([]string, 0, len(parts))
-	for d := range parts {
-		dirs = append(dirs, d)
+	keys := make([]partKey, 0, len(parts))
+	for k := range parts {
+		keys = append(keys, k)
 	}
-	slices.Sort(dirs)
+	slices.SortFunc(keys, func(a, b partKey) int {
+		return cmp.Or(strings.Compare(a.dir, b.dir), strings.Compare(a.stream, b.stream), cmp.Compare(a.window, b.window))
+	})
 
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.PutTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	g := new(errgroup.Group)
 	g.SetLimit(s.cfg.Concurrency)
-	for _, d := range dirs {
-		p := parts[d]
+	for _, k := range keys {
+		p := parts[k]
 		g.Go(func() error {
 			write := s.writePartition
 			if p.stream != "" {
@@ -231,6 +244,36 @@ func (s *Sink) Write(ctx context.Context, batch []*stage.Message) error {
 		return nil
 	}
 	return &stage.BatchError{Failed: failed}
+}
+
+// dirKey is a partition directory: kind, type name and event hour (Unix
+// hours, hourOf).
+type dirKey struct {
+	kind, name string
+	hour       int64
+}
+
+// hourOf is the hour holding t, counted in hours from the Unix epoch.
+func hourOf(t time.Time) int64 {
+	u := t.Unix()
+	h := u / 3600
+	if u%3600 < 0 {
+		h-- // floor for the hours before the epoch
+	}
+	return h
+}
+
+// dir is the key prefix kind=…/type=…/date=…/hour=…/ of the partition.
+func (k dirKey) dir() string {
+	t := time.Unix(k.hour*3600, 0).UTC()
+	return fmt.Sprintf("kind=%s/type=%s/date=%s/hour=%02d/", k.kind, k.name, t.Format("2006-01-02"), t.Hour())
+}
+
+// partKey names one object of a batch: its partition directory and, for
+// messages read from a stream, the stream and sequence window.
+type partKey struct {
+	dir, stream string
+	window      uint64
 }
 
 type decodedHead struct {
@@ -403,9 +446,26 @@ func (s *Sink) encode(w io.Writer, msgs []*stage.Message) (int64, error) {
 // seqs, when set, widens the sequence range (sequences of events already in
 // the object whose lines do not carry them).
 func (s *Sink) newManifest(key string, p *partition, msgs []*stage.Message, heads []head, seqs *Manifest) *Manifest {
+	st := newObjectState(len(msgs))
+	for _, h := range heads {
+		st.add(h)
+	}
+	m := s.manifestOf(key, p, st, seqs)
+	for j, msg := range msgs {
+		if heads[j].ID != "" { // a stored line that is not an event is not described
+			m.widen(msg.Meta)
+		}
+	}
+	return m
+}
+
+// manifestOf describes the object at key holding what st says; seqs, when
+// set, is its sequence range (NDJSON lines do not carry their sequences).
+func (s *Sink) manifestOf(key string, p *partition, st *objectState, seqs *Manifest) *Manifest {
 	m := &Manifest{
 		Version: ManifestVersion, Key: key, Kind: p.kind, Type: p.kind + "." + p.name,
-		Format: s.cfg.format(), Compression: s.codec.name, Count: len(msgs),
+		Format: s.cfg.format(), Compression: s.codec.name, Count: st.lines,
+		FirstTime: st.first, LastTime: st.last,
 	}
 	if s.cfg.format() == FormatParquet {
 		m.Compression = "snappy"
@@ -413,54 +473,35 @@ func (s *Sink) newManifest(key string, p *partition, msgs []*stage.Message, head
 	if seqs != nil && seqs.FirstSequence > 0 {
 		m.FirstSequence, m.LastSequence, m.Stream = seqs.FirstSequence, seqs.LastSequence, seqs.Stream
 	}
-	ids := make(map[string]struct{}, 16)
-	for j, msg := range msgs {
-		h := heads[j]
-		if h.ID == "" {
-			continue // a line already stored that is not an event: nothing to describe
-		}
-		if m.FirstTime.IsZero() || h.Time.Before(m.FirstTime) {
-			m.FirstTime = h.Time.UTC()
-		}
-		if h.Time.After(m.LastTime) {
-			m.LastTime = h.Time.UTC()
-		}
-		if seq := msg.Meta.Sequence; seq > 0 {
-			if m.FirstSequence == 0 || seq < m.FirstSequence {
-				m.FirstSequence = seq
-			}
-			if seq > m.LastSequence {
-				m.LastSequence = seq
-			}
-			m.Stream = msg.Meta.Stream
-		}
-		if h.CorrelationID != "" {
-			ids[h.CorrelationID] = struct{}{}
-		}
-	}
-	m.setCorrelationIDs(ids, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
+	st.setCorrelationIDs(m, s.cfg.ManifestMaxIDs, s.cfg.BloomFalsePositive)
 	return m
 }
 
 func (s *Sink) putManifest(ctx context.Context, m *Manifest) error {
+	_, err := s.writeManifest(ctx, m)
+	return err
+}
+
+// writeManifest stores m and returns the bytes stored.
+func (s *Sink) writeManifest(ctx context.Context, m *Manifest) ([]byte, error) {
 	m.WrittenAt = s.now().UTC()
 	mb, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("manifest of %s: %w", m.Key, err)
+		return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
 	if s.dir != "" {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("manifest of %s: %w", m.Key, err)
+			return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 		}
 		if err := writeLocalDurable(s.dir, m.Key+ManifestSuffix, mb, false); err != nil {
-			return fmt.Errorf("manifest of %s: %w", m.Key, err)
+			return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 		}
-		return nil
+		return mb, nil
 	}
 	if err := s.bucket.WriteAll(ctx, m.Key+ManifestSuffix, mb, &blob.WriterOptions{ContentType: "application/json"}); err != nil {
-		return fmt.Errorf("manifest of %s: %w", m.Key, err)
+		return nil, fmt.Errorf("manifest of %s: %w", m.Key, err)
 	}
-	return nil
+	return mb, nil
 }
 
 var newline = []byte{'\n'}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -147,4 +148,88 @@ func BenchmarkArchiveParquet(b *testing.B) {
 		}
 		benchSink(b, name, cfg, n)
 	}
+}
+
+// loadEvents makes n conformed metric events shaped like the burst of
+// scripts/embedded-e2e.sh (sightline-load's 512-byte payload, a correlation
+// id per event), read from stream sequences 1..n, all in one partition hour.
+func loadEvents(n int) []*stage.Message {
+	start := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	out := make([]*stage.Message, n)
+	for i := range out {
+		p := fmt.Sprintf(`{"query":"cats and dogs","n_results":%d,"user_id":"u%07d","session":"s-%d","page":"/search","ab_bucket":"b","pad":"`, i%50, i, i%977)
+		p += strings.Repeat("x", max(0, 512-len(p)-2)) + `"}`
+		m := archivetest.Event("metric", "load", start.Add(time.Duration(i)*10*time.Microsecond), uuid.NewString(), p)
+		m.Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: uint64(i + 1), Timestamp: start}
+		out[i] = m
+	}
+	return out
+}
+
+// cpuTime is the process's user+system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkArchiveAppends is the archive of `sightline run` in a burst:
+// the default configuration (local directory, gzip NDJSON, windows of
+// window_sequences), 100,000 load events written in the consumer's batches
+// of batch_max_messages, so each window object is merged into several
+// times. Each iteration starts from an empty archive; cpu-µs/event is the
+// process's CPU time (user+system) per event.
+//
+//	go test -run '^$' -bench BenchmarkArchiveAppends -benchtime 3x ./sinks/archive/
+func BenchmarkArchiveAppends(b *testing.B) {
+	const n = 100_000
+	evs := loadEvents(n)
+	batch := archive.DefaultConfig().BatchMaxMessages
+	var cpu time.Duration
+	var stored, raw int64
+	for b.Loop() {
+		b.StopTimer()
+		cfg := archivetest.FileConfig(b)
+		s, err := archive.New(archivetest.Context(b), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx := archivetest.Context(b)
+		b.StartTimer()
+		c0 := cpuTime()
+		for lo := 0; lo < n; lo += batch {
+			if err := s.Write(ctx, evs[lo:min(lo+batch, n)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		cpu += cpuTime() - c0
+		b.StopTimer()
+		r := archive.NewReader(openBucket(b, cfg))
+		objs, err := r.Objects(ctx, archive.Filter{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		stored, raw = 0, 0
+		counted, lines := 0, 0
+		for _, o := range objs {
+			stored += o.Size
+			m, err := r.Manifest(ctx, o.Key)
+			if err != nil {
+				b.Fatal(err)
+			}
+			raw += m.RawBytes
+			counted += m.Count
+			if err := r.ReadLines(ctx, o.Key, func([]byte) error { lines++; return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if counted != n || lines != n {
+			b.Fatalf("manifests count %d events, objects hold %d lines, want %d", counted, lines, n)
+		}
+		_ = s.Close(ctx)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n*b.N), "cpu-µs/event")
+	b.ReportMetric(float64(stored), "stored-bytes")
+	b.ReportMetric(float64(raw)/float64(stored), "ratio")
 }

@@ -19,3 +19,7 @@ func CanonicalForTest(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// FailPutsForTest makes f decide whether each window object's PUT fails,
+// before it is stored (written false) or after (true).
+func FailPutsForTest(s *Sink, f func(key string, written bool) error) { s.putFault = f }

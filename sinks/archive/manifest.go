@@ -88,15 +88,27 @@ func NewBloom(n int, p float64) *Bloom {
 	return &Bloom{M: m, K: k, Bits: make([]byte, (m+7)/8)}
 }
 
+// bloomHash is the pair of hashes a Bloom filter takes of a string.
+type bloomHash struct{ h1, h2 uint64 }
+
+func bloomHashOf(s string) bloomHash {
+	var d xxhash.Digest // the hash of "\x00sightline\x00" + s
+	d.Reset()
+	d.WriteString("\x00sightline\x00")
+	d.WriteString(s)
+	return bloomHash{xxhash.Sum64String(s), d.Sum64() | 1}
+}
+
 func (b *Bloom) hashes(s string) (uint64, uint64) {
-	h1 := xxhash.Sum64String(s)
-	h2 := xxhash.Sum64String("\x00sightline\x00" + s)
-	return h1, h2 | 1
+	h := bloomHashOf(s)
+	return h.h1, h.h2
 }
 
 // Add inserts s.
-func (b *Bloom) Add(s string) {
-	h1, h2 := b.hashes(s)
+func (b *Bloom) Add(s string) { b.add(bloomHashOf(s)) }
+
+func (b *Bloom) add(h bloomHash) {
+	h1, h2 := h.h1, h.h2
 	for i := uint64(0); i < uint64(b.K); i++ {
 		bit := (h1 + i*h2) % b.M
 		b.Bits[bit/8] |= 1 << (bit % 8)
@@ -116,23 +128,6 @@ func (b *Bloom) MayContain(s string) bool {
 		}
 	}
 	return true
-}
-
-// setCorrelationIDs fills CorrelationIDs or Bloom from a set of IDs.
-func (m *Manifest) setCorrelationIDs(ids map[string]struct{}, maxIDs int, fp float64) {
-	m.IDs = len(ids)
-	if len(ids) <= maxIDs {
-		m.CorrelationIDs = make([]string, 0, len(ids))
-		for id := range ids {
-			m.CorrelationIDs = append(m.CorrelationIDs, id)
-		}
-		slices.Sort(m.CorrelationIDs)
-		return
-	}
-	m.Bloom = NewBloom(len(ids), fp)
-	for id := range ids {
-		m.Bloom.Add(id)
-	}
 }
 
 func parseManifest(b []byte) (*Manifest, error) {

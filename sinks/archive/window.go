@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -102,6 +101,7 @@ func (s *Sink) mergeOnce(ctx context.Context, key string, p *partition, batch []
 			return err
 		}
 	}
+	s.windows.drop(key) // the cache knows only objects the append wrote
 	old, etag, size, err := s.readObject(ctx, key)
 	if err != nil {
 		return err
@@ -115,8 +115,12 @@ func (s *Sink) mergeOnce(ctx context.Context, key string, p *partition, batch []
 	heads := make([]head, 0, len(old)+len(p.idx))
 	have := make(map[string]struct{}, len(old)+len(p.idx))
 	for _, m := range old {
+		h := storedHead(m)
+		if h.ID != "" {
+			have[h.ID] = struct{}{}
+		}
 		msgs = append(msgs, m)
-		heads = append(heads, storedHead(m, have))
+		heads = append(heads, h)
 	}
 	msgs, heads, newMsgs := addMissing(p, batch, have, msgs, heads)
 	added := len(newMsgs)
@@ -198,49 +202,44 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 	if err != nil {
 		return err
 	}
-	oldMan, err := NewReader(s.bucket).Manifest(ctx, key)
-	if err != nil {
-		oldMan = nil // missing or unreadable: rebuilt below from the object itself
+	manBytes, manErr := s.bucket.ReadAll(ctx, key+ManifestSuffix)
+	// The state of the bytes just read: the one this process kept when it
+	// stored them, or else read from them. Taken out of the cache, it goes
+	// back only with the bytes of a successful PUT.
+	st, sum := s.windows.take(key, body)
+	switch {
+	case !found:
+		st = newObjectState(len(p.idx))
+	case st == nil:
+		if st, err = scanObject(key, body); err != nil {
+			return err
+		}
 	}
-	var msgs []*stage.Message
-	var heads []head
-	have := make(map[string]struct{}, len(p.idx))
-	var oldRaw int64
-	if found {
-		dr, err := decompressor(key, bytes.NewReader(body))
-		if err != nil {
-			return fmt.Errorf("read %s: %w", key, err)
-		}
-		tail := &tailReader{r: dr}
-		sc := bufio.NewScanner(tail)
-		sc.Buffer(make([]byte, 0, 256<<10), MaxLine)
-		stored := &stage.Message{} // stands for a stored line: no stream metadata
-		for sc.Scan() {
-			line := sc.Bytes()
-			if len(line) == 0 {
-				continue
-			}
-			msgs = append(msgs, stored)
-			heads = append(heads, storedHead(&stage.Message{Data: line}, have))
-		}
-		err = sc.Err()
-		_ = dr.Close()
-		if err != nil {
-			return fmt.Errorf("read %s: %w", key, err)
-		}
-		if tail.n > 0 && tail.last != '\n' {
-			return errNotAppendable
-		}
-		oldRaw = tail.n
+	var oldMan *Manifest // missing or unreadable: rebuilt below from the object itself
+	switch {
+	case manErr != nil:
+	case st.man != nil && bytes.Equal(manBytes, st.manBytes):
+		oldMan = st.man // the manifest this process stored: no need to parse it
+	default:
+		oldMan, _ = parseManifest(manBytes)
 	}
-	msgs, heads, added := addMissing(p, batch, have, msgs, heads)
-	m := s.newManifest(key, p, msgs, heads, widened(oldMan, p, batch))
+	st.man, st.manBytes = nil, nil // set again once a manifest is stored
+	var added []*stage.Message
+	for j, i := range p.idx {
+		if h := p.heads[j]; !st.has(h.ID) {
+			st.add(h)
+			added = append(added, batch[i])
+		}
+	}
+	m := s.manifestOf(key, p, st, widened(oldMan, p, batch))
 	if len(added) == 0 && found {
-		m.Bytes, m.RawBytes = int64(len(body)), oldRaw
+		m.Bytes, m.RawBytes = int64(len(body)), st.raw
+		s.windows.put(key, st, int64(len(body)), sum.Sum(nil))
 		if oldMan != nil && sameManifest(oldMan, m) {
+			st.man, st.manBytes = oldMan, manBytes
 			return nil // everything already stored and described
 		}
-		return s.putManifest(ctx, m)
+		return s.putWindowManifest(ctx, st, m)
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, len(body)+len(added)*64))
 	buf.Write(body)
@@ -248,7 +247,8 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 	if err != nil {
 		return fmt.Errorf("write %s: %w", key, err)
 	}
-	m.RawBytes, m.Bytes = oldRaw+raw, int64(buf.Len())
+	st.raw += raw
+	m.RawBytes, m.Bytes = st.raw, int64(buf.Len())
 	if err := ctx.Err(); err != nil {
 		// The lock may be lost (or the Write timed out): write nothing.
 		return fmt.Errorf("put %s: %w", key, context.Cause(ctx))
@@ -256,8 +256,21 @@ func (s *Sink) appendOnce(ctx context.Context, key string, p *partition, batch [
 	if err := s.putIf(ctx, key, buf.Bytes(), etag, !found); err != nil {
 		return err
 	}
-	s.log.DebugContext(ctx, "archive sink: object stored", "key", key, "events", len(msgs), "added", len(added), "bytes", m.Bytes)
-	return s.putManifest(ctx, m)
+	sum.Write(buf.Bytes()[len(body):])
+	s.windows.put(key, st, int64(buf.Len()), sum.Sum(nil))
+	s.log.DebugContext(ctx, "archive sink: object stored", "key", key, "events", st.lines, "added", len(added), "bytes", m.Bytes)
+	return s.putWindowManifest(ctx, st, m)
+}
+
+// putWindowManifest stores m, the manifest of the window object st
+// describes, and keeps it with st.
+func (s *Sink) putWindowManifest(ctx context.Context, st *objectState, m *Manifest) error {
+	mb, err := s.writeManifest(ctx, m)
+	if err != nil {
+		return err
+	}
+	st.man, st.manBytes = m, mb
+	return nil
 }
 
 // tailReader counts what it reads and keeps the last byte.
@@ -400,7 +413,17 @@ func torn(etag string, body []byte) bool {
 
 // putIf replaces the object at key only if it is still the one read (ETag),
 // or creates it only if it still does not exist.
-func (s *Sink) putIf(ctx context.Context, key string, body []byte, etag string, create bool) error {
+func (s *Sink) putIf(ctx context.Context, key string, body []byte, etag string, create bool) (err error) {
+	if s.putFault != nil {
+		if err := s.putFault(key, false); err != nil {
+			return err
+		}
+		defer func() {
+			if err == nil {
+				err = s.putFault(key, true)
+			}
+		}()
+	}
 	if s.dir != "" {
 		// The local directory: merges hold the directory's lock, so the
 		// ETag needs no check; the write is fsynced (durable.go).
@@ -424,7 +447,7 @@ func (s *Sink) putIf(ctx context.Context, key string, body []byte, etag string, 
 			return nil
 		}
 	}
-	err := s.bucket.WriteAll(ctx, key, body, opts)
+	err = s.bucket.WriteAll(ctx, key, body, opts)
 	if gcerrors.Code(err) == gcerrors.FailedPrecondition {
 		return fmt.Errorf("put %s: %w", key, errChanged)
 	}
@@ -502,14 +525,13 @@ func (s *Sink) cleanTemp(ctx context.Context) {
 	}
 }
 
-// storedHead decodes the head of a line already in an object and notes its
-// event id in have. A line the sink did not write keeps a zero head: it
-// stays as it is and is not indexed.
-func storedHead(m *stage.Message, have map[string]struct{}) head {
+// storedHead decodes the head of a line already in an object. A line the
+// sink did not write keeps a zero head: it stays as it is and is not
+// indexed.
+func storedHead(m *stage.Message) head {
 	h, _, _, err := decodeHead(m)
 	if err != nil {
 		return head{}
 	}
-	have[h.ID] = struct{}{}
 	return h
 }
