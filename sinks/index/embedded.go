@@ -81,7 +81,7 @@ const embeddedMemTable = 16 << 20
 
 // storedDoc is what the store keeps of a Document: the exact-match terms,
 // the free text (message and dead-letter reason) and the JSON.
-func storedDoc(d *Document, body []byte) traceidx.Doc {
+func storedDoc(w *dataWalker, d *Document, body []byte) traceidx.Doc {
 	terms := make([]traceidx.Term, 0, 10)
 	add := func(f, v string) {
 		if v != "" {
@@ -99,7 +99,7 @@ func storedDoc(d *Document, body []byte) traceidx.Doc {
 	add("site", d.Site)
 	add("env", d.Env)
 	add("source", d.Source)
-	terms = dataTerms(terms, d.Data)
+	terms = w.terms(terms, d.Data)
 	// Words are indexed for logs and dead letters: a metric's message is
 	// its name and a snapshot's a summary, both found by type.
 	var text string
@@ -135,7 +135,7 @@ func (e *Embedded) Write(ctx context.Context, batch []*stage.Message) error {
 			start := len(body)
 			body, err = appendDoc(body, d)
 			if err == nil {
-				docs = append(docs, storedDoc(d, body[start:len(body):len(body)]))
+				docs = append(docs, storedDoc(&dec.data, d, body[start:len(body):len(body)]))
 				continue
 			}
 			err = stage.Reject("index_invalid", "cannot encode the document", err)

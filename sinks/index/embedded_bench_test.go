@@ -23,6 +23,7 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/traceidx"
+	"github.com/sightline/sightline/schemas"
 )
 
 // The options measured for the embedded index, side by side on the same
@@ -131,21 +132,51 @@ func optionDocs() int {
 	return 30000
 }
 
+// loadBatch is n conformed events of sightline-load's metric (a 512-byte
+// payload, a correlation id each), as the processor hands them on.
+func loadBatch(i, n int, t0 time.Time) []*stage.Message {
+	msgs := make([]*stage.Message, n)
+	for j := range msgs {
+		k := i*n + j
+		p := fmt.Sprintf(`{"query":"cats and dogs","n_results":%d,"user_id":"u%07d","session":"s-%d","page":"/search","ab_bucket":"b","pad":"`, k%50, k, k%977)
+		data := []byte(p + strings.Repeat("x", max(0, 512-len(p)-2)) + `"}`)
+		at := t0.Add(time.Duration(j) * time.Millisecond)
+		ev := &schemas.Event{
+			SpecVersion: schemas.SpecVersion, ID: fmt.Sprintf("%026d", k), Source: "urn:sightline:subject:sightline.raw.metric.load",
+			Type: "metric.load", Time: at, DataContentType: "application/json", CorrelationID: fmt.Sprintf("cid-%012d", k),
+			Data: data,
+		}
+		msgs[j] = stage.EventMessage(ev, "metric", "load", "")
+		msgs[j].Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: uint64(k + 1), Delivered: 1, Timestamp: at}
+	}
+	return msgs
+}
+
 // BenchmarkEmbeddedOptions writes the same documents (1,000-event batches
 // of metric, log and snapshot events, as `sightline run` hands them to the
-// index) into each option in turn, once per round, from open to close, and
+// index; with SIGHTLINE_BENCH_EVENTS=load, sightline-load's metric events)
+// into each option in turn, once per round, from open to close, and
 // reports each option's documents per second of wall time and CPU
 // microseconds per document (the process's, so background merging and
 // compaction count), and each wall rate ÷ the previous bleve index's.
+// The peak RSS of the process (maxrss-MiB) is an option's own when
+// SIGHTLINE_BENCH_OPTIONS names one.
 //
 //	go test -run '^$' -bench EmbeddedOptions -benchtime 3x ./sinks/index/
+//	SIGHTLINE_BENCH_EVENTS=load SIGHTLINE_BENCH_DOCS=1000000 SIGHTLINE_BENCH_OPTIONS=traceidx,traceidx-tuned-prev \
+//	  go test -run '^$' -bench EmbeddedOptions -benchtime 2x -timeout 60m ./sinks/index/
 func BenchmarkEmbeddedOptions(b *testing.B) {
 	n := optionDocs()
 	batch := 1000
 	t0 := time.Now().UTC()
 	var batches [][]*stage.Message
 	for i := 0; i*batch < n; i++ {
-		batches = append(batches, benchBatch(i, batch, t0.Add(time.Duration(i)*time.Second)))
+		at := t0.Add(time.Duration(i) * time.Second)
+		if os.Getenv("SIGHTLINE_BENCH_EVENTS") == "load" {
+			batches = append(batches, loadBatch(i, batch, at))
+		} else {
+			batches = append(batches, benchBatch(i, batch, at))
+		}
 	}
 	type option struct {
 		name  string
@@ -253,6 +284,9 @@ func BenchmarkEmbeddedOptions(b *testing.B) {
 			b.ReportMetric(base.Seconds()/wall[o.name].Seconds(), o.name+"-x-bleve")
 		}
 	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MiB")
 }
 
 // BenchmarkEmbeddedLookup loads SIGHTLINE_BENCH_DOCS (default 100,000)
