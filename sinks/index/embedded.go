@@ -71,13 +71,36 @@ func embeddedOptions(path string, readOnly bool) traceidx.Options {
 	return traceidx.Options{Path: path, ReadOnly: readOnly, Posted: embeddedPosted, LegacyPosted: embeddedLegacyPosted,
 		Unchecked: []string{"id", "correlationid", "source", dataOver},
 		Bare:      []string{"type", "service", "host", "name", dataOver},
-		Prefixes:  []string{querylang.DataPrefix}, MemTableBytes: embeddedMemTable}
+		Prefixes:  []string{querylang.DataPrefix}, MemTableBytes: embeddedMemTable, L0Compaction: embeddedL0Compaction}
 }
 
-// embeddedMemTable is the size of one memtable of the embedded index
-// (BENCHMARKS.md: 4 MiB cost ~70% more CPU per document than 32 MiB; 16
-// MiB the same as 32, with less RSS).
-const embeddedMemTable = 16 << 20
+// The embedded index's Pebble settings, for CPU per document. Every event
+// writes a posting key of each of its fields, so the keys of each flushed
+// memtable span the whole key space and each compaction of L0 rewrites
+// the part of the level below it that it overlaps: all of it. Fewer,
+// larger L0 compactions cost less. BENCHMARKS.md ("Embedded index: Pebble
+// settings"): sightline-load's metric events, CPU µs per document against
+// the previous settings (16 MiB, 4 sublevels) in the same run: at
+// 1,000,000 documents 21.0 against 29.1 (64 MiB and 16: 18.3), at 100,000
+// 14.2 against 19.1; a larger LBaseMaxBytes, blocks of 32 KiB, no
+// compression or no bloom filters saved nothing measurable.
+const (
+	// embeddedMemTable is the size of one memtable (16 MiB before; 64 MiB:
+	// 18.3 µs per document at 1,000,000 against 21.0 in the same run, but
+	// 18.7 and 21.4 against 18.1 in runs of their own, within this
+	// machine's noise, for 65 MiB more RSS). Pebble keeps
+	// up to two full ones before it stalls writes, allocated outside the
+	// Go heap (so outside the memory limit): the peak RSS of a 1,000,000
+	// document write went from 100 to 131 MiB. After kill -9 the next open
+	// replays at most that much write-ahead log.
+	embeddedMemTable = 32 << 20
+	// embeddedL0Compaction is the number of L0 sublevels that starts a
+	// compaction (Pebble's default 4). At 1,000,000 documents in one run,
+	// with 16 MiB memtables: 26.0 µs per document against 33.3 (8
+	// sublevels 28.2; 64 MiB memtables alone 26.0, with 16 sublevels
+	// 22.1). A search merges one iterator per sublevel.
+	embeddedL0Compaction = 16
+)
 
 // storedDoc is what the store keeps of a Document: the exact-match terms,
 // the free text (message and dead-letter reason) and the JSON.
