@@ -98,7 +98,10 @@ const (
 	// compaction (Pebble's default 4). At 1,000,000 documents in one run,
 	// with 16 MiB memtables: 26.0 µs per document against 33.3 (8
 	// sublevels 28.2; 64 MiB memtables alone 26.0, with 16 sublevels
-	// 22.1). A search merges one iterator per sublevel.
+	// 22.1). A search merges one iterator per sublevel: after 100,000
+	// events, a trace is read as fast, a rare word's search takes 1.9 ms
+	// instead of 0.2-0.5 (8 sublevels: 1.0-1.3 ms, 22.7 µs per document
+	// against 20.9).
 	embeddedL0Compaction = 16
 )
 

@@ -306,6 +306,7 @@ func BenchmarkEmbeddedOptions(b *testing.B) {
 		{name: "traceidx-mem64M", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 64<<20, 4) })},
 		{name: "traceidx-l0-8", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 16<<20, 8) })},
 		{name: "traceidx-l0-16", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 16<<20, 16) })},
+		{name: "traceidx-mem32M-l0-8", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 32<<20, 8) })},
 		{name: "traceidx-mem32M-l0-16", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 32<<20, 16) })},
 		{name: "traceidx-mem64M-l0-8", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 64<<20, 8) })},
 		{name: "traceidx-mem64M-l0-16", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 64<<20, 16) })},
