@@ -88,11 +88,12 @@ const (
 	// embeddedMemTable is the size of one memtable (16 MiB before; 64 MiB:
 	// 18.3 µs per document at 1,000,000 against 21.0 in the same run, but
 	// 18.7 and 21.4 against 18.1 in runs of their own, within this
-	// machine's noise, for 65 MiB more RSS). Pebble keeps
-	// up to two full ones before it stalls writes, allocated outside the
-	// Go heap (so outside the memory limit): the peak RSS of a 1,000,000
-	// document write went from 100 to 131 MiB. After kill -9 the next open
-	// replays at most that much write-ahead log.
+	// machine's noise, for 65 MiB more RSS). Pebble keeps up to two full
+	// ones before it stalls writes, allocated outside the Go heap in a cgo
+	// build (so outside the memory limit; with CGO_ENABLED=0 inside it):
+	// the peak RSS of a 1,000,000-document write went from 100 to 131
+	// MiB. After kill -9 the next open replays at most that much
+	// write-ahead log.
 	embeddedMemTable = 32 << 20
 	// embeddedL0Compaction is the number of L0 sublevels that starts a
 	// compaction (Pebble's default 4). At 1,000,000 documents in one run,
