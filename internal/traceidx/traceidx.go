@@ -112,6 +112,11 @@ type Options struct {
 	CacheBytes int64
 	// MemTableBytes is the size of one memtable (default 4 MiB).
 	MemTableBytes uint64
+	// L0Compaction is how many sublevels of flushed tables L0 holds
+	// before they are compacted into the level below (default Pebble's,
+	// 4); writes stall at twice as many. The number of L0 files alone
+	// does not start a compaction then.
+	L0Compaction int
 	// NoSync commits batches without waiting for the write-ahead log to
 	// reach the disk (benchmarks only).
 	NoSync bool
@@ -152,6 +157,11 @@ func Open(o Options) (*Store, error) {
 	}
 	if o.MemTableBytes > 0 {
 		po.MemTableSize = o.MemTableBytes
+	}
+	if o.L0Compaction > 0 {
+		po.L0CompactionThreshold = o.L0Compaction
+		po.L0StopWritesThreshold = max(2*o.L0Compaction, 12)
+		po.L0CompactionFileThreshold = 1 << 20
 	}
 	if o.Tune != nil {
 		o.Tune(po)

@@ -116,10 +116,11 @@ func (dec *decoder) fromEvent(m *stage.Message) (*Document, error) {
 // decoder reads conformed events; its buffers are reused from one event to
 // the next (one per Remote.Write and Embedded.Write; FromMessage takes a fresh one).
 type decoder struct {
-	sc  scanner
-	ev  eventView
-	doc Document
-	idx struct { // the last index name
+	sc   scanner
+	ev   eventView
+	data dataWalker // the embedded index's data terms
+	doc  Document
+	idx  struct { // the last index name
 		prefix, kind string
 		day          int64
 		name         []byte

@@ -71,17 +71,44 @@ func embeddedOptions(path string, readOnly bool) traceidx.Options {
 	return traceidx.Options{Path: path, ReadOnly: readOnly, Posted: embeddedPosted, LegacyPosted: embeddedLegacyPosted,
 		Unchecked: []string{"id", "correlationid", "source", dataOver},
 		Bare:      []string{"type", "service", "host", "name", dataOver},
-		Prefixes:  []string{querylang.DataPrefix}, MemTableBytes: embeddedMemTable}
+		Prefixes:  []string{querylang.DataPrefix}, MemTableBytes: embeddedMemTable, L0Compaction: embeddedL0Compaction}
 }
 
-// embeddedMemTable is the size of one memtable of the embedded index
-// (BENCHMARKS.md: 4 MiB cost ~70% more CPU per document than 32 MiB; 16
-// MiB the same as 32, with less RSS).
-const embeddedMemTable = 16 << 20
+// The embedded index's Pebble settings, for CPU per document. Every event
+// writes a posting key of each of its fields, so the keys of each flushed
+// memtable span the whole key space and each compaction of L0 rewrites
+// the part of the level below it that it overlaps: all of it. Fewer,
+// larger L0 compactions cost less. BENCHMARKS.md ("Embedded index: Pebble
+// settings"): sightline-load's metric events, CPU µs per document against
+// the previous settings (16 MiB, 4 sublevels) in the same run: at
+// 1,000,000 documents 21.0 against 29.1 (64 MiB and 16: 18.3), at 100,000
+// 14.2 against 19.1; a larger LBaseMaxBytes, blocks of 32 KiB, no
+// compression or no bloom filters saved nothing measurable.
+const (
+	// embeddedMemTable is the size of one memtable (16 MiB before; 64 MiB:
+	// 18.3 µs per document at 1,000,000 against 21.0 in the same run, but
+	// 18.7 and 21.4 against 18.1 in runs of their own, within this
+	// machine's noise, for 65 MiB more RSS). Pebble keeps up to two full
+	// ones before it stalls writes, allocated outside the Go heap in a cgo
+	// build (so outside the memory limit; with CGO_ENABLED=0 inside it):
+	// the peak RSS of a 1,000,000-document write went from 100 to 131
+	// MiB. After kill -9 the next open replays at most that much
+	// write-ahead log.
+	embeddedMemTable = 32 << 20
+	// embeddedL0Compaction is the number of L0 sublevels that starts a
+	// compaction (Pebble's default 4). At 1,000,000 documents in one run,
+	// with 16 MiB memtables: 26.0 µs per document against 33.3 (8
+	// sublevels 28.2; 64 MiB memtables alone 26.0, with 16 sublevels
+	// 22.1). A search merges one iterator per sublevel: after 100,000
+	// events, a trace is read as fast, a rare word's search takes 1.9 ms
+	// instead of 0.2-0.5 (8 sublevels: 1.0-1.3 ms, 22.7 µs per document
+	// against 20.9).
+	embeddedL0Compaction = 16
+)
 
 // storedDoc is what the store keeps of a Document: the exact-match terms,
 // the free text (message and dead-letter reason) and the JSON.
-func storedDoc(d *Document, body []byte) traceidx.Doc {
+func storedDoc(w *dataWalker, d *Document, body []byte) traceidx.Doc {
 	terms := make([]traceidx.Term, 0, 10)
 	add := func(f, v string) {
 		if v != "" {
@@ -99,7 +126,7 @@ func storedDoc(d *Document, body []byte) traceidx.Doc {
 	add("site", d.Site)
 	add("env", d.Env)
 	add("source", d.Source)
-	terms = dataTerms(terms, d.Data)
+	terms = w.terms(terms, d.Data)
 	// Words are indexed for logs and dead letters: a metric's message is
 	// its name and a snapshot's a summary, both found by type.
 	var text string
@@ -135,7 +162,7 @@ func (e *Embedded) Write(ctx context.Context, batch []*stage.Message) error {
 			start := len(body)
 			body, err = appendDoc(body, d)
 			if err == nil {
-				docs = append(docs, storedDoc(d, body[start:len(body):len(body)]))
+				docs = append(docs, storedDoc(&dec.data, d, body[start:len(body):len(body)]))
 				continue
 			}
 			err = stage.Reject("index_invalid", "cannot encode the document", err)

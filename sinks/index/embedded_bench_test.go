@@ -23,6 +23,7 @@ import (
 
 	"github.com/sightline/sightline/internal/stage"
 	"github.com/sightline/sightline/internal/traceidx"
+	"github.com/sightline/sightline/schemas"
 )
 
 // The options measured for the embedded index, side by side on the same
@@ -131,22 +132,115 @@ func optionDocs() int {
 	return 30000
 }
 
+// loadGen makes batches of conformed events of sightline-load's metric
+// (a 512-byte payload, a correlation id each), as the processor hands them
+// on, rewriting the same messages from one batch to the next (Write keeps
+// nothing of them): a million events cost no memory, and each costs the
+// benchmark ~1 µs of the CPU it measures, the same for every option.
+type loadGen struct {
+	t0    time.Time
+	parts [][]byte // the event's JSON between the fields that vary: id, cid, time, data
+	order []int    // which field follows each part
+	msgs  []*stage.Message
+}
+
+func newLoadGen(n int, t0 time.Time) *loadGen {
+	const id, cid = "IDIDIDIDIDIDIDIDIDIDIDIDID", "CIDCIDCIDCID"
+	at := time.Date(2001, 2, 3, 4, 5, 6, 123456789, time.UTC)
+	ev := &schemas.Event{
+		SpecVersion: schemas.SpecVersion, ID: id, Source: "urn:sightline:subject:sightline.raw.metric.load",
+		Type: "metric.load", Time: at, DataContentType: "application/json", CorrelationID: cid,
+		Data: []byte(`{"DATADATA":1}`),
+	}
+	tmpl := stage.EventMessage(ev, "metric", "load", "")
+	g := &loadGen{t0: t0, msgs: make([]*stage.Message, n)}
+	type mark struct{ at, n, field int }
+	var marks []mark
+	for f, s := range []string{id, cid, at.Format(time.RFC3339Nano), `{"DATADATA":1}`} {
+		i := strings.Index(string(tmpl.Data), s)
+		if i < 0 {
+			panic("loadGen: no " + s + " in " + string(tmpl.Data))
+		}
+		marks = append(marks, mark{i, len(s), f})
+	}
+	slices.SortFunc(marks, func(a, b mark) int { return a.at - b.at })
+	prev := 0
+	for _, m := range marks {
+		g.parts = append(g.parts, tmpl.Data[prev:m.at])
+		g.order = append(g.order, m.field)
+		prev = m.at + m.n
+	}
+	g.parts = append(g.parts, tmpl.Data[prev:])
+	for j := range g.msgs {
+		g.msgs[j] = &stage.Message{Subject: tmpl.Subject, Header: tmpl.Header, Data: make([]byte, 0, 1024)}
+	}
+	return g
+}
+
+// batch returns batch i (valid until the next call).
+func (g *loadGen) batch(i int) []*stage.Message {
+	pad := strings.Repeat("x", 512)
+	for j, m := range g.msgs {
+		k := i*len(g.msgs) + j
+		at := g.t0.Add(time.Duration(k) * time.Millisecond)
+		b := m.Data[:0]
+		for p, part := range g.parts {
+			b = append(b, part...)
+			if p == len(g.order) {
+				break
+			}
+			switch g.order[p] {
+			case 0:
+				b = fmt.Appendf(b, "%026d", k)
+			case 1:
+				b = fmt.Appendf(b, "cid-%08d", k)
+			case 2:
+				b = at.AppendFormat(b, time.RFC3339Nano)
+			case 3:
+				n := len(b)
+				b = fmt.Appendf(b, `{"query":"cats and dogs","n_results":%d,"user_id":"u%07d","session":"s-%d","page":"/search","ab_bucket":"b","pad":"`, k%50, k, k%977)
+				b = append(b, pad[:max(0, 512-(len(b)-n)-2)]...)
+				b = append(b, `"}`...)
+			}
+		}
+		m.Data, m.ID = b, ""
+		m.Meta = stage.Meta{Stream: "SIGHTLINE_EVENTS", Sequence: uint64(k + 1), Delivered: 1, Timestamp: at}
+	}
+	return g.msgs
+}
+
+// loadBatch is batch i of n events of loadGen, in messages of its own.
+func loadBatch(i, n int, t0 time.Time) []*stage.Message {
+	return newLoadGen(n, t0).batch(i)
+}
+
 // BenchmarkEmbeddedOptions writes the same documents (1,000-event batches
 // of metric, log and snapshot events, as `sightline run` hands them to the
-// index) into each option in turn, once per round, from open to close, and
+// index; with SIGHTLINE_BENCH_EVENTS=load, sightline-load's metric events)
+// into each option in turn, once per round, from open to close, and
 // reports each option's documents per second of wall time and CPU
 // microseconds per document (the process's, so background merging and
 // compaction count), and each wall rate ÷ the previous bleve index's.
+// The peak RSS of the process (maxrss-MiB) is an option's own when
+// SIGHTLINE_BENCH_OPTIONS names one.
 //
 //	go test -run '^$' -bench EmbeddedOptions -benchtime 3x ./sinks/index/
+//	SIGHTLINE_BENCH_EVENTS=load SIGHTLINE_BENCH_DOCS=1000000 SIGHTLINE_BENCH_OPTIONS=traceidx,traceidx-tuned-prev \
+//	  go test -run '^$' -bench EmbeddedOptions -benchtime 2x -timeout 60m ./sinks/index/
 func BenchmarkEmbeddedOptions(b *testing.B) {
 	n := optionDocs()
 	batch := 1000
 	t0 := time.Now().UTC()
 	var batches [][]*stage.Message
-	for i := 0; i*batch < n; i++ {
-		batches = append(batches, benchBatch(i, batch, t0.Add(time.Duration(i)*time.Second)))
+	var gen *loadGen
+	if os.Getenv("SIGHTLINE_BENCH_EVENTS") == "load" {
+		gen = newLoadGen(batch, t0)
+	} else {
+		for i := 0; i*batch < n; i++ {
+			batches = append(batches, benchBatch(i, batch, t0.Add(time.Duration(i)*time.Second)))
+		}
 	}
+	nb := (n + batch - 1) / batch
 	type option struct {
 		name  string
 		open  func(dir string) (write func([]*stage.Message) error, close func() error, err error)
@@ -202,12 +296,53 @@ func BenchmarkEmbeddedOptions(b *testing.B) {
 				}
 			}
 		})},
+		// Candidates for the Pebble settings (BENCHMARKS.md, "Embedded
+		// index: Pebble settings"): the previous ones (a 16 MiB memtable,
+		// Pebble's L0 thresholds and LBaseMaxBytes, snappy on every
+		// level), changes to them one at a time and together, and changes
+		// to the current ones ("traceidx").
+		{name: "traceidx-prev", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 16<<20, 4) })},
+		{name: "traceidx-mem32M", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 32<<20, 4) })},
+		{name: "traceidx-mem64M", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 64<<20, 4) })},
+		{name: "traceidx-l0-8", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 16<<20, 8) })},
+		{name: "traceidx-l0-16", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 16<<20, 16) })},
+		{name: "traceidx-mem32M-l0-8", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 32<<20, 8) })},
+		{name: "traceidx-mem32M-l0-16", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 32<<20, 16) })},
+		{name: "traceidx-mem64M-l0-8", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 64<<20, 8) })},
+		{name: "traceidx-mem64M-l0-16", open: storeOpt(func(o *traceidx.Options) { prevSettings(o, 64<<20, 16) })},
+		{name: "traceidx-lbase256M", open: storeOpt(func(o *traceidx.Options) {
+			prevSettings(o, 16<<20, 4)
+			chainTune(o, func(po *pebble.Options) { po.LBaseMaxBytes = 256 << 20 })
+		})},
+		{name: "traceidx-lbase32M", open: storeOpt(func(o *traceidx.Options) {
+			prevSettings(o, 16<<20, 4)
+			chainTune(o, func(po *pebble.Options) { po.LBaseMaxBytes = 32 << 20 })
+		})},
+		{name: "traceidx-l0-nocompress", open: storeOpt(func(o *traceidx.Options) {
+			chainTune(o, func(po *pebble.Options) {
+				po.Levels[0].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
+			})
+		})},
 		{name: "traceidx-nocompress", open: storeOpt(func(o *traceidx.Options) {
-			o.Tune = func(po *pebble.Options) {
+			chainTune(o, func(po *pebble.Options) {
 				for i := range po.Levels {
 					po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 				}
-			}
+			})
+		})},
+		{name: "traceidx-nobloom", open: storeOpt(func(o *traceidx.Options) {
+			chainTune(o, func(po *pebble.Options) {
+				for i := range po.Levels {
+					po.Levels[i].FilterPolicy = nil
+				}
+			})
+		})},
+		{name: "traceidx-blocks32K", open: storeOpt(func(o *traceidx.Options) {
+			chainTune(o, func(po *pebble.Options) {
+				for i := range po.Levels {
+					po.Levels[i].BlockSize = 32 << 10
+				}
+			})
 		})},
 	}
 	if f := os.Getenv("SIGHTLINE_BENCH_OPTIONS"); f != "" {
@@ -227,10 +362,17 @@ func BenchmarkEmbeddedOptions(b *testing.B) {
 				b.Fatal(o.name, err)
 			}
 			per := max(1, o.batch/batch)
-			for i := 0; i < len(batches); i += per {
+			if gen != nil {
+				per = 1 // gen rewrites its one batch
+			}
+			for i := 0; i < nb; i += per {
 				var msgs []*stage.Message
-				for _, bt := range batches[i:min(i+per, len(batches))] {
-					msgs = append(msgs, bt...)
+				for k := i; k < min(i+per, nb); k++ {
+					if gen != nil {
+						msgs = append(msgs, gen.batch(k)...)
+					} else {
+						msgs = append(msgs, batches[k]...)
+					}
 				}
 				if err := write(msgs); err != nil {
 					b.Fatal(o.name, err)
@@ -244,7 +386,7 @@ func BenchmarkEmbeddedOptions(b *testing.B) {
 			_ = os.RemoveAll(dir)
 		}
 	}
-	docs := float64(b.N * len(batches) * batch)
+	docs := float64(b.N * nb * batch)
 	base := wall["bleve-previous"]
 	for _, o := range opts {
 		b.ReportMetric(docs/wall[o.name].Seconds(), o.name+"-docs/s")
@@ -252,6 +394,38 @@ func BenchmarkEmbeddedOptions(b *testing.B) {
 		if base > 0 {
 			b.ReportMetric(base.Seconds()/wall[o.name].Seconds(), o.name+"-x-bleve")
 		}
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	b.ReportMetric(float64(ru.Maxrss)/1024, "maxrss-MiB")
+}
+
+// prevSettings gives o the Pebble settings of the embedded index before
+// they were measured for CPU (Pebble's L0 thresholds and LBaseMaxBytes,
+// snappy on every level), with memtables of mem bytes and L0 compacted at
+// l0 sublevels.
+func prevSettings(o *traceidx.Options, mem uint64, l0 int) {
+	o.MemTableBytes, o.L0Compaction = mem, 0
+	o.Tune = func(po *pebble.Options) {
+		po.L0CompactionThreshold, po.L0CompactionFileThreshold, po.L0StopWritesThreshold = 4, 500, 12
+		if l0 != 4 {
+			po.L0CompactionThreshold, po.L0CompactionFileThreshold, po.L0StopWritesThreshold = l0, 1<<20, max(2*l0, 12)
+		}
+		po.LBaseMaxBytes = 64 << 20
+		for i := range po.Levels {
+			po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
+		}
+	}
+}
+
+// chainTune adds f to the Pebble settings of o, after its own.
+func chainTune(o *traceidx.Options, f func(*pebble.Options)) {
+	prev := o.Tune
+	o.Tune = func(po *pebble.Options) {
+		if prev != nil {
+			prev(po)
+		}
+		f(po)
 	}
 }
 
