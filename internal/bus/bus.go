@@ -500,7 +500,7 @@ func (b *Bus) shutdownServer() {
 				b.log.Error("group commit at shutdown failed", "error", err)
 			}
 			b.committer.close()
-			b.log.Info("group commit stopped", "rounds", b.committer.rounds.Load(), "fsyncs", b.committer.synced.Load(), "store_walks", b.committer.walks.Load())
+			b.log.Info("group commit stopped", "rounds", b.committer.rounds.Load(), "fsyncs", b.committer.synced.Load(), "store_walks", b.committer.walks.Load(), "fs_events", b.committer.events.Load())
 		}
 	}
 }

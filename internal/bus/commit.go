@@ -24,8 +24,10 @@ import (
 // anything — an input whose outputs and dead letters were published, a
 // Publish that HTTP ingest answers 202 for — it waits for a commit round
 // that started after its PubAcks arrived. A round fsyncs every file and
-// directory of the store that changed since the previous round; all the
-// writers that arrive while one round runs share the next. A background
+// directory of the store that changed since the previous round — the ones
+// inotify named (commit_watch_linux.go), or, without it, the ones a walk
+// of the store finds changed; all the writers that arrive while one
+// round runs share the next. A background
 // round runs every groupCommitInterval while the store changes, which
 // bounds how long a PubAck the server gave straight to an outside
 // JetStream publisher waits before it is on disk.
@@ -58,6 +60,7 @@ type committer struct {
 	rounds atomic.Uint64 // rounds run
 	synced atomic.Uint64 // files and directories fsynced
 	walks  atomic.Uint64 // rounds that walked the whole store
+	events atomic.Uint64 // file system events read
 }
 
 type commitRound struct {

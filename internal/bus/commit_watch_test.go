@@ -97,11 +97,31 @@ func TestGroupCommitWatchFollowsTheStore(t *testing.T) {
 	write(t, filepath.Join(msgs, "1.blk"), "b")
 	wantSynced(t, "an append", rec.round(t, c), "streams/S/msgs/1.blk")
 
+	// Many writes between two rounds cost the kernel one event (and the
+	// watch's removal): the file's watch fires once until the round arms
+	// it again.
+	events := c.events.Load()
+	for range 100 {
+		write(t, filepath.Join(msgs, "1.blk"), "m")
+	}
+	wantSynced(t, "100 appends", rec.round(t, c), "streams/S/msgs/1.blk")
+	if n := c.events.Load() - events; n > 2 {
+		t.Fatalf("100 appends raised %d events, want the one-shot watch's 2", n)
+	}
+	write(t, filepath.Join(msgs, "1.blk"), "n")
+	wantSynced(t, "an append after the watch was armed again", rec.round(t, c), "streams/S/msgs/1.blk")
+
 	write(t, filepath.Join(dir, "streams", "S", "meta.inf.tmp"), "{}")
 	if err := os.Rename(filepath.Join(dir, "streams", "S", "meta.inf.tmp"), filepath.Join(dir, "streams", "S", "meta.inf")); err != nil {
 		t.Fatal(err)
 	}
 	wantSynced(t, "a file renamed into place", rec.round(t, c), "streams/S", "streams/S/meta.inf")
+	write(t, filepath.Join(dir, "streams", "S", "meta.inf"), "+")
+	wantSynced(t, "an append to the file renamed into place", rec.round(t, c), "streams/S/meta.inf")
+	write(t, filepath.Join(msgs, "new.blk"), "1")
+	wantSynced(t, "a new file", rec.round(t, c), "streams/S/msgs", "streams/S/msgs/new.blk")
+	write(t, filepath.Join(msgs, "new.blk"), "2")
+	wantSynced(t, "an append to the new file", rec.round(t, c), "streams/S/msgs/new.blk")
 
 	// A new stream: its directories and the block written in them before
 	// any round ran.
@@ -133,6 +153,9 @@ func TestGroupCommitWatchFollowsTheStore(t *testing.T) {
 	if err := os.Remove(filepath.Join(msgs, "1.blk")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Remove(filepath.Join(msgs, "new.blk")); err != nil {
+		t.Fatal(err)
+	}
 	wantSynced(t, "a file removed", rec.round(t, c), "streams/S/msgs")
 
 	if err := os.RemoveAll(filepath.Join(dir, "streams", "U")); err != nil {
@@ -144,4 +167,29 @@ func TestGroupCommitWatchFollowsTheStore(t *testing.T) {
 	}
 	write(t, filepath.Join(dir, "streams", "S", "meta.inf"), "f")
 	wantSynced(t, "an append after the removal", rec.round(t, c), "streams/S/meta.inf")
+}
+
+// A write that lands just after a round fsynced its file (here made from
+// within the fsync) is synced by the next round: the file's watch is
+// armed again before the fsync, not after.
+func TestGroupCommitWatchWriteDuringFsync(t *testing.T) {
+	dir := t.TempDir()
+	blk := filepath.Join(dir, "1.blk")
+	write(t, blk, "a")
+	c := watchingCommitter(t, dir)
+	defer c.close()
+	rec := recordSyncs(t, c)
+	wantSynced(t, "first round", rec.round(t, c), ".", "1.blk")
+	write(t, blk, "b")
+	recorded := c.syncPath
+	var once sync.Once
+	c.syncPath = func(p string) error {
+		err := recorded(p)
+		if p == blk {
+			once.Do(func() { write(t, blk, "c") })
+		}
+		return err
+	}
+	wantSynced(t, "the round whose fsync a write follows", rec.round(t, c), "1.blk")
+	wantSynced(t, "the next round", rec.round(t, c), "1.blk")
 }

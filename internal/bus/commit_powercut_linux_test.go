@@ -40,9 +40,15 @@ var powerSteps = []powerStep{
 	}, map[string]string{"streams/T/msgs/1.blk": "", "streams/U/msgs/1.blk": "c"}},
 	{"append under the new name, a file renamed into place", func(t *testing.T, p func(string) string) {
 		write(t, p("streams/U/msgs/1.blk"), "d")
+		write(t, p("streams/S/msgs/2.blk"), "f")
+		write(t, p("streams/S/meta.inf"), "2")
 		write(t, p("streams/S/idx.tmp"), "idx")
 		rename(t, p("streams/S/idx.tmp"), p("streams/S/idx"))
-	}, map[string]string{"streams/U/msgs/1.blk": "cd", "streams/S/idx": "idx"}},
+	}, map[string]string{"streams/U/msgs/1.blk": "cd", "streams/S/msgs/2.blk": "ef", "streams/S/meta.inf": "meta2", "streams/S/idx": "idx"}},
+	{"appends again", func(t *testing.T, p func(string) string) {
+		write(t, p("streams/S/msgs/2.blk"), "g")
+		write(t, p("streams/S/idx"), "2")
+	}, map[string]string{"streams/S/msgs/2.blk": "efg", "streams/S/idx": "idx2"}},
 	{"a file removed", func(t *testing.T, p func(string) string) {
 		if err := os.Remove(p("streams/S/msgs/1.blk")); err != nil {
 			t.Fatal(err)
