@@ -370,9 +370,11 @@ func storeDir(o Options) string {
 func (b *Bus) startCommitter(dir string) error {
 	c := newCommitter(dir)
 	if err := syncParents(dir); err != nil {
+		c.close()
 		return fmt.Errorf("bus: group commit: store dir %s: %w", dir, err)
 	}
 	if err := c.Wait(context.Background()); err != nil {
+		c.close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -497,6 +499,8 @@ func (b *Bus) shutdownServer() {
 			if err := b.committer.Wait(context.Background()); err != nil {
 				b.log.Error("group commit at shutdown failed", "error", err)
 			}
+			b.committer.close()
+			b.log.Info("group commit stopped", "rounds", b.committer.rounds.Load(), "fsyncs", b.committer.synced.Load(), "store_walks", b.committer.walks.Load(), "fs_events", b.committer.events.Load())
 		}
 	}
 }

@@ -24,8 +24,10 @@ import (
 // anything — an input whose outputs and dead letters were published, a
 // Publish that HTTP ingest answers 202 for — it waits for a commit round
 // that started after its PubAcks arrived. A round fsyncs every file and
-// directory of the store that changed since the previous round; all the
-// writers that arrive while one round runs share the next. A background
+// directory of the store that changed since the previous round — the ones
+// inotify named (commit_watch_linux.go), or, without it, the ones a walk
+// of the store finds changed; all the writers that arrive while one
+// round runs share the next. A background
 // round runs every groupCommitInterval while the store changes, which
 // bounds how long a PubAck the server gave straight to an outside
 // JetStream publisher waits before it is on disk.
@@ -42,12 +44,23 @@ type committer struct {
 	mu      sync.Mutex
 	running *commitRound // the round in progress
 	next    *commitRound // the round that starts after it (joined by new waiters)
+	closing bool         // close was called: the last round closes the watch
 
+	// watch, when the platform has one (Linux: inotify), tells a round
+	// which paths were written since the previous one; without it a
+	// round walks the store and compares stamps. Both are read only by
+	// the round goroutine.
+	watch *watcher
 	// stamps holds what each file and directory looked like when it was
-	// last synced (read only by the round goroutine).
+	// last synced (walk rounds).
 	stamps map[string]fileStamp
+	// syncPath makes one path durable (fsync.Path; tests record).
+	syncPath func(string) error
+
 	rounds atomic.Uint64 // rounds run
 	synced atomic.Uint64 // files and directories fsynced
+	walks  atomic.Uint64 // rounds that walked the whole store
+	events atomic.Uint64 // file system events read
 }
 
 type commitRound struct {
@@ -68,8 +81,39 @@ type fileStamp struct {
 // otherwise look unchanged.
 const stampSettle = 50 * time.Millisecond
 
+// newCommitter returns a committer over dir that learns what changed from
+// file system events where it can, by walking the store otherwise.
 func newCommitter(dir string) *committer {
-	return &committer{dir: dir, stamps: map[string]fileStamp{}}
+	c := newWalkCommitter(dir)
+	if w, err := newWatcher(); err == nil {
+		c.watch = w
+	}
+	return c
+}
+
+// newWalkCommitter returns a committer whose every round walks the store.
+func newWalkCommitter(dir string) *committer {
+	return &committer{dir: dir, stamps: map[string]fileStamp{}, syncPath: fsync.Path}
+}
+
+// close releases the watch (now, or when the round in progress ends);
+// rounds after it walk the store.
+func (c *committer) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closing = true
+	if c.running == nil {
+		c.closeWatch()
+	}
+}
+
+// closeWatch closes the watch; the caller holds mu with no round running,
+// or is the round goroutine.
+func (c *committer) closeWatch() {
+	if c.watch != nil {
+		c.watch.close()
+		c.watch = nil
+	}
 }
 
 // Wait returns once everything written to the store before it was called
@@ -105,6 +149,9 @@ func (c *committer) run(r *commitRound) {
 		c.mu.Lock()
 		r, c.next = c.next, nil
 		c.running = r
+		if r == nil && c.closing {
+			c.closeWatch()
+		}
 		c.mu.Unlock()
 	}
 }
@@ -133,12 +180,30 @@ func (c *committer) background(ctx context.Context, interval time.Duration, log 
 	}
 }
 
-// round fsyncs every regular file and directory under the store whose
+// round fsyncs what was written to the store since the previous round:
+// the paths the watch names, or, without a watch, what a walk finds
+// changed.
+func (c *committer) round() error {
+	c.rounds.Add(1)
+	if c.watch != nil {
+		err := c.watchRound()
+		if !errors.Is(err, errWatchFailed) {
+			return err
+		}
+		// The watch can no longer say what changed (out of inotify
+		// watches, say): walk from now on, syncing everything once.
+		c.closeWatch()
+		clear(c.stamps)
+	}
+	return c.walkRound()
+}
+
+// walkRound fsyncs every regular file and directory under the store whose
 // size or modification time changed since it was last synced. A file is
 // stamped before its fsync, so a write that lands during the fsync
 // changes the stamp and is synced again by the next round.
-func (c *committer) round() error {
-	c.rounds.Add(1)
+func (c *committer) walkRound() error {
+	c.walks.Add(1)
 	start := time.Now()
 	var errs []error
 	seen := make(map[string]bool, len(c.stamps))
@@ -165,7 +230,7 @@ func (c *committer) round() error {
 		if old, ok := c.stamps[path]; ok && old == st {
 			return nil
 		}
-		if err := fsync.Path(path); err != nil {
+		if err := c.syncPath(path); err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				return nil
 			}

@@ -17,6 +17,7 @@ import (
 func TestGroupCommitCoalescesWaiters(t *testing.T) {
 	dir := t.TempDir()
 	c := newCommitter(dir)
+	defer c.close()
 	f, err := os.Create(filepath.Join(dir, "1.blk"))
 	if err != nil {
 		t.Fatal(err)
@@ -51,8 +52,14 @@ func TestGroupCommitCoalescesWaiters(t *testing.T) {
 }
 
 // A round syncs only what changed since the previous one: a file written
-// again (or a new file) is synced again, an untouched one is not.
+// again (or a new file) is synced again, an untouched one is not — whether
+// the committer learns it from file system events or by walking the store.
 func TestGroupCommitSyncsWhatChanged(t *testing.T) {
+	t.Run("watch", func(t *testing.T) { testSyncsWhatChanged(t, true) })
+	t.Run("walk", func(t *testing.T) { testSyncsWhatChanged(t, false) })
+}
+
+func testSyncsWhatChanged(t *testing.T, watch bool) {
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "streams", "S", "msgs"), 0o750); err != nil {
 		t.Fatal(err)
@@ -61,7 +68,11 @@ func TestGroupCommitSyncsWhatChanged(t *testing.T) {
 	if err := os.WriteFile(blk, []byte("a"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	c := newCommitter(dir)
+	c := newWalkCommitter(dir)
+	if watch {
+		c = watchingCommitter(t, dir)
+	}
+	defer c.close()
 	ctx := context.Background()
 	age(t, dir)
 	if err := c.Wait(ctx); err != nil {
@@ -103,6 +114,19 @@ func TestGroupCommitSyncsWhatChanged(t *testing.T) {
 	if got := c.synced.Load() - before; got != 2 {
 		t.Fatalf("after a new block %d paths synced, want 2 (the file and its directory)", got)
 	}
+	if watch {
+		before = c.synced.Load()
+		if err := c.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.synced.Load() - before; got != 0 {
+			t.Fatalf("a round with nothing written synced %d paths", got)
+		}
+		if w := c.walks.Load(); w != 1 {
+			t.Fatalf("%d walks of the store, want the first round's only", w)
+		}
+		return
+	}
 	// Written a moment ago: synced again by the next round whatever its
 	// stamp (coarse modification times).
 	before = c.synced.Load()
@@ -136,6 +160,7 @@ var ageN int
 // A caller whose context ends stops waiting; the round still completes.
 func TestGroupCommitWaitHonoursContext(t *testing.T) {
 	c := newCommitter(t.TempDir())
+	defer c.close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := c.Wait(ctx); err == nil {
@@ -176,4 +201,15 @@ func TestPublishWaitsForGroupCommit(t *testing.T) {
 			t.Fatalf("publish %d returned without a commit round", i)
 		}
 	}
+}
+
+// watchingCommitter returns a committer over dir that learns what changed
+// from file system events, skipping the test where there are none.
+func watchingCommitter(t *testing.T, dir string) *committer {
+	t.Helper()
+	c := newCommitter(dir)
+	if c.watch == nil {
+		t.Skip("no file system events on this platform: every round walks the store")
+	}
+	return c
 }
