@@ -177,15 +177,29 @@ func TestRunEndToEnd(t *testing.T) {
 		}
 	}
 
-	metrics := string(get(t, base+"/metrics"))
-	for _, want := range []string{
+	// The processor counts its outputs once their commit round returned,
+	// which can be after the events are readable from the stream: poll.
+	wantMetrics := []string{
 		`sightline_events_in_total{kind="metric",stage="process"} 4`,
 		`sightline_events_out_total{kind="metric",stage="process"} 3`,
 		`sightline_events_rejected_total{kind="metric",reason="not_json",stage="process"} 1`,
-	} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics lacks %s", want)
+	}
+	var missing []string
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		metrics := string(get(t, base+"/metrics"))
+		missing = missing[:0]
+		for _, want := range wantMetrics {
+			if !strings.Contains(metrics, want) {
+				missing = append(missing, want)
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range missing {
+		t.Errorf("/metrics lacks %s", want)
 	}
 
 	// sightline status, as a second process would run it.
