@@ -369,6 +369,11 @@ func storeDir(o Options) string {
 // the background rounds.
 func (b *Bus) startCommitter(dir string) error {
 	c := newCommitter(dir)
+	c.warn = func(msg string, err error) { b.log.Warn(msg, "error", err) }
+	if c.watchErr != nil && !errors.Is(c.watchErr, errors.ErrUnsupported) {
+		// Linux without inotify to spare (fs.inotify.max_user_instances).
+		c.warn("group commit: no file system watch; every commit round walks the store (more CPU per round, the same guarantee)", c.watchErr)
+	}
 	if err := syncParents(dir); err != nil {
 		c.close()
 		return fmt.Errorf("bus: group commit: store dir %s: %w", dir, err)

@@ -57,6 +57,12 @@ type committer struct {
 	// syncPath makes one path durable (fsync.Path; tests record).
 	syncPath func(string) error
 
+	// warn, when set, is told once when the watch cannot be had or
+	// fails: rounds then cost a walk of the store (more CPU per round).
+	warn func(msg string, err error)
+	// watchErr is why newCommitter has no watch (nil with one).
+	watchErr error
+
 	rounds atomic.Uint64 // rounds run
 	synced atomic.Uint64 // files and directories fsynced
 	walks  atomic.Uint64 // rounds that walked the whole store
@@ -85,9 +91,12 @@ const stampSettle = 50 * time.Millisecond
 // file system events where it can, by walking the store otherwise.
 func newCommitter(dir string) *committer {
 	c := newWalkCommitter(dir)
-	if w, err := newWatcher(); err == nil {
-		c.watch = w
+	w, err := newWatcher()
+	if err != nil {
+		c.watchErr = err
+		return c
 	}
+	c.watch = w
 	return c
 }
 
@@ -194,6 +203,9 @@ func (c *committer) round() error {
 		// watches, say): walk from now on, syncing everything once.
 		c.closeWatch()
 		clear(c.stamps)
+		if c.warn != nil {
+			c.warn("group commit: the file system watch failed; every commit round now walks the store (more CPU per round, the same guarantee)", err)
+		}
 	}
 	return c.walkRound()
 }

@@ -52,7 +52,7 @@ const fileEvents = syscall.IN_MODIFY | syscall.IN_ONESHOT | syscall.IN_DONT_FOLL
 func newWatcher() (*watcher, error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_NONBLOCK | syscall.IN_CLOEXEC)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("inotify_init1 (fs.inotify.max_user_instances): %w", err)
 	}
 	return &watcher{
 		fd:     fd,

@@ -13,6 +13,8 @@ func TestGroupCommitWatchFailureWalks(t *testing.T) {
 	write(t, filepath.Join(dir, "1.blk"), "a")
 	c := watchingCommitter(t, dir)
 	defer c.close()
+	var warned []error
+	c.warn = func(_ string, err error) { warned = append(warned, err) }
 	rec := recordSyncs(t, c)
 	wantSynced(t, "first round", rec.round(t, c), ".", "1.blk")
 	fd := c.watch.fd
@@ -24,6 +26,9 @@ func TestGroupCommitWatchFailureWalks(t *testing.T) {
 	wantSynced(t, "the round the watch failed", rec.round(t, c), ".", "1.blk")
 	if c.watch != nil {
 		t.Fatal("still watching after the watch failed")
+	}
+	if len(warned) != 1 {
+		t.Fatalf("the failure was reported %d times, want once: %v", len(warned), warned)
 	}
 	write(t, filepath.Join(dir, "2.blk"), "c")
 	got := rec.round(t, c)
