@@ -74,13 +74,7 @@ func TestGroupCommitSurvivesPowerCut(t *testing.T) {
 
 func testSurvivesPowerCut(t *testing.T, watch bool, last int) {
 	backing, mnt := t.TempDir(), t.TempDir()
-	fsys, err := lazyfs.Mount(mnt, backing, lazyfs.Options{})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("FUSE is required under CI=true: %v", err)
-		}
-		t.Skipf("FUSE not available: %v", err)
-	}
+	fsys := lazyfs.MountForTest(t, mnt, backing, lazyfs.Options{})
 	defer func() { _ = fsys.Unmount() }()
 	store := filepath.Join(mnt, "data", "jetstream")
 	p := func(rel string) string { return filepath.Join(store, filepath.FromSlash(rel)) }

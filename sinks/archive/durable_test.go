@@ -50,13 +50,7 @@ func TestWriteLocalDurable(t *testing.T) {
 // survived: every object Write returned for must be there.
 func TestLocalObjectSurvivesPowerCut(t *testing.T) {
 	backing, mnt := t.TempDir(), t.TempDir()
-	fsys, err := lazyfs.Mount(mnt, backing, lazyfs.Options{})
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("FUSE is required under CI=true: %v", err)
-		}
-		t.Skipf("FUSE not available: %v", err)
-	}
+	fsys := lazyfs.MountForTest(t, mnt, backing, lazyfs.Options{})
 	defer func() { _ = fsys.Unmount() }()
 	// The archive directory as the sink opens it: created if missing.
 	dir := filepath.Join(mnt, "data", "archive")

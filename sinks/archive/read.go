@@ -173,7 +173,13 @@ func readNDJSON(key string, rd io.Reader, fn func(line []byte) error) error {
 		return err
 	}
 	defer dr.Close()
-	sc := bufio.NewScanner(dr)
+	return eachLine(dr, fn)
+}
+
+// eachLine calls fn with each non-empty line of the NDJSON text r
+// (lines up to MaxLine).
+func eachLine(r io.Reader, fn func(line []byte) error) error {
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 256<<10), MaxLine)
 	for sc.Scan() {
 		line := sc.Bytes()

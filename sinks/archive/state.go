@@ -1,7 +1,6 @@
 package archive
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"fmt"
@@ -99,16 +98,11 @@ func scanObject(key string, body []byte) (*objectState, error) {
 	defer dr.Close()
 	st := newObjectState(64)
 	tail := &tailReader{r: dr}
-	sc := bufio.NewScanner(tail)
-	sc.Buffer(make([]byte, 0, 256<<10), MaxLine)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if len(line) == 0 {
-			continue
-		}
+	err = eachLine(tail, func(line []byte) error {
 		st.add(storedHead(&stage.Message{Data: line}))
-	}
-	if err := sc.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	if tail.n > 0 && tail.last != '\n' {
